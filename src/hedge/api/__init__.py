@@ -1,0 +1,1 @@
+"""The HTTP surface: the OpenAI-compatible endpoints clients call."""

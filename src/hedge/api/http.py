@@ -1,0 +1,74 @@
+"""Helpers shared by the HTTP endpoints: auth, bounded body reading, responses."""
+
+from __future__ import annotations
+
+import hmac
+import os
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+from hedge.errors import AuthError, HedgeError, PayloadTooLarge
+from hedge.runtime import Runtime
+
+JSON = "application/json"
+
+
+def new_request_id() -> str:
+    return "req_" + os.urandom(12).hex()
+
+
+def runtime_of(request: Request) -> Runtime:
+    rt: Runtime = request.app.state.runtime
+    return rt
+
+
+def authenticate(request: Request, runtime: Runtime) -> None:
+    """Bearer auth against the master key, compared in constant time."""
+    header = request.headers.get("authorization")
+    if header is not None:
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer":
+            token = ""
+        token = token.strip()
+    else:
+        token = request.headers.get("x-api-key", "")
+    if not token:
+        raise AuthError(
+            "You didn't provide an API key. Send it as 'Authorization: Bearer YOUR_KEY'.",
+            code="missing_api_key",
+        )
+    if not hmac.compare_digest(token.encode(), runtime.config.server.master_key.encode()):
+        raise AuthError("Incorrect API key provided.")
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """Read the body, refusing with 413 as soon as it is known to exceed ``limit`` bytes."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise _too_large(limit)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise _too_large(limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _too_large(limit: int) -> PayloadTooLarge:
+    return PayloadTooLarge(f"The request body is larger than this gateway's limit of {limit} bytes.")
+
+
+def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(orjson.dumps(data), status_code=status, headers=headers, media_type=JSON)
+
+
+def error_response(exc: HedgeError, request_id: str | None = None) -> Response:
+    headers = dict(exc.headers)
+    if request_id:
+        headers["x-hedge-request-id"] = request_id
+    return Response(exc.to_bytes(), status_code=exc.status, headers=headers, media_type=JSON)

@@ -1,0 +1,181 @@
+"""Forwarding an upstream stream to the client, chunk by chunk as it arrives.
+
+A dedicated ASGI response (rather than Starlette's ``StreamingResponse``)
+because the upstream connection must be closed on *every* exit path: normal
+end, upstream failure, and a client that disconnects, which cancels the pump
+and with it the upstream request. It also books usage and cost when the
+stream ends, and adds the cost to the final usage chunk if the client asked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable
+from typing import Any
+
+import aiohttp
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+
+from hedge.cost.pricing import cost_usd
+from hedge.errors import HedgeError, UpstreamError
+from hedge.observe.records import RequestRecord
+from hedge.providers.base import StreamTranslator, Usage
+from hedge.providers.sse import DONE, frame
+from hedge.routing.deployment import Deployment
+from hedge.transport import network_error
+
+SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
+
+
+async def first_events(
+    resp: aiohttp.ClientResponse, translator: StreamTranslator, dep: Deployment
+) -> list[bytes]:
+    """Read until the upstream produced its first event, so a failure so far can still fail over."""
+    try:
+        async for data in resp.content.iter_any():
+            events = translator.feed(data)
+            if events:
+                return events
+        events = translator.close()
+    except BaseException as exc:
+        raise network_error(dep.provider, exc) from None
+    if not events:
+        raise UpstreamError(
+            f"provider '{dep.provider}' ended the stream before sending anything",
+            status=502,
+            code="upstream_empty_stream",
+        )
+    return events
+
+
+class ChatStream(Response):
+    media_type = "text/event-stream"
+
+    def __init__(
+        self,
+        *,
+        upstream: aiohttp.ClientResponse,
+        translator: StreamTranslator,
+        first: list[bytes],
+        deployment: Deployment,
+        want_usage: bool,
+        headers: dict[str, str],
+        record: RequestRecord,
+        baseline: Any,
+        on_done: Callable[[RequestRecord], None],
+        started: float,
+    ) -> None:
+        self.status_code = 200
+        self.background = None
+        self.init_headers({**SSE_HEADERS, **headers})
+        self._upstream = upstream
+        self._translator = translator
+        self._first = first
+        self._dep = deployment
+        self._want_usage = want_usage
+        self._record = record
+        self._baseline = baseline
+        self._on_done = on_done
+        self._started = started
+        self._clean = False
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        pump = asyncio.ensure_future(self._pump(send))
+        watch = asyncio.ensure_future(_wait_disconnect(receive))
+        try:
+            await asyncio.wait((pump, watch), return_when=asyncio.FIRST_COMPLETED)
+            if not pump.done():
+                self._record.status = 499
+                self._record.error = "client disconnected"
+                pump.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await pump
+        finally:
+            watch.cancel()
+            if not pump.done():
+                pump.cancel()
+            if self._clean:
+                self._upstream.release()
+            else:
+                self._upstream.close()
+            self._finish()
+
+    async def _pump(self, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+        translator = self._translator
+        await send({"type": "http.response.body", "body": b"".join(self._first), "more_body": True})
+        self._record.ttft_ms = (time.perf_counter() - self._started) * 1000
+        try:
+            try:
+                async for data in self._upstream.content.iter_any():
+                    out = translator.feed(data)
+                    if out:
+                        await send({"type": "http.response.body", "body": b"".join(out), "more_body": True})
+                tail = translator.close()
+            except HedgeError:
+                raise
+            except (TimeoutError, aiohttp.ClientError) as exc:
+                raise network_error(self._dep.provider, exc) from None
+            if not translator.finished:
+                raise UpstreamError(
+                    f"provider '{self._dep.provider}' closed the stream before it was complete",
+                    status=502,
+                    code="upstream_stream_truncated",
+                )
+            self._clean = True
+        except HedgeError as exc:
+            # Content already reached the client: end with an error event, never a silent truncation.
+            self._record.status = exc.status
+            self._record.error = exc.message
+            await send({"type": "http.response.body", "body": frame(exc.to_dict()), "more_body": False})
+            return
+        self._book()
+        final = tail
+        if self._want_usage:
+            final.append(frame(self._usage_chunk()))
+        final.append(DONE)
+        await send({"type": "http.response.body", "body": b"".join(final), "more_body": False})
+
+    def _book(self) -> None:
+        usage = self._translator.usage
+        rec = self._record
+        rec.cost_usd = cost_usd(usage, self._dep.price)
+        if self._baseline is not None:
+            rec.baseline_cost_usd = cost_usd(usage, self._baseline)
+        if usage is not None:
+            rec.prompt_tokens = usage.prompt_tokens
+            rec.completion_tokens = usage.completion_tokens
+            rec.cached_tokens = usage.cached_tokens
+
+    def _usage_chunk(self) -> dict[str, Any]:
+        chunk = self._translator.usage_chunk
+        usage = self._translator.usage or Usage()
+        if chunk is None:
+            chunk = {
+                "id": "chatcmpl-" + self._record.request_id,
+                "object": "chat.completion.chunk",
+                "created": int(time.time()),
+                "model": self._dep.model,
+                "choices": [],
+            }
+        usage_obj = dict(chunk.get("usage") or {}) or {
+            "prompt_tokens": usage.prompt_tokens,
+            "completion_tokens": usage.completion_tokens,
+            "total_tokens": usage.total_tokens,
+        }
+        usage_obj["hedge_cost_usd"] = round(self._record.cost_usd, 10)
+        return {**chunk, "usage": usage_obj}
+
+    def _finish(self) -> None:
+        self._record.latency_ms = (time.perf_counter() - self._started) * 1000
+        self._on_done(self._record)
+
+
+async def _wait_disconnect(receive: Receive) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return

@@ -1,0 +1,120 @@
+"""The ``hedge`` command: serve, mock, demo."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from hedge.config import ConfigError, load_config
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(f"hedge: config error: {exc}", file=sys.stderr)
+        return 2
+    host = args.host or config.server.host
+    port = args.port if args.port is not None else config.server.port
+    common = {"host": host, "port": port, "log_level": args.log_level, "access_log": False}
+    if args.workers > 1:
+        # Workers are separate processes: each re-reads the (already validated) file.
+        os.environ["HEDGE_CONFIG"] = str(Path(args.config).resolve())
+        uvicorn.run("hedge.api.app:app_from_env", factory=True, workers=args.workers, **common)
+    else:
+        from hedge.api.app import create_app
+
+        uvicorn.run(create_app(config), **common)
+    return 0
+
+
+def _mock(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from hedge.mock.server import STYLES, create_mock_app
+    from hedge.mock.state import Knobs
+
+    if args.style not in STYLES:
+        print(
+            f"hedge: mock style {args.style!r} is not available (have: {', '.join(STYLES)})", file=sys.stderr
+        )
+        return 2
+    if not 0.0 <= args.fail_rate <= 1.0:
+        print("hedge: --fail-rate must be between 0 and 1", file=sys.stderr)
+        return 2
+    knobs = Knobs(
+        latency_ms=args.latency_ms,
+        fail_rate=args.fail_rate,
+        fail_status=args.fail_status,
+        fail_mode=args.fail_mode,
+        retry_after=args.retry_after,
+        api_key=args.api_key,
+        quirks=list(args.quirk or []),
+    )
+    app = create_mock_app(args.style, knobs, args.seed)
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=False)
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from hedge.demo import run_demo
+
+    return run_demo(requests=args.requests, concurrency=args.concurrency)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hedge", description="Hedge: an OpenAI-compatible LLM gateway.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the gateway")
+    serve.add_argument("--config", required=True, help="YAML config file")
+    serve.add_argument("--host", help="bind address (default: server.host in the config)")
+    serve.add_argument("--port", type=int, help="port (default: server.port in the config)")
+    serve.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    serve.set_defaults(func=_serve)
+
+    mock = sub.add_parser("mock", help="run a local mock upstream speaking a provider's wire format")
+    mock.add_argument("--style", default="openai", help="wire format: openai")
+    mock.add_argument("--host", default="127.0.0.1")
+    mock.add_argument("--port", type=int, default=9101)
+    mock.add_argument(
+        "--latency-ms", type=float, default=0.0, help="latency per request, spread over a stream"
+    )
+    mock.add_argument("--fail-rate", type=float, default=0.0, help="share of requests that fail (0..1)")
+    mock.add_argument("--fail-status", type=int, default=500, help="HTTP status of injected failures")
+    mock.add_argument(
+        "--fail-mode",
+        default="status",
+        choices=["status", "disconnect", "hang"],
+        help="how a failure looks: an error status, a stream cut mid-way, or no answer at all",
+    )
+    mock.add_argument("--retry-after", type=float, default=1.0, help="Retry-After seconds sent with 429")
+    mock.add_argument("--seed", type=int, default=None, help="seed for the failure draw (reproducible runs)")
+    mock.add_argument("--api-key", default=None, help="require exactly this key (default: any non-empty key)")
+    mock.add_argument("--quirk", action="append", help="reproduce a known incompatibility (repeatable)")
+    mock.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
+    mock.set_defaults(func=_mock)
+
+    demo = sub.add_parser("demo", help="run mock providers and the gateway in-process and drive traffic")
+    demo.add_argument("--requests", type=int, default=300)
+    demo.add_argument("--concurrency", type=int, default=16)
+    demo.set_defaults(func=_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    code: int = args.func(args)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,197 @@
+"""Configuration: YAML with ``${ENV}`` interpolation, validated into typed models.
+
+The file is parsed once at start-up. Any problem stops start-up with one line
+that names the file, the path inside it and what is wrong, e.g.::
+
+    hedge.yaml: models.chat.deployments[1].provider: unknown provider 'premuim' (known: cheap, premium)
+
+Models forbid unknown keys, so a typo is an error rather than a silently
+ignored setting.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+_ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+Style = Literal["openai", "anthropic", "gemini"]
+
+
+class ConfigError(Exception):
+    """A configuration problem, already formatted as one line for the operator."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Price(_Strict):
+    """USD per million tokens."""
+
+    input: float = Field(0.0, ge=0)
+    output: float = Field(0.0, ge=0)
+    cached_input: float | None = Field(None, ge=0)
+
+
+class Timeouts(_Strict):
+    """Seconds. ``read`` is the longest silence between bytes, so it also bounds time to first token."""
+
+    connect: float = Field(10.0, gt=0)
+    read: float = Field(120.0, gt=0)
+    total: float = Field(600.0, gt=0)
+
+
+class ServerConfig(_Strict):
+    master_key: str = Field(min_length=1)
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+    max_body_bytes: int = Field(10 * 1024 * 1024, gt=0)
+
+
+class ProviderConfig(_Strict):
+    style: Style
+    base_url: str
+    api_key: str | None = None
+    headers: dict[str, str] = Field(default_factory=dict)
+    timeout: Timeouts = Timeouts()
+    max_connections: int = Field(1000, ge=1)
+
+    @field_validator("base_url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError(f"must start with http:// or https://, got {value!r}")
+        return value.rstrip("/")
+
+
+class DeploymentConfig(_Strict):
+    provider: str
+    model: str = Field(min_length=1)
+    weight: float = Field(1.0, ge=0)
+    price: Price = Price()
+
+
+class ModelConfig(_Strict):
+    strategy: Literal["weighted", "ordered"] = "weighted"
+    deployments: list[DeploymentConfig] = Field(min_length=1)
+    baseline: str | None = None
+    """Another alias whose first deployment's price is the yardstick for savings."""
+
+
+class Config(_Strict):
+    server: ServerConfig
+    providers: dict[str, ProviderConfig] = Field(min_length=1)
+    models: dict[str, ModelConfig] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _references(self) -> Config:
+        known = ", ".join(sorted(self.providers))
+        for alias, model in self.models.items():
+            for i, dep in enumerate(model.deployments):
+                if dep.provider not in self.providers:
+                    raise _PathError(
+                        f"models.{alias}.deployments[{i}].provider",
+                        f"unknown provider {dep.provider!r} (known: {known})",
+                    )
+            if model.baseline is not None and model.baseline not in self.models:
+                raise _PathError(f"models.{alias}.baseline", f"unknown model alias {model.baseline!r}")
+        return self
+
+
+class _PathError(ValueError):
+    def __init__(self, path: str, problem: str) -> None:
+        super().__init__(problem)
+        self.path = path
+        self.problem = problem
+
+
+def interpolate(value: Any, env: Mapping[str, str], path: str = "") -> Any:
+    """Replace ``${VAR}`` and ``${VAR:-default}`` in every string of a parsed YAML tree."""
+    if isinstance(value, str):
+
+        def sub(match: re.Match[str]) -> str:
+            name, default = match.group(1), match.group(2)
+            if name in env and env[name] != "":
+                return env[name]
+            if default is not None:
+                return default
+            raise _PathError(path or "<root>", f"environment variable {name} is not set and has no default")
+
+        return _ENV_RE.sub(sub, value)
+    if isinstance(value, dict):
+        return {k: interpolate(v, env, _join(path, str(k))) for k, v in value.items()}
+    if isinstance(value, list):
+        return [interpolate(v, env, f"{path}[{i}]") for i, v in enumerate(value)]
+    return value
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+def _loc_to_path(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out = _join(out, part)
+    return out or "<root>"
+
+
+def _describe(err: Mapping[str, Any]) -> str:
+    kind = err.get("type")
+    if kind == "missing":
+        return "missing required key"
+    if kind == "extra_forbidden":
+        return "unknown key"
+    msg = str(err.get("msg", "invalid value"))
+    return msg.removeprefix("Value error, ")
+
+
+def parse_config(data: Any, source: str = "<config>", env: Mapping[str, str] | None = None) -> Config:
+    """Validate an already-parsed YAML tree; raise :class:`ConfigError` with one line on failure."""
+    env = os.environ if env is None else env
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: the top level must be a mapping with server, providers and models")
+    try:
+        expanded = interpolate(data, env)
+        return Config.model_validate(expanded)
+    except _PathError as exc:
+        raise ConfigError(f"{source}: {exc.path}: {exc.problem}") from None
+    except ValidationError as exc:
+        errors = exc.errors()
+        first = errors[0]
+        ctx_error = (first.get("ctx") or {}).get("error")
+        if isinstance(ctx_error, _PathError):
+            line = f"{source}: {ctx_error.path}: {ctx_error.problem}"
+        else:
+            line = f"{source}: {_loc_to_path(tuple(first['loc']))}: {_describe(first)}"
+        if len(errors) > 1:
+            line += f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})"
+        raise ConfigError(line) from None
+
+
+def load_config(path: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> Config:
+    """Read, interpolate and validate a YAML config file."""
+    source = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{source}: cannot read file: {exc.strerror or exc}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+        raise ConfigError(f"{source}: {where}invalid YAML: {problem}") from None
+    return parse_config(data, source, env)

@@ -1,0 +1,1 @@
+"""Money: what a request cost, and what it would have cost elsewhere."""

@@ -1,0 +1,190 @@
+"""``hedge demo``: the whole gateway on one machine, no keys, no network.
+
+Starts two mock providers (a cheap open-weight host and a premium one) and the
+gateway in this process, drives a few hundred requests through the gateway's
+HTTP surface (streaming and not), and prints what they cost against sending
+everything to the premium model.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import time
+from typing import Any
+
+import aiohttp
+import orjson
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from hedge.api.app import create_app
+from hedge.config import parse_config
+from hedge.mock.server import create_mock_app
+from hedge.mock.state import Knobs
+from hedge.netutil import free_port, serve_in_loop
+from hedge.observe.records import Aggregator
+from hedge.runtime import Runtime
+
+MASTER_KEY = "sk-hedge-demo"
+
+PROMPTS = [
+    "Summarise the quarterly report in three bullet points.",
+    "Translate 'good morning, how are you today?' into French.",
+    "Write a haiku about cost control for cloud inference.",
+    "Classify this ticket: my invoice shows the wrong currency and the total is off by a few cents.",
+    "Extract the names: Alice met Bob and Carol at the Zurich office on Monday.",
+    "Explain in one paragraph why weighted routing lowers the cost of a high-volume summarisation task.",
+    "Draft a polite reply declining the meeting, suggesting next Thursday afternoon instead.",
+    "What is 17 times 23? Answer with the number only.",
+]
+
+
+def demo_config(cheap_port: int, premium_port: int) -> dict[str, Any]:
+    return {
+        "server": {"master_key": MASTER_KEY},
+        "providers": {
+            "cheap": {"style": "openai", "base_url": f"http://127.0.0.1:{cheap_port}/v1", "api_key": "sk-a"},
+            "premium": {
+                "style": "openai",
+                "base_url": f"http://127.0.0.1:{premium_port}/v1",
+                "api_key": "sk-b",
+            },
+        },
+        "models": {
+            "chat": {
+                "strategy": "weighted",
+                "baseline": "premium",
+                "deployments": [
+                    {
+                        "provider": "cheap",
+                        "model": "qwen2.5-72b-instruct",
+                        "weight": 80,
+                        "price": {"input": 0.35, "output": 0.40},
+                    },
+                    {
+                        "provider": "premium",
+                        "model": "gpt-4o",
+                        "weight": 20,
+                        "price": {"input": 2.5, "output": 10.0},
+                    },
+                ],
+            },
+            "premium": {
+                "deployments": [
+                    {"provider": "premium", "model": "gpt-4o", "price": {"input": 2.5, "output": 10.0}}
+                ]
+            },
+        },
+    }
+
+
+async def _one(session: aiohttp.ClientSession, url: str, rng: random.Random) -> bool:
+    prompt = rng.choice(PROMPTS) * rng.randint(1, 4)
+    body = {
+        "model": "chat",
+        "messages": [
+            {"role": "system", "content": "You are a concise assistant."},
+            {"role": "user", "content": prompt},
+        ],
+        "max_tokens": rng.choice([16, 64, 256]),
+    }
+    if rng.random() < 0.3:
+        body["stream"] = True
+        body["stream_options"] = {"include_usage": True}
+    async with session.post(url, data=orjson.dumps(body)) as resp:
+        await resp.read()
+        return resp.status == 200
+
+
+async def _drive(base: str, total: int, concurrency: int, console: Console) -> tuple[int, float]:
+    rng = random.Random(7)
+    failures = 0
+    queue: asyncio.Queue[int] = asyncio.Queue()
+    for i in range(total):
+        queue.put_nowait(i)
+    headers = {"authorization": f"Bearer {MASTER_KEY}", "content-type": "application/json"}
+    started = time.perf_counter()
+    with Progress(
+        TextColumn("[bold]driving traffic"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    ) as progress:
+        task = progress.add_task("requests", total=total)
+        async with aiohttp.ClientSession(headers=headers) as session:
+
+            async def worker() -> None:
+                nonlocal failures
+                while not queue.empty():
+                    queue.get_nowait()
+                    ok = await _one(session, f"{base}/v1/chat/completions", rng)
+                    failures += not ok
+                    progress.advance(task)
+
+            await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return failures, time.perf_counter() - started
+
+
+async def _run(requests: int, concurrency: int, console: Console) -> int:
+    ports = [free_port() for _ in range(3)]
+    cheap, premium, gateway = ports
+    config = parse_config(demo_config(cheap, premium), "<demo>")
+    runtime = Runtime(config)
+    totals = Aggregator()
+    runtime.sinks.append(totals)
+    async with contextlib.AsyncExitStack() as stack:
+        await stack.enter_async_context(serve_in_loop(create_mock_app("openai", Knobs(latency_ms=20)), cheap))
+        await stack.enter_async_context(
+            serve_in_loop(create_mock_app("openai", Knobs(latency_ms=40)), premium)
+        )
+        await stack.enter_async_context(serve_in_loop(create_app(config, runtime), gateway))
+        console.print(
+            f"[bold]Hedge demo[/]: gateway on http://127.0.0.1:{gateway}/v1, mock providers "
+            f"'cheap' (:{cheap}) and 'premium' (:{premium}); alias 'chat' splits 80/20."
+        )
+        failures, elapsed = await _drive(f"http://127.0.0.1:{gateway}", requests, concurrency, console)
+
+    table = Table(title=f"{requests} requests in {elapsed:.1f}s through alias 'chat'")
+    for col in ("provider", "requests", "errors", "input tokens", "output tokens", "cost (USD)"):
+        table.add_column(col, justify="left" if col == "provider" else "right")
+    for name, t in sorted(totals.by_provider.items()):
+        table.add_row(
+            name,
+            str(t.requests),
+            str(t.errors),
+            str(t.prompt_tokens),
+            str(t.completion_tokens),
+            f"{t.cost_usd:.6f}",
+        )
+    all_t = totals.total
+    table.add_section()
+    table.add_row(
+        "total",
+        str(all_t.requests),
+        str(all_t.errors),
+        str(all_t.prompt_tokens),
+        str(all_t.completion_tokens),
+        f"{all_t.cost_usd:.6f}",
+    )
+    console.print(table)
+    base = all_t.baseline_cost_usd
+    saved = base - all_t.cost_usd
+    share = (saved / base * 100) if base else 0.0
+    console.print(
+        f"Had every request gone to the premium model (gpt-4o) it would have cost [bold]{base:.6f} USD[/]; "
+        f"the hedge cost [bold]{all_t.cost_usd:.6f} USD[/], "
+        f"saving [bold green]{saved:.6f} USD ({share:.1f}%)[/]."
+    )
+    if failures:
+        console.print(f"[red]{failures} requests failed[/]")
+    return 1 if failures else 0
+
+
+def run_demo(requests: int = 300, concurrency: int = 16) -> int:
+    console = Console()
+    return asyncio.run(_run(requests, concurrency, console))

@@ -1,0 +1,114 @@
+"""Errors that reach clients, always in OpenAI's shape.
+
+Every failure a client can see is a :class:`HedgeError`: it carries the HTTP
+status and the four fields of OpenAI's error object, so the HTTP layer renders
+all of them the same way and the official SDKs raise the matching exception
+class (``BadRequestError``, ``AuthenticationError``, ``NotFoundError`` ...).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+
+class HedgeError(Exception):
+    """A client-visible error: HTTP status plus OpenAI's ``error`` object."""
+
+    status: int = 500
+    type: str = "server_error"
+    code: str | None = None
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        type: str | None = None,
+        code: str | None = None,
+        param: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        if status is not None:
+            self.status = status
+        if type is not None:
+            self.type = type
+        if code is not None:
+            self.code = code
+        self.param = param
+        self.headers = headers or {}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
+
+    def to_bytes(self) -> bytes:
+        return orjson.dumps(self.to_dict())
+
+
+class InvalidRequest(HedgeError):
+    status = 400
+    type = "invalid_request_error"
+
+
+class AuthError(HedgeError):
+    status = 401
+    type = "invalid_request_error"
+    code = "invalid_api_key"
+
+
+class PermissionDenied(HedgeError):
+    status = 403
+    type = "permission_error"
+
+
+class NotFound(HedgeError):
+    status = 404
+    type = "invalid_request_error"
+    code = "model_not_found"
+
+
+class PayloadTooLarge(HedgeError):
+    status = 413
+    type = "invalid_request_error"
+    code = "request_too_large"
+
+
+class UpstreamError(HedgeError):
+    """An upstream provider failed; ``retryable`` tells resilience whether another try may help.
+
+    ``upstream_status`` keeps the provider's own status for logs and routing
+    decisions, while ``status`` is what the client sees (a 5xx from a provider
+    becomes a 502 from the gateway; a 4xx caused by the request is passed on).
+    """
+
+    status = 502
+    type = "upstream_error"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int = 502,
+        upstream_status: int | None = None,
+        retryable: bool = True,
+        retry_after: float | None = None,
+        type: str | None = None,
+        code: str | None = None,
+        param: str | None = None,
+    ) -> None:
+        headers: dict[str, str] = {}
+        if retry_after is not None:
+            headers["retry-after"] = str(max(0, round(retry_after)))
+        super().__init__(message, status=status, type=type, code=code, param=param, headers=headers)
+        self.upstream_status = upstream_status
+        self.retryable = retryable
+        self.retry_after = retry_after
+
+
+class NoDeploymentAvailable(HedgeError):
+    status = 503
+    type = "service_unavailable"
+    code = "no_deployment_available"

@@ -1,0 +1,1 @@
+"""Local mock upstreams that speak the real provider wire formats (``hedge mock``)."""

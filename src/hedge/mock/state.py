@@ -1,0 +1,87 @@
+"""State shared by every mock style: behaviour knobs, fault injection and counters.
+
+Knobs can be changed at run time with ``POST /_mock/config`` so a test can make
+a running upstream slow, flaky or down without restarting it; ``GET
+/_mock/stats`` shows what the mock received (including the last request body
+and headers, so tests can check what the gateway really sent).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+from starlette.requests import Request
+
+FailMode = Literal["status", "disconnect", "hang"]
+
+
+@dataclass(slots=True)
+class Knobs:
+    latency_ms: float = 0.0
+    fail_rate: float = 0.0
+    fail_status: int = 500
+    fail_mode: FailMode = "status"
+    retry_after: float = 1.0
+    api_key: str | None = None
+    quirks: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class Stats:
+    requests: int = 0
+    failures_injected: int = 0
+    streams_started: int = 0
+    streams_completed: int = 0
+    streams_cancelled: int = 0
+    by_path: dict[str, int] = field(default_factory=dict)
+    last_body: Any = None
+    last_headers: dict[str, str] = field(default_factory=dict)
+
+
+class MockState:
+    def __init__(self, style: str, knobs: Knobs, seed: int | None = None) -> None:
+        self.style = style
+        self.knobs = knobs
+        self.stats = Stats()
+        self._seed = seed
+        self.rng = random.Random(seed)
+
+    def reset(self) -> None:
+        self.stats = Stats()
+        self.rng = random.Random(self._seed)
+
+    def configure(self, changes: dict[str, Any]) -> None:
+        for key, value in changes.items():
+            if key not in Knobs.__slots__:
+                raise ValueError(f"unknown mock setting {key!r}")
+            setattr(self.knobs, key, value)
+        if "seed" in changes:
+            self.rng = random.Random(changes["seed"])
+
+    def note(self, request: Request, body: Any) -> None:
+        s = self.stats
+        s.requests += 1
+        s.by_path[request.url.path] = s.by_path.get(request.url.path, 0) + 1
+        s.last_body = body
+        s.last_headers = dict(request.headers)
+
+    def should_fail(self) -> bool:
+        rate = self.knobs.fail_rate
+        if rate > 0 and (rate >= 1 or self.rng.random() < rate):
+            self.stats.failures_injected += 1
+            return True
+        return False
+
+    def quirk(self, name: str) -> bool:
+        return name in self.knobs.quirks
+
+    async def delay(self, fraction: float = 1.0) -> None:
+        ms = self.knobs.latency_ms * fraction
+        if ms > 0:
+            await asyncio.sleep(ms / 1000.0)
+
+    def snapshot(self) -> dict[str, Any]:
+        return {"style": self.style, "knobs": asdict(self.knobs), "stats": asdict(self.stats)}

@@ -1,0 +1,1 @@
+"""Seeing what happened: per-request records and aggregates."""

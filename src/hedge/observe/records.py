@@ -1,0 +1,60 @@
+"""One record per request: the unit the ledger, metrics and the demo all consume."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+
+@dataclass(slots=True)
+class RequestRecord:
+    request_id: str
+    endpoint: str
+    alias: str
+    provider: str | None = None
+    model: str | None = None
+    status: int = 200
+    stream: bool = False
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0
+    cost_usd: float = 0.0
+    baseline_cost_usd: float | None = None
+    latency_ms: float = 0.0
+    ttft_ms: float | None = None
+    attempts: int = 0
+    error: str | None = None
+    started_at: float = field(default_factory=time.time)
+
+
+Sink = Callable[[RequestRecord], None]
+
+
+@dataclass(slots=True)
+class Totals:
+    requests: int = 0
+    errors: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float = 0.0
+    baseline_cost_usd: float = 0.0
+
+
+class Aggregator:
+    """In-memory totals per provider; cheap enough to sit on the request path."""
+
+    def __init__(self) -> None:
+        self.by_provider: dict[str, Totals] = {}
+        self.total = Totals()
+
+    def __call__(self, rec: RequestRecord) -> None:
+        for t in (self.by_provider.setdefault(rec.provider or "-", Totals()), self.total):
+            t.requests += 1
+            t.errors += rec.status >= 400
+            t.prompt_tokens += rec.prompt_tokens
+            t.completion_tokens += rec.completion_tokens
+            t.cost_usd += rec.cost_usd
+            t.baseline_cost_usd += (
+                rec.baseline_cost_usd if rec.baseline_cost_usd is not None else rec.cost_usd
+            )

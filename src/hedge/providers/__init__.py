@@ -1,0 +1,19 @@
+"""Provider adapters, one module per wire format, looked up by the ``style`` in config."""
+
+from __future__ import annotations
+
+from hedge.config import ProviderConfig
+from hedge.providers.base import Adapter
+from hedge.providers.openai import OpenAIAdapter
+
+ADAPTERS: dict[str, type[Adapter]] = {
+    OpenAIAdapter.style: OpenAIAdapter,
+}
+
+
+def make_adapter(name: str, config: ProviderConfig) -> Adapter:
+    try:
+        cls = ADAPTERS[config.style]
+    except KeyError:
+        raise ValueError(f"provider '{name}': style '{config.style}' is not implemented yet") from None
+    return cls(name, config)

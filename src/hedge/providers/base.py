@@ -1,0 +1,136 @@
+"""The one interface every wire format implements.
+
+The gateway speaks OpenAI chat completions to clients. A provider *adapter*
+translates one request into its upstream wire format, and translates the
+answer back: a whole JSON body, a stream chunk by chunk, or an error. The
+adapter reports the token usage it saw, so cost falls out of translation with
+no second parse. Adapters know nothing of routing, retries or money.
+
+Translation must be idempotent on the original body: a retry on another
+deployment translates the same client body again, so adapters never mutate it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Protocol
+
+from hedge.config import ProviderConfig
+
+
+@dataclass(slots=True)
+class Usage:
+    """Token counts in OpenAI's terms; ``cached_tokens`` is the part of the prompt read from cache."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0
+    cache_write_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    @classmethod
+    def from_openai(cls, data: Any) -> Usage | None:
+        if not isinstance(data, dict):
+            return None
+        details = data.get("prompt_tokens_details") or {}
+        return cls(
+            prompt_tokens=int(data.get("prompt_tokens") or 0),
+            completion_tokens=int(data.get("completion_tokens") or 0),
+            cached_tokens=int((details.get("cached_tokens") if isinstance(details, dict) else 0) or 0),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What a provider can honour, so a request is never silently changed in meaning.
+
+    The gateway compares a request against this table before translation and,
+    per the provider's policy, rejects the request (400) or drops the
+    parameter (and says so in ``x-hedge-dropped-params``).
+    """
+
+    tools: bool = True
+    parallel_tool_calls: bool = True
+    vision: bool = True
+    json_mode: bool = True
+    json_schema: bool = True
+    max_stop_sequences: int = 4
+    n: bool = True
+    """``n`` > 1 (several choices)."""
+    logprobs: bool = True
+    seed: bool = True
+    penalties: bool = True
+    """``presence_penalty`` / ``frequency_penalty``."""
+    logit_bias: bool = True
+    embeddings: bool = True
+
+
+@dataclass(slots=True)
+class UpstreamRequest:
+    """A fully built HTTP request for a provider: the transport only sends it."""
+
+    url: str
+    body: bytes
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class Translated:
+    """A whole (non-streaming) answer in OpenAI format, with the usage it reported."""
+
+    body: bytes
+    usage: Usage | None
+
+
+class StreamTranslator(Protocol):
+    """Turns upstream stream bytes into OpenAI SSE events, incrementally.
+
+    ``feed`` takes raw bytes as they arrive (event boundaries may fall
+    anywhere) and returns complete ``data: {...}\\n\\n`` events ready to send.
+    The usage-only chunk and ``data: [DONE]`` are never returned: the gateway
+    decides whether the client gets usage (and adds the cost to it) and ends
+    the stream itself. ``usage_chunk`` holds that final chunk as a dict.
+    """
+
+    usage: Usage | None
+    usage_chunk: dict[str, Any] | None
+    finished: bool
+    """True once the upstream signalled a normal end of stream."""
+
+    def feed(self, data: bytes) -> list[bytes]: ...
+
+    def close(self) -> list[bytes]:
+        """Called at upstream EOF; returns any events still buffered."""
+        ...
+
+
+class Adapter(Protocol):
+    """Translation between OpenAI chat completions and one provider wire format."""
+
+    style: ClassVar[str]
+    capabilities: ClassVar[Capabilities]
+
+    def __init__(self, name: str, config: ProviderConfig) -> None: ...
+
+    def chat_request(
+        self, body: dict[str, Any], model: str, stream: bool, want_usage: bool
+    ) -> UpstreamRequest:
+        """Build the upstream request for a client's chat body (never mutate ``body``)."""
+        ...
+
+    def chat_response(self, raw: bytes) -> Translated:
+        """Translate a successful upstream body into an OpenAI chat completion."""
+        ...
+
+    def stream_translator(self, model: str, want_usage: bool) -> StreamTranslator: ...
+
+    def embeddings_request(self, body: dict[str, Any], model: str) -> UpstreamRequest: ...
+
+    def embeddings_response(self, raw: bytes) -> Translated: ...
+
+    def error(self, status: int, headers: dict[str, str], raw: bytes) -> Exception:
+        """Translate an upstream error response into an :class:`~hedge.errors.UpstreamError`."""
+        ...

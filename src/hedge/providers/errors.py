@@ -1,0 +1,99 @@
+"""Map an upstream failure to what the client should see, and whether a retry may help.
+
+Shared by every adapter: each extracts the provider's message, type and code
+from its own error body, then calls :func:`upstream_error` for the status policy.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import time
+from collections.abc import Mapping
+
+from hedge.errors import UpstreamError
+
+# Errors caused by the request itself: pass the status on, never retry elsewhere.
+_CLIENT_FAULT = {400, 413, 415, 422}
+
+
+def parse_retry_after(headers: Mapping[str, str]) -> float | None:
+    """Seconds to wait, from ``retry-after-ms`` or ``retry-after`` (seconds or an HTTP date)."""
+    ms = headers.get("retry-after-ms")
+    if ms:
+        try:
+            return max(0.0, float(ms) / 1000.0)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def upstream_error(
+    provider: str,
+    status: int,
+    headers: Mapping[str, str],
+    message: str | None,
+    *,
+    type: str | None = None,
+    code: str | None = None,
+    param: str | None = None,
+) -> UpstreamError:
+    """Build the client-facing error for an upstream HTTP error status."""
+    detail = message or "no error message"
+    retry_after = parse_retry_after(headers)
+    if status in _CLIENT_FAULT:
+        return UpstreamError(
+            detail,
+            status=status,
+            upstream_status=status,
+            retryable=False,
+            type=type or "invalid_request_error",
+            code=code,
+            param=param,
+        )
+    if status == 429:
+        return UpstreamError(
+            f"provider '{provider}' is rate limiting requests (429): {detail}",
+            status=429,
+            upstream_status=429,
+            retry_after=retry_after,
+            type="rate_limit_error",
+            code=code or "rate_limit_exceeded",
+        )
+    if status in (401, 403):
+        text = f"provider '{provider}' rejected the gateway's credentials ({status}): {detail}"
+        return UpstreamError(text, status=502, upstream_status=status, code="upstream_auth_error")
+    if status in (408, 504):
+        return UpstreamError(
+            f"provider '{provider}' timed out ({status}): {detail}",
+            status=504,
+            upstream_status=status,
+            retry_after=retry_after,
+            type="timeout_error",
+            code="upstream_timeout",
+        )
+    if status in (503, 529):
+        return UpstreamError(
+            f"provider '{provider}' is unavailable or overloaded ({status}): {detail}",
+            status=503,
+            upstream_status=status,
+            retry_after=retry_after,
+            code="upstream_unavailable",
+        )
+    return UpstreamError(
+        f"provider '{provider}' failed ({status}): {detail}",
+        status=502,
+        upstream_status=status,
+        retry_after=retry_after,
+        code="upstream_error",
+    )

@@ -1,0 +1,187 @@
+"""OpenAI-compatible upstreams (OpenAI, DeepSeek, Mistral, Together, Groq, vLLM, Ollama ...).
+
+The client already speaks this format, so translation is nearly the identity:
+the body is passed through with every unknown parameter untouched, only
+``model`` is replaced by the deployment's upstream model, and streams are
+forced to report usage so the request can be priced. Stream events are
+forwarded as the upstream framed them; a chunk is re-encoded only when it must
+change (the usage fields the client did not ask for).
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import orjson
+
+from hedge.config import ProviderConfig
+from hedge.errors import UpstreamError
+from hedge.providers.base import Capabilities, Translated, UpstreamRequest, Usage
+from hedge.providers.errors import upstream_error
+from hedge.providers.sse import SSEParser, frame
+
+
+class OpenAIAdapter:
+    style: ClassVar[str] = "openai"
+    capabilities: ClassVar[Capabilities] = Capabilities()
+
+    def __init__(self, name: str, config: ProviderConfig) -> None:
+        self.name = name
+        self.config = config
+        self.base_url = config.base_url
+        headers = {"content-type": "application/json", "accept": "application/json"}
+        if config.api_key:
+            headers["authorization"] = f"Bearer {config.api_key}"
+        headers.update(config.headers)
+        self._headers = headers
+
+    def chat_request(
+        self, body: dict[str, Any], model: str, stream: bool, want_usage: bool
+    ) -> UpstreamRequest:
+        out = dict(body)
+        out.pop("hedge", None)
+        out["model"] = model
+        if stream:
+            options = dict(out.get("stream_options") or {})
+            options["include_usage"] = True
+            out["stream_options"] = options
+        return UpstreamRequest(f"{self.base_url}/chat/completions", orjson.dumps(out), self._headers)
+
+    def chat_response(self, raw: bytes) -> Translated:
+        data = _load_object(raw, self.name)
+        if "choices" not in data:
+            raise self._error_from_body(data, 200)
+        return Translated(raw, Usage.from_openai(data.get("usage")))
+
+    def stream_translator(self, model: str, want_usage: bool) -> OpenAIStream:
+        return OpenAIStream(self.name, want_usage)
+
+    def embeddings_request(self, body: dict[str, Any], model: str) -> UpstreamRequest:
+        out = dict(body)
+        out.pop("hedge", None)
+        out["model"] = model
+        return UpstreamRequest(f"{self.base_url}/embeddings", orjson.dumps(out), self._headers)
+
+    def embeddings_response(self, raw: bytes) -> Translated:
+        data = _load_object(raw, self.name)
+        if "data" not in data:
+            raise self._error_from_body(data, 200)
+        return Translated(raw, Usage.from_openai(data.get("usage")))
+
+    def error(self, status: int, headers: dict[str, str], raw: bytes) -> UpstreamError:
+        try:
+            data = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            data = None
+        if isinstance(data, dict):
+            return self._error_from_body(data, status, headers)
+        text = raw[:300].decode("utf-8", "replace").strip() or None
+        return upstream_error(self.name, status, headers, text)
+
+    def _error_from_body(
+        self, data: dict[str, Any], status: int, headers: dict[str, str] | None = None
+    ) -> UpstreamError:
+        err = data.get("error")
+        if isinstance(err, dict):
+            message = err.get("message")
+            etype, code, param = err.get("type"), err.get("code"), err.get("param")
+        else:
+            message = err if isinstance(err, str) else None
+            etype = code = param = None
+        if status == 200:
+            # Some "compatible" servers report errors with a 200 status: never treat that as success.
+            message = f"provider '{self.name}' answered 200 without a completion: {message or data}"
+            return UpstreamError(
+                str(message)[:500], status=502, upstream_status=200, code="upstream_bad_response"
+            )
+        return upstream_error(
+            self.name,
+            status,
+            headers or {},
+            str(message) if message is not None else None,
+            type=str(etype) if etype else None,
+            code=str(code) if code is not None else None,
+            param=str(param) if param is not None else None,
+        )
+
+
+class OpenAIStream:
+    """Pass-through of an OpenAI SSE stream that captures (and hides, when unasked) usage."""
+
+    __slots__ = ("_parser", "_provider", "_want_usage", "finished", "usage", "usage_chunk")
+
+    def __init__(self, provider: str, want_usage: bool) -> None:
+        self._parser = SSEParser()
+        self._provider = provider
+        self._want_usage = want_usage
+        self.usage: Usage | None = None
+        self.usage_chunk: dict[str, Any] | None = None
+        self.finished = False
+
+    def feed(self, data: bytes) -> list[bytes]:
+        return self._handle(self._parser.feed(data))
+
+    def close(self) -> list[bytes]:
+        return self._handle(self._parser.close())
+
+    def _handle(self, events: list[Any]) -> list[bytes]:
+        out: list[bytes] = []
+        for ev in events:
+            payload: bytes = ev.data
+            if payload == b"[DONE]":
+                self.finished = True
+                continue
+            if ev.event == b"error" or payload.startswith(b'{"error"'):
+                raise self._stream_error(payload)
+            if b'"usage"' not in payload:
+                out.append(ev.raw if ev.event is None else b"data: " + payload + b"\n\n")
+                continue
+            chunk = _load_object(payload, self._provider)
+            if "error" in chunk and "choices" not in chunk:
+                raise self._stream_error(payload)
+            usage = chunk.get("usage")
+            if isinstance(usage, dict):
+                self.usage = Usage.from_openai(usage)
+                if not chunk.get("choices"):
+                    self.usage_chunk = chunk
+                    continue
+                # A chunk carrying both content and usage: send the content, keep the usage for the end.
+                self.usage_chunk = {**chunk, "choices": []}
+            if not self._want_usage:
+                chunk.pop("usage", None)
+                out.append(frame(chunk))
+            elif isinstance(usage, dict):
+                chunk["usage"] = None
+                out.append(frame(chunk))
+            else:
+                out.append(ev.raw if ev.event is None else b"data: " + payload + b"\n\n")
+        return out
+
+    def _stream_error(self, payload: bytes) -> UpstreamError:
+        try:
+            data = orjson.loads(payload)
+        except orjson.JSONDecodeError:
+            data = {}
+        err = data.get("error") if isinstance(data, dict) else None
+        message = err.get("message") if isinstance(err, dict) else str(err or payload[:200])
+        return UpstreamError(
+            f"provider '{self._provider}' failed mid-stream: {message}",
+            status=502,
+            code="upstream_stream_error",
+        )
+
+
+def _load_object(raw: bytes, provider: str) -> dict[str, Any]:
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise UpstreamError(
+            f"provider '{provider}' sent a body that is not JSON: {raw[:120]!r}",
+            status=502,
+            code="upstream_bad_response",
+        ) from None
+    if not isinstance(data, dict):
+        raise UpstreamError(
+            f"provider '{provider}' sent JSON that is not an object", status=502, code="upstream_bad_response"
+        )
+    return data

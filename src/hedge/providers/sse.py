@@ -1,0 +1,83 @@
+"""Incremental Server-Sent Events parsing and framing.
+
+Upstream bytes arrive in arbitrary pieces; :class:`SSEParser` returns whole
+events as they complete, keeping each event's raw bytes so an OpenAI-style
+stream can be forwarded without re-encoding.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import orjson
+
+DONE = b"data: [DONE]\n\n"
+
+
+@dataclass(slots=True)
+class Event:
+    data: bytes
+    event: bytes | None
+    raw: bytes
+
+
+class SSEParser:
+    __slots__ = ("_buf",)
+
+    def __init__(self) -> None:
+        self._buf = b""
+
+    def feed(self, chunk: bytes) -> list[Event]:
+        buf = self._buf + chunk
+        if b"\r" in buf:
+            # Normalise CRLF, but keep a trailing CR: its LF may be in the next chunk.
+            tail = b"\r" if buf.endswith(b"\r") else b""
+            buf = buf[: len(buf) - len(tail)].replace(b"\r\n", b"\n").replace(b"\r", b"\n") + tail
+        events: list[Event] = []
+        while True:
+            end = buf.find(b"\n\n")
+            if end < 0:
+                break
+            raw = buf[: end + 2]
+            buf = buf[end + 2 :]
+            event = _parse(raw)
+            if event is not None:
+                events.append(event)
+        self._buf = buf
+        return events
+
+    def close(self) -> list[Event]:
+        """Flush a final event that lacked its blank line (some servers end that way)."""
+        rest, self._buf = self._buf.strip(), b""
+        if not rest:
+            return []
+        event = _parse(rest + b"\n\n")
+        return [event] if event is not None else []
+
+
+def _parse(raw: bytes) -> Event | None:
+    data: list[bytes] = []
+    name: bytes | None = None
+    for line in raw.split(b"\n"):
+        if not line or line.startswith(b":"):
+            continue
+        key, _, value = line.partition(b":")
+        if value.startswith(b" "):
+            value = value[1:]
+        if key == b"data":
+            data.append(value)
+        elif key == b"event":
+            name = value
+    if not data and name is None:
+        return None
+    return Event(data=b"\n".join(data), event=name, raw=raw)
+
+
+def frame(obj: object) -> bytes:
+    """Encode one JSON object as an SSE ``data:`` event."""
+    return b"data: " + orjson.dumps(obj) + b"\n\n"
+
+
+def frame_event(name: str, obj: object) -> bytes:
+    """Encode one JSON object as a named SSE event (Anthropic style)."""
+    return b"event: " + name.encode() + b"\ndata: " + orjson.dumps(obj) + b"\n\n"

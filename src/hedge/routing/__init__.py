@@ -1,0 +1,1 @@
+"""Choosing which deployment serves a request. Knows nothing of wire formats."""

@@ -1,0 +1,82 @@
+"""HTTP to upstreams: one pooled keep-alive aiohttp session per provider.
+
+aiohttp's client is markedly faster than httpx under concurrency and keeps
+connections alive per host. Network failures are turned into
+:class:`~hedge.errors.UpstreamError` here, so callers see one error type.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+
+import aiohttp
+import orjson
+
+from hedge.config import ProviderConfig, Timeouts
+from hedge.errors import UpstreamError
+from hedge.providers.base import UpstreamRequest
+
+
+class Transport:
+    def __init__(self, providers: Mapping[str, ProviderConfig]) -> None:
+        self._configs = dict(providers)
+        self._sessions: dict[str, aiohttp.ClientSession] = {}
+
+    def session(self, provider: str) -> aiohttp.ClientSession:
+        session = self._sessions.get(provider)
+        if session is None or session.closed:
+            cfg = self._configs[provider]
+            connector = aiohttp.TCPConnector(
+                limit=cfg.max_connections,
+                limit_per_host=cfg.max_connections,
+                keepalive_timeout=60,
+                ttl_dns_cache=300,
+            )
+            session = aiohttp.ClientSession(
+                connector=connector,
+                json_serialize=lambda o: orjson.dumps(o).decode(),
+                auto_decompress=True,
+                raise_for_status=False,
+            )
+            self._sessions[provider] = session
+        return session
+
+    async def open(
+        self, provider: str, request: UpstreamRequest, timeouts: Timeouts
+    ) -> aiohttp.ClientResponse:
+        """Send a request and return the response with its body still unread."""
+        timeout = aiohttp.ClientTimeout(
+            total=timeouts.total, connect=timeouts.connect, sock_read=timeouts.read
+        )
+        try:
+            return await self.session(provider).post(
+                request.url, data=request.body, headers=request.headers, timeout=timeout
+            )
+        except BaseException as exc:
+            raise network_error(provider, exc) from None
+
+    async def close(self) -> None:
+        sessions, self._sessions = list(self._sessions.values()), {}
+        await asyncio.gather(*(s.close() for s in sessions), return_exceptions=True)
+
+
+def network_error(provider: str, exc: BaseException) -> BaseException:
+    """Translate a network failure; anything that is not one (e.g. cancellation) is returned as is."""
+    if isinstance(exc, asyncio.TimeoutError | aiohttp.ServerTimeoutError):
+        return UpstreamError(
+            f"provider '{provider}' timed out", status=504, type="timeout_error", code="upstream_timeout"
+        )
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return UpstreamError(
+            f"cannot connect to provider '{provider}': {exc.os_error.strerror or exc.os_error}",
+            status=502,
+            code="upstream_unreachable",
+        )
+    if isinstance(exc, aiohttp.ClientError):
+        return UpstreamError(
+            f"connection to provider '{provider}' failed: {type(exc).__name__}: {exc}",
+            status=502,
+            code="upstream_connection_error",
+        )
+    return exc
