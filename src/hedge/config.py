@@ -63,6 +63,10 @@ class ProviderConfig(_Strict):
     headers: dict[str, str] = Field(default_factory=dict)
     timeout: Timeouts = Timeouts()
     max_connections: int = Field(1000, ge=1)
+    default_max_tokens: int = Field(4096, ge=1)
+    """Sent when the client gives no limit but the wire format requires one (Anthropic)."""
+    on_unsupported: Literal["reject", "drop"] = "reject"
+    """What to do with a parameter this provider cannot honour: refuse the request, or drop it and say so."""
 
     @field_validator("base_url")
     @classmethod

@@ -102,7 +102,7 @@ async def _open(runtime: Runtime, dep: Deployment, upstream: Any) -> aiohttp.Cli
             resp.close()
             raise network_error(dep.provider, exc) from None
         resp.release()
-        raise dep.adapter.error(resp.status, dict(resp.headers), raw)
+        raise dep.adapter.error(resp.status, {k.lower(): v for k, v in resp.headers.items()}, raw)
     return resp
 
 

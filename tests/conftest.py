@@ -1,0 +1,208 @@
+"""Fixtures that run real processes: ``hedge mock`` upstreams and ``hedge serve`` gateways on free ports."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+
+from hedge.netutil import free_port
+
+MASTER_KEY = "sk-hedge-test"
+
+
+def _wait_ready(proc: subprocess.Popen[bytes], url: str, log: Path, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"process exited with {proc.returncode}:\n{log.read_text()}")
+        try:
+            if httpx.get(url, timeout=0.5).status_code < 500:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.05)
+    proc.kill()
+    raise RuntimeError(f"{url} not ready after {timeout}s:\n{log.read_text()}")
+
+
+@dataclass
+class Mock:
+    style: str
+    port: int
+    proc: subprocess.Popen[bytes]
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def configure(self, **changes: Any) -> dict[str, Any]:
+        resp = httpx.post(f"{self.url}/_mock/config", json=changes)
+        resp.raise_for_status()
+        data: dict[str, Any] = resp.json()
+        return data
+
+    def stats(self) -> dict[str, Any]:
+        data: dict[str, Any] = httpx.get(f"{self.url}/_mock/stats").json()["stats"]
+        return data
+
+    def reset(self) -> None:
+        httpx.post(f"{self.url}/_mock/reset").raise_for_status()
+        self.configure(latency_ms=0, fail_rate=0, fail_status=500, fail_mode="status", quirks=[])
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+def start_mock(style: str, log_dir: Path, *args: str, port: int | None = None) -> Mock:
+    port = port or free_port()
+    log = log_dir / f"mock-{style}-{port}.log"
+    cmd = [sys.executable, "-m", "hedge", "mock", "--style", style, "--port", str(port), *args]
+    proc = subprocess.Popen(cmd, stdout=log.open("wb"), stderr=subprocess.STDOUT)
+    _wait_ready(proc, f"http://127.0.0.1:{port}/_mock/stats", log)
+    return Mock(style, port, proc)
+
+
+@dataclass
+class Gateway:
+    port: int
+    proc: subprocess.Popen[bytes]
+    config_path: Path
+    log: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def base_url(self) -> str:
+        return f"{self.url}/v1"
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+def start_gateway(
+    config: dict[str, Any], log_dir: Path, *args: str, env: dict[str, str] | None = None
+) -> Gateway:
+    port = free_port()
+    path = log_dir / f"hedge-{port}.yaml"
+    path.write_text(yaml.safe_dump(config))
+    log = log_dir / f"hedge-{port}.log"
+    cmd = [sys.executable, "-m", "hedge", "serve", "--config", str(path), "--port", str(port), *args]
+    proc = subprocess.Popen(
+        cmd, stdout=log.open("wb"), stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
+    )
+    _wait_ready(proc, f"http://127.0.0.1:{port}/health", log)
+    return Gateway(port, proc, path, log)
+
+
+def two_provider_config(cheap: Mock, premium: Mock, **server: Any) -> dict[str, Any]:
+    """The config from the gateway-core issue, pointed at the test's mock ports."""
+    return {
+        "server": {"master_key": MASTER_KEY, **server},
+        "providers": {
+            "cheap": {"style": "openai", "base_url": f"{cheap.url}/v1", "api_key": "sk-a"},
+            "premium": {"style": "openai", "base_url": f"{premium.url}/v1", "api_key": "sk-b"},
+        },
+        "models": {
+            "chat": {
+                "strategy": "weighted",
+                "baseline": "premium",
+                "deployments": [
+                    {
+                        "provider": "cheap",
+                        "model": "qwen2.5-72b-instruct",
+                        "weight": 80,
+                        "price": {"input": 0.35, "output": 0.40},
+                    },
+                    {
+                        "provider": "premium",
+                        "model": "gpt-4o",
+                        "weight": 20,
+                        "price": {"input": 2.5, "output": 10.0},
+                    },
+                ],
+            },
+            "premium": {
+                "deployments": [
+                    {"provider": "premium", "model": "gpt-4o", "price": {"input": 2.5, "output": 10.0}}
+                ]
+            },
+        },
+    }
+
+
+def core_test_config(cheap: Mock, premium: Mock) -> dict[str, Any]:
+    """The issue's config plus an embeddings alias and a provider with a short read timeout."""
+    config = two_provider_config(cheap, premium, max_body_bytes=64 * 1024)
+    config["providers"]["slow"] = {
+        "style": "openai",
+        "base_url": f"{premium.url}/v1",
+        "api_key": "sk-c",
+        "timeout": {"connect": 2, "read": 0.5, "total": 5},
+    }
+    config["models"]["embed"] = {
+        "deployments": [{"provider": "cheap", "model": "text-embedding-3-small", "price": {"input": 0.02}}]
+    }
+    config["models"]["slow"] = {"deployments": [{"provider": "slow", "model": "gpt-4o"}]}
+    return config
+
+
+@pytest.fixture(scope="session")
+def logs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("logs")
+
+
+@pytest.fixture(scope="session")
+def cheap(logs: Path) -> Iterator[Mock]:
+    mock = start_mock("openai", logs, "--seed", "1")
+    yield mock
+    mock.stop()
+
+
+@pytest.fixture(scope="session")
+def premium(logs: Path) -> Iterator[Mock]:
+    mock = start_mock("openai", logs, "--seed", "2")
+    yield mock
+    mock.stop()
+
+
+@pytest.fixture(scope="session")
+def gateway(cheap: Mock, premium: Mock, logs: Path) -> Iterator[Gateway]:
+    gw = start_gateway(core_test_config(cheap, premium), logs)
+    yield gw
+    gw.stop()
+
+
+@pytest.fixture(autouse=True)
+def _clean_mocks(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Each test starts with well-behaved mocks, whatever the previous test set."""
+    yield
+    for name in ("cheap", "premium"):
+        if name in request.fixturenames:
+            request.getfixturevalue(name).reset()
+
+
+@pytest.fixture
+def client(gateway: Gateway) -> Any:
+    import openai
+
+    return openai.OpenAI(base_url=gateway.base_url, api_key=MASTER_KEY, max_retries=0, timeout=20)
