@@ -10,11 +10,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from hedge.mock import openai_style
+from hedge.mock import anthropic_style, gemini_style, openai_style
 from hedge.mock.state import Knobs, MockState
 
 STYLES: dict[str, Callable[[], list[Route]]] = {
     "openai": openai_style.routes,
+    "anthropic": anthropic_style.routes,
+    "gemini": gemini_style.routes,
 }
 
 

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from hedge.config import ProviderConfig
+from hedge.providers.anthropic import AnthropicAdapter
 from hedge.providers.base import Adapter
+from hedge.providers.gemini import GeminiAdapter
 from hedge.providers.openai import OpenAIAdapter
 
 ADAPTERS: dict[str, type[Adapter]] = {
     OpenAIAdapter.style: OpenAIAdapter,
+    GeminiAdapter.style: GeminiAdapter,
+    AnthropicAdapter.style: AnthropicAdapter,
 }
 
 

@@ -1,0 +1,373 @@
+"""Mock upstream speaking the Anthropic Messages wire format.
+
+Faithful enough for the official ``anthropic`` SDK: ``POST /v1/messages`` (JSON
+or a named-event SSE stream: ``message_start``, ``content_block_start``,
+``ping``, ``content_block_delta``, ``content_block_stop``, ``message_delta``,
+``message_stop``), ``POST /v1/messages/count_tokens``, authentication by
+``x-api-key`` (or ``Authorization: Bearer``, which the SDK 2.x sends), a
+required ``anthropic-version`` header (any value) and Anthropic-shaped
+errors (``{"type": "error", "error": {...}}``, 529 ``overloaded_error``, 429
+``rate_limit_error`` with ``retry-after``).
+
+It answers like every mock (see :mod:`hedge.mock.behaviour`). Anthropic has
+no JSON mode, so a system prompt that mentions ``JSON`` gets a JSON answer, as
+a real model would give. The checks a translation most easily gets wrong are
+enforced as the real API does: ``max_tokens`` is required, ``system`` is not a
+message role, text blocks may not be empty, ``temperature`` is at most 1, and
+every ``tool_use`` must be answered by a ``tool_result`` in the next turn.
+
+Quirks (``--quirk``): ``cache-hit`` reports half the prompt as read from the
+prompt cache; ``error-event`` makes an injected mid-stream failure (``disconnect`` or
+``early-disconnect`` fail modes) an ``event: error`` (``overloaded_error``)
+instead of a dropped connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route
+
+from hedge.mock.behaviour import Reply, Tool, Turn, plan_reply
+from hedge.mock.state import MockState
+from hedge.providers.sse import frame_event
+
+_ERRORS: dict[int, tuple[str, str]] = {
+    400: ("invalid_request_error", "Invalid request."),
+    401: ("authentication_error", "invalid x-api-key"),
+    403: ("permission_error", "Your API key does not have permission to use the specified resource."),
+    404: ("not_found_error", "The requested resource could not be found."),
+    413: ("request_too_large", "Request exceeds the maximum allowed number of bytes."),
+    429: ("rate_limit_error", "Number of request tokens has exceeded your per-minute rate limit."),
+    500: ("api_error", "Internal server error."),
+    504: ("timeout_error", "Request timed out."),
+    529: ("overloaded_error", "Overloaded"),
+}
+
+_STOP_REASONS = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use"}
+
+
+def _request_id(seed: Any) -> str:
+    return "req_" + hashlib.sha1(orjson.dumps(seed, default=str)).hexdigest()[:24]
+
+
+def error(state: MockState, status: int, message: str | None = None) -> Response:
+    etype, default = _ERRORS.get(status, ("api_error", f"Mock failure {status}."))
+    body = {"type": "error", "error": {"type": etype, "message": message or default}}
+    headers = {"request-id": _request_id([status, state.stats.requests])}
+    if status == 429:
+        headers["retry-after"] = f"{state.knobs.retry_after:g}"
+    return Response(orjson.dumps(body), status_code=status, headers=headers, media_type="application/json")
+
+
+def _api_key(request: Request) -> str:
+    """The key from ``x-api-key``, or from ``Authorization: Bearer`` (what anthropic SDK 2.x sends)."""
+    key = request.headers.get("x-api-key", "").strip()
+    if not key:
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() == "bearer":
+            key = token.strip()
+    return key
+
+
+def _authorized(state: MockState, key: str) -> bool:
+    return bool(key) and (state.knobs.api_key is None or key == state.knobs.api_key)
+
+
+async def _admit(state: MockState, request: Request) -> tuple[dict[str, Any] | None, Response | None]:
+    """Common entry: parse, record, authenticate, inject faults. Returns (body, early_response)."""
+    raw = await request.body()
+    try:
+        body = orjson.loads(raw) if raw else None
+    except orjson.JSONDecodeError:
+        body = None
+    state.note(request, body)
+    key = _api_key(request)
+    if not key:
+        return None, error(state, 401, "x-api-key header is required")
+    if not _authorized(state, key):
+        return None, error(state, 401, "invalid x-api-key")
+    if not request.headers.get("anthropic-version"):
+        return None, error(state, 400, "anthropic-version: header is required")
+    if not isinstance(body, dict):
+        return None, error(state, 400, "There was an error parsing the body of your request as JSON.")
+    if state.should_fail():
+        if state.knobs.fail_mode == "hang":
+            await asyncio.sleep(3600)
+        if state.knobs.fail_mode == "status" or not body.get("stream"):
+            return None, error(state, state.knobs.fail_status)
+        body["_mock_disconnect"] = True
+    return body, None
+
+
+def _text(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(b.get("text", "") for b in content if isinstance(b, dict) and b.get("type") == "text")
+    return ""
+
+
+def _validate(body: dict[str, Any], need_max_tokens: bool = True) -> str | None:
+    """The first problem the real API would report for this body, if any."""
+    if not isinstance(body.get("model"), str) or not body["model"]:
+        return "model: Field required"
+    if need_max_tokens and (
+        not isinstance(body.get("max_tokens"), int) or isinstance(body["max_tokens"], bool)
+    ):
+        return "max_tokens: Field required"
+    if need_max_tokens and body["max_tokens"] < 1:
+        return "max_tokens: Input should be greater than or equal to 1"
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        return "messages: at least one message is required"
+    temperature = body.get("temperature")
+    if temperature is not None and not (isinstance(temperature, int | float) and 0 <= temperature <= 1):
+        return "temperature: Input should be less than or equal to 1"
+    system = body.get("system")
+    if system is not None and not isinstance(system, str | list):
+        return "system: Input should be a valid string or list"
+    pending: set[str] = set()
+    for i, m in enumerate(messages):
+        if not isinstance(m, dict) or m.get("role") not in ("user", "assistant"):
+            role = m.get("role") if isinstance(m, dict) else None
+            return (
+                f'messages.{i}.role: Input should be "user" or "assistant" (got {role!r}); '
+                "use the top-level system parameter for a system prompt"
+            )
+        content = m.get("content")
+        blocks = [{"type": "text", "text": content}] if isinstance(content, str) else content
+        if not isinstance(blocks, list) or not blocks:
+            return f"messages.{i}: all messages must have non-empty content"
+        results = {
+            b.get("tool_use_id") for b in blocks if isinstance(b, dict) and b.get("type") == "tool_result"
+        }
+        if pending - results:
+            return (
+                f"messages.{i}: `tool_use` ids were found without `tool_result` blocks immediately after: "
+                + ", ".join(sorted(pending - results))
+            )
+        if results - pending:
+            return f"messages.{i}: unexpected `tool_use_id` found in `tool_result` blocks"
+        pending = set()
+        for j, b in enumerate(blocks):
+            if not isinstance(b, dict):
+                return f"messages.{i}.content.{j}: Input should be an object"
+            if b.get("type") == "text" and not b.get("text"):
+                return f"messages.{i}.content.{j}: text content blocks must be non-empty"
+            if b.get("type") == "tool_use":
+                if m["role"] != "assistant":
+                    return f"messages.{i}.content.{j}: tool_use blocks are only allowed in assistant turns"
+                if not isinstance(b.get("input"), dict):
+                    return f"messages.{i}.content.{j}.tool_use.input: Input should be an object"
+                pending.add(str(b.get("id")))
+    return None
+
+
+def turns_of(body: dict[str, Any]) -> list[Turn]:
+    turns: list[Turn] = []
+    system = _text(body.get("system"))
+    if system:
+        turns.append(Turn("system", system))
+    for m in body.get("messages") or []:
+        content = m.get("content")
+        if m.get("role") == "assistant":
+            turns.append(Turn("assistant", _text(content)))
+            continue
+        if isinstance(content, str):
+            turns.append(Turn("user", content))
+            continue
+        text: list[str] = []
+        for block in content or []:
+            if block.get("type") == "tool_result":
+                turns.append(Turn("tool", _text(block.get("content"))))
+            elif block.get("type") == "text":
+                text.append(block.get("text", ""))
+        if text:
+            turns.append(Turn("user", "".join(text)))
+    return turns
+
+
+def _plan(body: dict[str, Any]) -> Reply:
+    tools = [
+        Tool(str(t.get("name")), t.get("input_schema") or {})
+        for t in body.get("tools") or []
+        if isinstance(t, dict) and t.get("name")
+    ]
+    choice = body.get("tool_choice")
+    if not isinstance(choice, dict):
+        choice = {}
+    forced: str | None = None
+    if choice.get("type") == "tool":
+        forced = choice.get("name")
+    elif choice.get("type") == "none":
+        forced = "none"
+    turns = turns_of(body)
+    reply = plan_reply(
+        body["model"],
+        turns,
+        tools=tools or None,
+        tool_choice=forced,
+        max_tokens=body["max_tokens"],
+        stop=list(body.get("stop_sequences") or []),
+        json_mode="JSON" in _text(body.get("system")),
+    )
+    if reply.tool_calls and choice.get("disable_parallel_tool_use"):
+        del reply.tool_calls[1:]
+    for call in reply.tool_calls:
+        call.id = "toolu_" + call.id.removeprefix("call_")
+    return reply
+
+
+def _usage(state: MockState, reply: Reply, output_tokens: int | None = None) -> dict[str, Any]:
+    cache_read = reply.prompt_tokens // 2 if state.quirk("cache-hit") else 0
+    return {
+        "input_tokens": reply.prompt_tokens - cache_read,
+        "cache_creation_input_tokens": 0,
+        "cache_read_input_tokens": cache_read,
+        "output_tokens": reply.completion_tokens if output_tokens is None else output_tokens,
+        "service_tier": "standard",
+    }
+
+
+def _event(kind: str, **fields: Any) -> bytes:
+    """One named SSE event whose data carries the same ``type``, as Anthropic sends them."""
+    return frame_event(kind, {"type": kind, **fields})
+
+
+def _message_id(body: dict[str, Any]) -> str:
+    digest = hashlib.sha1(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    return "msg_" + digest[:24]
+
+
+def _stop(reply: Reply) -> tuple[str, str | None]:
+    if reply.matched_stop is not None:
+        return "stop_sequence", reply.matched_stop
+    return _STOP_REASONS[reply.finish], None
+
+
+async def messages(request: Request) -> Response:
+    state: MockState = request.app.state.mock
+    body, early = await _admit(state, request)
+    if early is not None or body is None:
+        return early or error(state, 400)
+    problem = _validate(body)
+    if problem:
+        return error(state, 400, problem)
+    reply = _plan(body)
+    headers = {"request-id": _request_id(body)}
+    if body.get("stream"):
+        return StreamingResponse(_stream(state, body, reply), media_type="text/event-stream", headers=headers)
+    await state.delay()
+    content: list[dict[str, Any]] = []
+    if reply.pieces:
+        content.append({"type": "text", "text": reply.text})
+    for call in reply.tool_calls:
+        content.append({"type": "tool_use", "id": call.id, "name": call.name, "input": call.arguments})
+    stop_reason, stop_sequence = _stop(reply)
+    data = {
+        "id": _message_id(body),
+        "type": "message",
+        "role": "assistant",
+        "model": body["model"],
+        "content": content,
+        "stop_reason": stop_reason,
+        "stop_sequence": stop_sequence,
+        "usage": _usage(state, reply),
+    }
+    return Response(orjson.dumps(data), media_type="application/json", headers=headers)
+
+
+async def _stream(state: MockState, body: dict[str, Any], reply: Reply) -> AsyncIterator[bytes]:
+    state.stats.streams_started += 1
+    completed = False
+    events: list[bytes] = []
+    first_visible = -1  # the first event that shows the client something (text or a tool call)
+    index = 0
+    if reply.pieces:
+        events.append(_event("content_block_start", index=index, content_block={"type": "text", "text": ""}))
+        events.append(_event("ping"))
+        first_visible = len(events)
+        for piece in reply.pieces:
+            events.append(
+                _event("content_block_delta", index=index, delta={"type": "text_delta", "text": piece})
+            )
+        events.append(_event("content_block_stop", index=index))
+        index += 1
+    for call in reply.tool_calls:
+        block = {"type": "tool_use", "id": call.id, "name": call.name, "input": {}}
+        if first_visible < 0:
+            first_visible = len(events)
+        events.append(_event("content_block_start", index=index, content_block=block))
+        args = orjson.dumps(call.arguments).decode()
+        half = len(args) // 2
+        for part in (args[:half], args[half:]):
+            delta = {"type": "input_json_delta", "partial_json": part}
+            events.append(_event("content_block_delta", index=index, delta=delta))
+        events.append(_event("content_block_stop", index=index))
+        index += 1
+    stop_reason, stop_sequence = _stop(reply)
+    steps = len(events) + 1
+    disconnect_at = -1
+    if body.get("_mock_disconnect"):
+        # early-disconnect: cut right after message_start; disconnect: after some content was sent.
+        early = state.knobs.fail_mode == "early-disconnect"
+        disconnect_at = 0 if early else max(first_visible + 1, len(events) // 2)
+    start = {
+        "id": _message_id(body),
+        "type": "message",
+        "role": "assistant",
+        "model": body["model"],
+        "content": [],
+        "stop_reason": None,
+        "stop_sequence": None,
+        "usage": _usage(state, reply, output_tokens=1),
+    }
+    try:
+        await state.delay(1 / steps)
+        yield _event("message_start", message=start)
+        for k, event in enumerate(events):
+            if k == disconnect_at:
+                if state.quirk("error-event"):
+                    _, message = _ERRORS[529]
+                    yield _event("error", error={"type": "overloaded_error", "message": message})
+                    return
+                raise ConnectionAbortedError("mock: injected mid-stream disconnect")
+            await state.delay(1 / steps)
+            yield event
+        yield _event(
+            "message_delta",
+            delta={"stop_reason": stop_reason, "stop_sequence": stop_sequence},
+            usage={"output_tokens": reply.completion_tokens},
+        ) + _event("message_stop")
+        completed = True
+    finally:
+        if completed:
+            state.stats.streams_completed += 1
+        else:
+            state.stats.streams_cancelled += 1
+
+
+async def count_tokens(request: Request) -> Response:
+    state: MockState = request.app.state.mock
+    body, early = await _admit(state, request)
+    if early is not None or body is None:
+        return early or error(state, 400)
+    problem = _validate(body, need_max_tokens=False)
+    if problem:
+        return error(state, 400, problem)
+    reply = _plan({**body, "max_tokens": None})
+    return Response(orjson.dumps({"input_tokens": reply.prompt_tokens}), media_type="application/json")
+
+
+def routes() -> list[Route]:
+    return [
+        Route("/v1/messages", messages, methods=["POST"]),
+        Route("/v1/messages/count_tokens", count_tokens, methods=["POST"]),
+    ]

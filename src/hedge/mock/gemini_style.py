@@ -1,0 +1,408 @@
+"""Mock upstream speaking Google's Gemini REST format (``v1beta``, also served under ``v1`` and ``v1alpha``).
+
+Faithful enough for the official ``google-genai`` SDK: ``models/{model}:generateContent``,
+``:streamGenerateContent`` (SSE events framed with CRLF like Google's with
+``?alt=sse``, else one JSON array), ``:embedContent``, ``:batchEmbedContents``,
+``GET models`` and ``GET models/{model}``. The key comes in ``x-goog-api-key``
+or ``?key=``; errors have Google's shape ``{"error": {"code", "message",
+"status", "details"}}``. As with Google, a missing key is 403
+``PERMISSION_DENIED`` and a wrong key 400 ``INVALID_ARGUMENT`` with reason
+``API_KEY_INVALID``; a 429 carries ``RetryInfo`` and a ``retry-after`` header.
+
+Answers come from :mod:`hedge.mock.behaviour`, so they match the OpenAI mock's.
+Gemini sends no tool call ids and no end-of-stream marker; neither does this mock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import re
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route
+
+from hedge.mock.behaviour import Reply, Tool, Turn, plan_reply
+from hedge.mock.openai_style import _vector as vector  # the same vectors as the OpenAI mock
+from hedge.mock.state import MockState
+
+_STATUS: dict[int, tuple[str, str]] = {
+    400: ("INVALID_ARGUMENT", "Request contains an invalid argument."),
+    401: (
+        "UNAUTHENTICATED",
+        "Request had invalid authentication credentials. Expected OAuth 2 access token, login cookie "
+        "or other valid authentication credential.",
+    ),
+    403: ("PERMISSION_DENIED", "The caller does not have permission."),
+    404: ("NOT_FOUND", "Requested entity was not found."),
+    429: ("RESOURCE_EXHAUSTED", "Resource has been exhausted (e.g. check quota)."),
+    500: (
+        "INTERNAL",
+        "An internal error has occurred. Please retry or report in "
+        "https://developers.generativeai.google/guide/troubleshooting",
+    ),
+    503: ("UNAVAILABLE", "The model is overloaded. Please try again later."),
+    504: ("DEADLINE_EXCEEDED", "The request timed out. Please try again."),
+}
+_MODELS = [
+    ("gemini-2.0-flash", "Gemini 2.0 Flash", ["generateContent", "countTokens"]),
+    ("gemini-2.5-flash", "Gemini 2.5 Flash", ["generateContent", "countTokens"]),
+    ("gemini-2.5-pro", "Gemini 2.5 Pro", ["generateContent", "countTokens"]),
+    ("text-embedding-004", "Text Embedding 004", ["embedContent"]),
+    ("gemini-embedding-001", "Gemini Embedding 001", ["embedContent"]),
+]
+
+
+def error(
+    state: MockState, status: int, message: str | None = None, details: list[dict[str, Any]] | None = None
+) -> Response:
+    gstatus, default = _STATUS.get(status, ("UNKNOWN", f"Mock failure {status}."))
+    err: dict[str, Any] = {"code": status, "message": message or default, "status": gstatus}
+    headers = None
+    if status == 429:
+        delay = f"{state.knobs.retry_after:g}"
+        headers = {"retry-after": delay}
+        details = [
+            *(details or []),
+            {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": f"{delay}s"},
+        ]
+    if details:
+        err["details"] = details
+    return Response(
+        orjson.dumps({"error": err}), status_code=status, headers=headers, media_type="application/json"
+    )
+
+
+def _auth_error(state: MockState, request: Request) -> Response | None:
+    key = (request.headers.get("x-goog-api-key") or request.query_params.get("key") or "").strip()
+    if not key:
+        return error(
+            state,
+            403,
+            "Method doesn't allow unregistered callers (callers without established identity). "
+            "Please use API Key or other form of API consumer identity to call this API.",
+        )
+    if state.knobs.api_key is not None and key != state.knobs.api_key:
+        info = {
+            "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+            "reason": "API_KEY_INVALID",
+            "domain": "googleapis.com",
+        }
+        return error(state, 400, "API key not valid. Please pass a valid API key.", [info])
+    return None
+
+
+async def _admit(
+    state: MockState, request: Request, stream: bool
+) -> tuple[dict[str, Any] | None, Response | None]:
+    """Common entry: parse, record, authenticate, inject faults. Returns (body, early_response)."""
+    raw = await request.body()
+    try:
+        body = orjson.loads(raw) if raw else None
+    except orjson.JSONDecodeError:
+        body = None
+    state.note(request, body)
+    denied = _auth_error(state, request)
+    if denied is not None:
+        return None, denied
+    if not isinstance(body, dict):
+        return None, error(state, 400, "Invalid JSON payload received. Expected an object.")
+    if state.should_fail():
+        if state.knobs.fail_mode == "hang":
+            await asyncio.sleep(3600)
+        if state.knobs.fail_mode == "status" or not stream:
+            return None, error(state, state.knobs.fail_status)
+        body["_mock_disconnect"] = True
+    return body, None
+
+
+# -- request -> behaviour ---------------------------------------------------------------------------
+
+
+def _field(obj: dict[str, Any], name: str) -> Any:
+    """``obj[name]``, or its snake_case spelling: Google's JSON parser accepts both (the SDK sends some)."""
+    if name in obj:
+        return obj[name]
+    return obj.get(re.sub(r"([A-Z])", lambda m: "_" + m.group(1).lower(), name))
+
+
+def _texts(parts: Any) -> list[str]:
+    return [p["text"] for p in parts or [] if isinstance(p, dict) and isinstance(p.get("text"), str)]
+
+
+def _tool_text(response: Any) -> str:
+    """A function response as the text the OpenAI mock would have seen in the tool message."""
+    if isinstance(response, dict) and set(response) == {"content"}:
+        response = response["content"]
+    return response if isinstance(response, str) else orjson.dumps(response).decode()
+
+
+def turns_of(body: dict[str, Any], drop_system: bool = False) -> list[Turn]:
+    turns: list[Turn] = []
+    system = _field(body, "systemInstruction")
+    if isinstance(system, dict) and not drop_system:
+        text = "".join(_texts(system.get("parts")))
+        if text:
+            turns.append(Turn("system", text))
+    for content in body.get("contents") or []:
+        if not isinstance(content, dict):
+            continue
+        parts = [p for p in content.get("parts") or [] if isinstance(p, dict)]
+        if content.get("role") == "model":
+            turns.append(Turn("assistant", "".join(_texts(parts))))
+            continue
+        for part in parts:
+            response = _field(part, "functionResponse")
+            if isinstance(response, dict):
+                turns.append(Turn("tool", _tool_text(response.get("response"))))
+            elif isinstance(part.get("text"), str):
+                turns.append(Turn("user", part["text"]))
+    return turns
+
+
+def _plan(state: MockState, model: str, body: dict[str, Any]) -> Reply:
+    tools: list[Tool] = []
+    for group in body.get("tools") or []:
+        for decl in (_field(group, "functionDeclarations") or []) if isinstance(group, dict) else []:
+            if isinstance(decl, dict) and decl.get("name"):
+                schema = _field(decl, "parametersJsonSchema") or decl.get("parameters") or {}
+                tools.append(Tool(str(decl["name"]), _lower_types(schema)))
+    calling = _field(_field(body, "toolConfig") or {}, "functionCallingConfig") or {}
+    mode = str(calling.get("mode") or "AUTO").upper()
+    choice: str | None = None
+    if mode == "NONE":
+        choice = "none"
+    elif mode == "ANY" and _field(calling, "allowedFunctionNames"):
+        choice = str(_field(calling, "allowedFunctionNames")[0])
+    config = _field(body, "generationConfig") or {}
+    stops = _field(config, "stopSequences")
+    return plan_reply(
+        model,
+        turns_of(body, drop_system=state.quirk("drop-system")),
+        tools=tools or None,
+        tool_choice=choice,
+        max_tokens=_field(config, "maxOutputTokens"),
+        stop=None if state.quirk("ignore-stop") or not isinstance(stops, list) else stops,
+        json_mode=_field(config, "responseMimeType") == "application/json",
+    )
+
+
+def _lower_types(schema: Any) -> Any:
+    """Gemini's OpenAPI-style schemas write types in capitals (``STRING``); behaviour reads JSON Schema."""
+    if isinstance(schema, dict):
+        return {
+            k: (v.lower() if k == "type" and isinstance(v, str) else _lower_types(v))
+            for k, v in schema.items()
+        }
+    if isinstance(schema, list):
+        return [_lower_types(v) for v in schema]
+    return schema
+
+
+# -- responses ----------------------------------------------------------------------------------------
+
+
+def _response_id(model: str, body: dict[str, Any]) -> str:
+    return hashlib.sha1(orjson.dumps([model, body], option=orjson.OPT_SORT_KEYS)).hexdigest()[:22]
+
+
+def _usage(reply: Reply, n: int, completion: int | None = None) -> dict[str, Any]:
+    done = (reply.completion_tokens if completion is None else completion) * n
+    return {
+        "promptTokenCount": reply.prompt_tokens,
+        "candidatesTokenCount": done,
+        "totalTokenCount": reply.prompt_tokens + done,
+        "promptTokensDetails": [{"modality": "TEXT", "tokenCount": reply.prompt_tokens}],
+    }
+
+
+def _finish(reply: Reply) -> str:
+    return "MAX_TOKENS" if reply.finish == "length" else "STOP"
+
+
+def _call_parts(reply: Reply) -> list[dict[str, Any]]:
+    return [{"functionCall": {"name": c.name, "args": c.arguments}} for c in reply.tool_calls]
+
+
+async def generate(state: MockState, request: Request, model: str, stream: bool) -> Response:
+    body, early = await _admit(state, request, stream)
+    if early is not None or body is None:
+        return early or error(state, 400)
+    contents = body.get("contents")
+    if not isinstance(contents, list) or not contents:
+        return error(state, 400, "* GenerateContentRequest.contents: contents is not specified\n")
+    config = _field(body, "generationConfig") or {}
+    stops = _field(config, "stopSequences")
+    if isinstance(stops, list) and len(stops) > 5:
+        return error(
+            state, 400, "* GenerateContentRequest.generation_config.stop_sequences: at most 5 allowed\n"
+        )
+    reply = _plan(state, model, body)
+    n = int(_field(config, "candidateCount") or 1)
+    response_id = _response_id(model, body)
+    if stream:
+        sse = request.query_params.get("alt") == "sse"
+        return StreamingResponse(
+            _stream(state, body, model, reply, n, response_id, sse),
+            media_type="text/event-stream" if sse else "application/json",
+        )
+    await state.delay()
+    parts = _call_parts(reply) if reply.tool_calls else [{"text": reply.text}]
+    data = {
+        "candidates": [
+            {"content": {"parts": parts, "role": "model"}, "finishReason": _finish(reply), "index": i}
+            for i in range(n)
+        ],
+        "usageMetadata": _usage(reply, n),
+        "modelVersion": model,
+        "responseId": response_id,
+    }
+    return Response(orjson.dumps(data), media_type="application/json")
+
+
+async def _stream(
+    state: MockState,
+    body: dict[str, Any],
+    model: str,
+    reply: Reply,
+    n: int,
+    response_id: str,
+    sse: bool,
+) -> AsyncIterator[bytes]:
+    state.stats.streams_started += 1
+    completed = False
+    # One event per token; tool calls arrive whole, in one event, as Gemini sends them.
+    steps: list[list[dict[str, Any]]] = [[{"text": piece}] for piece in reply.pieces]
+    if reply.tool_calls:
+        steps.append(_call_parts(reply))
+    if not steps:
+        steps.append([{"text": ""}])
+    disconnect_at = len(steps) // 2 if body.get("_mock_disconnect") else -1
+    produced = 0
+
+    def event(parts: list[dict[str, Any]], first: bool, last: bool) -> bytes:
+        candidates = []
+        for i in range(n):
+            cand: dict[str, Any] = {"content": {"parts": parts, "role": "model"}, "index": i}
+            if last:
+                cand["finishReason"] = _finish(reply)
+            candidates.append(cand)
+        data = {
+            "candidates": candidates,
+            "usageMetadata": _usage(reply, n, produced),
+            "modelVersion": model,
+            "responseId": response_id,
+        }
+        payload = orjson.dumps(data)
+        if sse:
+            return b"data: " + payload + b"\r\n\r\n"
+        return (b"[" if first else b",\r\n") + payload + (b"]" if last else b"")
+
+    try:
+        for k, parts in enumerate(steps):
+            if k == disconnect_at:
+                raise ConnectionAbortedError("mock: injected mid-stream disconnect")
+            await state.delay(1 / len(steps))
+            produced += sum(1 for p in parts if p.get("text"))
+            if reply.tool_calls and k == len(steps) - 1:
+                produced = reply.completion_tokens
+            yield event(parts, k == 0, k == len(steps) - 1)
+        completed = True
+    finally:
+        if completed:
+            state.stats.streams_completed += 1
+        else:
+            state.stats.streams_cancelled += 1
+
+
+def _embed_values(request_model: str, item: Any) -> tuple[list[float] | None, str | None]:
+    if not isinstance(item, dict) or not isinstance(item.get("content"), dict):
+        return None, "content is required"
+    name = item.get("model")
+    if name is not None and name != f"models/{request_model}":
+        return (
+            None,
+            f"Model name in request ({name}) does not match the model in the URL (models/{request_model}).",
+        )
+    text = " ".join(_texts(item["content"].get("parts")))
+    dims = int(_field(item, "outputDimensionality") or 8)
+    return vector(text, dims), None
+
+
+async def embed(state: MockState, request: Request, model: str, batch: bool) -> Response:
+    body, early = await _admit(state, request, False)
+    if early is not None or body is None:
+        return early or error(state, 400)
+    items = body.get("requests") if batch else [body]
+    if not isinstance(items, list) or not items:
+        return error(state, 400, "* BatchEmbedContentsRequest.requests: requests is not specified\n")
+    values: list[list[float]] = []
+    for item in items:
+        vec, problem = _embed_values(model, item)
+        if vec is None:
+            return error(state, 400, problem)
+        values.append(vec)
+    await state.delay()
+    data: dict[str, Any] = (
+        {"embeddings": [{"values": v} for v in values]} if batch else {"embedding": {"values": values[0]}}
+    )
+    return Response(orjson.dumps(data), media_type="application/json")
+
+
+def _model_info(model: str, display: str, methods: list[str]) -> dict[str, Any]:
+    embedding = methods == ["embedContent"]
+    return {
+        "name": f"models/{model}",
+        "version": "001",
+        "displayName": display,
+        "description": f"{display} (hedge mock)",
+        "inputTokenLimit": 2048 if embedding else 1048576,
+        "outputTokenLimit": 1 if embedding else 8192,
+        "supportedGenerationMethods": methods,
+    }
+
+
+async def list_models(request: Request) -> Response:
+    state: MockState = request.app.state.mock
+    denied = _auth_error(state, request)
+    if denied is not None:
+        return denied
+    data = {"models": [_model_info(*m) for m in _MODELS]}
+    return Response(orjson.dumps(data), media_type="application/json")
+
+
+async def dispatch(request: Request) -> Response:
+    """``/{version}/models/{model}:{method}``: Starlette cannot split a segment on ':', so it is done here."""
+    state: MockState = request.app.state.mock
+    rest: str = request.path_params["rest"]
+    model, _, method = rest.partition(":")
+    if request.method == "GET":
+        denied = _auth_error(state, request)
+        if denied is not None:
+            return denied
+        found = next((m for m in _MODELS if m[0] == model and not method), None)
+        if found is None:
+            version = request.url.path.split("/")[1]
+            return error(state, 404, f"models/{rest} is not found for API version {version}.")
+        return Response(orjson.dumps(_model_info(*found)), media_type="application/json")
+    if method == "generateContent":
+        return await generate(state, request, model, False)
+    if method == "streamGenerateContent":
+        return await generate(state, request, model, True)
+    if method in ("embedContent", "batchEmbedContents"):
+        return await embed(state, request, model, method == "batchEmbedContents")
+    state.note(request, None)
+    return error(state, 404, f"Method {method!r} is not found for models/{model}.")
+
+
+def routes() -> list[Route]:
+    # google-genai 1.x calls v1beta by default, newer versions v1: the mock answers both (and v1alpha).
+    out: list[Route] = []
+    for version in ("v1beta", "v1", "v1alpha"):
+        out.append(Route(f"/{version}/models", list_models, methods=["GET"]))
+        out.append(Route(f"/{version}/models/{{rest:path}}", dispatch, methods=["GET", "POST"]))
+    return out

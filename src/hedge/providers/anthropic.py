@@ -1,0 +1,656 @@
+"""Anthropic Messages API upstreams (``POST {base_url}/v1/messages``).
+
+Request translation (OpenAI chat completions -> Messages):
+
+* ``system`` / ``developer`` messages become the top-level ``system`` string
+  (joined with blank lines, in order);
+* consecutive messages of the same role are merged into one turn, tool
+  results (role ``tool``) become ``tool_result`` blocks of a user turn (placed
+  first in that turn, as Anthropic requires) and assistant ``tool_calls``
+  become ``tool_use`` blocks;
+* ``max_completion_tokens`` / ``max_tokens`` (required by Anthropic) default to
+  the provider's ``default_max_tokens``; ``stop`` becomes ``stop_sequences``;
+  ``temperature`` is clamped to Anthropic's maximum of 1.0;
+* ``tools``, ``tool_choice`` and ``parallel_tool_calls`` map onto Anthropic's
+  tools, ``tool_choice`` and ``disable_parallel_tool_use``;
+* image parts become ``image`` blocks (base64 for data URLs, ``url`` sources
+  otherwise) and PDF ``file`` parts become ``document`` blocks;
+* ``user`` (or ``safety_identifier``) becomes ``metadata.user_id``.
+
+Anthropic has no ``response_format``: JSON mode is honoured by instruction
+(see :func:`json_instruction`). The model is asked in the system prompt to
+answer with one JSON object (conforming to the schema, for ``json_schema``);
+nothing enforces it, so a schema is best effort, not a guarantee.
+
+Responses and streams are translated back to OpenAI chat completions; the
+prompt tokens reported to clients include cache reads and cache writes, as
+OpenAI's ``prompt_tokens`` includes cached tokens.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, ClassVar
+
+import orjson
+
+from hedge.config import ProviderConfig
+from hedge.errors import InvalidRequest, UpstreamError
+from hedge.providers.base import Capabilities, Translated, UpstreamRequest, Usage
+from hedge.providers.errors import upstream_error
+from hedge.providers.sse import Event, SSEParser, frame
+
+ANTHROPIC_VERSION = "2023-06-01"
+MAX_TEMPERATURE = 1.0
+
+FINISH_REASONS: dict[str, str] = {
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "pause_turn": "stop",
+    "max_tokens": "length",
+    "model_context_window_exceeded": "length",
+    "tool_use": "tool_calls",
+    "refusal": "content_filter",
+}
+
+_IMAGE_TYPES = {"image/jpeg", "image/png", "image/gif", "image/webp"}
+
+
+def finish_reason(stop_reason: Any) -> str:
+    """OpenAI's ``finish_reason`` for an Anthropic ``stop_reason`` (unknown reasons read as ``stop``)."""
+    return FINISH_REASONS.get(stop_reason, "stop") if isinstance(stop_reason, str) else "stop"
+
+
+class AnthropicAdapter:
+    style: ClassVar[str] = "anthropic"
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        tools=True,
+        parallel_tool_calls=True,
+        vision=True,
+        json_mode=True,
+        json_schema=True,  # by instruction only: see the module docstring
+        max_stop_sequences=16,  # Anthropic documents no limit; 16 keeps requests reasonable
+        n=False,
+        logprobs=False,
+        seed=False,
+        penalties=False,
+        logit_bias=False,
+        embeddings=False,
+    )
+
+    def __init__(self, name: str, config: ProviderConfig) -> None:
+        self.name = name
+        self.config = config
+        self.base_url = config.base_url
+        headers = {"content-type": "application/json", "anthropic-version": ANTHROPIC_VERSION}
+        if config.api_key:
+            headers["x-api-key"] = config.api_key
+        headers.update(config.headers)
+        self._headers = headers
+
+    # -- requests ---------------------------------------------------------------------------------
+
+    def chat_request(
+        self, body: dict[str, Any], model: str, stream: bool, want_usage: bool
+    ) -> UpstreamRequest:
+        messages = body.get("messages")
+        if not isinstance(messages, list) or not messages:
+            raise InvalidRequest("'messages' must be a non-empty array", param="messages")
+        system, turns = translate_messages(messages)
+        instruction = json_instruction(body.get("response_format"))
+        if instruction:
+            system.append(instruction)
+
+        max_tokens = body.get("max_completion_tokens")
+        if max_tokens is None:
+            max_tokens = body.get("max_tokens")
+        out: dict[str, Any] = {
+            "model": model,
+            "max_tokens": self.config.default_max_tokens if max_tokens is None else max_tokens,
+            "messages": turns,
+        }
+        if system:
+            out["system"] = "\n\n".join(system)
+
+        stop = body.get("stop")
+        if isinstance(stop, str):
+            out["stop_sequences"] = [stop]
+        elif isinstance(stop, list) and stop:
+            out["stop_sequences"] = list(stop)
+
+        temperature = body.get("temperature")
+        if isinstance(temperature, int | float) and not isinstance(temperature, bool):
+            out["temperature"] = min(float(temperature), MAX_TEMPERATURE)
+        if body.get("top_p") is not None:
+            out["top_p"] = body["top_p"]
+
+        tools = translate_tools(body.get("tools"))
+        if tools:
+            out["tools"] = tools
+            choice = translate_tool_choice(body.get("tool_choice"), body.get("parallel_tool_calls"))
+            if choice is not None:
+                out["tool_choice"] = choice
+
+        user = body.get("user") or body.get("safety_identifier")
+        if isinstance(user, str) and user:
+            out["metadata"] = {"user_id": user}
+        if stream:
+            out["stream"] = True
+        return UpstreamRequest(f"{self.base_url}/v1/messages", orjson.dumps(out), self._headers)
+
+    # -- responses --------------------------------------------------------------------------------
+
+    def chat_response(self, raw: bytes) -> Translated:
+        data = _load_object(raw, self.name)
+        if data.get("type") == "error" or not isinstance(data.get("content"), list):
+            detail = _error_fields(data)[1] or str(data)[:300]
+            raise UpstreamError(
+                f"provider '{self.name}' answered 200 without a message: {detail}",
+                status=502,
+                upstream_status=200,
+                code="upstream_bad_response",
+            )
+        texts: list[str] = []
+        tool_calls: list[dict[str, Any]] = []
+        for block in data["content"]:
+            if not isinstance(block, dict):
+                continue
+            if block.get("type") == "text":
+                texts.append(str(block.get("text") or ""))
+            elif block.get("type") == "tool_use":
+                tool_calls.append(
+                    {
+                        "id": block.get("id"),
+                        "type": "function",
+                        "function": {
+                            "name": block.get("name"),
+                            "arguments": orjson.dumps(block.get("input") or {}).decode(),
+                        },
+                    }
+                )
+        message: dict[str, Any] = {
+            "role": "assistant",
+            "content": "".join(texts) if texts else None,
+            "refusal": None,
+        }
+        if tool_calls:
+            message["tool_calls"] = tool_calls
+        usage = usage_from_anthropic(data.get("usage"))
+        out = {
+            "id": f"chatcmpl-{data.get('id', '')}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": data.get("model"),
+            "choices": [
+                {
+                    "index": 0,
+                    "message": message,
+                    "logprobs": None,
+                    "finish_reason": finish_reason(data.get("stop_reason")),
+                }
+            ],
+            "usage": openai_usage(usage),
+        }
+        return Translated(orjson.dumps(out), usage)
+
+    def stream_translator(self, model: str, want_usage: bool) -> AnthropicStream:
+        return AnthropicStream(self.name, model)
+
+    def embeddings_request(self, body: dict[str, Any], model: str) -> UpstreamRequest:
+        raise InvalidRequest(
+            f"provider '{self.name}' (Anthropic) has no embeddings API", code="embeddings_unsupported"
+        )
+
+    def embeddings_response(self, raw: bytes) -> Translated:
+        raise InvalidRequest(
+            f"provider '{self.name}' (Anthropic) has no embeddings API", code="embeddings_unsupported"
+        )
+
+    def error(self, status: int, headers: dict[str, str], raw: bytes) -> UpstreamError:
+        try:
+            data = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            data = None
+        if isinstance(data, dict):
+            etype, message = _error_fields(data)
+            if message and etype:
+                message = f"{etype}: {message}"
+            elif etype:
+                message = etype
+        else:
+            message = raw[:300].decode("utf-8", "replace").strip() or None
+        return upstream_error(self.name, status, headers, message)
+
+
+# -- request translation helpers ------------------------------------------------------------------
+
+
+def translate_messages(messages: list[Any]) -> tuple[list[str], list[dict[str, Any]]]:
+    """Split OpenAI messages into system texts and alternating Anthropic turns (new objects only)."""
+    system: list[str] = []
+    turns: list[dict[str, Any]] = []
+
+    def push(role: str, blocks: list[dict[str, Any]]) -> None:
+        if not blocks:
+            return
+        if turns and turns[-1]["role"] == role:
+            turns[-1]["content"].extend(blocks)
+        else:
+            turns.append({"role": role, "content": blocks})
+
+    for i, message in enumerate(messages):
+        param = f"messages[{i}]"
+        if not isinstance(message, dict):
+            raise InvalidRequest(f"{param} must be an object", param=param)
+        role = message.get("role")
+        content = message.get("content")
+        if role in ("system", "developer"):
+            text = _plain_text(content, f"{param}.content")
+            if text:
+                system.append(text)
+        elif role == "user":
+            push("user", _content_blocks(content, f"{param}.content"))
+        elif role == "assistant":
+            blocks = _content_blocks(content, f"{param}.content", assistant=True)
+            blocks.extend(_tool_use_blocks(message.get("tool_calls"), f"{param}.tool_calls"))
+            push("assistant", blocks)
+        elif role == "tool":
+            call_id = message.get("tool_call_id")
+            if not isinstance(call_id, str) or not call_id:
+                raise InvalidRequest(f"{param}.tool_call_id is required", param=f"{param}.tool_call_id")
+            block: dict[str, Any] = {"type": "tool_result", "tool_use_id": call_id}
+            text = _plain_text(content, f"{param}.content")
+            if text:
+                block["content"] = text
+            push("user", [block])
+        else:
+            raise InvalidRequest(f"{param}.role {role!r} is not supported", param=f"{param}.role")
+
+    for turn in turns:
+        blocks = turn["content"]
+        if turn["role"] == "user" and any(b["type"] == "tool_result" for b in blocks):
+            # Anthropic wants the tool results first in the turn that answers a tool call.
+            blocks.sort(key=lambda b: b["type"] != "tool_result")
+    if turns and turns[-1]["role"] == "assistant":
+        # A final assistant turn is a prefill, which may not end with whitespace.
+        last = turns[-1]["content"]
+        if last[-1]["type"] == "text":
+            last[-1]["text"] = last[-1]["text"].rstrip()
+            if not last[-1]["text"]:
+                last.pop()
+            if not last:
+                turns.pop()
+    for turn in turns:
+        blocks = turn["content"]
+        if len(blocks) == 1 and blocks[0]["type"] == "text" and "cache_control" not in blocks[0]:
+            turn["content"] = blocks[0]["text"]
+    return system, turns
+
+
+def _plain_text(content: Any, param: str) -> str:
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        parts: list[str] = []
+        for part in content:
+            if isinstance(part, str):
+                parts.append(part)
+            elif isinstance(part, dict) and part.get("type") in ("text", "refusal"):
+                parts.append(str(part.get("text") or part.get("refusal") or ""))
+            else:
+                raise InvalidRequest(f"{param} may only contain text here", param=param)
+        return "".join(parts)
+    raise InvalidRequest(f"{param} must be a string or an array of content parts", param=param)
+
+
+def _content_blocks(content: Any, param: str, assistant: bool = False) -> list[dict[str, Any]]:
+    if content is None:
+        return []
+    if isinstance(content, str):
+        return [{"type": "text", "text": content}] if content else []
+    if not isinstance(content, list):
+        raise InvalidRequest(f"{param} must be a string or an array of content parts", param=param)
+    blocks: list[dict[str, Any]] = []
+    for j, part in enumerate(content):
+        where = f"{param}[{j}]"
+        if isinstance(part, str):
+            part = {"type": "text", "text": part}
+        if not isinstance(part, dict):
+            raise InvalidRequest(f"{where} must be an object", param=where)
+        kind = part.get("type")
+        block: dict[str, Any]
+        if kind in ("text", "refusal"):
+            text = str(part.get("text") or part.get("refusal") or "")
+            if not text:
+                continue
+            block = {"type": "text", "text": text}
+        elif kind == "image_url" and not assistant:
+            block = _image_block(part.get("image_url"), where)
+        elif kind == "file" and not assistant:
+            block = _document_block(part.get("file"), where)
+        else:
+            raise InvalidRequest(f"{where}: content part type {kind!r} is not supported here", param=where)
+        if isinstance(part.get("cache_control"), dict):
+            block["cache_control"] = dict(part["cache_control"])
+        blocks.append(block)
+    return blocks
+
+
+def _split_data_url(url: str, where: str) -> tuple[str, str]:
+    header, sep, data = url.partition(",")
+    if not sep or not header.endswith(";base64"):
+        raise InvalidRequest(f"{where}: only base64 data URLs are supported", param=where)
+    return header[len("data:") :].split(";")[0].lower(), data
+
+
+def _image_block(image: Any, where: str) -> dict[str, Any]:
+    url = image.get("url") if isinstance(image, dict) else image
+    if not isinstance(url, str) or not url:
+        raise InvalidRequest(f"{where}.image_url.url is required", param=where)
+    if url.startswith("data:"):
+        media_type, data = _split_data_url(url, where)
+        if media_type not in _IMAGE_TYPES:
+            raise InvalidRequest(
+                f"{where}: image type {media_type!r} is not supported (use jpeg, png, gif or webp)",
+                param=where,
+            )
+        return {"type": "image", "source": {"type": "base64", "media_type": media_type, "data": data}}
+    if url.startswith(("http://", "https://")):
+        return {"type": "image", "source": {"type": "url", "url": url}}
+    raise InvalidRequest(f"{where}: image URL must be a data: or http(s) URL", param=where)
+
+
+def _document_block(file: Any, where: str) -> dict[str, Any]:
+    data_url = file.get("file_data") if isinstance(file, dict) else None
+    if not isinstance(data_url, str) or not data_url.startswith("data:"):
+        raise InvalidRequest(f"{where}: only inline PDF files (file.file_data) are supported", param=where)
+    media_type, data = _split_data_url(data_url, where)
+    if media_type != "application/pdf":
+        raise InvalidRequest(f"{where}: file type {media_type!r} is not supported (PDF only)", param=where)
+    return {"type": "document", "source": {"type": "base64", "media_type": media_type, "data": data}}
+
+
+def _tool_use_blocks(tool_calls: Any, param: str) -> list[dict[str, Any]]:
+    if not tool_calls:
+        return []
+    if not isinstance(tool_calls, list):
+        raise InvalidRequest(f"{param} must be an array", param=param)
+    blocks: list[dict[str, Any]] = []
+    for k, call in enumerate(tool_calls):
+        where = f"{param}[{k}]"
+        function = call.get("function") if isinstance(call, dict) else None
+        if not isinstance(function, dict) or not isinstance(call.get("id"), str):
+            raise InvalidRequest(f"{where} needs an id and a function", param=where)
+        arguments = function.get("arguments")
+        if isinstance(arguments, dict):
+            parsed: Any = arguments
+        elif not arguments:
+            parsed = {}
+        else:
+            try:
+                parsed = orjson.loads(arguments)
+            except (orjson.JSONDecodeError, TypeError):
+                raise InvalidRequest(
+                    f"{where}.function.arguments is not valid JSON", param=f"{where}.function.arguments"
+                ) from None
+        if not isinstance(parsed, dict):
+            raise InvalidRequest(
+                f"{where}.function.arguments must be a JSON object", param=f"{where}.function.arguments"
+            )
+        blocks.append({"type": "tool_use", "id": call["id"], "name": function.get("name"), "input": parsed})
+    return blocks
+
+
+def translate_tools(tools: Any) -> list[dict[str, Any]]:
+    if not tools:
+        return []
+    if not isinstance(tools, list):
+        raise InvalidRequest("'tools' must be an array", param="tools")
+    out: list[dict[str, Any]] = []
+    for i, tool in enumerate(tools):
+        function = tool.get("function") if isinstance(tool, dict) else None
+        if not isinstance(tool, dict) or tool.get("type", "function") != "function" or not function:
+            raise InvalidRequest(f"tools[{i}]: only function tools are supported", param=f"tools[{i}]")
+        entry: dict[str, Any] = {"name": function.get("name")}
+        if function.get("description"):
+            entry["description"] = function["description"]
+        entry["input_schema"] = function.get("parameters") or {"type": "object", "properties": {}}
+        out.append(entry)
+    return out
+
+
+def translate_tool_choice(choice: Any, parallel_tool_calls: Any) -> dict[str, Any] | None:
+    out: dict[str, Any] | None
+    if choice is None or choice == "auto":
+        out = {"type": "auto"} if choice == "auto" or parallel_tool_calls is False else None
+    elif choice == "required":
+        out = {"type": "any"}
+    elif choice == "none":
+        return {"type": "none"}
+    elif isinstance(choice, dict) and isinstance(choice.get("function"), dict):
+        out = {"type": "tool", "name": choice["function"].get("name")}
+    else:
+        raise InvalidRequest(f"tool_choice {choice!r} is not supported", param="tool_choice")
+    if out is not None and parallel_tool_calls is False:
+        out["disable_parallel_tool_use"] = True
+    return out
+
+
+def json_instruction(response_format: Any) -> str | None:
+    """The system instruction standing in for OpenAI's ``response_format`` (Anthropic has none)."""
+    if not isinstance(response_format, dict):
+        return None
+    kind = response_format.get("type")
+    text = (
+        "Respond with a single valid JSON object and nothing else: "
+        "no explanation, no Markdown, no code fences."
+    )
+    if kind == "json_object":
+        return text
+    if kind == "json_schema":
+        spec = response_format.get("json_schema")
+        schema = spec.get("schema") if isinstance(spec, dict) else None
+        if schema:
+            return f"{text} The object must conform to this JSON schema:\n{orjson.dumps(schema).decode()}"
+        return text
+    return None
+
+
+# -- response helpers -----------------------------------------------------------------------------
+
+
+def usage_from_anthropic(data: Any) -> Usage | None:
+    if not isinstance(data, dict):
+        return None
+    cache_read = int(data.get("cache_read_input_tokens") or 0)
+    cache_write = int(data.get("cache_creation_input_tokens") or 0)
+    return Usage(
+        prompt_tokens=int(data.get("input_tokens") or 0) + cache_read + cache_write,
+        completion_tokens=int(data.get("output_tokens") or 0),
+        cached_tokens=cache_read,
+        cache_write_tokens=cache_write,
+    )
+
+
+def openai_usage(usage: Usage | None) -> dict[str, Any] | None:
+    if usage is None:
+        return None
+    return {
+        "prompt_tokens": usage.prompt_tokens,
+        "completion_tokens": usage.completion_tokens,
+        "total_tokens": usage.total_tokens,
+        "prompt_tokens_details": {"cached_tokens": usage.cached_tokens},
+    }
+
+
+def _error_fields(data: dict[str, Any]) -> tuple[str | None, str | None]:
+    err = data.get("error")
+    if isinstance(err, dict):
+        etype, message = err.get("type"), err.get("message")
+        return (str(etype) if etype else None, str(message) if message else None)
+    if isinstance(err, str):
+        return None, err
+    return None, None
+
+
+def _load_object(raw: bytes, provider: str) -> dict[str, Any]:
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise UpstreamError(
+            f"provider '{provider}' sent a body that is not JSON: {raw[:120]!r}",
+            status=502,
+            code="upstream_bad_response",
+        ) from None
+    if not isinstance(data, dict):
+        raise UpstreamError(
+            f"provider '{provider}' sent JSON that is not an object", status=502, code="upstream_bad_response"
+        )
+    return data
+
+
+# -- streaming ------------------------------------------------------------------------------------
+
+
+class AnthropicStream:
+    """Translates a Messages event stream into OpenAI ``chat.completion.chunk`` events."""
+
+    def __init__(self, provider: str, model: str) -> None:
+        self._parser = SSEParser()
+        self._provider = provider
+        self._id = "chatcmpl-"
+        self._model = model
+        self._created = int(time.time())
+        self._started = False
+        self._finish_sent = False
+        self._raw_usage: dict[str, Any] = {}
+        # Anthropic content-block index -> [OpenAI tool_call index, arguments sent?, input at block start]
+        self._tools: dict[int, list[Any]] = {}
+        self.usage: Usage | None = None
+        self.usage_chunk: dict[str, Any] | None = None
+        self.finished = False
+
+    def feed(self, data: bytes) -> list[bytes]:
+        return self._handle(self._parser.feed(data))
+
+    def close(self) -> list[bytes]:
+        return self._handle(self._parser.close())
+
+    def _chunk(self, delta: dict[str, Any], finish: str | None = None) -> bytes:
+        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
+        return frame(self._base() | {"choices": [choice]})
+
+    def _base(self) -> dict[str, Any]:
+        return {
+            "id": self._id,
+            "object": "chat.completion.chunk",
+            "created": self._created,
+            "model": self._model,
+        }
+
+    def _start(self, out: list[bytes]) -> None:
+        if not self._started:
+            self._started = True
+            out.append(self._chunk({"role": "assistant", "content": ""}))
+
+    def _handle(self, events: list[Event]) -> list[bytes]:
+        out: list[bytes] = []
+        for ev in events:
+            if not ev.data:
+                continue
+            data = _load_object(ev.data, self._provider)
+            kind = data.get("type") or (ev.event.decode() if ev.event else None)
+            if kind == "ping":
+                continue
+            if kind == "error" or ev.event == b"error":
+                raise self._stream_error(data)
+            if kind == "message_start":
+                message = data.get("message") or {}
+                if message.get("id"):
+                    self._id = f"chatcmpl-{message['id']}"
+                if message.get("model"):
+                    self._model = str(message["model"])
+                self._update_usage(message.get("usage"))
+                self._start(out)
+            elif kind == "content_block_start":
+                self._start(out)
+                self._block_start(data, out)
+            elif kind == "content_block_delta":
+                self._start(out)
+                self._block_delta(data, out)
+            elif kind == "content_block_stop":
+                self._block_stop(data, out)
+            elif kind == "message_delta":
+                self._start(out)
+                self._update_usage(data.get("usage"))
+                stop_reason = (data.get("delta") or {}).get("stop_reason")
+                if stop_reason and not self._finish_sent:
+                    self._finish_sent = True
+                    out.append(self._chunk({}, finish_reason(stop_reason)))
+            elif kind == "message_stop":
+                self._start(out)
+                if not self._finish_sent:
+                    self._finish_sent = True
+                    out.append(self._chunk({}, "stop"))
+                self.finished = True
+        return out
+
+    def _block_start(self, data: dict[str, Any], out: list[bytes]) -> None:
+        block = data.get("content_block") or {}
+        index = data.get("index")
+        if block.get("type") == "text" and block.get("text"):
+            out.append(self._chunk({"content": block["text"]}))
+        elif block.get("type") == "tool_use" and isinstance(index, int):
+            position = len(self._tools)
+            self._tools[index] = [position, False, block.get("input")]
+            head = {
+                "index": position,
+                "id": block.get("id"),
+                "type": "function",
+                "function": {"name": block.get("name"), "arguments": ""},
+            }
+            out.append(self._chunk({"tool_calls": [head]}))
+
+    def _block_delta(self, data: dict[str, Any], out: list[bytes]) -> None:
+        delta = data.get("delta") or {}
+        kind = delta.get("type")
+        if kind == "text_delta":
+            if delta.get("text"):
+                out.append(self._chunk({"content": delta["text"]}))
+        elif kind == "input_json_delta":
+            tool = self._tools.get(data.get("index", -1))
+            partial = delta.get("partial_json")
+            if tool is not None and partial:
+                tool[1] = True
+                out.append(
+                    self._chunk({"tool_calls": [{"index": tool[0], "function": {"arguments": partial}}]})
+                )
+        # thinking_delta, signature_delta, citations_delta: nothing to show in chat completions
+
+    def _block_stop(self, data: dict[str, Any], out: list[bytes]) -> None:
+        tool = self._tools.get(data.get("index", -1))
+        if tool is None or tool[1]:
+            return
+        # No argument deltas at all: send the input given at block start ("{}" for a tool without input).
+        tool[1] = True
+        arguments = orjson.dumps(tool[2] if isinstance(tool[2], dict) else {}).decode()
+        out.append(self._chunk({"tool_calls": [{"index": tool[0], "function": {"arguments": arguments}}]}))
+
+    def _update_usage(self, usage: Any) -> None:
+        if not isinstance(usage, dict):
+            return
+        # message_delta counts are cumulative: a field present there replaces the message_start value.
+        self._raw_usage.update({k: v for k, v in usage.items() if v is not None})
+        self.usage = usage_from_anthropic(self._raw_usage)
+        self.usage_chunk = self._base() | {"choices": [], "usage": openai_usage(self.usage)}
+
+    def _stream_error(self, data: dict[str, Any]) -> UpstreamError:
+        etype, message = _error_fields(data)
+        overloaded = etype == "overloaded_error"
+        return UpstreamError(
+            f"provider '{self._provider}' failed mid-stream: {etype or 'error'}: {message or data}",
+            status=503 if overloaded else 502,
+            code="upstream_unavailable" if overloaded else "upstream_stream_error",
+        )
