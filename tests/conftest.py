@@ -57,7 +57,9 @@ class Mock:
 
     def reset(self) -> None:
         httpx.post(f"{self.url}/_mock/reset").raise_for_status()
-        self.configure(latency_ms=0, fail_rate=0, fail_status=500, fail_mode="status", quirks=[])
+        self.configure(
+            latency_ms=0, fail_rate=0, fail_first=0, fail_status=500, fail_mode="status", quirks=[]
+        )
 
     def stop(self) -> None:
         self.proc.terminate()
@@ -162,7 +164,11 @@ def core_test_config(cheap: Mock, premium: Mock) -> dict[str, Any]:
     config["models"]["embed"] = {
         "deployments": [{"provider": "cheap", "model": "text-embedding-3-small", "price": {"input": 0.02}}]
     }
+    config["providers"]["limited"] = {"style": "openai", "base_url": f"{premium.url}/v1", "api_key": "sk-d"}
     config["models"]["slow"] = {"deployments": [{"provider": "slow", "model": "gpt-4o"}]}
+    config["models"]["limited"] = {"deployments": [{"provider": "limited", "model": "gpt-4o"}]}
+    # Error-mapping tests want one attempt and no breaker memory between tests.
+    config["resilience"] = {"max_attempts": 1, "breaker": {"failures": 1_000_000}}
     return config
 
 

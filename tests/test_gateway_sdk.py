@@ -101,7 +101,7 @@ def test_embeddings_through_sdk(client: openai.OpenAI, cheap: Mock) -> None:
 
 def test_models_lists_aliases(client: openai.OpenAI) -> None:
     ids = {m.id for m in client.models.list()}
-    assert ids == {"chat", "premium", "embed", "slow"}
+    assert ids == {"chat", "premium", "embed", "slow", "limited"}
     assert client.models.retrieve("chat").id == "chat"
     with pytest.raises(openai.NotFoundError):
         client.models.retrieve("nope")
@@ -227,12 +227,13 @@ def test_upstream_failure_maps_to_clear_status(
     client: openai.OpenAI, premium: Mock, upstream: int, status: int, exc_type: type[Exception]
 ) -> None:
     premium.configure(fail_rate=1.0, fail_status=upstream, retry_after=7)
+    # 'limited' has a provider of its own: the 7 s cool-down after a 429 must not touch other tests.
     with pytest.raises(exc_type) as exc:
-        client.chat.completions.create(model="premium", messages=MESSAGES)
+        client.chat.completions.create(model="limited", messages=MESSAGES)
     err = exc.value
     assert isinstance(err, openai.APIStatusError)
     assert err.status_code == status
-    assert "premium" in err.message, "the message names the provider that failed"
+    assert "limited" in err.message, "the message names the provider that failed"
     if upstream == 429:
         assert err.response.headers["retry-after"] == "7"
 

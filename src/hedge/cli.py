@@ -81,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(func=_serve)
 
     mock = sub.add_parser("mock", help="run a local mock upstream speaking a provider's wire format")
-    mock.add_argument("--style", default="openai", help="wire format: openai")
+    mock.add_argument("--style", default="openai", help="wire format: openai, anthropic or gemini")
     mock.add_argument("--host", default="127.0.0.1")
     mock.add_argument("--port", type=int, default=9101)
     mock.add_argument(
@@ -92,8 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
     mock.add_argument(
         "--fail-mode",
         default="status",
-        choices=["status", "disconnect", "hang"],
-        help="how a failure looks: an error status, a stream cut mid-way, or no answer at all",
+        choices=["status", "disconnect", "early-disconnect", "hang"],
+        help="failure shape: error status, stream cut mid-way or before its first token, or no answer",
     )
     mock.add_argument("--retry-after", type=float, default=1.0, help="Retry-After seconds sent with 429")
     mock.add_argument("--seed", type=int, default=None, help="seed for the failure draw (reproducible runs)")

@@ -47,6 +47,8 @@ class Timeouts(_Strict):
     connect: float = Field(10.0, gt=0)
     read: float = Field(120.0, gt=0)
     total: float = Field(600.0, gt=0)
+    first_token: float | None = Field(None, gt=0)
+    """Streams only: fail over if no content arrived this many seconds after the request was sent."""
 
 
 class ServerConfig(_Strict):
@@ -88,12 +90,46 @@ class ModelConfig(_Strict):
     deployments: list[DeploymentConfig] = Field(min_length=1)
     baseline: str | None = None
     """Another alias whose first deployment's price is the yardstick for savings."""
+    fallbacks: list[str] = Field(default_factory=list)
+    """Other aliases tried, in order, once every deployment of this one has failed."""
+    max_attempts: int | None = Field(None, ge=1)
+
+
+class BackoffConfig(_Strict):
+    base_ms: float = Field(100.0, ge=0)
+    max_ms: float = Field(2000.0, ge=0)
+
+
+class RetryBudgetConfig(_Strict):
+    """Retries add at most ``ratio`` extra load; a floor of ``min_per_s`` lets low traffic retry."""
+
+    ratio: float = Field(0.2, ge=0)
+    min_per_s: float = Field(5.0, ge=0)
+    window_s: float = Field(10.0, gt=0)
+
+
+class BreakerConfig(_Strict):
+    failures: int = Field(5, ge=1)
+    """Consecutive retryable failures that open the breaker."""
+    cooldown_s: float = Field(30.0, gt=0)
+    """How long an open breaker keeps traffic away before letting one probe through."""
+
+
+class ResilienceConfig(_Strict):
+    max_attempts: int = Field(4, ge=1)
+    """Attempts per request across deployments and fallbacks, the first included."""
+    backoff: BackoffConfig = BackoffConfig()
+    max_retry_wait_s: float = Field(5.0, ge=0)
+    """The longest a request waits inside the gateway for a Retry-After before giving up."""
+    retry_budget: RetryBudgetConfig = RetryBudgetConfig()
+    breaker: BreakerConfig = BreakerConfig()
 
 
 class Config(_Strict):
     server: ServerConfig
     providers: dict[str, ProviderConfig] = Field(min_length=1)
     models: dict[str, ModelConfig] = Field(min_length=1)
+    resilience: ResilienceConfig = ResilienceConfig()
 
     @model_validator(mode="after")
     def _references(self) -> Config:
@@ -107,6 +143,11 @@ class Config(_Strict):
                     )
             if model.baseline is not None and model.baseline not in self.models:
                 raise _PathError(f"models.{alias}.baseline", f"unknown model alias {model.baseline!r}")
+            for i, fallback in enumerate(model.fallbacks):
+                if fallback not in self.models or fallback == alias:
+                    raise _PathError(
+                        f"models.{alias}.fallbacks[{i}]", f"unknown or self-referencing alias {fallback!r}"
+                    )
         return self
 
 

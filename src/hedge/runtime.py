@@ -12,6 +12,7 @@ from hedge.config import Config
 from hedge.observe.records import RequestRecord, Sink
 from hedge.providers import make_adapter
 from hedge.providers.base import Adapter
+from hedge.resilience.failover import Failover
 from hedge.routing.router import Router
 from hedge.transport import Transport
 
@@ -26,6 +27,7 @@ class Runtime:
         }
         self.router = Router(config, self.adapters)
         self.transport = Transport(config.providers)
+        self.failover = Failover(config.resilience)
         self.sinks: list[Sink] = []
 
     def record(self, rec: RequestRecord) -> None:

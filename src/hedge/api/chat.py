@@ -25,7 +25,7 @@ from hedge.api.http import (
 from hedge.api.streaming import ChatStream, first_events
 from hedge.api.validation import parse_json_object, validate_chat, validate_embeddings
 from hedge.cost.pricing import cost_usd, format_usd
-from hedge.errors import HedgeError, NoDeploymentAvailable, UpstreamError
+from hedge.errors import HedgeError
 from hedge.observe.records import RequestRecord
 from hedge.routing.deployment import Deployment
 from hedge.runtime import Runtime
@@ -57,7 +57,10 @@ async def _handle(request: Request, endpoint: str) -> Response:
         record.error = exc.message
         record.latency_ms = (time.perf_counter() - started) * 1000
         runtime.record(record)
-        return error_response(exc, record.request_id)
+        response = error_response(exc, record.request_id)
+        if record.attempts:
+            response.headers.update(_headers(record))
+        return response
 
 
 async def _route(runtime: Runtime, body: dict[str, Any], record: RequestRecord, started: float) -> Response:
@@ -67,30 +70,27 @@ async def _route(runtime: Runtime, body: dict[str, Any], record: RequestRecord, 
     record.stream = stream
     options = body.get("stream_options") or {}
     want_usage = stream and bool(options.get("include_usage"))
-    last: UpstreamError | None = None
-    for dep in plan:
+    baseline = alias.baseline_price
+
+    async def attempt(dep: Deployment) -> Response:
         record.attempts += 1
         record.provider, record.model = dep.provider, dep.model
-        try:
-            if stream:
-                return await _stream(runtime, dep, body, want_usage, record, alias.baseline_price, started)
-            return await _complete(runtime, dep, body, record, alias.baseline_price, started)
-        except UpstreamError as exc:
-            last = exc
-            if not exc.retryable:
-                break
-    if last is None:
-        raise NoDeploymentAvailable(f"No deployment of model '{alias.name}' is available.")
-    raise last
+        if stream:
+            return await _stream(runtime, dep, body, want_usage, record, baseline, started)
+        return await _complete(runtime, dep, body, record, baseline, started)
+
+    return await runtime.failover.run(plan, attempt, record.route, alias.max_attempts)
 
 
-def _headers(record: RequestRecord, dep: Deployment) -> dict[str, str]:
-    return {
-        "x-hedge-request-id": record.request_id,
-        "x-hedge-provider": dep.provider,
-        "x-hedge-model": dep.model,
-        "x-hedge-attempts": str(record.attempts),
-    }
+def _headers(record: RequestRecord, dep: Deployment | None = None) -> dict[str, str]:
+    headers = {"x-hedge-request-id": record.request_id, "x-hedge-attempts": str(record.attempts)}
+    route = record.route if dep is None else [*record.route, f"{dep.id}=ok"]
+    if route:
+        headers["x-hedge-route"] = ", ".join(route)
+    if dep is not None:
+        headers["x-hedge-provider"] = dep.provider
+        headers["x-hedge-model"] = dep.model
+    return headers
 
 
 async def _open(runtime: Runtime, dep: Deployment, upstream: Any) -> aiohttp.ClientResponse:

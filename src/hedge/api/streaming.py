@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 import aiohttp
+import orjson
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
@@ -33,22 +34,44 @@ SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 async def first_events(
     resp: aiohttp.ClientResponse, translator: StreamTranslator, dep: Deployment
 ) -> list[bytes]:
-    """Read until the upstream produced its first event, so a failure so far can still fail over."""
+    """Hold the stream back until its first content, so a failure before it can still fail over.
+
+    Nothing has reached the client yet, so failing over here is invisible to it.
+    The time-to-first-token timeout, if set, bounds this phase.
+    """
+    held: list[bytes] = []
     try:
-        async for data in resp.content.iter_any():
-            events = translator.feed(data)
-            if events:
-                return events
-        events = translator.close()
+        async with asyncio.timeout(dep.timeouts.first_token):
+            async for data in resp.content.iter_any():
+                events = translator.feed(data)
+                held.extend(events)
+                if any(_has_content(e) for e in events):
+                    return held
+            held.extend(translator.close())
+    except HedgeError:
+        raise
     except BaseException as exc:
         raise network_error(dep.provider, exc) from None
-    if not events:
+    if not translator.finished:
         raise UpstreamError(
-            f"provider '{dep.provider}' ended the stream before sending anything",
+            f"provider '{dep.provider}' ended the stream before its first token",
             status=502,
             code="upstream_empty_stream",
         )
-    return events
+    return held
+
+
+def _has_content(event: bytes) -> bool:
+    """Whether an OpenAI chunk event carries anything beyond the opening role delta."""
+    try:
+        chunk = orjson.loads(event[6:])
+    except orjson.JSONDecodeError:
+        return True
+    for choice in chunk.get("choices") or ():
+        delta = choice.get("delta") or {}
+        if choice.get("finish_reason") or any(delta.get(k) for k in ("content", "tool_calls", "refusal")):
+            return True
+    return False
 
 
 class ChatStream(Response):

@@ -240,7 +240,9 @@ async def _stream(state: MockState, body: dict[str, Any], reply: Reply, n: int) 
             head["function"]["arguments"] = args
             deltas.append({"tool_calls": [head]})
     steps = len(deltas) + 1
-    disconnect_at = len(deltas) // 2 if body.get("_mock_disconnect") else -1
+    disconnect_at = -1
+    if body.get("_mock_disconnect"):
+        disconnect_at = 0 if state.knobs.fail_mode == "early-disconnect" else max(1, len(deltas) // 2)
     try:
         await state.delay(1 / steps)
         first: dict[str, Any] = {"role": "assistant", "content": "", "refusal": None}

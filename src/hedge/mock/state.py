@@ -10,18 +10,21 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from starlette.requests import Request
 
-FailMode = Literal["status", "disconnect", "hang"]
+FailMode = Literal["status", "disconnect", "early-disconnect", "hang"]
 
 
 @dataclass(slots=True)
 class Knobs:
     latency_ms: float = 0.0
     fail_rate: float = 0.0
+    fail_first: int = 0
+    """Fail the next N requests for certain, then follow ``fail_rate`` (deterministic tests)."""
     fail_status: int = 500
     fail_mode: FailMode = "status"
     retry_after: float = 1.0
@@ -37,6 +40,8 @@ class Stats:
     streams_completed: int = 0
     streams_cancelled: int = 0
     by_path: dict[str, int] = field(default_factory=dict)
+    request_times: list[float] = field(default_factory=list)
+    """Wall-clock arrival times of the last 100 requests."""
     last_body: Any = None
     last_headers: dict[str, str] = field(default_factory=dict)
 
@@ -66,9 +71,15 @@ class MockState:
         s.requests += 1
         s.by_path[request.url.path] = s.by_path.get(request.url.path, 0) + 1
         s.last_body = body
+        s.request_times.append(time.time())
+        del s.request_times[:-100]
         s.last_headers = dict(request.headers)
 
     def should_fail(self) -> bool:
+        if self.knobs.fail_first > 0:
+            self.knobs.fail_first -= 1
+            self.stats.failures_injected += 1
+            return True
         rate = self.knobs.fail_rate
         if rate > 0 and (rate >= 1 or self.rng.random() < rate):
             self.stats.failures_injected += 1

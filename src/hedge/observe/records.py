@@ -24,6 +24,8 @@ class RequestRecord:
     latency_ms: float = 0.0
     ttft_ms: float | None = None
     attempts: int = 0
+    route: list[str] = field(default_factory=list)
+    """Each deployment considered, with why it was left (or ``ok``)."""
     error: str | None = None
     started_at: float = field(default_factory=time.time)
 

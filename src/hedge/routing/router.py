@@ -18,6 +18,8 @@ class Alias:
     deployments: list[Deployment]
     strategy: Strategy
     baseline_price: Price | None
+    fallbacks: list[str]
+    max_attempts: int | None
 
 
 class Router:
@@ -38,7 +40,9 @@ class Router:
             baseline = None
             if model.baseline is not None:
                 baseline = config.models[model.baseline].deployments[0].price
-            self.aliases[name] = Alias(name, deps, STRATEGIES[model.strategy](deps), baseline)
+            self.aliases[name] = Alias(
+                name, deps, STRATEGIES[model.strategy](deps), baseline, model.fallbacks, model.max_attempts
+            )
 
     def alias(self, name: str) -> Alias:
         try:
@@ -50,6 +54,14 @@ class Router:
             ) from None
 
     def plan(self, name: str) -> tuple[Alias, list[Deployment]]:
-        """The alias and its deployments in the order to try them."""
+        """The alias and the deployments to try, in order: its own, then its fallback aliases'."""
         alias = self.alias(name)
-        return alias, alias.strategy.order()
+        plan = alias.strategy.order()
+        if alias.fallbacks:
+            seen = {d.id for d in plan}
+            for fallback in alias.fallbacks:
+                for dep in self.aliases[fallback].strategy.order():
+                    if dep.id not in seen:
+                        seen.add(dep.id)
+                        plan.append(dep)
+        return alias, plan

@@ -1,0 +1,94 @@
+"""Circuit breakers: stop sending traffic to a deployment that keeps failing.
+
+closed -> open after ``failures`` consecutive retryable failures; open -> half-open
+once ``cooldown_s`` has passed, when exactly one probe request is let through;
+the probe's success closes the breaker, its failure opens it again. A
+Retry-After from the provider also cools a deployment down until that time.
+Every transition is logged. The clock is injected so tests never sleep.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from enum import StrEnum
+
+from hedge.config import BreakerConfig
+
+log = logging.getLogger("hedge.breaker")
+
+Clock = Callable[[], float]
+
+
+class State(StrEnum):
+    CLOSED = "closed"
+    OPEN = "open"
+    HALF_OPEN = "half_open"
+
+
+class Breaker:
+    __slots__ = (
+        "_clock",
+        "_config",
+        "_failures",
+        "_opened_at",
+        "_probe_out",
+        "cooldown_until",
+        "name",
+        "state",
+    )
+
+    def __init__(self, name: str, config: BreakerConfig, clock: Clock = time.monotonic) -> None:
+        self.name = name
+        self._config = config
+        self._clock = clock
+        self.state = State.CLOSED
+        self._failures = 0
+        self._opened_at = 0.0
+        self._probe_out = False
+        self.cooldown_until = 0.0
+
+    def blocked_reason(self) -> str | None:
+        """Why this deployment must not get a request now, or None if it may (claims the probe slot)."""
+        now = self._clock()
+        if now < self.cooldown_until:
+            return "cooling_down"
+        if self.state is State.OPEN:
+            if now - self._opened_at < self._config.cooldown_s:
+                return "circuit_open"
+            self._move(State.HALF_OPEN)
+        if self.state is State.HALF_OPEN:
+            if self._probe_out:
+                return "circuit_half_open"
+            self._probe_out = True
+        return None
+
+    def success(self) -> None:
+        if self.state is State.OPEN:
+            # A request sent before the breaker opened proves little: wait for the probe.
+            return
+        self._failures = 0
+        self._probe_out = False
+        if self.state is State.HALF_OPEN:
+            self._move(State.CLOSED)
+
+    def failure(self, retry_after: float | None = None) -> None:
+        now = self._clock()
+        if retry_after:
+            self.cooldown_until = max(self.cooldown_until, now + retry_after)
+        self._failures += 1
+        self._probe_out = False
+        if self.state is State.HALF_OPEN or (
+            self.state is State.CLOSED and self._failures >= self._config.failures
+        ):
+            self._opened_at = now
+            self._move(State.OPEN)
+
+    def release(self) -> None:
+        """The attempt ended with no verdict on the deployment (e.g. a client error): free the probe."""
+        self._probe_out = False
+
+    def _move(self, new: State) -> None:
+        log.warning("breaker %s: %s -> %s", self.name, self.state.value, new.value)
+        self.state = new

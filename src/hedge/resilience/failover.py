@@ -1,0 +1,126 @@
+"""Failover: try a plan of deployments until one answers.
+
+Each attempt goes to the next deployment of the plan (the alias's, then its
+fallback aliases'); deployments whose breaker is open or that are cooling down
+after a Retry-After are skipped. When every deployment of the plan has failed
+or is blocked, the request waits (exponential backoff with full jitter, at
+least the shortest remaining cooldown) and goes round again, as long as the
+wait stays under ``max_retry_wait_s``, attempts remain, and the retry budget
+allows. Errors caused by the request itself (400, 413 ...) are never retried.
+
+The ``trace`` records every deployment considered and why it was left; the API
+returns it as ``x-hedge-route``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TypeVar
+
+from hedge.config import ResilienceConfig
+from hedge.errors import HedgeError, NoDeploymentAvailable, UpstreamError
+from hedge.resilience.backoff import backoff_seconds
+from hedge.resilience.breaker import Breaker, Clock, State
+from hedge.resilience.budget import RetryBudget
+from hedge.routing.deployment import Deployment
+
+T = TypeVar("T")
+
+
+class Failover:
+    def __init__(
+        self,
+        config: ResilienceConfig,
+        clock: Clock = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.config = config
+        self._clock = clock
+        self._sleep = sleep
+        self._rng = rng or random.Random()
+        self.breakers: dict[str, Breaker] = {}
+        self.budget = RetryBudget(config.retry_budget, clock)
+
+    def breaker(self, dep: Deployment) -> Breaker:
+        b = self.breakers.get(dep.id)
+        if b is None:
+            b = self.breakers[dep.id] = Breaker(dep.id, self.config.breaker, self._clock)
+        return b
+
+    def _ready_in(self, plan: Sequence[Deployment]) -> float:
+        """Seconds until the first blocked deployment of the plan may take traffic again."""
+        now = self._clock()
+        waits = []
+        for dep in plan:
+            b = self.breaker(dep)
+            wait = max(0.0, b.cooldown_until - now)
+            if b.state is State.OPEN:
+                wait = max(wait, self.config.breaker.cooldown_s - (now - b._opened_at))
+            waits.append(wait)
+        return min(waits, default=0.0)
+
+    async def run(
+        self,
+        plan: Sequence[Deployment],
+        attempt: Callable[[Deployment], Awaitable[T]],
+        trace: list[str],
+        max_attempts: int | None = None,
+    ) -> T:
+        limit = max_attempts or self.config.max_attempts
+        self.budget.request()
+        attempts = 0
+        last: HedgeError | None = None
+        round_no = 0
+        waited = 0.0
+        while True:
+            for dep in plan:
+                if attempts >= limit:
+                    raise _final(last, plan, trace)
+                breaker = self.breaker(dep)
+                blocked = breaker.blocked_reason()
+                if blocked is not None:
+                    trace.append(f"{dep.id}={blocked}")
+                    continue
+                if attempts > 0 and not self.budget.try_retry():
+                    breaker.release()
+                    trace.append(f"{dep.id}=retry_budget_exhausted")
+                    raise _final(last, plan, trace)
+                attempts += 1
+                try:
+                    result = await attempt(dep)
+                except UpstreamError as exc:
+                    trace.append(f"{dep.id}={exc.code or exc.upstream_status or exc.status}")
+                    last = exc
+                    if not exc.retryable:
+                        breaker.release()
+                        raise
+                    breaker.failure(exc.retry_after)
+                    continue
+                except BaseException:
+                    breaker.release()
+                    raise
+                breaker.success()
+                trace.append(f"{dep.id}=ok")
+                return result
+            round_no += 1
+            wait = backoff_seconds(round_no, self.config.backoff, self._ready_in(plan), self._rng)
+            if attempts >= limit or round_no >= limit or waited + wait > self.config.max_retry_wait_s:
+                raise _final(last, plan, trace, wait)
+            waited += wait
+            await self._sleep(wait)
+
+
+def _final(
+    last: HedgeError | None, plan: Sequence[Deployment], trace: list[str], wait: float | None = None
+) -> HedgeError:
+    if last is not None:
+        return last
+    names = ", ".join(d.id for d in plan)
+    headers = {"retry-after": str(max(1, round(wait)))} if wait else {}
+    return NoDeploymentAvailable(
+        f"No deployment is available right now (tried {names}: {'; '.join(trace)}).", headers=headers
+    )
