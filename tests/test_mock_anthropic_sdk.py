@@ -15,6 +15,7 @@ import pytest
 from conftest import Mock, start_mock
 from hedge.config import ProviderConfig
 from hedge.providers.anthropic import AnthropicAdapter
+from hedge.providers.base import Translated
 
 MODEL = "claude-test"
 WEATHER_TOOL: anthropic.types.ToolParam = {
@@ -280,6 +281,14 @@ def send(adapter: AnthropicAdapter, body: dict[str, Any], stream: bool = False) 
     return resp
 
 
+def complete(adapter: AnthropicAdapter, body: dict[str, Any]) -> Translated:
+    """A non-streamed round trip: translate, send to the mock, translate the answer back."""
+    req = adapter.chat_request(body, MODEL, False, True)
+    resp = httpx.post(req.url, content=req.body, headers=req.headers, timeout=10)
+    assert resp.status_code == 200, resp.text
+    return adapter.chat_response(resp.content, req)
+
+
 def test_adapter_round_trip_with_tools(adapter: AnthropicAdapter) -> None:
     tool = {
         "type": "function",
@@ -289,7 +298,7 @@ def test_adapter_round_trip_with_tools(adapter: AnthropicAdapter) -> None:
         {"role": "system", "content": "Be brief."},
         {"role": "user", "content": "weather in Paris?"},
     ]
-    first = adapter.chat_response(send(adapter, {"messages": messages, "tools": [tool]}).content)
+    first = complete(adapter, {"messages": messages, "tools": [tool]})
     completion = openai.types.chat.ChatCompletion.model_validate_json(first.body)
     assert completion.choices[0].finish_reason == "tool_calls"
     calls = completion.choices[0].message.tool_calls
@@ -298,7 +307,7 @@ def test_adapter_round_trip_with_tools(adapter: AnthropicAdapter) -> None:
 
     messages.append(completion.choices[0].message.model_dump(exclude_none=True))
     messages.append({"role": "tool", "tool_call_id": calls[0].id, "content": "18C"})
-    second = adapter.chat_response(send(adapter, {"messages": messages, "tools": [tool]}).content)
+    second = complete(adapter, {"messages": messages, "tools": [tool]})
     final = openai.types.chat.ChatCompletion.model_validate_json(second.body)
     assert final.choices[0].message.content == f"{MODEL} says: the tool returned 18C"
     assert final.choices[0].finish_reason == "stop"

@@ -12,7 +12,7 @@ from hedge.config import ProviderConfig
 from hedge.errors import InvalidRequest, UpstreamError
 from hedge.providers import make_adapter
 from hedge.providers.anthropic import AnthropicAdapter, AnthropicStream
-from hedge.providers.base import Usage
+from hedge.providers.base import UpstreamRequest, Usage
 
 BASE = "https://api.anthropic.com"
 
@@ -33,6 +33,10 @@ def translate(body: dict[str, Any], stream: bool = False, **config: Any) -> dict
 
 def user(text: str) -> dict[str, Any]:
     return {"role": "user", "content": text}
+
+
+NO_REQUEST = UpstreamRequest("u", b"")
+"""The request handed back to response translation (the Anthropic adapter needs nothing from it)."""
 
 
 WEATHER = {
@@ -400,7 +404,7 @@ def message(**fields: Any) -> bytes:
 
 
 def test_text_response() -> None:
-    result = adapter().chat_response(message())
+    result = adapter().chat_response(message(), NO_REQUEST)
     body = orjson.loads(result.body)
     assert body["id"] == "chatcmpl-msg_01"
     assert body["object"] == "chat.completion"
@@ -420,7 +424,9 @@ def test_tool_use_response() -> None:
         {"type": "tool_use", "id": "toolu_1", "name": "get_weather", "input": {"city": "Paris"}},
         {"type": "tool_use", "id": "toolu_2", "name": "get_time", "input": {}},
     ]
-    body = orjson.loads(adapter().chat_response(message(content=content, stop_reason="tool_use")).body)
+    body = orjson.loads(
+        adapter().chat_response(message(content=content, stop_reason="tool_use"), NO_REQUEST).body
+    )
     msg = body["choices"][0]["message"]
     assert msg["content"] == "Checking. "
     assert msg["tool_calls"] == [
@@ -436,7 +442,9 @@ def test_tool_use_response() -> None:
 
 def test_tool_only_response_has_null_content() -> None:
     content = [{"type": "tool_use", "id": "toolu_1", "name": "f", "input": {}}]
-    body = orjson.loads(adapter().chat_response(message(content=content, stop_reason="tool_use")).body)
+    body = orjson.loads(
+        adapter().chat_response(message(content=content, stop_reason="tool_use"), NO_REQUEST).body
+    )
     assert body["choices"][0]["message"]["content"] is None
 
 
@@ -453,7 +461,7 @@ def test_tool_only_response_has_null_content() -> None:
     ],
 )
 def test_finish_reasons(stop_reason: str, finish: str) -> None:
-    body = orjson.loads(adapter().chat_response(message(stop_reason=stop_reason)).body)
+    body = orjson.loads(adapter().chat_response(message(stop_reason=stop_reason), NO_REQUEST).body)
     assert body["choices"][0]["finish_reason"] == finish
 
 
@@ -464,7 +472,7 @@ def test_usage_with_cache_tokens() -> None:
         "cache_creation_input_tokens": 5,
         "output_tokens": 7,
     }
-    result = adapter().chat_response(message(usage=usage))
+    result = adapter().chat_response(message(usage=usage), NO_REQUEST)
     assert result.usage == Usage(
         prompt_tokens=115, completion_tokens=7, cached_tokens=100, cache_write_tokens=5
     )
@@ -481,7 +489,7 @@ def test_usage_with_cache_tokens() -> None:
 )
 def test_bad_200_bodies_are_upstream_errors(raw: bytes) -> None:
     with pytest.raises(UpstreamError) as info:
-        adapter().chat_response(raw)
+        adapter().chat_response(raw, NO_REQUEST)
     assert info.value.status == 502
 
 

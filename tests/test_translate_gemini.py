@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import copy
 import struct
@@ -14,6 +13,7 @@ import pytest
 from hedge.config import ProviderConfig
 from hedge.errors import InvalidRequest, UpstreamError
 from hedge.providers import ADAPTERS
+from hedge.providers.base import UpstreamRequest
 from hedge.providers.gemini import SKIP_SIGNATURE, GeminiAdapter, GeminiStream
 
 
@@ -35,6 +35,10 @@ def request(body: dict[str, Any], model: str = "gemini-2.0-flash", stream: bool 
 
 def user(text: str) -> dict[str, Any]:
     return {"role": "user", "content": text}
+
+
+NO_REQUEST = UpstreamRequest("u", b"")
+"""For response tests with no matching request: ``*_request`` left no context."""
 
 
 # -- request ------------------------------------------------------------------------------------------
@@ -304,7 +308,7 @@ def test_thought_signatures_round_trip() -> None:
             }
         ]
     }
-    message = orjson.loads(make().chat_response(orjson.dumps(raw)).body)["choices"][0]["message"]
+    message = orjson.loads(make().chat_response(orjson.dumps(raw), NO_REQUEST).body)["choices"][0]["message"]
     first, second = message["tool_calls"]
     assert first["id"].endswith("~c2lnMQ==") and "~" not in second["id"]
     body = {"messages": [user("go"), message]}
@@ -327,7 +331,8 @@ def test_thought_signatures_round_trip() -> None:
 
 
 def response(candidates: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
-    out: dict[str, Any] = make().chat_response(orjson.dumps({"candidates": candidates, **extra})).body
+    raw = orjson.dumps({"candidates": candidates, **extra})
+    out: dict[str, Any] = make().chat_response(raw, NO_REQUEST).body
     return orjson.loads(out)  # type: ignore[no-any-return]
 
 
@@ -373,7 +378,7 @@ def test_text_response_and_usage() -> None:
         "modelVersion": "gemini-2.0-flash-001",
         "responseId": "abc123",
     }
-    translated = make().chat_response(orjson.dumps(raw))
+    translated = make().chat_response(orjson.dumps(raw), NO_REQUEST)
     out = orjson.loads(translated.body)
     assert out["object"] == "chat.completion"
     assert out["id"] == "chatcmpl-abc123"
@@ -396,10 +401,12 @@ def test_text_response_and_usage() -> None:
 
 def test_model_falls_back_to_the_requested_one() -> None:
     adapter = make()
-    adapter.chat_request({"messages": [user("x")]}, "gemini-2.5-pro", False, False)
-    out = orjson.loads(adapter.chat_response(orjson.dumps({"candidates": [text_candidate("y")]})).body)
+    upstream = adapter.chat_request({"messages": [user("x")]}, "gemini-2.5-pro", False, False)
+    raw = orjson.dumps({"candidates": [text_candidate("y")]})
+    out = orjson.loads(adapter.chat_response(raw, upstream).body)
     assert out["model"] == "gemini-2.5-pro"
     assert "usage" not in out
+    assert orjson.loads(adapter.chat_response(raw, NO_REQUEST).body)["model"] == "", "no context, no model"
 
 
 def test_function_call_response() -> None:
@@ -426,7 +433,7 @@ def test_function_call_response() -> None:
 
 def test_blocked_prompt() -> None:
     raw = {"promptFeedback": {"blockReason": "SAFETY"}, "usageMetadata": {"promptTokenCount": 5}}
-    translated = make().chat_response(orjson.dumps(raw))
+    translated = make().chat_response(orjson.dumps(raw), NO_REQUEST)
     out = orjson.loads(translated.body)
     assert out["choices"] == [
         {
@@ -444,7 +451,7 @@ def test_blocked_prompt() -> None:
 )
 def test_bad_success_bodies(raw: bytes) -> None:
     with pytest.raises(UpstreamError) as info:
-        make().chat_response(raw)
+        make().chat_response(raw, NO_REQUEST)
     assert info.value.status == 502
     assert info.value.code == "upstream_bad_response"
 
@@ -721,10 +728,10 @@ BATCH = orjson.dumps({"embeddings": [{"values": v} for v in VALUES]})
 
 def test_embeddings_response_floats_and_estimated_usage() -> None:
     adapter = make()
-    adapter.embeddings_request(
+    upstream = adapter.embeddings_request(
         {"input": ["one two three", "four"], "encoding_format": "float"}, "text-embedding-004"
     )
-    translated = adapter.embeddings_response(BATCH)
+    translated = adapter.embeddings_response(BATCH, upstream)
     out = orjson.loads(translated.body)
     assert out == {
         "object": "list",
@@ -737,36 +744,43 @@ def test_embeddings_response_floats_and_estimated_usage() -> None:
 
 def test_embeddings_response_base64_like_openai() -> None:
     adapter = make()
-    adapter.embeddings_request({"input": ["a", "b"], "encoding_format": "base64"}, "text-embedding-004")
-    out = orjson.loads(adapter.embeddings_response(BATCH).body)
+    upstream = adapter.embeddings_request(
+        {"input": ["a", "b"], "encoding_format": "base64"}, "text-embedding-004"
+    )
+    out = orjson.loads(adapter.embeddings_response(BATCH, upstream).body)
     decoded = [list(struct.unpack("<3f", base64.b64decode(d["embedding"]))) for d in out["data"]]
     assert decoded == VALUES
 
 
 def test_embeddings_response_single_and_reported_usage() -> None:
     adapter = make()
-    adapter.embeddings_request({"input": "a b"}, "gemini-embedding-001")
+    upstream = adapter.embeddings_request({"input": "a b"}, "gemini-embedding-001")
     raw = orjson.dumps({"embedding": {"values": [1.0]}, "usageMetadata": {"promptTokenCount": 9}})
-    out = orjson.loads(adapter.embeddings_response(raw).body)
+    out = orjson.loads(adapter.embeddings_response(raw, upstream).body)
     assert out["data"][0]["embedding"] == [1.0]
     assert out["usage"]["prompt_tokens"] == 9
 
 
 def test_embeddings_response_without_embeddings_is_an_error() -> None:
     with pytest.raises(UpstreamError):
-        make().embeddings_response(b'{"something": "else"}')
+        make().embeddings_response(b'{"something": "else"}', NO_REQUEST)
 
 
-async def test_embeddings_context_is_per_task() -> None:
-    """Concurrent requests through one adapter each get the format and model they asked for."""
+def test_embeddings_context_is_per_request() -> None:
+    """Interleaved requests through one adapter: each answer gets the format and model its request asked for.
+
+    The adapter keeps no per-request state: a request built later does not overwrite
+    what an earlier one needs for its answer.
+    """
     adapter = make()
-
-    async def one(model: str, fmt: str, delay: float) -> dict[str, Any]:
-        adapter.embeddings_request({"input": ["x"], "encoding_format": fmt}, model)
-        await asyncio.sleep(delay)
-        result: dict[str, Any] = orjson.loads(adapter.embeddings_response(BATCH).body)
-        return result
-
-    floats, b64 = await asyncio.gather(one("m-float", "float", 0.02), one("m-b64", "base64", 0.0))
-    assert floats["model"] == "m-float" and isinstance(floats["data"][0]["embedding"], list)
-    assert b64["model"] == "m-b64" and isinstance(b64["data"][0]["embedding"], str)
+    floats = adapter.embeddings_request({"input": ["x y"], "encoding_format": "float"}, "m-float")
+    b64 = adapter.embeddings_request({"input": ["x"], "encoding_format": "base64"}, "m-b64")
+    chat = adapter.chat_request({"messages": [user("hi")]}, "m-chat", False, False)
+    out_b64 = orjson.loads(adapter.embeddings_response(BATCH, b64).body)
+    out_floats = orjson.loads(adapter.embeddings_response(BATCH, floats).body)
+    assert out_floats["model"] == "m-float" and isinstance(out_floats["data"][0]["embedding"], list)
+    assert out_floats["usage"]["prompt_tokens"] == 2
+    assert out_b64["model"] == "m-b64" and isinstance(out_b64["data"][0]["embedding"], str)
+    assert out_b64["usage"]["prompt_tokens"] == 1
+    reply = orjson.dumps({"candidates": [text_candidate("y")]})
+    assert orjson.loads(adapter.chat_response(reply, chat).body)["model"] == "m-chat"

@@ -98,6 +98,7 @@ class UpstreamError(HedgeError):
         type: str | None = None,
         code: str | None = None,
         param: str | None = None,
+        blame: bool = True,
     ) -> None:
         headers: dict[str, str] = {}
         if retry_after is not None:
@@ -106,6 +107,8 @@ class UpstreamError(HedgeError):
         self.upstream_status = upstream_status
         self.retryable = retryable
         self.retry_after = retry_after
+        self.blame = blame
+        """False when the deployment is healthy but unsuitable (e.g. lacks a feature): no breaker strike."""
 
 
 class NoDeploymentAvailable(HedgeError):

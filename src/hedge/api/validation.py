@@ -147,7 +147,42 @@ def validate_chat(body: dict[str, Any]) -> None:
             param="response_format.type",
             code="invalid_value",
         )
-    _object(body, "hedge")
+    validate_hedge_options(body)
+
+
+def validate_hedge_options(body: dict[str, Any]) -> None:
+    """The ``hedge`` body extension: the gateway's own per-request options."""
+    options = _object(body, "hedge")
+    if options is None:
+        return
+    policy = options.get("on_unsupported")
+    if policy is not None and policy not in ("drop", "reject"):
+        raise InvalidRequest(
+            f"Invalid value for 'hedge.on_unsupported': {policy!r}; expected 'drop' or 'reject'.",
+            param="hedge.on_unsupported",
+            code="invalid_value",
+        )
+    for key in ("order", "only", "ignore"):
+        names = options.get(key)
+        if names is not None and not (isinstance(names, list) and all(isinstance(n, str) for n in names)):
+            raise _type_error(f"hedge.{key}", "an array of provider names or provider/model ids", names)
+    if options.get("allow_fallbacks") is not None and not isinstance(options["allow_fallbacks"], bool):
+        raise _type_error("hedge.allow_fallbacks", "a boolean", options["allow_fallbacks"])
+    sort = options.get("sort")
+    if sort is not None and sort not in ("price", "latency"):
+        raise InvalidRequest(
+            f"Invalid value for 'hedge.sort': {sort!r}; expected 'price' or 'latency'.",
+            param="hedge.sort",
+            code="invalid_value",
+        )
+    max_price = options.get("max_price")
+    if max_price is not None:
+        if not isinstance(max_price, dict):
+            raise _type_error("hedge.max_price", "an object with input and output prices", max_price)
+        for key in ("input", "output"):
+            value = max_price.get(key)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+                raise _type_error(f"hedge.max_price.{key}", "a number (USD per million tokens)", value)
 
 
 def _validate_message(i: int, message: Any) -> None:
@@ -232,6 +267,7 @@ def validate_embeddings(body: dict[str, Any]) -> None:
     )
     if not ok:
         raise _type_error("input", "a string or a non-empty array of strings or token arrays", value)
+    validate_hedge_options(body)
     fmt = body.get("encoding_format")
     if fmt is not None and fmt not in ("float", "base64"):
         raise InvalidRequest(

@@ -140,7 +140,7 @@ class AnthropicAdapter:
 
     # -- responses --------------------------------------------------------------------------------
 
-    def chat_response(self, raw: bytes) -> Translated:
+    def chat_response(self, raw: bytes, request: UpstreamRequest) -> Translated:
         data = _load_object(raw, self.name)
         if data.get("type") == "error" or not isinstance(data.get("content"), list):
             detail = _error_fields(data)[1] or str(data)[:300]
@@ -201,7 +201,7 @@ class AnthropicAdapter:
             f"provider '{self.name}' (Anthropic) has no embeddings API", code="embeddings_unsupported"
         )
 
-    def embeddings_response(self, raw: bytes) -> Translated:
+    def embeddings_response(self, raw: bytes, request: UpstreamRequest) -> Translated:
         raise InvalidRequest(
             f"provider '{self.name}' (Anthropic) has no embeddings API", code="embeddings_unsupported"
         )

@@ -2,7 +2,10 @@
 
 The gateway speaks OpenAI chat completions to clients. A provider *adapter*
 translates one request into its upstream wire format, and translates the
-answer back: a whole JSON body, a stream chunk by chunk, or an error. The
+answer back: a whole JSON body, a stream chunk by chunk, or an error. What a
+response translation needs from its request (and cannot find in the upstream
+body) travels explicitly in ``UpstreamRequest.context``: the gateway hands the
+request back with the answer, so adapters keep no per-request state. The
 adapter reports the token usage it saw, so cost falls out of translation with
 no second parse. Adapters know nothing of routing, retries or money.
 
@@ -75,6 +78,9 @@ class UpstreamRequest:
     url: str
     body: bytes
     headers: dict[str, str] = field(default_factory=dict)
+    context: Any = None
+    """Adapter-private data the matching response translation needs; the gateway hands the same
+    :class:`UpstreamRequest` back to ``chat_response`` / ``embeddings_response``."""
 
 
 @dataclass(slots=True)
@@ -121,15 +127,24 @@ class Adapter(Protocol):
         """Build the upstream request for a client's chat body (never mutate ``body``)."""
         ...
 
-    def chat_response(self, raw: bytes) -> Translated:
-        """Translate a successful upstream body into an OpenAI chat completion."""
+    def chat_response(self, raw: bytes, request: UpstreamRequest) -> Translated:
+        """Translate a successful upstream body into an OpenAI chat completion.
+
+        ``request`` is the :class:`UpstreamRequest` that :meth:`chat_request` built for this
+        answer, so the translation can read what it left in ``request.context``.
+        """
         ...
 
     def stream_translator(self, model: str, want_usage: bool) -> StreamTranslator: ...
 
     def embeddings_request(self, body: dict[str, Any], model: str) -> UpstreamRequest: ...
 
-    def embeddings_response(self, raw: bytes) -> Translated: ...
+    def embeddings_response(self, raw: bytes, request: UpstreamRequest) -> Translated:
+        """Translate a successful upstream body into an OpenAI embeddings list.
+
+        ``request`` is the :class:`UpstreamRequest` that :meth:`embeddings_request` built.
+        """
+        ...
 
     def error(self, status: int, headers: dict[str, str], raw: bytes) -> Exception:
         """Translate an upstream error response into an :class:`~hedge.errors.UpstreamError`."""

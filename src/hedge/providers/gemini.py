@@ -40,7 +40,6 @@ import re
 import struct
 import time
 import uuid
-from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, ClassVar
 from urllib.parse import unquote_to_bytes
@@ -66,22 +65,16 @@ _DATA_URL = re.compile(r"^data:([^;,]*)((?:;[^;,]*)*),(.*)$", re.DOTALL)
 
 @dataclass(slots=True, frozen=True)
 class _Pending:
-    """What a translated response needs from its request but cannot find in the upstream body."""
+    """What a translated response needs from its request but cannot find in the upstream body.
+
+    Built by ``*_request`` and carried to ``*_response`` in ``UpstreamRequest.context``: the
+    OpenAI answer needs the requested model, ``encoding_format`` and (for embeddings) a token
+    count that Gemini does not return.
+    """
 
     model: str
     base64: bool = False
     estimated_tokens: int = 0
-
-
-_PENDING: ContextVar[_Pending | None] = ContextVar("hedge_gemini_pending", default=None)
-"""Set by ``*_request`` and read by ``*_response``.
-
-The adapter interface hands ``embeddings_response`` only the raw body, but the
-OpenAI answer needs the requested model, ``encoding_format`` and a token count
-that Gemini does not return. The gateway translates a request and its response
-in the same task, so a context variable carries them safely between the two,
-also with concurrent requests (each task has its own context).
-"""
 
 
 class GeminiAdapter:
@@ -116,17 +109,18 @@ class GeminiAdapter:
     def chat_request(
         self, body: dict[str, Any], model: str, stream: bool, want_usage: bool
     ) -> UpstreamRequest:
-        _PENDING.set(_Pending(model))
         out = translate_chat(body, model)
         method = "streamGenerateContent?alt=sse" if stream else "generateContent"
-        return UpstreamRequest(self.url(model, method), orjson.dumps(out), self._headers)
+        return UpstreamRequest(
+            self.url(model, method), orjson.dumps(out), self._headers, context=_Pending(model)
+        )
 
-    def chat_response(self, raw: bytes) -> Translated:
+    def chat_response(self, raw: bytes, request: UpstreamRequest) -> Translated:
         data = _load_object(raw, self.name)
         if "candidates" not in data and not _block_reason(data):
             raise self._bad_body(data)
-        pending = _PENDING.get()
-        model = str(data.get("modelVersion") or (pending.model if pending else ""))
+        pending = _pending(request)
+        model = str(data.get("modelVersion") or pending.model)
         response_id = str(data.get("responseId") or "")
         candidates = [c for c in data.get("candidates") or [] if isinstance(c, dict)]
         choices: list[dict[str, Any]] = []
@@ -187,18 +181,19 @@ class GeminiAdapter:
             if isinstance(dims, int) and not isinstance(dims, bool):
                 item["outputDimensionality"] = dims
             requests.append(item)
-        _PENDING.set(
-            _Pending(
-                model,
-                base64=body.get("encoding_format") == "base64",
-                estimated_tokens=sum(len(t.split()) for t in texts),
-            )
+        pending = _Pending(
+            model,
+            base64=body.get("encoding_format") == "base64",
+            estimated_tokens=sum(len(t.split()) for t in texts),
         )
         return UpstreamRequest(
-            self.url(model, "batchEmbedContents"), orjson.dumps({"requests": requests}), self._headers
+            self.url(model, "batchEmbedContents"),
+            orjson.dumps({"requests": requests}),
+            self._headers,
+            context=pending,
         )
 
-    def embeddings_response(self, raw: bytes) -> Translated:
+    def embeddings_response(self, raw: bytes, request: UpstreamRequest) -> Translated:
         """Translate ``{"embeddings": [{"values": [...]}]}`` (or ``embedContent``'s ``{"embedding": ...}``).
 
         ``encoding_format: base64`` is honoured like OpenAI does it (float32,
@@ -211,7 +206,7 @@ class GeminiAdapter:
             items = [data["embedding"]]
         if not isinstance(items, list):
             raise self._bad_body(data)
-        pending = _PENDING.get() or _Pending("")
+        pending = _pending(request)
         out_data: list[dict[str, Any]] = []
         for i, item in enumerate(items):
             values = [float(v) for v in (item.get("values") or [])] if isinstance(item, dict) else []
@@ -621,6 +616,12 @@ def _block_reason(data: dict[str, Any]) -> str | None:
     feedback = data.get("promptFeedback")
     reason = feedback.get("blockReason") if isinstance(feedback, dict) else None
     return str(reason) if reason else None
+
+
+def _pending(request: UpstreamRequest) -> _Pending:
+    """What ``*_request`` left for the response (an empty record for a request built elsewhere)."""
+    context = request.context
+    return context if isinstance(context, _Pending) else _Pending("")
 
 
 def _int(value: Any, default: int) -> int:

@@ -47,7 +47,7 @@ class OpenAIAdapter:
             out["stream_options"] = options
         return UpstreamRequest(f"{self.base_url}/chat/completions", orjson.dumps(out), self._headers)
 
-    def chat_response(self, raw: bytes) -> Translated:
+    def chat_response(self, raw: bytes, request: UpstreamRequest) -> Translated:
         data = _load_object(raw, self.name)
         if "choices" not in data:
             raise self._error_from_body(data, 200)
@@ -62,7 +62,7 @@ class OpenAIAdapter:
         out["model"] = model
         return UpstreamRequest(f"{self.base_url}/embeddings", orjson.dumps(out), self._headers)
 
-    def embeddings_response(self, raw: bytes) -> Translated:
+    def embeddings_response(self, raw: bytes, request: UpstreamRequest) -> Translated:
         data = _load_object(raw, self.name)
         if "data" not in data:
             raise self._error_from_body(data, 200)

@@ -98,7 +98,10 @@ class Failover:
                     if not exc.retryable:
                         breaker.release()
                         raise
-                    breaker.failure(exc.retry_after)
+                    if exc.blame:
+                        breaker.failure(exc.retry_after)
+                    else:
+                        breaker.release()
                     continue
                 except BaseException:
                     breaker.release()
