@@ -14,6 +14,7 @@ from hedge.providers.base import Usage
 from hedge.providers.errors import parse_retry_after, upstream_error
 from hedge.providers.openai import OpenAIAdapter, OpenAIStream
 from hedge.providers.sse import SSEParser
+from hedge.routing.context import RouteContext
 from hedge.routing.deployment import Deployment
 from hedge.routing.strategies import Ordered, Weighted
 
@@ -77,6 +78,9 @@ def test_openai_request_translation_does_not_mutate_body() -> None:
     assert req.url == "http://x/v1/chat/completions"
 
 
+CTX = RouteContext({})
+
+
 def _deps(weights: list[float]) -> list[Deployment]:
     cfg = ProviderConfig(style="openai", base_url="http://x")
     adapter = OpenAIAdapter("p", cfg)
@@ -95,17 +99,17 @@ def _deps(weights: list[float]) -> list[Deployment]:
 def test_weighted_round_robin_is_exact(weights: list[float], rounds: int, expected: list[int]) -> None:
     deps = _deps(weights)
     strategy = Weighted(deps)
-    firsts: Counter[str] = Counter(strategy.order()[0].provider for _ in range(rounds))
+    firsts: Counter[str] = Counter(strategy.order(CTX)[0].provider for _ in range(rounds))
     assert [firsts[d.provider] for d in deps] == expected
 
 
 def test_weighted_interleaves_and_lists_fallbacks() -> None:
     deps = _deps([80, 20])
     strategy = Weighted(deps)
-    picks = [strategy.order() for _ in range(5)]
+    picks = [strategy.order(CTX) for _ in range(5)]
     assert [p[0].provider for p in picks].count("p1") == 1
     assert all({d.provider for d in p} == {"p0", "p1"} and len(p) == 2 for p in picks)
-    assert [d.provider for d in Ordered(deps).order()] == ["p0", "p1"]
+    assert [d.provider for d in Ordered(deps).order(CTX)] == ["p0", "p1"]
 
 
 @pytest.mark.parametrize(

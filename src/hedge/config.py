@@ -78,21 +78,74 @@ class ProviderConfig(_Strict):
         return value.rstrip("/")
 
 
+class WindowConfig(_Strict):
+    """``HH:MM-HH:MM`` in ``timezone`` (wrapping past midnight if end < start), optionally on ``days``."""
+
+    window: str
+    timezone: str = "UTC"
+    days: list[str] | None = None
+
+    @model_validator(mode="after")
+    def _parse(self) -> WindowConfig:
+        from hedge.routing.windows import parse_window
+
+        parse_window(self.window, self.timezone, self.days)
+        return self
+
+
+class WindowPrice(WindowConfig):
+    price: Price
+
+
 class DeploymentConfig(_Strict):
     provider: str
     model: str = Field(min_length=1)
     weight: float = Field(1.0, ge=0)
     price: Price = Price()
+    price_windows: list[WindowPrice] = Field(default_factory=list)
+    """Prices in force during time windows (spot or off-peak pricing); the first match wins."""
+    quality: float | None = Field(None, ge=0)
+    """A quality score (e.g. from evaluations) for the ``cheapest`` strategy's ``min_quality``."""
+
+
+class RuleWhen(_Strict):
+    tags: list[str] | None = None
+    """Matches when the request carries any of these tags."""
+    min_prompt_tokens: int | None = Field(None, ge=0)
+    max_prompt_tokens: int | None = Field(None, ge=0)
+    window: WindowConfig | None = None
+
+
+class RuleConfig(_Strict):
+    when: RuleWhen
+    use: str
+    """The alias that serves requests matching ``when``."""
+
+
+EscalationCheck = Literal["length", "invalid_json", "empty", "tool_schema"]
+
+
+class EscalationConfig(_Strict):
+    to: str
+    when: list[EscalationCheck] = ["length", "invalid_json", "empty", "tool_schema"]
 
 
 class ModelConfig(_Strict):
-    strategy: Literal["weighted", "ordered"] = "weighted"
+    strategy: Literal["weighted", "ordered", "cheapest", "least-latency", "least-busy"] = "weighted"
     deployments: list[DeploymentConfig] = Field(min_length=1)
     baseline: str | None = None
     """Another alias whose first deployment's price is the yardstick for savings."""
     fallbacks: list[str] = Field(default_factory=list)
     """Other aliases tried, in order, once every deployment of this one has failed."""
     max_attempts: int | None = Field(None, ge=1)
+    rules: list[RuleConfig] = Field(default_factory=list)
+    """Checked in order before the strategy: the first match routes the request to another alias."""
+    max_latency_ms: float | None = Field(None, gt=0)
+    """``cheapest``: skip deployments whose observed p95 latency exceeds this."""
+    min_quality: float | None = None
+    """``cheapest``: skip deployments whose ``quality`` is below this."""
+    escalate: EscalationConfig | None = None
+    """Non-streaming: retry on a stronger alias when the answer fails a check."""
 
 
 class BackoffConfig(_Strict):
@@ -143,6 +196,17 @@ class Config(_Strict):
                     )
             if model.baseline is not None and model.baseline not in self.models:
                 raise _PathError(f"models.{alias}.baseline", f"unknown model alias {model.baseline!r}")
+            for i, rule in enumerate(model.rules):
+                if rule.use not in self.models or rule.use == alias:
+                    raise _PathError(
+                        f"models.{alias}.rules[{i}].use", f"unknown or self-referencing alias {rule.use!r}"
+                    )
+            if model.escalate is not None and (
+                model.escalate.to not in self.models or model.escalate.to == alias
+            ):
+                raise _PathError(
+                    f"models.{alias}.escalate.to", f"unknown or self-referencing alias {model.escalate.to!r}"
+                )
             for i, fallback in enumerate(model.fallbacks):
                 if fallback not in self.models or fallback == alias:
                     raise _PathError(

@@ -8,6 +8,7 @@ until one answers. Translation belongs to the deployment's adapter, pricing to
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
@@ -24,10 +25,14 @@ from hedge.api.http import (
 )
 from hedge.api.streaming import ChatStream, first_events
 from hedge.api.validation import parse_json_object, validate_chat, validate_embeddings
+from hedge.config import Price
 from hedge.cost.pricing import cost_usd, format_usd
-from hedge.errors import HedgeError
+from hedge.errors import HedgeError, UpstreamError
 from hedge.observe.records import RequestRecord
+from hedge.providers.base import Usage
+from hedge.providers.capabilities import drop, unsupported
 from hedge.routing.deployment import Deployment
+from hedge.routing.escalation import escalation_reason
 from hedge.runtime import Runtime
 from hedge.transport import network_error
 
@@ -51,7 +56,8 @@ async def _handle(request: Request, endpoint: str) -> Response:
             validate_chat(body)
         else:
             validate_embeddings(body)
-        return await _route(runtime, body, record, started)
+        tags = tuple(t.strip() for t in request.headers.get("x-hedge-tags", "").split(",") if t.strip())
+        return await _route(runtime, body, record, started, tags)
     except HedgeError as exc:
         record.status = exc.status
         record.error = exc.message
@@ -63,23 +69,89 @@ async def _handle(request: Request, endpoint: str) -> Response:
         return response
 
 
-async def _route(runtime: Runtime, body: dict[str, Any], record: RequestRecord, started: float) -> Response:
-    alias, plan = runtime.router.plan(body["model"])
+async def _route(
+    runtime: Runtime,
+    body: dict[str, Any],
+    record: RequestRecord,
+    started: float,
+    header_tags: tuple[str, ...],
+) -> Response:
+    router = runtime.router
+    ctx = router.context(body, header_tags)
+    alias, plan = router.plan(body["model"], ctx)
     record.alias = alias.name
     stream = record.endpoint == "chat" and bool(body.get("stream"))
     record.stream = stream
-    options = body.get("stream_options") or {}
-    want_usage = stream and bool(options.get("include_usage"))
-    baseline = alias.baseline_price
+    want_usage = stream and bool((body.get("stream_options") or {}).get("include_usage"))
+    options = body.get("hedge") or {}
 
-    async def attempt(dep: Deployment) -> Response:
-        record.attempts += 1
-        record.provider, record.model = dep.provider, dep.model
-        if stream:
-            return await _stream(runtime, dep, body, want_usage, record, baseline, started)
-        return await _complete(runtime, dep, body, record, baseline, started)
+    def attempt_for(baseline: Price | None) -> Callable[[Deployment], Awaitable[Response]]:
+        async def attempt(dep: Deployment) -> Response:
+            send = _fit_to_provider(dep, body, record, options.get("on_unsupported"))
+            record.attempts += 1
+            record.provider, record.model = dep.provider, dep.model
+            price = dep.price_at(ctx.now)
+            if stream:
+                return await _stream(runtime, dep, send, want_usage, record, price, baseline, started)
+            return await _complete(runtime, dep, send, record, price, baseline)
 
-    return await runtime.failover.run(plan, attempt, record.route, alias.max_attempts)
+        return attempt
+
+    response = await runtime.failover.run(
+        plan, attempt_for(alias.baseline_price), record.route, alias.max_attempts
+    )
+    escalate = alias.config.escalate
+    if escalate is not None and not stream and record.endpoint == "chat":
+        reason = escalation_reason(response.body, body, escalate.when)
+        if reason is not None:
+            spent = record.cost_usd
+            record.route.append(f"escalate:{reason}->{escalate.to}")
+            target, plan = router.plan(escalate.to, ctx)
+            response = await runtime.failover.run(
+                plan, attempt_for(alias.baseline_price), record.route, target.max_attempts
+            )
+            record.cost_usd += spent
+            response.headers["x-hedge-escalated"] = f"{reason} -> {escalate.to}"
+    if not stream:
+        record.latency_ms = (time.perf_counter() - started) * 1000
+        response.headers["x-hedge-cost-usd"] = format_usd(record.cost_usd)
+        response.headers["x-hedge-route"] = ", ".join(record.route)
+        response.headers["x-hedge-attempts"] = str(record.attempts)
+        runtime.record(record)
+    return response
+
+
+def _fit_to_provider(
+    dep: Deployment, body: dict[str, Any], record: RequestRecord, policy: str | None
+) -> dict[str, Any]:
+    """Apply the unsupported-parameter policy: the body to send, or a 400 naming what cannot be honoured.
+
+    The refusal is retryable without blame, so failover first looks for another
+    deployment of the alias that can honour the request.
+    """
+    caps = dep.adapter.capabilities
+    if record.endpoint == "chat":
+        bad = unsupported(body, caps)
+    else:
+        bad = [] if caps.embeddings else ["embeddings"]
+    record.dropped_params = []
+    if not bad:
+        return body
+    if record.endpoint == "chat" and (policy or dep.on_unsupported) == "drop":
+        record.dropped_params = bad
+        return drop(body, bad, caps)
+    names = ", ".join(f"'{p}'" for p in bad)
+    what = "does not support embeddings" if bad == ["embeddings"] else f"cannot honour {names}"
+    raise UpstreamError(
+        f"Provider '{dep.provider}' (model {dep.model}) {what}. Remove it, route to a provider that "
+        'supports it, or send "hedge": {"on_unsupported": "drop"} to drop it.',
+        status=400,
+        type="invalid_request_error",
+        code="unsupported_parameter",
+        param=bad[0],
+        retryable=True,
+        blame=False,
+    )
 
 
 def _headers(record: RequestRecord, dep: Deployment | None = None) -> dict[str, str]:
@@ -87,6 +159,8 @@ def _headers(record: RequestRecord, dep: Deployment | None = None) -> dict[str, 
     route = record.route if dep is None else [*record.route, f"{dep.id}=ok"]
     if route:
         headers["x-hedge-route"] = ", ".join(route)
+    if record.dropped_params:
+        headers["x-hedge-dropped-params"] = ", ".join(record.dropped_params)
     if dep is not None:
         headers["x-hedge-provider"] = dep.provider
         headers["x-hedge-model"] = dep.model
@@ -111,36 +185,48 @@ async def _complete(
     dep: Deployment,
     body: dict[str, Any],
     record: RequestRecord,
-    baseline: Any,
-    started: float,
+    price: Price,
+    baseline: Price | None,
 ) -> Response:
     adapter = dep.adapter
-    if record.endpoint == "chat":
+    chat = record.endpoint == "chat"
+    if chat:
         upstream = adapter.chat_request(body, dep.model, False, False)
     else:
         upstream = adapter.embeddings_request(body, dep.model)
-    resp = await _open(runtime, dep, upstream)
+    began = time.perf_counter()
+    dep.stats.start()
+    latency: float | None = None
     try:
-        raw = await resp.read()
-    except BaseException as exc:
-        resp.close()
-        raise network_error(dep.provider, exc) from None
-    resp.release()
-    chat = record.endpoint == "chat"
-    translated = adapter.chat_response(raw) if chat else adapter.embeddings_response(raw)
-    usage = translated.usage
-    record.cost_usd = cost_usd(usage, dep.price)
+        resp = await _open(runtime, dep, upstream)
+        try:
+            raw = await resp.read()
+        except BaseException as exc:
+            resp.close()
+            raise network_error(dep.provider, exc) from None
+        resp.release()
+        translated = (
+            adapter.chat_response(raw, upstream) if chat else adapter.embeddings_response(raw, upstream)
+        )
+        latency = (time.perf_counter() - began) * 1000
+    finally:
+        usage_out = None
+        if latency is not None and translated.usage is not None:
+            usage_out = translated.usage.completion_tokens
+        dep.stats.end(latency, None, usage_out)
+    _book(record, translated.usage, price, baseline)
+    return Response(translated.body, headers=_headers(record, dep), media_type=JSON)
+
+
+def _book(record: RequestRecord, usage: Usage | None, price: Price, baseline: Price | None) -> None:
+    """Price the usage translation reported, at the price in force, and against the baseline."""
+    record.cost_usd = cost_usd(usage, price)
     if baseline is not None:
         record.baseline_cost_usd = cost_usd(usage, baseline)
     if usage is not None:
         record.prompt_tokens = usage.prompt_tokens
         record.completion_tokens = usage.completion_tokens
         record.cached_tokens = usage.cached_tokens
-    record.latency_ms = (time.perf_counter() - started) * 1000
-    runtime.record(record)
-    headers = _headers(record, dep)
-    headers["x-hedge-cost-usd"] = format_usd(record.cost_usd)
-    return Response(translated.body, headers=headers, media_type=JSON)
 
 
 async def _stream(
@@ -149,16 +235,22 @@ async def _stream(
     body: dict[str, Any],
     want_usage: bool,
     record: RequestRecord,
-    baseline: Any,
+    price: Price,
+    baseline: Price | None,
     started: float,
 ) -> Response:
     upstream = dep.adapter.chat_request(body, dep.model, True, want_usage)
-    resp = await _open(runtime, dep, upstream)
-    translator = dep.adapter.stream_translator(dep.model, want_usage)
+    dep.stats.start()
     try:
-        first = await first_events(resp, translator, dep)
+        resp = await _open(runtime, dep, upstream)
+        translator = dep.adapter.stream_translator(dep.model, want_usage)
+        try:
+            first = await first_events(resp, translator, dep)
+        except BaseException:
+            resp.close()
+            raise
     except BaseException:
-        resp.close()
+        dep.stats.end(None)
         raise
     return ChatStream(
         upstream=resp,
@@ -168,6 +260,7 @@ async def _stream(
         want_usage=want_usage,
         headers=_headers(record, dep),
         record=record,
+        price=price,
         baseline=baseline,
         on_done=runtime.record,
         started=started,

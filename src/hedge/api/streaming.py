@@ -20,6 +20,7 @@ import orjson
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from hedge.config import Price
 from hedge.cost.pricing import cost_usd
 from hedge.errors import HedgeError, UpstreamError
 from hedge.observe.records import RequestRecord
@@ -87,7 +88,8 @@ class ChatStream(Response):
         want_usage: bool,
         headers: dict[str, str],
         record: RequestRecord,
-        baseline: Any,
+        price: Price,
+        baseline: Price | None,
         on_done: Callable[[RequestRecord], None],
         started: float,
     ) -> None:
@@ -100,6 +102,7 @@ class ChatStream(Response):
         self._dep = deployment
         self._want_usage = want_usage
         self._record = record
+        self._price = price
         self._baseline = baseline
         self._on_done = on_done
         self._started = started
@@ -165,7 +168,7 @@ class ChatStream(Response):
     def _book(self) -> None:
         usage = self._translator.usage
         rec = self._record
-        rec.cost_usd = cost_usd(usage, self._dep.price)
+        rec.cost_usd = cost_usd(usage, self._price)
         if self._baseline is not None:
             rec.baseline_cost_usd = cost_usd(usage, self._baseline)
         if usage is not None:
@@ -193,8 +196,13 @@ class ChatStream(Response):
         return {**chunk, "usage": usage_obj}
 
     def _finish(self) -> None:
-        self._record.latency_ms = (time.perf_counter() - self._started) * 1000
-        self._on_done(self._record)
+        rec = self._record
+        rec.latency_ms = (time.perf_counter() - self._started) * 1000
+        ok = rec.status < 400
+        self._dep.stats.end(
+            rec.latency_ms if ok else None, rec.ttft_ms, rec.completion_tokens if ok else None
+        )
+        self._on_done(rec)
 
 
 async def _wait_disconnect(receive: Receive) -> None:

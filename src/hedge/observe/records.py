@@ -27,10 +27,14 @@ class RequestRecord:
     route: list[str] = field(default_factory=list)
     """Each deployment considered, with why it was left (or ``ok``)."""
     error: str | None = None
+    dropped_params: list[str] = field(default_factory=list)
     started_at: float = field(default_factory=time.time)
 
 
 Sink = Callable[[RequestRecord], None]
+
+# Route entries that record a deployment skipped without sending anything.
+_NOT_ATTEMPTS = {"ok", "circuit_open", "circuit_half_open", "cooling_down", "retry_budget_exhausted"}
 
 
 @dataclass(slots=True)
@@ -41,6 +45,10 @@ class Totals:
     completion_tokens: int = 0
     cost_usd: float = 0.0
     baseline_cost_usd: float = 0.0
+    failed_attempts: int = 0
+    """Attempts on this provider that failed and were failed over (or retried)."""
+    failovers: int = 0
+    """Requests served only after at least one failed attempt."""
 
 
 class Aggregator:
@@ -51,6 +59,16 @@ class Aggregator:
         self.total = Totals()
 
     def __call__(self, rec: RequestRecord) -> None:
+        failed = [
+            dep.partition("/")[0]
+            for dep, _, reason in (entry.partition("=") for entry in rec.route)
+            if reason and reason not in _NOT_ATTEMPTS and not dep.startswith("escalate:")
+        ]
+        for provider in failed:
+            self.by_provider.setdefault(provider, Totals()).failed_attempts += 1
+        self.total.failed_attempts += len(failed)
+        if failed and rec.status < 400:
+            self.total.failovers += 1
         for t in (self.by_provider.setdefault(rec.provider or "-", Totals()), self.total):
             t.requests += 1
             t.errors += rec.status >= 400

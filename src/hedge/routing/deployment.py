@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
 
 from hedge.config import Price, Timeouts
 from hedge.providers.base import Adapter
+from hedge.routing.stats import DeploymentStats
+from hedge.routing.windows import Window
 
 
 @dataclass(slots=True, eq=False)
@@ -16,7 +20,18 @@ class Deployment:
     price: Price
     weight: float
     timeouts: Timeouts
+    on_unsupported: Literal["reject", "drop"] = "reject"
+    quality: float | None = None
+    price_windows: list[tuple[Window, Price]] = field(default_factory=list)
+    stats: DeploymentStats = field(default_factory=DeploymentStats)
 
     @property
     def id(self) -> str:
         return f"{self.provider}/{self.model}"
+
+    def price_at(self, now: datetime) -> Price:
+        """The price in force at ``now``: the first matching window's, else the base price."""
+        for window, price in self.price_windows:
+            if window.contains(now):
+                return price
+        return self.price

@@ -1,15 +1,45 @@
-"""The router maps a client's model alias to an ordered plan of deployments."""
+"""The router maps a client's model alias to an ordered plan of deployments.
+
+Order of decisions: the alias's rules (tags, prompt size, time window) may
+hand the request to another alias; that alias's strategy orders its
+deployments; its fallback aliases' deployments follow; finally the request's
+own ``hedge`` preferences (OpenRouter-style ``order``/``only``/``ignore``,
+``sort``, ``max_price``, ``allow_fallbacks``) reorder or filter the plan.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
 
-from hedge.config import Config, Price
-from hedge.errors import NotFound
+from hedge.config import Config, ModelConfig, Price, RuleConfig
+from hedge.errors import InvalidRequest, NotFound
 from hedge.providers.base import Adapter
+from hedge.routing.context import RouteContext
 from hedge.routing.deployment import Deployment
-from hedge.routing.strategies import STRATEGIES, Strategy
+from hedge.routing.stats import DeploymentStats
+from hedge.routing.strategies import STRATEGIES, Strategy, expected_cost
+from hedge.routing.windows import Window, parse_window
+
+_MAX_RULE_HOPS = 8
+
+
+@dataclass(slots=True)
+class Rule:
+    config: RuleConfig
+    window: Window | None
+
+    def matches(self, ctx: RouteContext) -> bool:
+        when = self.config.when
+        if when.tags is not None and not ctx.tags.intersection(when.tags):
+            return False
+        if when.min_prompt_tokens is not None and ctx.prompt_tokens < when.min_prompt_tokens:
+            return False
+        if when.max_prompt_tokens is not None and ctx.prompt_tokens > when.max_prompt_tokens:
+            return False
+        return not (self.window is not None and not self.window.contains(ctx.now))
 
 
 @dataclass(slots=True)
@@ -18,31 +48,65 @@ class Alias:
     deployments: list[Deployment]
     strategy: Strategy
     baseline_price: Price | None
-    fallbacks: list[str]
-    max_attempts: int | None
+    config: ModelConfig
+    rules: list[Rule]
+
+    @property
+    def fallbacks(self) -> list[str]:
+        return self.config.fallbacks
+
+    @property
+    def max_attempts(self) -> int | None:
+        return self.config.max_attempts
 
 
 class Router:
-    def __init__(self, config: Config, adapters: Mapping[str, Adapter]) -> None:
+    def __init__(
+        self,
+        config: Config,
+        adapters: Mapping[str, Adapter],
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.clock = clock
+        self.stats: dict[str, DeploymentStats] = {}
         self.aliases: dict[str, Alias] = {}
         for name, model in config.models.items():
-            deps = [
-                Deployment(
+            deps = []
+            for d in model.deployments:
+                provider = config.providers[d.provider]
+                dep = Deployment(
                     provider=d.provider,
                     model=d.model,
                     adapter=adapters[d.provider],
                     price=d.price,
                     weight=d.weight,
-                    timeouts=config.providers[d.provider].timeout,
+                    timeouts=provider.timeout,
+                    on_unsupported=provider.on_unsupported,
+                    quality=d.quality,
+                    price_windows=[
+                        (parse_window(w.window, w.timezone, w.days), w.price) for w in d.price_windows
+                    ],
                 )
-                for d in model.deployments
-            ]
+                # One stats object per provider/model, shared by every alias that uses it.
+                dep.stats = self.stats.setdefault(dep.id, dep.stats)
+                deps.append(dep)
             baseline = None
             if model.baseline is not None:
                 baseline = config.models[model.baseline].deployments[0].price
-            self.aliases[name] = Alias(
-                name, deps, STRATEGIES[model.strategy](deps), baseline, model.fallbacks, model.max_attempts
-            )
+            rules = [
+                Rule(
+                    r,
+                    parse_window(r.when.window.window, r.when.window.timezone, r.when.window.days)
+                    if r.when.window
+                    else None,
+                )
+                for r in model.rules
+            ]
+            strategy = STRATEGIES[model.strategy](deps, model)
+            self.aliases[name] = Alias(name, deps, strategy, baseline, model, rules)
+
+    def context(self, body: dict[str, Any], header_tags: tuple[str, ...] = ()) -> RouteContext:
+        return RouteContext(body, self.clock(), header_tags)
 
     def alias(self, name: str) -> Alias:
         try:
@@ -53,15 +117,69 @@ class Router:
                 param="model",
             ) from None
 
-    def plan(self, name: str) -> tuple[Alias, list[Deployment]]:
-        """The alias and the deployments to try, in order: its own, then its fallback aliases'."""
+    def resolve(self, name: str, ctx: RouteContext) -> Alias:
+        """Follow the alias's rules to the alias that serves this request."""
         alias = self.alias(name)
-        plan = alias.strategy.order()
+        for _ in range(_MAX_RULE_HOPS):
+            target = next((r.config.use for r in alias.rules if r.matches(ctx)), None)
+            if target is None:
+                return alias
+            alias = self.aliases[target]
+        return alias
+
+    def plan(self, name: str, ctx: RouteContext | None = None) -> tuple[Alias, list[Deployment]]:
+        """The serving alias and the deployments to try, in order."""
+        ctx = ctx or self.context({})
+        alias = self.resolve(name, ctx)
+        plan = alias.strategy.order(ctx)
         if alias.fallbacks:
             seen = {d.id for d in plan}
             for fallback in alias.fallbacks:
-                for dep in self.aliases[fallback].strategy.order():
+                for dep in self.aliases[fallback].strategy.order(ctx):
                     if dep.id not in seen:
                         seen.add(dep.id)
                         plan.append(dep)
+        options = ctx.body.get("hedge")
+        if isinstance(options, dict) and options:
+            plan = apply_preferences(plan, options, ctx)
         return alias, plan
+
+
+def _matches(dep: Deployment, names: list[str]) -> bool:
+    return dep.provider in names or dep.id in names
+
+
+def apply_preferences(plan: list[Deployment], options: dict[str, Any], ctx: RouteContext) -> list[Deployment]:
+    """Per-request routing preferences, as OpenRouter's ``provider`` object defines them."""
+    only, ignore, order = options.get("only"), options.get("ignore"), options.get("order")
+    if only:
+        plan = [d for d in plan if _matches(d, only)]
+    if ignore:
+        plan = [d for d in plan if not _matches(d, ignore)]
+    max_price = options.get("max_price")
+    if isinstance(max_price, dict):
+        limit_in, limit_out = max_price.get("input"), max_price.get("output")
+        plan = [
+            d
+            for d in plan
+            if (limit_in is None or d.price_at(ctx.now).input <= limit_in)
+            and (limit_out is None or d.price_at(ctx.now).output <= limit_out)
+        ]
+    sort = options.get("sort")
+    if sort == "price":
+        plan = sorted(plan, key=lambda d: expected_cost(d, ctx))
+    elif sort == "latency":
+        plan = sorted(plan, key=lambda d: d.stats.ewma_latency_ms or 0.0)
+    if order:
+        ranked = [d for name in order for d in plan if _matches(d, [name])]
+        rest = [d for d in plan if d not in ranked]
+        plan = ranked + ([] if options.get("allow_fallbacks") is False else rest)
+    elif options.get("allow_fallbacks") is False:
+        plan = plan[:1]
+    if not plan:
+        raise InvalidRequest(
+            "No deployment satisfies the request's routing preferences (hedge.only/ignore/order/max_price).",
+            param="hedge",
+            code="no_matching_deployment",
+        )
+    return plan
