@@ -1,21 +1,24 @@
 """``hedge demo``: the whole gateway on one machine, no keys, no network.
 
-Starts two mock providers (a cheap open-weight host and a premium one) and the
+Starts three mock providers (a cheap open-weight host that is flaky, a
+premium one that goes down for a while mid-run, and a backup host) and the
 gateway in this process, drives a few hundred requests through the gateway's
 HTTP surface (streaming and not), and prints what they cost against sending
-everything to the premium model.
+everything to the premium model, and how many failovers kept the traffic up.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import random
 import time
 from typing import Any
 
 import aiohttp
 import orjson
+import yaml
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -23,7 +26,7 @@ from rich.table import Table
 from hedge.api.app import create_app
 from hedge.config import parse_config
 from hedge.mock.server import create_mock_app
-from hedge.mock.state import Knobs
+from hedge.mock.state import Knobs, MockState
 from hedge.netutil import free_port, serve_in_loop
 from hedge.observe.records import Aggregator
 from hedge.runtime import Runtime
@@ -42,43 +45,38 @@ PROMPTS = [
 ]
 
 
-def demo_config(cheap_port: int, premium_port: int) -> dict[str, Any]:
-    return {
-        "server": {"master_key": MASTER_KEY},
-        "providers": {
-            "cheap": {"style": "openai", "base_url": f"http://127.0.0.1:{cheap_port}/v1", "api_key": "sk-a"},
-            "premium": {
-                "style": "openai",
-                "base_url": f"http://127.0.0.1:{premium_port}/v1",
-                "api_key": "sk-b",
-            },
-        },
-        "models": {
-            "chat": {
-                "strategy": "weighted",
-                "baseline": "premium",
-                "deployments": [
-                    {
-                        "provider": "cheap",
-                        "model": "qwen2.5-72b-instruct",
-                        "weight": 80,
-                        "price": {"input": 0.35, "output": 0.40},
-                    },
-                    {
-                        "provider": "premium",
-                        "model": "gpt-4o",
-                        "weight": 20,
-                        "price": {"input": 2.5, "output": 10.0},
-                    },
-                ],
-            },
-            "premium": {
-                "deployments": [
-                    {"provider": "premium", "model": "gpt-4o", "price": {"input": 2.5, "output": 10.0}}
-                ]
-            },
-        },
-    }
+DEMO_CONFIG = """
+server:
+  master_key: {key}
+providers:
+  cheap:   {{style: openai, base_url: "http://127.0.0.1:{cheap}/v1",   api_key: sk-a}}
+  premium: {{style: openai, base_url: "http://127.0.0.1:{premium}/v1", api_key: sk-b}}
+  backup:  {{style: openai, base_url: "http://127.0.0.1:{backup}/v1",  api_key: sk-c}}
+resilience:
+  breaker: {{failures: 5, cooldown_s: 0.2}}
+  backoff: {{base_ms: 20, max_ms: 200}}
+models:
+  chat:
+    strategy: weighted
+    baseline: premium
+    fallbacks: [backup]
+    deployments:
+      - {{provider: cheap,   model: qwen2.5-72b-instruct, weight: 80, price: {{input: 0.35, output: 0.40}}}}
+      - {{provider: premium, model: gpt-4o,               weight: 20, price: {{input: 2.50, output: 10.00}}}}
+  premium:
+    deployments:
+      - {{provider: premium, model: gpt-4o, price: {{input: 2.50, output: 10.00}}}}
+  backup:
+    deployments:
+      - {{provider: backup, model: llama-3.1-70b, price: {{input: 0.88, output: 0.88}}}}
+"""
+
+
+def demo_config(cheap: int, premium: int, backup: int) -> dict[str, Any]:
+    data: dict[str, Any] = yaml.safe_load(
+        DEMO_CONFIG.format(key=MASTER_KEY, cheap=cheap, premium=premium, backup=backup)
+    )
+    return data
 
 
 async def _one(session: aiohttp.ClientSession, url: str, rng: random.Random) -> bool:
@@ -99,7 +97,9 @@ async def _one(session: aiohttp.ClientSession, url: str, rng: random.Random) -> 
         return resp.status == 200
 
 
-async def _drive(base: str, total: int, concurrency: int, console: Console) -> tuple[int, float]:
+async def _drive(
+    base: str, total: int, concurrency: int, console: Console, premium: MockState
+) -> tuple[int, float]:
     rng = random.Random(7)
     failures = 0
     queue: asyncio.Queue[int] = asyncio.Queue()
@@ -125,53 +125,78 @@ async def _drive(base: str, total: int, concurrency: int, console: Console) -> t
                     ok = await _one(session, f"{base}/v1/chat/completions", rng)
                     failures += not ok
                     progress.advance(task)
+                    done = progress.tasks[0].completed
+                    # The premium provider is down for the middle third of the run.
+                    premium.knobs.fail_rate = 1.0 if total / 3 <= done < 2 * total / 3 else 0.0
 
             await asyncio.gather(*(worker() for _ in range(concurrency)))
     return failures, time.perf_counter() - started
 
 
+class _Transitions(logging.Handler):
+    """Collects breaker transitions so they are reported after the progress bar, not through it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+
 async def _run(requests: int, concurrency: int, console: Console) -> int:
-    ports = [free_port() for _ in range(3)]
-    cheap, premium, gateway = ports
-    config = parse_config(demo_config(cheap, premium), "<demo>")
+    transitions = _Transitions()
+    breaker_log = logging.getLogger("hedge.breaker")
+    breaker_log.addHandler(transitions)
+    breaker_log.propagate = False
+    cheap, premium, backup, gateway = (free_port() for _ in range(4))
+    config = parse_config(demo_config(cheap, premium, backup), "<demo>")
     runtime = Runtime(config)
     totals = Aggregator()
     runtime.sinks.append(totals)
+    flaky = Knobs(latency_ms=20, fail_rate=0.15, fail_status=503)
+    premium_app = create_mock_app("openai", Knobs(latency_ms=40, fail_status=503), seed=2)
     async with contextlib.AsyncExitStack() as stack:
-        await stack.enter_async_context(serve_in_loop(create_mock_app("openai", Knobs(latency_ms=20)), cheap))
+        await stack.enter_async_context(serve_in_loop(create_mock_app("openai", flaky, seed=1), cheap))
+        await stack.enter_async_context(serve_in_loop(premium_app, premium))
         await stack.enter_async_context(
-            serve_in_loop(create_mock_app("openai", Knobs(latency_ms=40)), premium)
+            serve_in_loop(create_mock_app("openai", Knobs(latency_ms=30)), backup)
         )
         await stack.enter_async_context(serve_in_loop(create_app(config, runtime), gateway))
         console.print(
-            f"[bold]Hedge demo[/]: gateway on http://127.0.0.1:{gateway}/v1, mock providers "
-            f"'cheap' (:{cheap}) and 'premium' (:{premium}); alias 'chat' splits 80/20."
+            f"[bold]Hedge demo[/]: gateway on http://127.0.0.1:{gateway}/v1. Alias 'chat' splits 80/20 "
+            f"between 'cheap' (:{cheap}, fails 15% of requests) and 'premium' (:{premium}, down for the "
+            f"middle third of the run), with 'backup' (:{backup}) as fallback."
         )
-        failures, elapsed = await _drive(f"http://127.0.0.1:{gateway}", requests, concurrency, console)
+        failures, elapsed = await _drive(
+            f"http://127.0.0.1:{gateway}", requests, concurrency, console, premium_app.state.mock
+        )
 
     table = Table(title=f"{requests} requests in {elapsed:.1f}s through alias 'chat'")
-    for col in ("provider", "requests", "errors", "input tokens", "output tokens", "cost (USD)"):
+    columns = ("provider", "served", "failed attempts", "input tokens", "output tokens", "cost (USD)")
+    for col in columns:
         table.add_column(col, justify="left" if col == "provider" else "right")
-    for name, t in sorted(totals.by_provider.items()):
+    rows = sorted(totals.by_provider.items())
+    rows.append(("total", totals.total))
+    for name, t in rows:
+        if name == "total":
+            table.add_section()
         table.add_row(
             name,
             str(t.requests),
-            str(t.errors),
+            str(t.failed_attempts),
             str(t.prompt_tokens),
             str(t.completion_tokens),
             f"{t.cost_usd:.6f}",
         )
-    all_t = totals.total
-    table.add_section()
-    table.add_row(
-        "total",
-        str(all_t.requests),
-        str(all_t.errors),
-        str(all_t.prompt_tokens),
-        str(all_t.completion_tokens),
-        f"{all_t.cost_usd:.6f}",
-    )
     console.print(table)
+    all_t = totals.total
+    console.print(
+        f"{all_t.failovers} requests were served after a failover; {all_t.errors} errors reached the client; "
+        f"{len(transitions.lines)} circuit-breaker transitions:"
+    )
+    for line in transitions.lines:
+        console.print(f"  {line}")
     base = all_t.baseline_cost_usd
     saved = base - all_t.cost_usd
     share = (saved / base * 100) if base else 0.0
