@@ -105,6 +105,9 @@ def start_gateway(
     config: dict[str, Any], log_dir: Path, *args: str, env: dict[str, str] | None = None
 ) -> Gateway:
     port = free_port()
+    state = config.get("state") or {}
+    if "dir" not in state:  # never the working directory's .hedge
+        config = {**config, "state": {**state, "dir": str(log_dir / f"state-{port}")}}
     path = log_dir / f"hedge-{port}.yaml"
     path.write_text(yaml.safe_dump(config))
     log = log_dir / f"hedge-{port}.log"

@@ -56,6 +56,8 @@ class ServerConfig(_Strict):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
     max_body_bytes: int = Field(10 * 1024 * 1024, gt=0)
+    metrics_auth: bool = False
+    """Require the master key for ``GET /metrics`` (scrapers usually cannot send one)."""
 
 
 class ProviderConfig(_Strict):
@@ -101,11 +103,16 @@ class DeploymentConfig(_Strict):
     provider: str
     model: str = Field(min_length=1)
     weight: float = Field(1.0, ge=0)
-    price: Price = Price()
+    price: Price | None = None
+    """USD per million tokens; when omitted, the price catalogue's entry for ``model``."""
     price_windows: list[WindowPrice] = Field(default_factory=list)
     """Prices in force during time windows (spot or off-peak pricing); the first match wins."""
     quality: float | None = Field(None, ge=0)
     """A quality score (e.g. from evaluations) for the ``cheapest`` strategy's ``min_quality``."""
+    rpm: int | None = Field(None, ge=1)
+    """Upstream quota: requests per minute Hedge sends this deployment; past it, traffic routes around."""
+    tpm: int | None = Field(None, ge=1)
+    """Upstream quota: tokens per minute, counted from reported usage."""
 
 
 class RuleWhen(_Strict):
@@ -146,6 +153,8 @@ class ModelConfig(_Strict):
     """``cheapest``: skip deployments whose ``quality`` is below this."""
     escalate: EscalationConfig | None = None
     """Non-streaming: retry on a stronger alias when the answer fails a check."""
+    cache_ttl_s: float | None = Field(None, gt=0)
+    """Opt-in exact-match response cache for non-streaming requests to this alias."""
 
 
 class BackoffConfig(_Strict):
@@ -178,11 +187,43 @@ class ResilienceConfig(_Strict):
     breaker: BreakerConfig = BreakerConfig()
 
 
+class StateConfig(_Strict):
+    """Where shared state lives. Neither URL: a SQLite file under ``dir`` and in-memory counters."""
+
+    database_url: str | None = None
+    """``postgresql://...`` (asyncpg) or ``sqlite:///path``; default ``sqlite:///<dir>/hedge.db``."""
+    redis_url: str | None = None
+    """``redis://...``: rate-limit windows, budget counters and breaker state shared by all replicas."""
+    redis_prefix: str = "hedge:"
+    """Prefix of every Redis key, so several deployments of Hedge can share one Redis."""
+    dir: str = ".hedge"
+    flush_interval_s: float = Field(1.0, gt=0)
+    """Ledger records are written in batches at least this often; a crash loses at most this much."""
+    flush_batch: int = Field(500, ge=1)
+    key_cache_ttl_s: float = Field(2.0, ge=0)
+    """How long a replica trusts its cached copy of a virtual key (revocation takes effect within this)."""
+
+    @field_validator("database_url")
+    @classmethod
+    def _db(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("postgresql://", "postgres://", "sqlite://")):
+            raise ValueError("must start with postgresql:// or sqlite://")
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must start with redis:// or rediss://")
+        return value
+
+
 class Config(_Strict):
     server: ServerConfig
     providers: dict[str, ProviderConfig] = Field(min_length=1)
     models: dict[str, ModelConfig] = Field(min_length=1)
     resilience: ResilienceConfig = ResilienceConfig()
+    state: StateConfig = StateConfig()
 
     @model_validator(mode="after")
     def _references(self) -> Config:

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import tempfile
 import time
 from typing import Any
 
@@ -150,7 +151,9 @@ async def _run(requests: int, concurrency: int, console: Console) -> int:
     breaker_log.addHandler(transitions)
     breaker_log.propagate = False
     cheap, premium, backup, gateway = (free_port() for _ in range(4))
-    config = parse_config(demo_config(cheap, premium, backup), "<demo>")
+    raw_config = demo_config(cheap, premium, backup)
+    raw_config["state"] = {"dir": tempfile.mkdtemp(prefix="hedge-demo-")}
+    config = parse_config(raw_config, "<demo>")
     runtime = Runtime(config)
     totals = Aggregator()
     runtime.sinks.append(totals)

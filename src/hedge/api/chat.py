@@ -7,6 +7,7 @@ until one answers. Translation belongs to the deployment's adapter, pricing to
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -34,6 +35,7 @@ from hedge.providers.capabilities import drop, unsupported
 from hedge.routing.deployment import Deployment
 from hedge.routing.escalation import escalation_reason
 from hedge.runtime import Runtime
+from hedge.store.cache import cache_key
 from hedge.transport import network_error
 
 
@@ -50,12 +52,15 @@ async def _handle(request: Request, endpoint: str) -> Response:
     started = time.perf_counter()
     record = RequestRecord(new_request_id(), endpoint, alias="")
     try:
-        authenticate(request, runtime)
+        key = await authenticate(request, runtime)
         body = parse_json_object(await read_body(request, runtime.config.server.max_body_bytes))
         if endpoint == "chat":
             validate_chat(body)
         else:
             validate_embeddings(body)
+        if key is not None:
+            record.key, record.key_id, record.team = key, key.id, key.team
+            await runtime.gate.admit(key, body["model"])
         tags = tuple(t.strip() for t in request.headers.get("x-hedge-tags", "").split(",") if t.strip())
         return await _route(runtime, body, record, started, tags)
     except HedgeError as exc:
@@ -67,6 +72,13 @@ async def _handle(request: Request, endpoint: str) -> Response:
         if record.attempts:
             response.headers.update(_headers(record))
         return response
+    except BaseException as exc:
+        # Cancelled (the client went away) or unexpected: still one record, so nothing stays "in flight".
+        record.status = 499 if isinstance(exc, asyncio.CancelledError) else 500
+        record.error = record.error or type(exc).__name__
+        record.latency_ms = (time.perf_counter() - started) * 1000
+        runtime.record(record)
+        raise
 
 
 async def _route(
@@ -80,6 +92,8 @@ async def _route(
     ctx = router.context(body, header_tags)
     alias, plan = router.plan(body["model"], ctx)
     record.alias = alias.name
+    record.tags = ctx.tags
+    runtime.started(record)
     stream = record.endpoint == "chat" and bool(body.get("stream"))
     record.stream = stream
     want_usage = stream and bool((body.get("stream_options") or {}).get("include_usage"))
@@ -88,6 +102,7 @@ async def _route(
     def attempt_for(baseline: Price | None) -> Callable[[Deployment], Awaitable[Response]]:
         async def attempt(dep: Deployment) -> Response:
             send = _fit_to_provider(dep, body, record, options.get("on_unsupported"))
+            await router.reserve(dep, runtime.counters)
             record.attempts += 1
             record.provider, record.model = dep.provider, dep.model
             price = dep.price_at(ctx.now)
@@ -97,6 +112,12 @@ async def _route(
 
         return attempt
 
+    cache_ttl = _cache_ttl(alias.config.cache_ttl_s, options, stream)
+    cache_id = cache_key(alias.name, record.endpoint, body) if cache_ttl else None
+    if cache_id is not None:
+        hit = await runtime.cache.get(cache_id)
+        if hit is not None:
+            return _cached(runtime, hit, record, alias.baseline_price, started)
     response = await runtime.failover.run(
         plan, attempt_for(alias.baseline_price), record.route, alias.max_attempts
     )
@@ -112,6 +133,15 @@ async def _route(
             )
             record.cost_usd += spent
             response.headers["x-hedge-escalated"] = f"{reason} -> {escalate.to}"
+    if cache_id is not None and cache_ttl:
+        entry = {
+            "body": bytes(response.body).decode(),
+            "provider": record.provider,
+            "model": record.model,
+            "usage": [record.prompt_tokens, record.completion_tokens, record.cached_tokens],
+        }
+        await runtime.cache.put(cache_id, entry, cache_ttl)
+        response.headers["x-hedge-cache"] = "miss"
     if not stream:
         record.latency_ms = (time.perf_counter() - started) * 1000
         response.headers["x-hedge-cost-usd"] = format_usd(record.cost_usd)
@@ -119,6 +149,47 @@ async def _route(
         response.headers["x-hedge-attempts"] = str(record.attempts)
         runtime.record(record)
     return response
+
+
+DEFAULT_CACHE_TTL_S = 300.0
+
+
+def _cache_ttl(alias_ttl: float | None, options: dict[str, Any], stream: bool) -> float | None:
+    """The alias's cache TTL, or the request's own choice (``hedge.cache``: true, false or seconds)."""
+    if stream:
+        return None
+    choice = options.get("cache")
+    if choice is False:
+        return None
+    if choice is True:
+        return alias_ttl or DEFAULT_CACHE_TTL_S
+    if isinstance(choice, int | float) and not isinstance(choice, bool) and choice > 0:
+        return float(choice)
+    return alias_ttl
+
+
+def _cached(
+    runtime: Runtime, hit: dict[str, Any], record: RequestRecord, baseline: Price | None, started: float
+) -> Response:
+    """Serve a cache hit: booked at zero cost; the baseline still shows what it would have cost."""
+    prompt, completion, cached = hit["usage"]
+    record.cache_hit = True
+    record.provider, record.model = hit["provider"], hit["model"]
+    record.prompt_tokens, record.completion_tokens, record.cached_tokens = 0, 0, 0
+    if baseline is not None:
+        record.baseline_cost_usd = cost_usd(Usage(prompt, completion, cached), baseline)
+    record.latency_ms = (time.perf_counter() - started) * 1000
+    record.route.append("cache=hit")
+    runtime.record(record)
+    headers = {
+        "x-hedge-request-id": record.request_id,
+        "x-hedge-provider": str(hit["provider"]),
+        "x-hedge-model": str(hit["model"]),
+        "x-hedge-attempts": "0",
+        "x-hedge-cost-usd": format_usd(0.0),
+        "x-hedge-cache": "hit",
+    }
+    return Response(hit["body"].encode(), headers=headers, media_type=JSON)
 
 
 def _fit_to_provider(

@@ -10,7 +10,8 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from hedge.errors import AuthError, HedgeError, PayloadTooLarge
+from hedge.access.keys import VirtualKey
+from hedge.errors import AuthError, HedgeError, PayloadTooLarge, PermissionDenied
 from hedge.runtime import Runtime
 
 JSON = "application/json"
@@ -25,8 +26,8 @@ def runtime_of(request: Request) -> Runtime:
     return rt
 
 
-def authenticate(request: Request, runtime: Runtime) -> None:
-    """Bearer auth against the master key, compared in constant time."""
+def presented_key(request: Request) -> str:
+    """The bearer token (or ``x-api-key``), or a 401 if there is none."""
     header = request.headers.get("authorization")
     if header is not None:
         scheme, _, token = header.partition(" ")
@@ -40,8 +41,31 @@ def authenticate(request: Request, runtime: Runtime) -> None:
             "You didn't provide an API key. Send it as 'Authorization: Bearer YOUR_KEY'.",
             code="missing_api_key",
         )
-    if not hmac.compare_digest(token.encode(), runtime.config.server.master_key.encode()):
+    return token
+
+
+def is_master(token: str, runtime: Runtime) -> bool:
+    return hmac.compare_digest(token.encode(), runtime.config.server.master_key.encode())
+
+
+async def authenticate(request: Request, runtime: Runtime) -> VirtualKey | None:
+    """The caller: ``None`` for the master key, else its virtual key. 401 for anything else.
+
+    Revoked and expired keys are recognised here and refused by the gate with
+    a message that says why.
+    """
+    token = presented_key(request)
+    if is_master(token, runtime):
+        return None
+    key = await runtime.keys.find(token) if runtime.keys is not None else None
+    if key is None:
         raise AuthError("Incorrect API key provided.")
+    return key
+
+
+def require_master(request: Request, runtime: Runtime) -> None:
+    if not is_master(presented_key(request), runtime):
+        raise PermissionDenied("This endpoint needs the master key.", code="master_key_required")
 
 
 async def read_body(request: Request, limit: int) -> bytes:

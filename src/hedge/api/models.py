@@ -20,16 +20,17 @@ def _model(alias: str) -> dict[str, object]:
 async def list_models(request: Request) -> Response:
     runtime = runtime_of(request)
     try:
-        authenticate(request, runtime)
+        key = await authenticate(request, runtime)
     except HedgeError as exc:
         return error_response(exc)
-    return json_response({"object": "list", "data": [_model(a) for a in runtime.router.aliases]})
+    aliases = [a for a in runtime.router.aliases if key is None or not key.models or a in key.models]
+    return json_response({"object": "list", "data": [_model(a) for a in aliases]})
 
 
 async def get_model(request: Request) -> Response:
     runtime = runtime_of(request)
     try:
-        authenticate(request, runtime)
+        await authenticate(request, runtime)
         alias = runtime.router.alias(request.path_params["model"])
     except HedgeError as exc:
         return error_response(exc)

@@ -175,6 +175,9 @@ def validate_hedge_options(body: dict[str, Any]) -> None:
             param="hedge.sort",
             code="invalid_value",
         )
+    cache = options.get("cache")
+    if cache is not None and not isinstance(cache, bool | int | float):
+        raise _type_error("hedge.cache", "true, false or a TTL in seconds", cache)
     max_price = options.get("max_price")
     if max_price is not None:
         if not isinstance(max_price, dict):

@@ -5,6 +5,10 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from hedge.access.keys import VirtualKey
 
 
 @dataclass(slots=True)
@@ -28,6 +32,13 @@ class RequestRecord:
     """Each deployment considered, with why it was left (or ``ok``)."""
     error: str | None = None
     dropped_params: list[str] = field(default_factory=list)
+    key_id: str | None = None
+    """The virtual key that made the request (None for the master key); never the secret."""
+    team: str | None = None
+    tags: frozenset[str] = frozenset()
+    cache_hit: bool = False
+    key: VirtualKey | None = field(default=None, repr=False)
+    """The caller's key, for booking its spend; not persisted (the ledger keeps ``key_id``)."""
     started_at: float = field(default_factory=time.time)
 
 

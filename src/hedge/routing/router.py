@@ -9,21 +9,27 @@ own ``hedge`` preferences (OpenRouter-style ``order``/``only``/``ignore``,
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from hedge.config import Config, ModelConfig, Price, RuleConfig
-from hedge.errors import InvalidRequest, NotFound
+from hedge.cost.catalogue import Catalogue
+from hedge.errors import InvalidRequest, NotFound, UpstreamError
+from hedge.observe.records import RequestRecord
 from hedge.providers.base import Adapter
 from hedge.routing.context import RouteContext
 from hedge.routing.deployment import Deployment
 from hedge.routing.stats import DeploymentStats
 from hedge.routing.strategies import STRATEGIES, Strategy, expected_cost
 from hedge.routing.windows import Window, parse_window
+from hedge.store.counters import Counters
 
 _MAX_RULE_HOPS = 8
+log = logging.getLogger("hedge.router")
 
 
 @dataclass(slots=True)
@@ -66,9 +72,13 @@ class Router:
         config: Config,
         adapters: Mapping[str, Adapter],
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        catalogue: Catalogue | None = None,
     ) -> None:
         self.clock = clock
         self.stats: dict[str, DeploymentStats] = {}
+        self.quotas: dict[str, tuple[int | None, int | None]] = {}
+        """Upstream quotas (rpm, tpm) per deployment id, for those that declare any."""
+        self._pending: set[asyncio.Task[Any]] = set()
         self.aliases: dict[str, Alias] = {}
         for name, model in config.models.items():
             deps = []
@@ -78,7 +88,7 @@ class Router:
                     provider=d.provider,
                     model=d.model,
                     adapter=adapters[d.provider],
-                    price=d.price,
+                    price=_price(d.price, d.model, catalogue),
                     weight=d.weight,
                     timeouts=provider.timeout,
                     on_unsupported=provider.on_unsupported,
@@ -89,10 +99,13 @@ class Router:
                 )
                 # One stats object per provider/model, shared by every alias that uses it.
                 dep.stats = self.stats.setdefault(dep.id, dep.stats)
+                if d.rpm or d.tpm:
+                    self.quotas[dep.id] = (d.rpm, d.tpm)
                 deps.append(dep)
             baseline = None
             if model.baseline is not None:
-                baseline = config.models[model.baseline].deployments[0].price
+                first = config.models[model.baseline].deployments[0]
+                baseline = _price(first.price, first.model, catalogue)
             rules = [
                 Rule(
                     r,
@@ -104,6 +117,34 @@ class Router:
             ]
             strategy = STRATEGIES[model.strategy](deps, model)
             self.aliases[name] = Alias(name, deps, strategy, baseline, model, rules)
+
+    async def reserve(self, dep: Deployment, counters: Counters) -> None:
+        """Count a request against the deployment's upstream quota; refuse (retryable, no blame) past it."""
+        quota = self.quotas.get(dep.id)
+        if quota is None:
+            return
+        rpm, tpm = quota
+        if rpm is not None and await counters.add(f"dep-rpm:{dep.id}", 1, 60) > rpm:
+            raise _saturated(dep, f"{rpm} requests per minute")
+        if tpm is not None and await counters.get(f"dep-tpm:{dep.id}", 60) >= tpm:
+            raise _saturated(dep, f"{tpm} tokens per minute")
+
+    def book(self, rec: RequestRecord, counters: Counters) -> None:
+        """Count a finished request's tokens against its deployment's tpm quota."""
+        if not self.quotas or rec.provider is None:
+            return
+        dep_id = f"{rec.provider}/{rec.model}"
+        quota = self.quotas.get(dep_id)
+        tokens = rec.prompt_tokens + rec.completion_tokens
+        if quota is None or quota[1] is None or not tokens:
+            return
+        task = asyncio.ensure_future(counters.add(f"dep-tpm:{dep_id}", tokens, 60))
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    async def drain(self) -> None:
+        if self._pending:
+            await asyncio.gather(*self._pending, return_exceptions=True)
 
     def context(self, body: dict[str, Any], header_tags: tuple[str, ...] = ()) -> RouteContext:
         return RouteContext(body, self.clock(), header_tags)
@@ -143,6 +184,27 @@ class Router:
         if isinstance(options, dict) and options:
             plan = apply_preferences(plan, options, ctx)
         return alias, plan
+
+
+def _price(configured: Price | None, model: str, catalogue: Catalogue | None) -> Price:
+    if configured is not None:
+        return configured
+    found = catalogue.lookup(model) if catalogue is not None else None
+    if found is None:
+        log.warning("no price for model %r in the config or the catalogue: its cost is booked as 0", model)
+        return Price()
+    return found
+
+
+def _saturated(dep: Deployment, what: str) -> UpstreamError:
+    return UpstreamError(
+        f"deployment {dep.id} is at its upstream quota of {what}",
+        status=429,
+        type="rate_limit_error",
+        code="deployment_saturated",
+        retryable=True,
+        blame=False,
+    )
 
 
 def _matches(dep: Deployment, names: list[str]) -> bool:

@@ -1,0 +1,109 @@
+"""``/admin``: virtual keys and spend reports. Master key only."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from hedge.api.http import error_response, json_response, read_body, require_master, runtime_of
+from hedge.api.validation import parse_json_object
+from hedge.errors import HedgeError, InvalidRequest, NotFound
+from hedge.runtime import Runtime
+from hedge.store.ledger import GROUPS, parse_since
+
+
+async def _guard(request: Request) -> Runtime:
+    runtime = runtime_of(request)
+    require_master(request, runtime)
+    if runtime.keys is None or runtime.ledger is None:
+        raise HedgeError("The state store is not available.", status=503, type="service_unavailable")
+    return runtime
+
+
+async def _json(request: Request) -> dict[str, Any]:
+    return parse_json_object(await read_body(request, 64 * 1024))
+
+
+def _invalid(exc: ValueError) -> InvalidRequest:
+    text = str(exc)
+    param = text.split(":", 1)[0] if ":" in text else None
+    return InvalidRequest(text, param=param, code="invalid_value")
+
+
+def _not_found(key_id: str) -> NotFound:
+    return NotFound(f"No key with id '{key_id}'.", code="key_not_found", param="id")
+
+
+async def create_key(request: Request) -> Response:
+    try:
+        runtime = await _guard(request)
+        assert runtime.keys is not None
+        try:
+            key, secret = await runtime.keys.create(await _json(request))
+        except ValueError as exc:
+            raise _invalid(exc) from None
+        return json_response({**key.public(), "key": secret}, status=201)
+    except HedgeError as exc:
+        return error_response(exc)
+
+
+async def list_keys(request: Request) -> Response:
+    try:
+        runtime = await _guard(request)
+        assert runtime.keys is not None
+        return json_response({"object": "list", "data": [k.public() for k in await runtime.keys.list()]})
+    except HedgeError as exc:
+        return error_response(exc)
+
+
+async def key_detail(request: Request) -> Response:
+    """GET, PATCH and DELETE (revoke) one key."""
+    try:
+        runtime = await _guard(request)
+        assert runtime.keys is not None
+        key_id = request.path_params["key_id"]
+        if request.method == "GET":
+            key = await runtime.keys.get(key_id)
+        elif request.method == "PATCH":
+            try:
+                key = await runtime.keys.update(key_id, await _json(request))
+            except ValueError as exc:
+                raise _invalid(exc) from None
+        else:
+            key = await runtime.keys.revoke(key_id)
+        if key is None:
+            raise _not_found(key_id)
+        return json_response(key.public())
+    except HedgeError as exc:
+        return error_response(exc)
+
+
+async def spend(request: Request) -> Response:
+    try:
+        runtime = await _guard(request)
+        assert runtime.ledger is not None
+        by = request.query_params.get("by", "provider")
+        if by not in GROUPS:
+            raise InvalidRequest(f"Invalid 'by': {by!r}; choose from {', '.join(GROUPS)}.", param="by")
+        try:
+            since = parse_since(request.query_params.get("since", "30d"))
+            until_raw = request.query_params.get("until")
+            until = parse_since(until_raw) if until_raw else None
+        except ValueError as exc:
+            raise InvalidRequest(str(exc), param="since") from None
+        await runtime.ledger.flush()
+        rows, total = await runtime.ledger.spend(by, since, until)
+        return json_response(
+            {
+                "by": by,
+                "since": since,
+                "until": until or time.time(),
+                "rows": [r.to_dict() for r in rows],
+                "total": total.to_dict(),
+            }
+        )
+    except HedgeError as exc:
+        return error_response(exc)

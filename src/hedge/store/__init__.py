@@ -1,0 +1,1 @@
+"""Durable state: the spend ledger, virtual keys and conformance results, in SQLite or PostgreSQL."""

@@ -1,0 +1,237 @@
+"""The spend ledger: every request recorded, written in batches off the request path.
+
+``Ledger.__call__`` is a record sink: it only appends to an in-memory buffer.
+A background task writes the buffer every ``flush_interval_s`` (or sooner
+when ``flush_batch`` records are waiting); ``close`` writes what remains, so a
+clean shutdown loses nothing and a crash loses at most one flush interval.
+A write that fails is retried on the next flush (the buffer keeps the
+records, up to ``max_buffer``), so a database blip loses nothing either.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import orjson
+
+from hedge.observe.records import RequestRecord
+from hedge.store.db import Database
+
+log = logging.getLogger("hedge.ledger")
+
+GroupBy = Literal["provider", "model", "alias", "key", "team", "tag", "day"]
+GROUPS: tuple[str, ...] = ("provider", "model", "alias", "key", "team", "tag", "day")
+
+_COLUMNS = (
+    "request_id, ts, key_id, team, alias, endpoint, provider, model, status, stream, prompt_tokens, "
+    "completion_tokens, cached_tokens, cost_usd, baseline_cost_usd, latency_ms, ttft_ms, attempts, tags, "
+    "cache_hit, error"
+)
+_INSERT = f"INSERT INTO hedge_requests ({_COLUMNS}) VALUES ({', '.join('?' * 21)}) ON CONFLICT DO NOTHING"
+
+
+def _row(r: RequestRecord) -> tuple[Any, ...]:
+    return (
+        r.request_id,
+        r.started_at,
+        r.key_id,
+        r.team,
+        r.alias,
+        r.endpoint,
+        r.provider,
+        r.model,
+        r.status,
+        int(r.stream),
+        r.prompt_tokens,
+        r.completion_tokens,
+        r.cached_tokens,
+        r.cost_usd,
+        r.baseline_cost_usd,
+        r.latency_ms,
+        r.ttft_ms,
+        r.attempts,
+        orjson.dumps(sorted(r.tags)).decode() if r.tags else None,
+        int(r.cache_hit),
+        (r.error or None) and r.error[:500],
+    )
+
+
+@dataclass(slots=True)
+class SpendRow:
+    group: str
+    requests: int
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float
+    baseline_cost_usd: float
+
+    @property
+    def savings_usd(self) -> float:
+        return self.baseline_cost_usd - self.cost_usd
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "group": self.group,
+            "requests": self.requests,
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+            "cost_usd": round(self.cost_usd, 10),
+            "baseline_cost_usd": round(self.baseline_cost_usd, 10),
+            "savings_usd": round(self.savings_usd, 10),
+        }
+
+
+class Ledger:
+    def __init__(
+        self, db: Database, flush_interval_s: float = 1.0, flush_batch: int = 500, max_buffer: int = 1_000_000
+    ) -> None:
+        self.db = db
+        self.flush_interval_s = flush_interval_s
+        self.flush_batch = flush_batch
+        self.max_buffer = max_buffer
+        self._buffer: deque[RequestRecord] = deque()
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._lock = asyncio.Lock()
+        self.dropped = 0
+
+    def __call__(self, record: RequestRecord) -> None:
+        if len(self._buffer) >= self.max_buffer:
+            self.dropped += 1
+            if self.dropped == 1 or self.dropped % 10_000 == 0:
+                log.error(
+                    "ledger buffer full (%d records): %d records dropped", self.max_buffer, self.dropped
+                )
+            return
+        self._buffer.append(record)
+        if len(self._buffer) >= self.flush_batch:
+            self._wake.set()
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.ensure_future(self._run())
+
+    async def _run(self) -> None:
+        while True:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.flush_interval_s)
+            self._wake.clear()
+            try:
+                await self.flush()
+            except Exception:
+                log.exception("ledger flush failed; %d records kept for the next try", len(self._buffer))
+
+    async def flush(self) -> int:
+        """Write everything buffered now; returns how many records were written."""
+        async with self._lock:
+            written = 0
+            while self._buffer:
+                batch = [self._buffer[i] for i in range(min(len(self._buffer), 5000))]
+                await self.db.executemany(_INSERT, [_row(r) for r in batch])
+                for _ in batch:
+                    self._buffer.popleft()
+                written += len(batch)
+            return written
+
+    @property
+    def pending(self) -> int:
+        return len(self._buffer)
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        await self.flush()
+
+    async def spend(
+        self, by: str, since: float, until: float | None = None
+    ) -> tuple[list[SpendRow], SpendRow]:
+        """Cost, tokens, requests and savings of successful requests, grouped ``by``."""
+        if by not in GROUPS:
+            raise ValueError(f"cannot group by {by!r}; choose from {', '.join(GROUPS)}")
+        source = "hedge_requests r"
+        if by == "key":
+            group = "COALESCE(k.name, r.key_id, 'master key')"
+            source += " LEFT JOIN hedge_keys k ON k.id = r.key_id"
+        elif by == "team":
+            group = "COALESCE(r.team, '-')"
+        elif by == "day":
+            group = self.db.day_expr("r.ts")
+        elif by == "tag":
+            if self.db.dialect == "sqlite":
+                source += ", json_each(r.tags) t"
+            else:
+                source += ", jsonb_array_elements_text(r.tags::jsonb) AS t(value)"
+            group = "t.value"
+        else:
+            group = f"COALESCE(r.{by}, '-')"
+        where = "r.ts >= ? AND r.status < 400"
+        args: list[Any] = [since]
+        if until is not None:
+            where += " AND r.ts < ?"
+            args.append(until)
+        sql = (
+            f"SELECT {group} AS grp, COUNT(*) AS requests, SUM(r.prompt_tokens) AS input_tokens, "
+            "SUM(r.completion_tokens) AS output_tokens, SUM(r.cost_usd) AS cost, "
+            "SUM(COALESCE(r.baseline_cost_usd, r.cost_usd)) AS baseline "
+            f"FROM {source} WHERE {where} GROUP BY {group} ORDER BY cost DESC, grp"
+        )
+        rows = [
+            SpendRow(
+                str(r["grp"]),
+                int(r["requests"]),
+                int(r["input_tokens"] or 0),
+                int(r["output_tokens"] or 0),
+                float(r["cost"] or 0.0),
+                float(r["baseline"] or 0.0),
+            )
+            for r in await self.db.fetch(sql, args)
+        ]
+        total_sql = (
+            "SELECT COUNT(*) AS requests, SUM(prompt_tokens) AS input_tokens, "
+            "SUM(completion_tokens) AS output_tokens, SUM(cost_usd) AS cost, "
+            f"SUM(COALESCE(baseline_cost_usd, cost_usd)) AS baseline FROM hedge_requests r WHERE {where}"
+        )
+        t = (await self.db.fetch(total_sql, args))[0]
+        total = SpendRow(
+            "total",
+            int(t["requests"] or 0),
+            int(t["input_tokens"] or 0),
+            int(t["output_tokens"] or 0),
+            float(t["cost"] or 0.0),
+            float(t["baseline"] or 0.0),
+        )
+        return rows, total
+
+    async def key_spend(self, key_id: str, since: float) -> float:
+        rows = await self.db.fetch(
+            "SELECT SUM(cost_usd) AS cost FROM hedge_requests WHERE key_id = ? AND ts >= ?", [key_id, since]
+        )
+        return float(rows[0]["cost"] or 0.0)
+
+    async def records(self, limit: int = 100) -> list[dict[str, Any]]:
+        return await self.db.fetch(f"SELECT * FROM hedge_requests ORDER BY ts DESC LIMIT {int(limit)}")
+
+
+def parse_since(value: str, now: float | None = None) -> float:
+    """``7d``, ``24h``, ``30m``, ``90s``, or an epoch number, to an epoch timestamp."""
+    now = time.time() if now is None else now
+    value = value.strip()
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+    if value and value[-1] in units:
+        try:
+            return now - float(value[:-1]) * units[value[-1]]
+        except ValueError:
+            pass
+    try:
+        return float(value)
+    except ValueError:
+        raise ValueError(f"cannot read {value!r} as a duration like 7d, 24h, 30m") from None
