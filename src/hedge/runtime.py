@@ -7,13 +7,24 @@ upstream sessions live as long as the process.
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
+from hedge.access.gate import Gate
+from hedge.access.keys import KeyStore
 from hedge.config import Config
+from hedge.cost import catalogue
+from hedge.observe.logs import AccessLog, config_secrets, register_secrets
+from hedge.observe.metrics import Metrics
 from hedge.observe.records import RequestRecord, Sink
 from hedge.providers import make_adapter
 from hedge.providers.base import Adapter
 from hedge.resilience.failover import Failover
 from hedge.routing.router import Router
+from hedge.store.cache import MemoryCache, RedisCache, ResponseCache
+from hedge.store.counters import Counters, MemoryCounters, RedisCounters
+from hedge.store.db import Database, connect
+from hedge.store.ledger import Ledger
+from hedge.store.schema import MIGRATIONS
 from hedge.transport import Transport
 
 log = logging.getLogger("hedge")
@@ -25,12 +36,49 @@ class Runtime:
         self.adapters: dict[str, Adapter] = {
             name: make_adapter(name, provider) for name, provider in config.providers.items()
         }
-        self.router = Router(config, self.adapters)
+        self.catalogue = catalogue.load(config.state.dir)
+        self.router = Router(config, self.adapters, catalogue=self.catalogue)
         self.transport = Transport(config.providers)
         self.failover = Failover(config.resilience)
         self.sinks: list[Sink] = []
+        register_secrets(config_secrets(config))
+        deployments = [dep.id for alias in self.router.aliases.values() for dep in alias.deployments]
+        self.metrics = Metrics(
+            aliases=config.models,
+            providers=config.providers,
+            deployments=deployments,
+            breakers=lambda: self.failover.breakers,
+        )
+        self.sinks += [self.metrics.observe, AccessLog()]
+        self.db: Database | None = None
+        self.ledger: Ledger | None = None
+        self.keys: KeyStore | None = None
+        self.counters: Counters = MemoryCounters()
+        self.cache: ResponseCache = MemoryCache()
+        self.gate = Gate(self.counters, None)
+
+    def started(self, rec: RequestRecord) -> None:
+        """A request's alias is known: it counts as in flight until ``record(rec)``."""
+        self.metrics.started(rec)
+
+    async def start(self) -> None:
+        """Connect the state store (migrating it) and the shared counters; start the ledger writer."""
+        state = self.config.state
+        self.db = await connect(database_url(self.config))
+        await self.db.migrate(MIGRATIONS)
+        self.ledger = Ledger(self.db, state.flush_interval_s, state.flush_batch)
+        self.ledger.start()
+        self.sinks.append(self.ledger)
+        self.keys = KeyStore(self.db, state.key_cache_ttl_s)
+        if state.redis_url:
+            self.counters = RedisCounters(state.redis_url, state.redis_prefix)
+            self.cache = RedisCache(state.redis_url, state.redis_prefix)
+        self.gate = Gate(self.counters, self.ledger)
 
     def record(self, rec: RequestRecord) -> None:
+        if rec.key is not None:
+            self.gate.book(rec, rec.key)
+        self.router.book(rec, self.counters)
         for sink in self.sinks:
             try:
                 sink(rec)
@@ -38,4 +86,21 @@ class Runtime:
                 log.exception("request record sink failed")
 
     async def close(self) -> None:
+        await self.gate.drain()
+        await self.router.drain()
+        if self.ledger is not None:
+            await self.ledger.close()
+        if self.db is not None:
+            await self.db.close()
+        await self.counters.close()
+        if isinstance(self.cache, RedisCache):
+            await self.cache.close()
         await self.transport.close()
+        self.metrics.close()
+
+
+def database_url(config: Config) -> str:
+    """The configured database, or the embedded default: a SQLite file under ``state.dir``."""
+    if config.state.database_url:
+        return config.state.database_url
+    return f"sqlite:///{Path(config.state.dir) / 'hedge.db'}"

@@ -19,11 +19,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from hedge.api.admin import create_key, key_detail, list_keys, spend
 from hedge.api.chat import chat_completions, embeddings
 from hedge.api.http import error_response
 from hedge.api.models import get_model, health, list_models
 from hedge.config import Config, load_config
 from hedge.errors import HedgeError
+from hedge.observe.metrics import metrics_endpoint
 from hedge.runtime import Runtime
 
 log = logging.getLogger("hedge")
@@ -58,6 +60,7 @@ def create_app(config: Config, runtime: Runtime | None = None) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await rt.start()
         try:
             yield
         finally:
@@ -72,6 +75,11 @@ def create_app(config: Config, runtime: Runtime | None = None) -> Starlette:
             Route("/v1/models", list_models, methods=["GET"]),
             Route("/v1/models/{model:path}", get_model, methods=["GET"]),
             Route("/health", health, methods=["GET"]),
+            Route("/admin/keys", create_key, methods=["POST"]),
+            Route("/admin/keys", list_keys, methods=["GET"]),
+            Route("/admin/keys/{key_id}", key_detail, methods=["GET", "PATCH", "DELETE"]),
+            Route("/admin/spend", spend, methods=["GET"]),
+            Route("/metrics", metrics_endpoint, methods=["GET"]),
         ],
         exception_handlers={HTTPException: _http_error, Exception: _unexpected},
         lifespan=lifespan,

@@ -85,6 +85,20 @@ class Breaker:
             self._opened_at = now
             self._move(State.OPEN)
 
+    def observed_state(self) -> State:
+        """The state as a gauge shows it, read without moving the breaker.
+
+        An open breaker whose cooldown has passed lets the next request through as
+        a probe, so it reads as half-open.
+        """
+        if self.state is State.OPEN and self._clock() - self._opened_at >= self._config.cooldown_s:
+            return State.HALF_OPEN
+        return self.state
+
+    def cooling_down(self) -> bool:
+        """Whether a Retry-After from the provider still holds this deployment back."""
+        return self._clock() < self.cooldown_until
+
     def release(self) -> None:
         """The attempt ended with no verdict on the deployment (e.g. a client error): free the probe."""
         self._probe_out = False

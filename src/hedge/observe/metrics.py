@@ -1,0 +1,436 @@
+"""Prometheus metrics, fed by the request records and read at ``GET /metrics``.
+
+Counters and histograms are updated by :meth:`Metrics.observe`, a sink that sees
+one :class:`RequestRecord` per request; breaker states are read from the
+failover's breakers at scrape time by a custom collector, so they cost nothing
+on the request path.
+
+Label values are bounded: every label a client could influence is capped at a
+number of distinct values (configured aliases, providers and deployments always
+fit), and anything past the cap is folded into ``other``.
+
+Several worker processes (``hedge serve --workers N``) share their counters
+through ``PROMETHEUS_MULTIPROC_DIR`` (prometheus-client's multiprocess mode):
+any worker answering a scrape reports the sum over all workers. Breaker
+states are not shared: each worker has its own breakers, so the breaker gauges
+are those of the worker that answered the scrape.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.metrics import MetricWrapperBase
+from prometheus_client.registry import Collector
+from starlette.requests import Request
+from starlette.responses import Response
+
+from hedge.observe.records import RequestRecord
+
+if TYPE_CHECKING:
+    from hedge.resilience.breaker import Breaker
+
+M = TypeVar("M", bound=MetricWrapperBase)
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+NONE = "none"
+"""Label value when the request never got that far (no alias resolved, no provider tried)."""
+OTHER = "other"
+"""Label value for everything past a label's cap."""
+
+# Seconds. LLM calls span milliseconds (cached, embeddings) to minutes (long generations).
+LATENCY_BUCKETS = (
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0,
+)  # fmt: skip
+TTFT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0, 60.0, 120.0)
+
+BREAKER_LEVELS = {"closed": 0, "half_open": 1, "open": 2}
+
+# Route reasons that record a deployment passed over without a request being sent.
+SKIP_REASONS = frozenset({"circuit_open", "circuit_half_open", "cooling_down", "retry_budget_exhausted"})
+
+_KIND_BY_STATUS = {
+    400: "invalid_request",
+    401: "authentication",
+    403: "permission",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "request_too_large",
+    429: "rate_limited",
+    499: "client_disconnected",
+    500: "internal",
+    502: "upstream_error",
+    503: "unavailable",
+    504: "timeout",
+}
+
+
+_KNOWN_REASONS = (
+    "ok",
+    "stream_interrupted",
+    "no_deployment_available",
+    "client_disconnected",
+    "upstream_error",
+    "upstream_timeout",
+    "upstream_unavailable",
+    "upstream_unreachable",
+    "upstream_connection_error",
+    "upstream_auth_error",
+    "upstream_bad_response",
+    "upstream_stream_error",
+    "upstream_empty_stream",
+    "upstream_stream_truncated",
+    "rate_limit_exceeded",
+    "unsupported_parameter",
+)
+
+
+class LabelCap:
+    """The first ``limit`` distinct values of a label pass (and seeded ones); later ones read ``other``."""
+
+    __slots__ = ("limit", "seen")
+
+    def __init__(self, limit: int, seed: Iterable[str] = ()) -> None:
+        self.seen = {NONE, OTHER, *seed}
+        self.limit = len(self.seen) + limit
+
+    def __call__(self, value: str) -> str:
+        if value in self.seen:
+            return value
+        if len(self.seen) >= self.limit:
+            return OTHER
+        self.seen.add(value)
+        return value
+
+
+def _parse_route(route: Iterable[str]) -> Iterator[tuple[str, str]]:
+    """``(deployment, reason)`` per route entry, escalation markers left out."""
+    for entry in route:
+        if entry.startswith("escalate:"):
+            continue
+        dep, sep, reason = entry.rpartition("=")
+        if sep:
+            yield dep, reason
+
+
+def error_kind(rec: RequestRecord) -> str:
+    """A short, bounded name for why a request failed."""
+    if rec.status == 499:
+        return "client_disconnected"
+    attempts = [(dep, reason) for dep, reason in _parse_route(rec.route) if reason not in SKIP_REASONS]
+    if attempts:
+        reason = attempts[-1][1]
+        if reason == "ok":
+            return "stream_interrupted"  # the answer had begun; it failed part-way
+        if not reason.isdigit():
+            return reason
+    elif rec.route:
+        return "no_deployment_available"
+    return _KIND_BY_STATUS.get(rec.status, "other")
+
+
+class _BreakerCollector(Collector):
+    """Reads breaker states at scrape time: nothing on the request path."""
+
+    def __init__(self, breakers: Callable[[], Mapping[str, Breaker]], deployments: Iterable[str]) -> None:
+        self._breakers = breakers
+        self._deployments = tuple(deployments)
+
+    def collect(self) -> Iterable[Metric]:
+        state = GaugeMetricFamily(
+            "hedge_breaker_state",
+            "Circuit breaker state per deployment: 0 closed, 1 half-open, 2 open (per worker process).",
+            labels=["provider", "deployment"],
+        )
+        cooling = GaugeMetricFamily(
+            "hedge_deployment_cooling_down",
+            "1 while a provider's Retry-After holds the deployment back (per worker process).",
+            labels=["provider", "deployment"],
+        )
+        breakers = self._breakers()
+        for dep in sorted({*self._deployments, *breakers}):
+            provider = dep.partition("/")[0]
+            breaker = breakers.get(dep)
+            level = BREAKER_LEVELS[breaker.observed_state().value] if breaker is not None else 0
+            state.add_metric([provider, dep], level)
+            cooling.add_metric([provider, dep], 1 if breaker is not None and breaker.cooling_down() else 0)
+        yield state
+        yield cooling
+
+    def describe(self) -> Iterable[Metric]:
+        return ()
+
+
+class Metrics:
+    """Every Hedge metric, in a registry of its own (several gateways may share a process in tests)."""
+
+    def __init__(
+        self,
+        *,
+        aliases: Iterable[str] = (),
+        providers: Iterable[str] = (),
+        deployments: Iterable[str] = (),
+        breakers: Callable[[], Mapping[str, Breaker]] | None = None,
+        max_label_values: int = 50,
+    ) -> None:
+        deployments = tuple(deployments)
+        self.multiprocess = bool(os.environ.get(MULTIPROC_ENV))
+        self.registry = CollectorRegistry(auto_describe=False)
+        self._breaker_collector = _BreakerCollector(breakers or dict, deployments)
+        if not self.multiprocess:
+            self.registry.register(self._breaker_collector)
+        self._alias = LabelCap(max_label_values, aliases)
+        self._provider = LabelCap(max_label_values, providers)
+        self._deployment = LabelCap(max_label_values, deployments)
+        self._reason = LabelCap(max_label_values, (*_KNOWN_REASONS, *_KIND_BY_STATUS.values()))
+        self._status = LabelCap(max_label_values)
+        self._endpoint = LabelCap(max_label_values, ("chat", "embeddings"))
+        self._team = LabelCap(max_label_values)
+        self._inflight: dict[str, str] = {}
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
+
+        reg = self.registry
+        self.requests = Counter(
+            "hedge_requests",
+            "Requests answered, by endpoint, alias, serving (or last tried) deployment, HTTP status and "
+            "the calling key's team.",
+            ["endpoint", "alias", "provider", "deployment", "status", "status_class", "team"],
+            registry=reg,
+        )
+        self.errors = Counter(
+            "hedge_request_errors",
+            "Requests answered with an error, by status and kind (the upstream error code if there is one).",
+            ["endpoint", "alias", "provider", "status", "kind"],
+            registry=reg,
+        )
+        self.latency = Histogram(
+            "hedge_request_duration_seconds",
+            "Time from request arrival to the last byte of the answer (streams: end of stream).",
+            ["endpoint", "alias", "provider", "result"],
+            buckets=LATENCY_BUCKETS,
+            registry=reg,
+        )
+        self.ttft = Histogram(
+            "hedge_time_to_first_token_seconds",
+            "Streams: time from request arrival to the first content sent to the client.",
+            ["alias", "provider"],
+            buckets=TTFT_BUCKETS,
+            registry=reg,
+        )
+        token_labels = ["endpoint", "alias", "provider", "deployment", "team"]
+        self.input_tokens = Counter(
+            "hedge_input_tokens", "Prompt tokens, as the upstream reported them.", token_labels, registry=reg
+        )
+        self.output_tokens = Counter(
+            "hedge_output_tokens",
+            "Completion tokens, as the upstream reported them.",
+            token_labels,
+            registry=reg,
+        )
+        self.cached_tokens = Counter(
+            "hedge_cached_input_tokens",
+            "Prompt tokens the upstream served from its prompt cache (a part of input tokens).",
+            token_labels,
+            registry=reg,
+        )
+        self.cost = Counter(
+            "hedge_cost_usd",
+            "What the requests cost, in USD, at the prices in force.",
+            token_labels,
+            registry=reg,
+        )
+        self.baseline_cost = Counter(
+            "hedge_baseline_cost_usd",
+            "What the same requests would have cost at the alias's baseline price (its own price without "
+            "a baseline); savings = baseline - cost.",
+            token_labels,
+            registry=reg,
+        )
+        self.attempts = Counter(
+            "hedge_upstream_attempts",
+            "Requests sent to deployments, by outcome: ok or why the attempt failed.",
+            ["alias", "provider", "deployment", "outcome"],
+            registry=reg,
+        )
+        self.skips = Counter(
+            "hedge_deployment_skips",
+            "Deployments passed over without a request (breaker open, cooling down, retry budget spent).",
+            ["alias", "provider", "deployment", "reason"],
+            registry=reg,
+        )
+        self.retries = Counter(
+            "hedge_retries",
+            "Upstream attempts beyond the first of a request (retries and failovers).",
+            ["alias"],
+            registry=reg,
+        )
+        self.failovers = Counter(
+            "hedge_failovers",
+            "Requests answered successfully only after at least one failed attempt.",
+            ["alias", "provider"],
+            registry=reg,
+        )
+        self.escalations = Counter(
+            "hedge_escalations",
+            "Answers escalated to a stronger alias, by reason.",
+            ["alias", "reason"],
+            registry=reg,
+        )
+        self.cache_hits = Counter(
+            "hedge_cache_hits", "Requests answered from Hedge's response cache.", ["alias"], registry=reg
+        )
+        self.in_flight = Gauge(
+            "hedge_requests_in_flight",
+            "Requests being served now, by alias (summed over live workers).",
+            ["alias"],
+            registry=reg,
+            multiprocess_mode="livesum",
+        )
+
+    # -- the request path ------------------------------------------------------------------------
+
+    def _at(self, metric: M, *values: str) -> M:
+        """``metric.labels(*values)``, cached: label values are bounded, and this is the hot path."""
+        key = (id(metric), values)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*values)
+        return child
+
+    def started(self, rec: RequestRecord) -> None:
+        """A request for ``rec.alias`` began: counted in flight until its record is observed."""
+        if rec.request_id in self._inflight:
+            return
+        alias = self._alias(rec.alias or NONE)
+        self._inflight[rec.request_id] = alias
+        self._at(self.in_flight, alias).inc()
+
+    def cache_hit(self, alias: str) -> None:
+        self._at(self.cache_hits, self._alias(alias or NONE)).inc()
+
+    def observe(self, rec: RequestRecord) -> None:
+        """The sink: account for one finished request."""
+        alias_in_flight = self._inflight.pop(rec.request_id, None)
+        if alias_in_flight is not None:
+            self._at(self.in_flight, alias_in_flight).dec()
+        endpoint = self._endpoint(rec.endpoint or NONE)
+        alias = self._alias(rec.alias or NONE)
+        provider = self._provider(rec.provider or NONE)
+        deployment = self._deployment(f"{rec.provider}/{rec.model}" if rec.provider else NONE)
+        status = self._status(str(rec.status))
+        team = self._team(rec.team or NONE)
+        ok = rec.status < 400
+
+        self._at(
+            self.requests, endpoint, alias, provider, deployment, status, f"{rec.status // 100}xx", team
+        ).inc()
+        if not ok:
+            self._at(self.errors, endpoint, alias, provider, status, self._reason(error_kind(rec))).inc()
+        self._at(self.latency, endpoint, alias, provider, "ok" if ok else "error").observe(
+            rec.latency_ms / 1000
+        )
+        if rec.ttft_ms is not None:
+            self._at(self.ttft, alias, provider).observe(rec.ttft_ms / 1000)
+        if rec.provider:
+            labels = (endpoint, alias, provider, deployment, team)
+            self._at(self.input_tokens, *labels).inc(rec.prompt_tokens)
+            self._at(self.output_tokens, *labels).inc(rec.completion_tokens)
+            self._at(self.cached_tokens, *labels).inc(rec.cached_tokens)
+            self._at(self.cost, *labels).inc(rec.cost_usd)
+            baseline = rec.baseline_cost_usd if rec.baseline_cost_usd is not None else rec.cost_usd
+            self._at(self.baseline_cost, *labels).inc(baseline)
+
+        failed = False
+        for dep, reason in _parse_route(rec.route):
+            dep_label = self._deployment(dep)
+            dep_provider = self._provider(dep.partition("/")[0])
+            if reason in SKIP_REASONS:
+                self._at(self.skips, alias, dep_provider, dep_label, reason).inc()
+            else:
+                failed = failed or reason != "ok"
+                self._at(self.attempts, alias, dep_provider, dep_label, self._reason(reason)).inc()
+        for entry in rec.route:
+            if entry.startswith("escalate:"):
+                reason = entry[len("escalate:") :].partition("->")[0]
+                self._at(self.escalations, alias, self._reason(reason)).inc()
+        if rec.cache_hit:
+            self._at(self.cache_hits, alias).inc()
+        if rec.attempts > 1:
+            self._at(self.retries, alias).inc(rec.attempts - 1)
+        if failed and ok:
+            self._at(self.failovers, alias, provider).inc()
+
+    # -- the scrape --------------------------------------------------------------------------------
+
+    def render(self) -> bytes:
+        """The exposition text: all workers' counters in multiprocess mode, this process's otherwise."""
+        if not self.multiprocess:
+            return generate_latest(self.registry)
+        from prometheus_client import multiprocess
+
+        registry = CollectorRegistry(auto_describe=False)
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        registry.register(self._breaker_collector)
+        return generate_latest(registry)
+
+    def close(self) -> None:
+        """The process is going away: drop its share of the live gauges (multiprocess mode)."""
+        if self.multiprocess:
+            from prometheus_client import multiprocess
+
+            with contextlib.suppress(OSError):
+                multiprocess.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]
+
+
+async def metrics_endpoint(request: Request) -> Response:
+    """``GET /metrics``: open by default, as scrapers expect; ``server.metrics_auth`` wants the master key."""
+    runtime = request.app.state.runtime
+    if getattr(runtime.config.server, "metrics_auth", False):
+        # Imported here: hedge.api imports the runtime, which imports this module.
+        from hedge.api.http import error_response, require_master
+        from hedge.errors import HedgeError
+
+        try:
+            require_master(request, runtime)
+        except HedgeError as exc:
+            return error_response(exc)
+    metrics: Metrics = runtime.metrics
+    return Response(metrics.render(), media_type=CONTENT_TYPE)
+
+
+@contextlib.contextmanager
+def multiprocess_dir() -> Iterator[str]:
+    """Make sure ``PROMETHEUS_MULTIPROC_DIR`` names a directory for the workers to share.
+
+    Must run before any worker imports prometheus-client. A directory Hedge
+    makes is fresh and removed afterwards; one the user named is created if
+    missing and left in place (wipe it between runs, as prometheus-client asks).
+    """
+    given = os.environ.get(MULTIPROC_ENV)
+    if given:
+        os.makedirs(given, exist_ok=True)
+        yield given
+        return
+    made = tempfile.mkdtemp(prefix="hedge-metrics-")
+    os.environ[MULTIPROC_ENV] = made
+    try:
+        yield made
+    finally:
+        os.environ.pop(MULTIPROC_ENV, None)
+        shutil.rmtree(made, ignore_errors=True)
