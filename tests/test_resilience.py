@@ -243,3 +243,44 @@ def test_backoff_rounds_honour_retry_after_and_stop_at_max_wait() -> None:
     assert clock.slept[0] >= 2.0, "first wait covers the Retry-After"
     assert clock.slept[1] <= 0.2, "second round: plain jittered backoff"
     assert trace == ["only/m=429", "only/m=502", "only/m=ok"]
+
+
+def test_breaker_state_is_shared_through_redis(logs: Path) -> None:
+    import secrets
+
+    from test_state import REDIS_URL
+
+    dead, alive = start_mock("openai", logs), start_mock("openai", logs)
+    dead.configure(fail_rate=1.0, fail_status=500)
+    config = {
+        "server": {"master_key": MASTER_KEY},
+        "providers": {
+            "dead": {"style": "openai", "base_url": f"{dead.url}/v1", "api_key": "sk-x"},
+            "alive": {"style": "openai", "base_url": f"{alive.url}/v1", "api_key": "sk-x"},
+        },
+        "models": {
+            "m": {
+                "strategy": "ordered",
+                "deployments": [{"provider": "dead", "model": "d"}, {"provider": "alive", "model": "a"}],
+            }
+        },
+        "resilience": {"breaker": {"failures": 2, "cooldown_s": 60}},
+        "state": {"redis_url": REDIS_URL, "redis_prefix": f"hedge-test-{secrets.token_hex(4)}:"},
+    }
+    first, second = start_gateway(config, logs), start_gateway(config, logs)
+    try:
+        one = openai.OpenAI(base_url=first.base_url, api_key=MASTER_KEY, max_retries=0)
+        two = openai.OpenAI(base_url=second.base_url, api_key=MASTER_KEY, max_retries=0)
+        for _ in range(2):
+            one.chat.completions.create(model="m", messages=MESSAGES)
+        assert dead.stats()["requests"] == 2
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and "from another replica" not in second.log.read_text():
+            time.sleep(0.1)
+        raw = two.chat.completions.with_raw_response.create(model="m", messages=MESSAGES)
+        assert raw.headers["x-hedge-route"] == "dead/d=circuit_open, alive/a=ok"
+        assert dead.stats()["requests"] == 2, "the second replica never tried the dead deployment"
+        assert "breaker dead/d: closed -> open (from another replica)" in second.log.read_text()
+    finally:
+        for proc in (first, second, dead, alive):
+            proc.stop()

@@ -19,6 +19,7 @@ from hedge.observe.records import RequestRecord, Sink
 from hedge.providers import make_adapter
 from hedge.providers.base import Adapter
 from hedge.resilience.failover import Failover
+from hedge.resilience.shared import SharedBreakers
 from hedge.routing.router import Router
 from hedge.store.cache import MemoryCache, RedisCache, ResponseCache
 from hedge.store.counters import Counters, MemoryCounters, RedisCounters
@@ -55,6 +56,7 @@ class Runtime:
         self.keys: KeyStore | None = None
         self.counters: Counters = MemoryCounters()
         self.cache: ResponseCache = MemoryCache()
+        self.shared_breakers: SharedBreakers | None = None
         self.gate = Gate(self.counters, None)
 
     def started(self, rec: RequestRecord) -> None:
@@ -73,6 +75,8 @@ class Runtime:
         if state.redis_url:
             self.counters = RedisCounters(state.redis_url, state.redis_prefix)
             self.cache = RedisCache(state.redis_url, state.redis_prefix)
+            self.shared_breakers = SharedBreakers(state.redis_url, state.redis_prefix, self.failover)
+            self.shared_breakers.start()
         self.gate = Gate(self.counters, self.ledger)
 
     def record(self, rec: RequestRecord) -> None:
@@ -93,6 +97,8 @@ class Runtime:
         if self.db is not None:
             await self.db.close()
         await self.counters.close()
+        if self.shared_breakers is not None:
+            await self.shared_breakers.close()
         if isinstance(self.cache, RedisCache):
             await self.cache.close()
         await self.transport.close()

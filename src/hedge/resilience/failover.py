@@ -44,11 +44,17 @@ class Failover:
         self._rng = rng or random.Random()
         self.breakers: dict[str, Breaker] = {}
         self.budget = RetryBudget(config.retry_budget, clock)
+        self.on_new_breaker: Callable[[Breaker], None] | None = None
 
     def breaker(self, dep: Deployment) -> Breaker:
-        b = self.breakers.get(dep.id)
+        return self.breakers.get(dep.id) or self.breaker_by_id(dep.id)
+
+    def breaker_by_id(self, name: str) -> Breaker:
+        b = self.breakers.get(name)
         if b is None:
-            b = self.breakers[dep.id] = Breaker(dep.id, self.config.breaker, self._clock)
+            b = self.breakers[name] = Breaker(name, self.config.breaker, self._clock)
+            if self.on_new_breaker is not None:
+                self.on_new_breaker(b)
         return b
 
     def _ready_in(self, plan: Sequence[Deployment]) -> float:

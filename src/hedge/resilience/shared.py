@@ -1,0 +1,78 @@
+"""Breaker state shared through Redis, so replicas agree on which deployments are down.
+
+Each replica publishes its breakers' transitions into one Redis hash (field =
+deployment id, value = a wall-clock snapshot) and polls the hash every
+``interval_s``; a snapshot newer than the local state is adopted. Polling (rather
+than pub/sub) keeps it to two commands and survives Redis restarts: the worst case
+is that a replica learns of another's verdict ``interval_s`` late.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+import orjson
+
+from hedge.resilience.breaker import Breaker
+from hedge.resilience.failover import Failover
+
+log = logging.getLogger("hedge.breaker")
+
+
+class SharedBreakers:
+    def __init__(self, redis_url: str, prefix: str, failover: Failover, interval_s: float = 0.5) -> None:
+        import redis.asyncio as redis
+
+        self._redis: Any = redis.from_url(redis_url)
+        self._key = prefix + "breakers"
+        self._failover = failover
+        self._interval = interval_s
+        self._task: asyncio.Task[None] | None = None
+        self._pending: set[asyncio.Task[None]] = set()
+        failover.on_new_breaker = self._attach
+        for breaker in failover.breakers.values():
+            self._attach(breaker)
+
+    def _attach(self, breaker: Breaker) -> None:
+        breaker.on_change = self._publish
+
+    def _publish(self, breaker: Breaker) -> None:
+        task = asyncio.ensure_future(self._write(breaker.name, breaker.snapshot()))
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    async def _write(self, name: str, snapshot: dict[str, Any]) -> None:
+        try:
+            await self._redis.hset(self._key, name, orjson.dumps(snapshot))
+        except Exception:
+            log.exception("could not share breaker state of %s", name)
+
+    async def sync(self) -> None:
+        """Adopt every newer snapshot from the other replicas."""
+        remote = await self._redis.hgetall(self._key)
+        for raw_name, raw in remote.items():
+            name = raw_name.decode() if isinstance(raw_name, bytes) else str(raw_name)
+            self._failover.breaker_by_id(name).adopt(orjson.loads(raw))
+
+    def start(self) -> None:
+        self._task = asyncio.ensure_future(self._run())
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self.sync()
+            except Exception:
+                log.exception("could not read shared breaker state")
+            await asyncio.sleep(self._interval)
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self._pending:
+            await asyncio.gather(*self._pending, return_exceptions=True)
+        await self._redis.aclose()
