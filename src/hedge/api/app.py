@@ -22,6 +22,7 @@ from starlette.routing import Route
 from hedge.api.admin import create_key, key_detail, list_keys, spend
 from hedge.api.chat import chat_completions, embeddings
 from hedge.api.http import error_response
+from hedge.api.messages import messages
 from hedge.api.models import get_model, health, list_models
 from hedge.config import Config, load_config
 from hedge.errors import HedgeError
@@ -74,6 +75,7 @@ def create_app(config: Config, runtime: Runtime | None = None) -> Starlette:
             Route("/embeddings", embeddings, methods=["POST"]),
             Route("/v1/models", list_models, methods=["GET"]),
             Route("/v1/models/{model:path}", get_model, methods=["GET"]),
+            Route("/v1/messages", messages, methods=["POST"]),
             Route("/health", health, methods=["GET"]),
             Route("/admin/keys", create_key, methods=["POST"]),
             Route("/admin/keys", list_keys, methods=["GET"]),

@@ -40,20 +40,26 @@ from hedge.transport import network_error
 
 
 async def chat_completions(request: Request) -> Response:
-    return await _handle(request, "chat")
+    return await handle(request, "chat")
 
 
 async def embeddings(request: Request) -> Response:
-    return await _handle(request, "embeddings")
+    return await handle(request, "embeddings")
 
 
-async def _handle(request: Request, endpoint: str) -> Response:
+async def handle(
+    request: Request, endpoint: str, inbound: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+) -> Response:
+    """The whole request: auth, body, validation, key limits, routing. ``inbound`` translates
+    another API's body (e.g. Anthropic Messages) into an OpenAI one first."""
     runtime = runtime_of(request)
     started = time.perf_counter()
     record = RequestRecord(new_request_id(), endpoint, alias="")
     try:
         key = await authenticate(request, runtime)
         body = parse_json_object(await read_body(request, runtime.config.server.max_body_bytes))
+        if inbound is not None:
+            body = inbound(body)
         if endpoint == "chat":
             validate_chat(body)
         else:
