@@ -1,9 +1,10 @@
-"""The ``hedge`` command: serve, mock, demo."""
+"""The ``hedge`` command: serve, top, mock, demo, check."""
 
 from __future__ import annotations
 
 import argparse
 import logging
+import logging.config
 import os
 import sys
 from collections.abc import Sequence
@@ -23,15 +24,30 @@ def _serve(args: argparse.Namespace) -> int:
     host = args.host or config.server.host
     port = args.port if args.port is not None else config.server.port
     common = {"host": host, "port": port, "log_level": args.log_level, "access_log": False}
+    from hedge.observe.logs import log_config
+
+    logs = log_config(args.log_format, args.log_level)
+    logging.config.dictConfig(logs)  # now, for what start-up logs before uvicorn applies it again
     if args.workers > 1:
+        from hedge.observe.metrics import multiprocess_dir
+
         # Workers are separate processes: each re-reads the (already validated) file.
         os.environ["HEDGE_CONFIG"] = str(Path(args.config).resolve())
-        uvicorn.run("hedge.api.app:app_from_env", factory=True, workers=args.workers, **common)
+        with multiprocess_dir():  # the workers' metrics add up through files there
+            uvicorn.run(
+                "hedge.api.app:app_from_env", factory=True, workers=args.workers, log_config=logs, **common
+            )
     else:
         from hedge.api.app import create_app
 
-        uvicorn.run(create_app(config), **common)
+        uvicorn.run(create_app(config), log_config=logs, **common)
     return 0
+
+
+def _top(args: argparse.Namespace) -> int:
+    from hedge.observe.top import run_top
+
+    return run_top(args.url, interval=args.interval, iterations=args.iterations, key=args.key)
 
 
 def _mock(args: argparse.Namespace) -> int:
@@ -78,7 +94,20 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, help="port (default: server.port in the config)")
     serve.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    serve.add_argument(
+        "--log-format",
+        default="text",
+        choices=["text", "json"],
+        help="text for people (default), or one JSON object per line (every logger, access lines included)",
+    )
     serve.set_defaults(func=_serve)
+
+    top = sub.add_parser("top", help="live view of a running gateway, from its /metrics")
+    top.add_argument("--url", default="http://127.0.0.1:8080", help="the gateway's base URL")
+    top.add_argument("--interval", type=float, default=1.0, help="seconds between scrapes (default 1)")
+    top.add_argument("--iterations", type=int, default=None, help="stop after N refreshes (default: run on)")
+    top.add_argument("--key", default=None, help="bearer key, if the gateway protects /metrics")
+    top.set_defaults(func=_top)
 
     mock = sub.add_parser("mock", help="run a local mock upstream speaking a provider's wire format")
     mock.add_argument("--style", default="openai", help="wire format: openai, anthropic or gemini")
@@ -102,10 +131,18 @@ def build_parser() -> argparse.ArgumentParser:
     mock.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
     mock.set_defaults(func=_mock)
 
+    from hedge.state_cli import add_parsers as add_state_parsers
+
+    add_state_parsers(sub)
+
     demo = sub.add_parser("demo", help="run mock providers and the gateway in-process and drive traffic")
     demo.add_argument("--requests", type=int, default=300)
     demo.add_argument("--concurrency", type=int, default=16)
     demo.set_defaults(func=_demo)
+
+    from hedge.conformance.cli import add_check_parser
+
+    add_check_parser(sub)
     return parser
 
 

@@ -58,6 +58,8 @@ class ServerConfig(_Strict):
     max_body_bytes: int = Field(10 * 1024 * 1024, gt=0)
     metrics_auth: bool = False
     """Require the master key for ``GET /metrics`` (scrapers usually cannot send one)."""
+    log_bodies: bool = False
+    """Keep request and response bodies (64 KiB each, credentials masked) for the dashboard's request log."""
 
 
 class ProviderConfig(_Strict):
@@ -113,6 +115,12 @@ class DeploymentConfig(_Strict):
     """Upstream quota: requests per minute Hedge sends this deployment; past it, traffic routes around."""
     tpm: int | None = Field(None, ge=1)
     """Upstream quota: tokens per minute, counted from reported usage."""
+    context_window: int | None = Field(None, gt=0)
+    """Declared context window in tokens (the conformance suite's long-context case uses it)."""
+    require_conformance: list[str] | None = None
+    """Case ids (or ``all``) this deployment must have passed in ``hedge check`` before it gets traffic."""
+    conformance_max_age_s: float = Field(7 * 86400, gt=0)
+    """How recent that passing run must be."""
 
 
 class RuleWhen(_Strict):
@@ -200,6 +208,8 @@ class StateConfig(_Strict):
     flush_interval_s: float = Field(1.0, gt=0)
     """Ledger records are written in batches at least this often; a crash loses at most this much."""
     flush_batch: int = Field(500, ge=1)
+    conformance_refresh_s: float = Field(5.0, ge=0)
+    """How often the routing gate re-reads ``hedge check`` results."""
     key_cache_ttl_s: float = Field(2.0, ge=0)
     """How long a replica trusts its cached copy of a virtual key (revocation takes effect within this)."""
 

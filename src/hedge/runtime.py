@@ -12,6 +12,7 @@ from pathlib import Path
 from hedge.access.gate import Gate
 from hedge.access.keys import KeyStore
 from hedge.config import Config
+from hedge.conformance.store import JsonlResultStore, results_path
 from hedge.cost import catalogue
 from hedge.observe.logs import AccessLog, config_secrets, register_secrets
 from hedge.observe.metrics import Metrics
@@ -20,6 +21,7 @@ from hedge.providers import make_adapter
 from hedge.providers.base import Adapter
 from hedge.resilience.failover import Failover
 from hedge.resilience.shared import SharedBreakers
+from hedge.routing.conformance import ConformanceGate
 from hedge.routing.router import Router
 from hedge.store.cache import MemoryCache, RedisCache, ResponseCache
 from hedge.store.counters import Counters, MemoryCounters, RedisCounters
@@ -41,6 +43,7 @@ class Runtime:
         self.router = Router(config, self.adapters, catalogue=self.catalogue)
         self.transport = Transport(config.providers)
         self.failover = Failover(config.resilience)
+        self.conformance = ConformanceGate.from_config(config, JsonlResultStore(results_path(config)))
         self.sinks: list[Sink] = []
         register_secrets(config_secrets(config))
         deployments = [dep.id for alias in self.router.aliases.values() for dep in alias.deployments]

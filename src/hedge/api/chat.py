@@ -28,7 +28,7 @@ from hedge.api.streaming import ChatStream, first_events
 from hedge.api.validation import parse_json_object, validate_chat, validate_embeddings
 from hedge.config import Price
 from hedge.cost.pricing import cost_usd, format_usd
-from hedge.errors import HedgeError, UpstreamError
+from hedge.errors import HedgeError, NoDeploymentAvailable, UpstreamError
 from hedge.observe.records import RequestRecord
 from hedge.providers.base import Usage
 from hedge.providers.capabilities import drop, unsupported
@@ -97,6 +97,14 @@ async def _route(
     router = runtime.router
     ctx = router.context(body, header_tags)
     alias, plan = router.plan(body["model"], ctx)
+    plan, held = runtime.conformance.split(plan)
+    record.route.extend(f"{dep.id}=not_conformant" for dep, _ in held)
+    if not plan:
+        reasons = "; ".join(f"{dep.id}: {why}" for dep, why in held)
+        raise NoDeploymentAvailable(
+            f"No deployment of '{alias.name}' has passed its required conformance cases ({reasons}). "
+            "Run 'hedge check' against it."
+        )
     record.alias = alias.name
     record.tags = ctx.tags
     runtime.started(record)

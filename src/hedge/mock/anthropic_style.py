@@ -19,7 +19,19 @@ every ``tool_use`` must be answered by a ``tool_result`` in the next turn.
 Quirks (``--quirk``): ``cache-hit`` reports half the prompt as read from the
 prompt cache; ``error-event`` makes an injected mid-stream failure (``disconnect`` or
 ``early-disconnect`` fail modes) an ``event: error`` (``overloaded_error``)
-instead of a dropped connection.
+instead of a dropped connection. The compatibility quirks ``hedge check``
+catches, as on the OpenAI mock: ``ignore-stop`` (``stop_sequences`` ignored),
+``stop-included`` (the matched sequence stays in the text), ``no-stream-usage``
+(streams carry no ``usage``), ``drop-system`` (``system`` ignored) and
+``error-as-200`` (errors, and every non-streaming answer, are an error body
+with status 200). ``tool-args-object`` and ``no-role-in-first-chunk`` have no
+Anthropic equivalent: tool input is always an object here, and the adapter
+builds the role chunk itself.
+
+A structured-output request reaches this mock as the adapter's JSON
+instruction in ``system``; when it carries a JSON schema, the answer is built
+from that schema (as a model following the instruction would answer). A model
+named ``...no-such-model...`` gets 404 ``not_found_error``.
 """
 
 from __future__ import annotations
@@ -34,7 +46,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from hedge.mock.behaviour import Reply, Tool, Turn, plan_reply
+from hedge.mock.behaviour import Reply, Tool, Turn, plan_reply, unknown_model
 from hedge.mock.state import MockState
 from hedge.providers.sse import frame_event
 
@@ -63,6 +75,8 @@ def error(state: MockState, status: int, message: str | None = None) -> Response
     headers = {"request-id": _request_id([status, state.stats.requests])}
     if status == 429:
         headers["retry-after"] = f"{state.knobs.retry_after:g}"
+    if state.quirk("error-as-200"):
+        status = 200
     return Response(orjson.dumps(body), status_code=status, headers=headers, media_type="application/json")
 
 
@@ -170,9 +184,9 @@ def _validate(body: dict[str, Any], need_max_tokens: bool = True) -> str | None:
     return None
 
 
-def turns_of(body: dict[str, Any]) -> list[Turn]:
+def turns_of(body: dict[str, Any], drop_system: bool = False) -> list[Turn]:
     turns: list[Turn] = []
-    system = _text(body.get("system"))
+    system = "" if drop_system else _text(body.get("system"))
     if system:
         turns.append(Turn("system", system))
     for m in body.get("messages") or []:
@@ -194,7 +208,22 @@ def turns_of(body: dict[str, Any]) -> list[Turn]:
     return turns
 
 
-def _plan(body: dict[str, Any]) -> Reply:
+_SCHEMA_MARK = "JSON schema:"
+
+
+def _instructed_schema(system: str) -> dict[str, Any] | None:
+    """The JSON schema the adapter's structured-output instruction carries, if any."""
+    _, found, rest = system.partition(_SCHEMA_MARK)
+    if not found:
+        return None
+    try:
+        schema = orjson.loads(rest.strip().split("\n", 1)[0])
+    except orjson.JSONDecodeError:
+        return None
+    return schema if isinstance(schema, dict) else None
+
+
+def _plan(body: dict[str, Any], state: MockState) -> Reply:
     tools = [
         Tool(str(t.get("name")), t.get("input_schema") or {})
         for t in body.get("tools") or []
@@ -208,16 +237,21 @@ def _plan(body: dict[str, Any]) -> Reply:
         forced = choice.get("name")
     elif choice.get("type") == "none":
         forced = "none"
-    turns = turns_of(body)
+    drop_system = state.quirk("drop-system")
+    system = "" if drop_system else _text(body.get("system"))
+    turns = turns_of(body, drop_system)
     reply = plan_reply(
         body["model"],
         turns,
         tools=tools or None,
         tool_choice=forced,
         max_tokens=body["max_tokens"],
-        stop=list(body.get("stop_sequences") or []),
-        json_mode="JSON" in _text(body.get("system")),
+        stop=None if state.quirk("ignore-stop") else list(body.get("stop_sequences") or []),
+        json_mode="JSON" in system,
+        json_schema=_instructed_schema(system),
     )
+    if state.quirk("stop-included") and reply.matched_stop:
+        reply.pieces.append(reply.matched_stop)
     if reply.tool_calls and choice.get("disable_parallel_tool_use"):
         del reply.tool_calls[1:]
     for call in reply.tool_calls:
@@ -260,7 +294,9 @@ async def messages(request: Request) -> Response:
     problem = _validate(body)
     if problem:
         return error(state, 400, problem)
-    reply = _plan(body)
+    if unknown_model(body["model"]):
+        return error(state, 404, f"model: {body['model']}")
+    reply = _plan(body, state)
     headers = {"request-id": _request_id(body)}
     if body.get("stream"):
         return StreamingResponse(_stream(state, body, reply), media_type="text/event-stream", headers=headers)
@@ -281,6 +317,8 @@ async def messages(request: Request) -> Response:
         "stop_sequence": stop_sequence,
         "usage": _usage(state, reply),
     }
+    if state.quirk("error-as-200"):
+        data = {"type": "error", "error": {"type": "api_error", "message": "Mock error with status 200."}}
     return Response(orjson.dumps(data), media_type="application/json", headers=headers)
 
 
@@ -329,6 +367,9 @@ async def _stream(state: MockState, body: dict[str, Any], reply: Reply) -> Async
         "stop_sequence": None,
         "usage": _usage(state, reply, output_tokens=1),
     }
+    no_usage = state.quirk("no-stream-usage")
+    if no_usage:
+        del start["usage"]
     try:
         await state.delay(1 / steps)
         yield _event("message_start", message=start)
@@ -341,10 +382,9 @@ async def _stream(state: MockState, body: dict[str, Any], reply: Reply) -> Async
                 raise ConnectionAbortedError("mock: injected mid-stream disconnect")
             await state.delay(1 / steps)
             yield event
+        usage = {} if no_usage else {"usage": {"output_tokens": reply.completion_tokens}}
         yield _event(
-            "message_delta",
-            delta={"stop_reason": stop_reason, "stop_sequence": stop_sequence},
-            usage={"output_tokens": reply.completion_tokens},
+            "message_delta", delta={"stop_reason": stop_reason, "stop_sequence": stop_sequence}, **usage
         ) + _event("message_stop")
         completed = True
     finally:
@@ -362,7 +402,7 @@ async def count_tokens(request: Request) -> Response:
     problem = _validate(body, need_max_tokens=False)
     if problem:
         return error(state, 400, problem)
-    reply = _plan({**body, "max_tokens": None})
+    reply = _plan({**body, "max_tokens": None}, state)
     return Response(orjson.dumps({"input_tokens": reply.prompt_tokens}), media_type="application/json")
 
 

@@ -11,7 +11,12 @@ Gemini mocks answer the same conversation the same way:
 * after a tool result it answers in text quoting that result;
 * JSON mode answers a JSON object;
 * ``stop`` cuts the text before the first stop sequence, ``max_tokens``
-  truncates it (finish reason ``length``). One word is one token.
+  truncates it (finish reason ``length``). One word is one token;
+* a system prompt containing ``Always answer in uppercase`` makes text replies
+  uppercase (so a dropped system prompt shows);
+* structured output with a JSON schema answers an object built from the schema;
+* a model whose name contains ``no-such-model`` does not exist (each style
+  answers it with its own 404).
 """
 
 from __future__ import annotations
@@ -25,6 +30,14 @@ import orjson
 
 Finish = Literal["stop", "length", "tool_calls"]
 _PIECE = re.compile(r"\s*\S+\s*|\s+")
+UPPERCASE_RULE = "always answer in uppercase"
+"""A system prompt containing this (in any case) makes the mocks answer in uppercase."""
+UNKNOWN_MODEL_MARKER = "no-such-model"
+
+
+def unknown_model(model: str) -> bool:
+    """Whether the mocks treat ``model`` as not existing (every other name is accepted and echoed)."""
+    return UNKNOWN_MODEL_MARKER in model
 
 
 @dataclass(slots=True)
@@ -78,6 +91,7 @@ def plan_reply(
     max_tokens: int | None = None,
     stop: list[str] | None = None,
     json_mode: bool = False,
+    json_schema: dict[str, Any] | None = None,
 ) -> Reply:
     """Decide the deterministic answer to a conversation."""
     prompt_tokens = sum(count_tokens(t.text) + 3 for t in turns) + 3
@@ -93,7 +107,11 @@ def plan_reply(
         text = f"{model} says: the tool returned {last.text}"
     else:
         text = f"{model} says: {last_user}"
-    if json_mode:
+    if any(t.role == "system" and UPPERCASE_RULE in t.text.lower() for t in turns):
+        text = text.upper()
+    if json_schema is not None:
+        text = orjson.dumps(example_from_schema(json_schema, last_user)).decode()
+    elif json_mode:
         text = orjson.dumps({"model": model, "echo": last_user}).decode()
 
     finish: Finish = "stop"

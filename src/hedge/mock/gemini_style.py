@@ -11,6 +11,16 @@ or ``?key=``; errors have Google's shape ``{"error": {"code", "message",
 
 Answers come from :mod:`hedge.mock.behaviour`, so they match the OpenAI mock's.
 Gemini sends no tool call ids and no end-of-stream marker; neither does this mock.
+An out-of-range ``maxOutputTokens``, ``temperature`` or ``candidateCount`` is 400
+``INVALID_ARGUMENT``; a model named ``...no-such-model...`` is 404 ``NOT_FOUND``.
+
+Quirks ``hedge check`` catches, as on the OpenAI mock: ``ignore-stop``,
+``stop-included``, ``no-stream-usage`` (no ``usageMetadata`` in stream events),
+``drop-system`` (``systemInstruction`` ignored) and ``error-as-200`` (errors,
+and every non-streaming answer, are an error body with status 200).
+``tool-args-object`` and ``no-role-in-first-chunk`` have no Gemini equivalent:
+function call ``args`` are always an object, and the adapter builds the role
+chunk itself.
 """
 
 from __future__ import annotations
@@ -26,7 +36,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from hedge.mock.behaviour import Reply, Tool, Turn, plan_reply
+from hedge.mock.behaviour import Reply, Tool, Turn, plan_reply, unknown_model
 from hedge.mock.openai_style import _vector as vector  # the same vectors as the OpenAI mock
 from hedge.mock.state import MockState
 
@@ -72,6 +82,8 @@ def error(
         ]
     if details:
         err["details"] = details
+    if state.quirk("error-as-200"):
+        status = 200
     return Response(
         orjson.dumps({"error": err}), status_code=status, headers=headers, media_type="application/json"
     )
@@ -180,7 +192,8 @@ def _plan(state: MockState, model: str, body: dict[str, Any]) -> Reply:
         choice = str(_field(calling, "allowedFunctionNames")[0])
     config = _field(body, "generationConfig") or {}
     stops = _field(config, "stopSequences")
-    return plan_reply(
+    schema = _field(config, "responseJsonSchema") or _field(config, "responseSchema")
+    reply = plan_reply(
         model,
         turns_of(body, drop_system=state.quirk("drop-system")),
         tools=tools or None,
@@ -188,7 +201,28 @@ def _plan(state: MockState, model: str, body: dict[str, Any]) -> Reply:
         max_tokens=_field(config, "maxOutputTokens"),
         stop=None if state.quirk("ignore-stop") or not isinstance(stops, list) else stops,
         json_mode=_field(config, "responseMimeType") == "application/json",
+        json_schema=_lower_types(schema) if isinstance(schema, dict) else None,
     )
+    if state.quirk("stop-included") and reply.matched_stop:
+        reply.pieces.append(reply.matched_stop)
+    return reply
+
+
+def _invalid_argument(config: dict[str, Any]) -> str | None:
+    """The message Gemini gives for the first out-of-range generation parameter, if any."""
+    for name, field, low, high in (
+        ("maxOutputTokens", "max_output_tokens", 1, None),
+        ("candidateCount", "candidate_count", 1, 8),
+        ("temperature", "temperature", 0, 2),
+    ):
+        value = _field(config, name)
+        if value is None:
+            continue
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            return f"* GenerateContentRequest.generation_config.{field}: invalid value\n"
+        if value < low or (high is not None and value > high):
+            return f"* GenerateContentRequest.generation_config.{field}: {value} is out of range\n"
+    return None
 
 
 def _lower_types(schema: Any) -> Any:
@@ -241,6 +275,14 @@ async def generate(state: MockState, request: Request, model: str, stream: bool)
         return error(
             state, 400, "* GenerateContentRequest.generation_config.stop_sequences: at most 5 allowed\n"
         )
+    invalid = _invalid_argument(config)
+    if invalid is not None:
+        return error(state, 400, invalid)
+    if unknown_model(model):
+        version = request.url.path.split("/")[1]
+        return error(
+            state, 404, f"models/{model} is not found for API version {version}, or is not supported."
+        )
     reply = _plan(state, model, body)
     n = int(_field(config, "candidateCount") or 1)
     response_id = _response_id(model, body)
@@ -261,6 +303,8 @@ async def generate(state: MockState, request: Request, model: str, stream: bool)
         "modelVersion": model,
         "responseId": response_id,
     }
+    if state.quirk("error-as-200"):
+        data = {"error": {"code": 500, "message": "Mock error with status 200.", "status": "INTERNAL"}}
     return Response(orjson.dumps(data), media_type="application/json")
 
 
@@ -297,6 +341,8 @@ async def _stream(
             "modelVersion": model,
             "responseId": response_id,
         }
+        if state.quirk("no-stream-usage"):
+            del data["usageMetadata"]
         payload = orjson.dumps(data)
         if sse:
             return b"data: " + payload + b"\r\n\r\n"

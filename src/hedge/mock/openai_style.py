@@ -3,7 +3,19 @@
 Faithful enough for the official ``openai`` SDK: the same field names and
 object types, ``data: [DONE]``, a usage-only final chunk under
 ``stream_options.include_usage`` (and ``"usage": null`` on every other chunk),
-OpenAI-shaped error bodies and ``Retry-After`` on 429.
+OpenAI-shaped error bodies and ``Retry-After`` on 429. Like OpenAI it rejects an
+out-of-range ``max_tokens``/``max_completion_tokens``, ``temperature`` or ``n``
+with 400, and an unknown model (see :func:`~hedge.mock.behaviour.unknown_model`) with 404.
+
+Quirks (``--quirk``, repeatable) reproduce incompatibilities of real
+"OpenAI-compatible" servers; ``hedge check`` catches each of them:
+``ignore-stop`` (``stop`` is ignored), ``stop-included`` (the matched stop
+sequence stays in the text), ``no-stream-usage`` (no usage chunk despite
+``stream_options.include_usage``), ``tool-args-object`` (tool call
+``arguments`` as a JSON object instead of a string), ``drop-system`` (system
+messages are ignored), ``no-role-in-first-chunk`` (the first stream chunk has
+no ``role``) and ``error-as-200`` (errors, and every completion, are an error
+body with status 200).
 """
 
 from __future__ import annotations
@@ -21,7 +33,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from hedge.mock.behaviour import Reply, Tool, Turn, count_tokens, plan_reply
+from hedge.mock.behaviour import Reply, Tool, Turn, count_tokens, plan_reply, unknown_model
 from hedge.mock.state import MockState
 from hedge.providers.sse import DONE, frame
 
@@ -46,6 +58,8 @@ def error(state: MockState, status: int, message: str | None = None, param: str 
     etype, default, code = _ERRORS.get(status, ("server_error", f"Mock failure {status}.", None))
     body = {"error": {"message": message or default, "type": etype, "param": param, "code": code}}
     headers = {"retry-after": f"{state.knobs.retry_after:g}"} if status == 429 else None
+    if state.quirk("error-as-200"):
+        status = 200
     return Response(orjson.dumps(body), status_code=status, headers=headers, media_type="application/json")
 
 
@@ -113,6 +127,7 @@ def _plan(state: MockState, body: dict[str, Any]) -> Reply:
     stop = body.get("stop")
     stops = [stop] if isinstance(stop, str) else list(stop or [])
     fmt = (body.get("response_format") or {}).get("type")
+    schema = ((body.get("response_format") or {}).get("json_schema") or {}).get("schema")
     reply = plan_reply(
         str(body.get("model")),
         turns_of(body.get("messages") or [], drop_system=state.quirk("drop-system")),
@@ -121,6 +136,7 @@ def _plan(state: MockState, body: dict[str, Any]) -> Reply:
         max_tokens=body.get("max_completion_tokens") or body.get("max_tokens"),
         stop=None if state.quirk("ignore-stop") else stops,
         json_mode=fmt in ("json_object", "json_schema"),
+        json_schema=schema if fmt == "json_schema" and isinstance(schema, dict) else None,
     )
     if state.quirk("stop-included") and reply.matched_stop:
         reply.pieces.append(reply.matched_stop)
@@ -168,6 +184,12 @@ async def chat(request: Request) -> Response:
         or not body["messages"]
     ):
         return error(state, 400, "'model' and a non-empty 'messages' array are required.", "messages")
+    if unknown_model(body["model"]):
+        missing = f"The model `{body['model']}` does not exist or you do not have access to it."
+        return error(state, 404, missing, "model")
+    problem = _invalid_parameter(body)
+    if problem is not None:
+        return error(state, 400, problem[1], problem[0])
     reply = _plan(state, body)
     n = int(body.get("n") or 1)
     if body.get("stream"):
@@ -196,6 +218,26 @@ async def chat(request: Request) -> Response:
     if state.quirk("error-as-200"):
         data = {"error": {"message": "Mock error reported with status 200.", "type": "server_error"}}
     return Response(orjson.dumps(data), media_type="application/json")
+
+
+def _invalid_parameter(body: dict[str, Any]) -> tuple[str, str] | None:
+    """``(param, message)`` for the first out-of-range parameter OpenAI would reject, if any."""
+    for name, low, high in (
+        ("max_tokens", 1, None),
+        ("max_completion_tokens", 1, None),
+        ("n", 1, 128),
+        ("temperature", 0, 2),
+    ):
+        value = body.get(name)
+        if value is None:
+            continue
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            return name, f"Invalid type for '{name}': expected a number."
+        if value < low:
+            return name, f"Invalid '{name}': {value} is below the minimum value of {low}."
+        if high is not None and value > high:
+            return name, f"Invalid '{name}': {value} is above the maximum value of {high}."
+    return None
 
 
 async def _stream(state: MockState, body: dict[str, Any], reply: Reply, n: int) -> AsyncIterator[bytes]:
