@@ -198,3 +198,22 @@ def test_mock_plan_echo_stop_length_and_tools() -> None:
 )
 def test_example_from_schema(schema: dict[str, object], expected: object) -> None:
     assert example_from_schema(schema, "text") == expected
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b'{"id":"1","choices":[{"index":0,"delta":{"content":"hi"}}],"usage":null}',
+        b'{"id":"1","usage":null,"choices":[{"index":0,"delta":{"content":"hi"}}]}',
+        b'{"usage":null,"id":"1","choices":[{"index":0,"delta":{"content":"hi"}}]}',
+        b'{"id":"1", "choices":[{"index":0,"delta":{"content":"say \\"usage\\""}}], "usage": null}',
+    ],
+)
+def test_unasked_usage_null_is_removed_exactly(payload: bytes) -> None:
+    stream = OpenAIStream("p", want_usage=False)
+    (out,) = stream.feed(b"data: " + payload + b"\n\n")
+    expected = orjson.loads(payload)
+    del expected["usage"]
+    assert orjson.loads(out.removeprefix(b"data: ")) == expected
+    kept = OpenAIStream("p", want_usage=True).feed(b"data: " + payload + b"\n\n")
+    assert orjson.loads(kept[0].removeprefix(b"data: ")) == orjson.loads(payload)

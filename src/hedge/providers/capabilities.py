@@ -9,6 +9,7 @@ never silently change meaning.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -56,10 +57,42 @@ _CHECKS: list[tuple[str, Callable[[dict[str, Any], Capabilities], bool]]] = [
 ]
 
 
+_FULL = Capabilities()
+
+
+@functools.cache
+def _active_checks(
+    caps: Capabilities,
+) -> tuple[tuple[str, Callable[[dict[str, Any], Capabilities], bool]], ...]:
+    """The checks that can fail for ``caps``: none for a full-featured provider (the common case).
+
+    A check that passes for every body under full capabilities, and whose
+    capability ``caps`` shares, can never fail; request validation already caps
+    ``stop`` at the full provider's four sequences.
+    """
+    differing = {f for f in Capabilities.__dataclass_fields__ if getattr(caps, f) != getattr(_FULL, f)}
+    relevant = {
+        "tools": {"tools"},
+        "tool_choice": {"tools"},
+        "parallel_tool_calls": {"parallel_tool_calls"},
+        "image_url": {"vision"},
+        "response_format": {"json_mode", "json_schema"},
+        "stop": {"max_stop_sequences"},
+        "n": {"n"},
+        "logprobs": {"logprobs"},
+        "top_logprobs": {"logprobs"},
+        "seed": {"seed"},
+        "presence_penalty": {"penalties"},
+        "frequency_penalty": {"penalties"},
+        "logit_bias": {"logit_bias"},
+    }
+    return tuple((name, check) for name, check in _CHECKS if relevant[name] & differing)
+
+
 def unsupported(body: dict[str, Any], caps: Capabilities) -> list[str]:
     """Names of the parameters in ``body`` that ``caps`` cannot honour, in a stable order."""
     found: list[str] = []
-    for name, check in _CHECKS:
+    for name, check in _active_checks(caps):
         if name not in found and check(body, caps):
             found.append(name)
     return found

@@ -133,8 +133,13 @@ class OpenAIStream:
                 continue
             if ev.event == b"error" or payload.startswith(b'{"error"'):
                 raise self._stream_error(payload)
-            if b'"usage"' not in payload:
+            at = payload.find(b'"usage"')
+            if at < 0 or (self._want_usage and payload.startswith(b'"usage":null', at)):
                 out.append(ev.raw if ev.event is None else b"data: " + payload + b"\n\n")
+                continue
+            if payload.find(b'"usage"', at + 1) < 0 and payload.startswith(b',"usage":null', at - 1):
+                # The usage we forced, as null on an ordinary chunk: cut it out without a JSON round trip.
+                out.append(b"data: " + payload[: at - 1] + payload[at + 12 :] + b"\n\n")
                 continue
             chunk = _load_object(payload, self._provider)
             if "error" in chunk and "choices" not in chunk:

@@ -2,18 +2,33 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
 @dataclass(slots=True)
 class RouteContext:
+    """Everything is computed on first use: most requests need none of it."""
+
     body: dict[str, Any]
-    now: datetime = field(default_factory=lambda: datetime.now(UTC))
+    clock: Callable[[], datetime] = _utc_now
     header_tags: tuple[str, ...] = ()
+    _now: datetime | None = None
     _tags: frozenset[str] | None = None
     _prompt_tokens: int | None = None
+
+    @property
+    def now(self) -> datetime:
+        """The routing time, read once per request so every decision sees the same instant."""
+        if self._now is None:
+            self._now = self.clock()
+        return self._now
 
     @property
     def stream(self) -> bool:

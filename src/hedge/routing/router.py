@@ -147,7 +147,7 @@ class Router:
             await asyncio.gather(*self._pending, return_exceptions=True)
 
     def context(self, body: dict[str, Any], header_tags: tuple[str, ...] = ()) -> RouteContext:
-        return RouteContext(body, self.clock(), header_tags)
+        return RouteContext(body, self.clock, header_tags)
 
     def alias(self, name: str) -> Alias:
         try:
