@@ -81,7 +81,7 @@ def _mock(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from hedge.demo import run_demo
 
-    return run_demo(requests=args.requests, concurrency=args.concurrency)
+    return run_demo(requests=args.requests, concurrency=args.concurrency, serve=args.serve, port=args.port)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -138,6 +138,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="run mock providers and the gateway in-process and drive traffic")
     demo.add_argument("--requests", type=int, default=300)
     demo.add_argument("--concurrency", type=int, default=16)
+    demo.add_argument(
+        "--serve",
+        action="store_true",
+        help="afterwards keep the gateway and mocks running and print the dashboard URL (until Ctrl-C)",
+    )
+    demo.add_argument("--port", type=int, default=None, help="the gateway's port (default: a free one)")
     demo.set_defaults(func=_demo)
 
     from hedge.conformance.cli import add_check_parser

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import signal
 import tempfile
 import time
 from typing import Any
@@ -145,14 +146,18 @@ class _Transitions(logging.Handler):
         self.lines.append(record.getMessage())
 
 
-async def _run(requests: int, concurrency: int, console: Console) -> int:
+async def _run(
+    requests: int, concurrency: int, console: Console, serve: bool = False, port: int | None = None
+) -> int:
     transitions = _Transitions()
     breaker_log = logging.getLogger("hedge.breaker")
     breaker_log.addHandler(transitions)
     breaker_log.propagate = False
     cheap, premium, backup, gateway = (free_port() for _ in range(4))
+    gateway = port or gateway
     raw_config = demo_config(cheap, premium, backup)
     raw_config["state"] = {"dir": tempfile.mkdtemp(prefix="hedge-demo-")}
+    raw_config["server"]["log_bodies"] = serve  # the dashboard's request log then shows bodies
     config = parse_config(raw_config, "<demo>")
     runtime = Runtime(config)
     totals = Aggregator()
@@ -174,6 +179,8 @@ async def _run(requests: int, concurrency: int, console: Console) -> int:
         failures, elapsed = await _drive(
             f"http://127.0.0.1:{gateway}", requests, concurrency, console, premium_app.state.mock
         )
+        # --serve: keep the mocks and the gateway up past this block, for the dashboard.
+        servers = stack.pop_all() if serve else None
 
     table = Table(title=f"{requests} requests in {elapsed:.1f}s through alias 'chat'")
     columns = ("provider", "served", "failed attempts", "input tokens", "output tokens", "cost (USD)")
@@ -210,9 +217,33 @@ async def _run(requests: int, concurrency: int, console: Console) -> int:
     )
     if failures:
         console.print(f"[red]{failures} requests failed[/]")
+    if servers is not None:
+        async with servers:
+            await _serve_dashboard(console, gateway)
     return 1 if failures else 0
 
 
-def run_demo(requests: int = 300, concurrency: int = 16) -> int:
+async def _serve_dashboard(console: Console, port: int) -> None:
+    """Keep everything running for the dashboard until Ctrl-C (or SIGTERM)."""
+    console.print(
+        f"\n[bold]Dashboard[/]: http://127.0.0.1:{port}/ui   master key: [bold]{MASTER_KEY}[/]\n"
+        f"The gateway and the mock providers keep running (send more traffic to "
+        f"http://127.0.0.1:{port}/v1 with that key); press Ctrl-C to stop."
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.remove_signal_handler(sig)
+    console.print("stopping")
+
+
+def run_demo(requests: int = 300, concurrency: int = 16, serve: bool = False, port: int | None = None) -> int:
     console = Console()
-    return asyncio.run(_run(requests, concurrency, console))
+    return asyncio.run(_run(requests, concurrency, console, serve, port))

@@ -11,16 +11,28 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from hedge.api.admin import create_key, key_detail, list_keys, spend
 from hedge.api.chat import chat_completions, embeddings
+from hedge.api.dashboard import (
+    breakers,
+    conformance,
+    latency,
+    request_detail,
+    requests,
+    summary,
+    timeseries,
+    ui_asset,
+    ui_page,
+)
 from hedge.api.http import error_response
 from hedge.api.messages import messages
 from hedge.api.models import get_model, health, list_models
@@ -28,6 +40,7 @@ from hedge.config import Config, load_config
 from hedge.errors import HedgeError
 from hedge.observe.metrics import metrics_endpoint
 from hedge.runtime import Runtime
+from hedge.store.bodies import BodyLog
 
 log = logging.getLogger("hedge")
 
@@ -56,18 +69,52 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
     return error_response(HedgeError("The gateway hit an internal error; it has been logged.", status=500))
 
 
+class HedgeApp(Starlette):
+    """Starlette, plus a fast path for the model endpoints.
+
+    The hot endpoints handle their own errors, so they are dispatched by an exact
+    (method, path) lookup straight to the endpoint, skipping Starlette's router
+    and exception middleware; everything else goes the usual way.
+    """
+
+    fast: dict[tuple[str, str], Callable[[Request], Awaitable[Response]]] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            endpoint = self.fast.get((scope["method"], scope["path"]))
+            if endpoint is not None:
+                scope["app"] = self
+                request = Request(scope, receive, send)
+                try:
+                    response = await endpoint(request)
+                except ClientDisconnect:
+                    return
+                except Exception as exc:
+                    response = await _unexpected(request, exc)
+                await response(scope, receive, send)
+                return
+        await super().__call__(scope, receive, send)
+
+
 def create_app(config: Config, runtime: Runtime | None = None) -> Starlette:
     rt = runtime or Runtime(config)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await rt.start()
+        body_log = None
+        if config.server.log_bodies and rt.db is not None:
+            body_log = BodyLog(rt.db, config.state.flush_interval_s)
+            body_log.start()
+            rt.sinks.append(body_log)
         try:
             yield
         finally:
+            if body_log is not None:
+                await body_log.close()
             await rt.close()
 
-    app = Starlette(
+    app = HedgeApp(
         routes=[
             Route("/v1/chat/completions", chat_completions, methods=["POST"]),
             Route("/chat/completions", chat_completions, methods=["POST"]),
@@ -82,11 +129,27 @@ def create_app(config: Config, runtime: Runtime | None = None) -> Starlette:
             Route("/admin/keys/{key_id}", key_detail, methods=["GET", "PATCH", "DELETE"]),
             Route("/admin/spend", spend, methods=["GET"]),
             Route("/metrics", metrics_endpoint, methods=["GET"]),
+            Route("/ui", ui_page, methods=["GET"]),
+            Route("/ui/", ui_page, methods=["GET"]),
+            Route("/ui/{name}", ui_asset, methods=["GET"]),
+            Route("/admin/dashboard/summary", summary, methods=["GET"]),
+            Route("/admin/dashboard/timeseries", timeseries, methods=["GET"]),
+            Route("/admin/dashboard/latency", latency, methods=["GET"]),
+            Route("/admin/dashboard/breakers", breakers, methods=["GET"]),
+            Route("/admin/dashboard/requests", requests, methods=["GET"]),
+            Route("/admin/dashboard/requests/{request_id}", request_detail, methods=["GET"]),
+            Route("/admin/dashboard/conformance", conformance, methods=["GET"]),
         ],
         exception_handlers={HTTPException: _http_error, Exception: _unexpected},
         lifespan=lifespan,
     )
     app.state.runtime = rt
+    app.fast = {
+        ("POST", "/v1/chat/completions"): chat_completions,
+        ("POST", "/chat/completions"): chat_completions,
+        ("POST", "/v1/embeddings"): embeddings,
+        ("POST", "/v1/messages"): messages,
+    }
     return app
 
 

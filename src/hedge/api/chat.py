@@ -57,7 +57,10 @@ async def handle(
     record = RequestRecord(new_request_id(), endpoint, alias="")
     try:
         key = await authenticate(request, runtime)
-        body = parse_json_object(await read_body(request, runtime.config.server.max_body_bytes))
+        raw = await read_body(request, runtime.config.server.max_body_bytes)
+        if runtime.config.server.log_bodies:
+            record.request_body = raw
+        body = parse_json_object(raw)
         if inbound is not None:
             body = inbound(body)
         if endpoint == "chat":
@@ -73,6 +76,8 @@ async def handle(
         record.status = exc.status
         record.error = exc.message
         record.latency_ms = (time.perf_counter() - started) * 1000
+        if runtime.config.server.log_bodies:
+            record.response_body = exc.to_bytes()
         runtime.record(record)
         response = error_response(exc, record.request_id)
         if record.attempts:
@@ -161,6 +166,8 @@ async def _route(
         response.headers["x-hedge-cost-usd"] = format_usd(record.cost_usd)
         response.headers["x-hedge-route"] = ", ".join(record.route)
         response.headers["x-hedge-attempts"] = str(record.attempts)
+        if runtime.config.server.log_bodies:
+            record.response_body = bytes(response.body)
         runtime.record(record)
     return response
 
@@ -194,6 +201,8 @@ def _cached(
         record.baseline_cost_usd = cost_usd(Usage(prompt, completion, cached), baseline)
     record.latency_ms = (time.perf_counter() - started) * 1000
     record.route.append("cache=hit")
+    if runtime.config.server.log_bodies:
+        record.response_body = hit["body"].encode()
     runtime.record(record)
     headers = {
         "x-hedge-request-id": record.request_id,

@@ -27,6 +27,7 @@ from hedge.observe.records import RequestRecord
 from hedge.providers.base import StreamTranslator, Usage
 from hedge.providers.sse import DONE, frame
 from hedge.routing.deployment import Deployment
+from hedge.store.bodies import BODY_LIMIT
 from hedge.transport import network_error
 
 SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
@@ -107,6 +108,8 @@ class ChatStream(Response):
         self._on_done = on_done
         self._started = started
         self._clean = False
+        self._kept: bytearray | None = bytearray() if record.request_body is not None else None
+        """The response as sent, when bodies are logged (up to the body log's limit)."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         pump = asyncio.ensure_future(self._pump(send))
@@ -132,14 +135,14 @@ class ChatStream(Response):
     async def _pump(self, send: Send) -> None:
         await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
         translator = self._translator
-        await send({"type": "http.response.body", "body": b"".join(self._first), "more_body": True})
+        await self._body(send, b"".join(self._first), True)
         self._record.ttft_ms = (time.perf_counter() - self._started) * 1000
         try:
             try:
                 async for data in self._upstream.content.iter_any():
                     out = translator.feed(data)
                     if out:
-                        await send({"type": "http.response.body", "body": b"".join(out), "more_body": True})
+                        await self._body(send, b"".join(out), True)
                 tail = translator.close()
             except HedgeError:
                 raise
@@ -156,14 +159,19 @@ class ChatStream(Response):
             # Content already reached the client: end with an error event, never a silent truncation.
             self._record.status = exc.status
             self._record.error = exc.message
-            await send({"type": "http.response.body", "body": frame(exc.to_dict()), "more_body": False})
+            await self._body(send, frame(exc.to_dict()), False)
             return
         self._book()
         final = tail
         if self._want_usage:
             final.append(frame(self._usage_chunk()))
         final.append(DONE)
-        await send({"type": "http.response.body", "body": b"".join(final), "more_body": False})
+        await self._body(send, b"".join(final), False)
+
+    async def _body(self, send: Send, body: bytes, more: bool) -> None:
+        if self._kept is not None and len(self._kept) <= BODY_LIMIT:
+            self._kept += body[: BODY_LIMIT + 1 - len(self._kept)]
+        await send({"type": "http.response.body", "body": body, "more_body": more})
 
     def _book(self) -> None:
         usage = self._translator.usage
@@ -202,6 +210,8 @@ class ChatStream(Response):
         self._dep.stats.end(
             rec.latency_ms if ok else None, rec.ttft_ms, rec.completion_tokens if ok else None
         )
+        if self._kept is not None:
+            rec.response_body = bytes(self._kept)
         self._on_done(rec)
 
 

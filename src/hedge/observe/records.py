@@ -40,6 +40,10 @@ class RequestRecord:
     key: VirtualKey | None = field(default=None, repr=False)
     """The caller's key, for booking its spend; not persisted (the ledger keeps ``key_id``)."""
     started_at: float = field(default_factory=time.time)
+    request_body: bytes | None = field(default=None, repr=False)
+    """The client's request body, set only with ``server.log_bodies`` (for the body log; never headers)."""
+    response_body: bytes | None = field(default=None, repr=False)
+    """The response body sent to the client (a stream's events), set only with ``server.log_bodies``."""
 
 
 Sink = Callable[[RequestRecord], None]

@@ -48,4 +48,15 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
             )""",
         ],
     ),
+    (
+        2,
+        [
+            # Request and response bodies, only written with server.log_bodies (truncated, never headers).
+            """CREATE TABLE IF NOT EXISTS hedge_bodies (
+                request_id TEXT PRIMARY KEY,
+                request TEXT,
+                response TEXT
+            )""",
+        ],
+    ),
 ]

@@ -1,0 +1,447 @@
+"""Read-only queries over the ledger for the dashboard (``/admin/dashboard/*``).
+
+Everything here reads ``hedge_requests`` (and ``hedge_bodies`` for a request's
+detail) and writes nothing. The SQL is shared by SQLite and PostgreSQL: the few
+differences (integer division into time buckets) come from ``db.dialect``.
+Percentiles are computed in Python from the newest ``LATENCY_ROW_CAP`` rows of
+the window, so they cost the same on both databases and stay bounded as the
+ledger grows; counts and error rates are exact.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from hedge.store.db import Database
+
+LATENCY_ROW_CAP = 100_000
+"""Latency percentiles are computed from at most this many of the window's newest requests."""
+
+MAX_PAGE = 500
+MAX_SERIES = 8
+"""Groups beyond the costliest ``MAX_SERIES`` are summed into one ``other`` series."""
+MAX_POINTS = 2_000
+
+TIMESERIES_GROUPS: dict[str, str] = {
+    "provider": "COALESCE(r.provider, '-')",
+    "model": "COALESCE(r.model, '-')",
+    "alias": "COALESCE(NULLIF(r.alias, ''), '-')",
+    "team": "COALESCE(r.team, '-')",
+    "key": "COALESCE(k.name, r.key_id, 'master key')",
+}
+
+# Bucket widths in seconds that read well on an axis; ``auto`` takes the smallest giving <= 100 points.
+_NICE_BUCKETS = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400)
+
+_KEY_JOIN = " LEFT JOIN hedge_keys k ON k.id = r.key_id"
+
+_SEARCHED = (
+    "r.request_id",
+    "r.alias",
+    "r.provider",
+    "r.model",
+    "r.error",
+    "r.tags",
+    "r.team",
+    "r.key_id",
+    "k.name",
+)
+
+
+def auto_bucket(span_s: float, max_points: int = 100) -> int:
+    """Bucket seconds giving at most ``max_points`` (and, on this ladder, usually 40 or more) points."""
+    need = max(span_s, 1.0) / max_points
+    for width in _NICE_BUCKETS:
+        if width >= need:
+            return width
+    days = math.ceil(need / 86400)
+    return days * 86400
+
+
+def percentile(ordered: list[float], q: float) -> float | None:
+    """The ``q`` quantile (0..1) of sorted values, interpolating linearly (like ``percentile_cont``)."""
+    if not ordered:
+        return None
+    pos = (len(ordered) - 1) * q
+    lo = math.floor(pos)
+    hi = min(lo + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
+
+
+def _num(value: Any) -> float:
+    return float(value) if value is not None else 0.0
+
+
+def _int(value: Any) -> int:
+    return int(value) if value is not None else 0
+
+
+def _rate(part: int, whole: int) -> float:
+    return part / whole if whole else 0.0
+
+
+def _usd(value: float) -> float:
+    return round(value, 10)
+
+
+def _ms(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)
+
+
+@dataclass(slots=True)
+class RequestFilter:
+    """The request log's filters; every one optional and combined with AND."""
+
+    since: float
+    until: float | None = None
+    q: str | None = None
+    provider: str | None = None
+    model: str | None = None
+    alias: str | None = None
+    status: str | None = None
+    """``ok`` (status < 400) or ``error``."""
+    key: str | None = None
+    """A key id or name; ``master`` for the master key's requests."""
+
+    def where(self) -> tuple[str, list[Any]]:
+        clauses = ["r.ts >= ?"]
+        args: list[Any] = [self.since]
+        if self.until is not None:
+            clauses.append("r.ts < ?")
+            args.append(self.until)
+        for column, value in (("provider", self.provider), ("model", self.model), ("alias", self.alias)):
+            if value:
+                clauses.append(f"r.{column} = ?")
+                args.append(value)
+        if self.status == "ok":
+            clauses.append("r.status < 400")
+        elif self.status == "error":
+            clauses.append("r.status >= 400")
+        if self.key:
+            if self.key in ("master", "master key"):
+                clauses.append("r.key_id IS NULL")
+            else:
+                clauses.append("(r.key_id = ? OR k.name = ?)")
+                args += [self.key, self.key]
+        if self.q and self.q.strip():
+            pattern = "%" + _escape_like(self.q.strip().lower()) + "%"
+            clauses.append(
+                "(" + " OR ".join(f"LOWER(COALESCE({c}, '')) LIKE ? ESCAPE '\\'" for c in _SEARCHED) + ")"
+            )
+            args += [pattern] * len(_SEARCHED)
+        return " AND ".join(clauses), args
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _request_row(row: dict[str, Any]) -> dict[str, Any]:
+    tags: list[str] = []
+    if row.get("tags"):
+        try:
+            tags = [str(t) for t in orjson.loads(row["tags"])]
+        except orjson.JSONDecodeError:
+            tags = [str(row["tags"])]
+    return {
+        "request_id": row["request_id"],
+        "ts": float(row["ts"]),
+        "key_id": row["key_id"],
+        "key_name": row.get("key_name") or (None if row["key_id"] else "master key"),
+        "team": row["team"],
+        "alias": row["alias"],
+        "endpoint": row["endpoint"],
+        "provider": row["provider"],
+        "model": row["model"],
+        "status": int(row["status"]),
+        "stream": bool(row["stream"]),
+        "prompt_tokens": _int(row["prompt_tokens"]),
+        "completion_tokens": _int(row["completion_tokens"]),
+        "cached_tokens": _int(row["cached_tokens"]),
+        "cost_usd": _usd(_num(row["cost_usd"])),
+        "baseline_cost_usd": None
+        if row["baseline_cost_usd"] is None
+        else _usd(float(row["baseline_cost_usd"])),
+        "latency_ms": _ms(row["latency_ms"]),
+        "ttft_ms": _ms(row["ttft_ms"]),
+        "attempts": _int(row["attempts"]),
+        "tags": tags,
+        "cache_hit": bool(row["cache_hit"]),
+        "error": row["error"],
+    }
+
+
+class Analytics:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def summary(self, since: float, until: float | None = None) -> dict[str, Any]:
+        """Totals over every request in the window, failed ones included (their cost is what they cost)."""
+        where, args = RequestFilter(since, until).where()
+        rows = await self.db.fetch(
+            "SELECT COUNT(*) AS requests, "
+            "SUM(CASE WHEN r.status >= 400 THEN 1 ELSE 0 END) AS errors, "
+            "SUM(CASE WHEN r.attempts > 1 THEN 1 ELSE 0 END) AS failovers, "
+            "SUM(r.cache_hit) AS cache_hits, SUM(r.stream) AS streams, "
+            "SUM(r.prompt_tokens) AS prompt_tokens, SUM(r.completion_tokens) AS completion_tokens, "
+            "SUM(r.cached_tokens) AS cached_tokens, SUM(r.cost_usd) AS cost, "
+            "SUM(COALESCE(r.baseline_cost_usd, r.cost_usd)) AS baseline, "
+            "AVG(r.latency_ms) AS avg_latency, MIN(r.ts) AS first_ts, MAX(r.ts) AS last_ts "
+            f"FROM hedge_requests r WHERE {where}",
+            args,
+        )
+        t = rows[0]
+        requests = _int(t["requests"])
+        errors = _int(t["errors"])
+        failovers = _int(t["failovers"])
+        cache_hits = _int(t["cache_hits"])
+        cost = _num(t["cost"])
+        baseline = _num(t["baseline"])
+        prompt, completion = _int(t["prompt_tokens"]), _int(t["completion_tokens"])
+        return {
+            "since": since,
+            "until": until if until is not None else time.time(),
+            "requests": requests,
+            "errors": errors,
+            "error_rate": _rate(errors, requests),
+            "failovers": failovers,
+            "failover_rate": _rate(failovers, requests),
+            "cache_hits": cache_hits,
+            "cache_hit_rate": _rate(cache_hits, requests),
+            "streams": _int(t["streams"]),
+            "cost_usd": _usd(cost),
+            "baseline_cost_usd": _usd(baseline),
+            "savings_usd": _usd(baseline - cost),
+            "savings_rate": (baseline - cost) / baseline if baseline > 0 else 0.0,
+            "prompt_tokens": prompt,
+            "completion_tokens": completion,
+            "cached_tokens": _int(t["cached_tokens"]),
+            "total_tokens": prompt + completion,
+            "avg_latency_ms": _ms(None if t["avg_latency"] is None else float(t["avg_latency"])),
+            "first_ts": None if t["first_ts"] is None else float(t["first_ts"]),
+            "last_ts": None if t["last_ts"] is None else float(t["last_ts"]),
+        }
+
+    async def timeseries(
+        self, since: float, by: str = "provider", bucket: int | None = None, until: float | None = None
+    ) -> dict[str, Any]:
+        """Cost (and requests, errors, baseline) per time bucket, one series per group.
+
+        ``bucket=None`` picks a width giving 50-100 points over the span from the
+        window's first request (or ``since``, whichever is later) to ``until``.
+        """
+        if by not in TIMESERIES_GROUPS:
+            raise ValueError(f"by: cannot group by {by!r}; choose from {', '.join(TIMESERIES_GROUPS)}")
+        end = until if until is not None else time.time()
+        where, args = RequestFilter(since, until).where()
+        if bucket is None:
+            first = await self.db.fetch(
+                f"SELECT MIN(r.ts) AS first FROM hedge_requests r WHERE {where}", args
+            )
+            first_ts = first[0]["first"]
+            start_raw = max(since, float(first_ts)) if first_ts is not None else since
+            span = max(end - start_raw, 60.0)
+            start_raw = min(start_raw, end - span)
+            bucket = auto_bucket(span)
+        else:
+            start_raw = since
+            if bucket < 1:
+                raise ValueError("bucket: must be a whole number of seconds >= 1, or 'auto'")
+            if (end - start_raw) / bucket > MAX_POINTS:
+                raise ValueError(f"bucket: {bucket}s gives more than {MAX_POINTS} points over this range")
+        start = math.floor(start_raw / bucket) * bucket
+        count = max(1, math.ceil((end - start) / bucket))
+        # Both are numbers computed here, never user text; inlined so GROUP BY sees one expression.
+        offset = f"(r.ts - {float(start)!r}) / {float(bucket)!r}"
+        index = (
+            f"CAST({offset} AS INTEGER)"
+            if self.db.dialect == "sqlite"
+            else f"CAST(FLOOR({offset}) AS BIGINT)"
+        )
+        group = TIMESERIES_GROUPS[by]
+        source = "hedge_requests r" + (_KEY_JOIN if by == "key" else "")
+        rows = await self.db.fetch(
+            f"SELECT {index} AS b, {group} AS grp, COUNT(*) AS requests, "
+            "SUM(CASE WHEN r.status >= 400 THEN 1 ELSE 0 END) AS errors, "
+            "SUM(CASE WHEN r.attempts > 1 THEN 1 ELSE 0 END) AS failovers, "
+            "SUM(r.cost_usd) AS cost, SUM(COALESCE(r.baseline_cost_usd, r.cost_usd)) AS baseline, "
+            "SUM(r.prompt_tokens + r.completion_tokens) AS tokens "
+            f"FROM {source} WHERE {where} GROUP BY 1, 2",
+            args,
+        )
+        per_group: dict[str, list[float]] = {}
+        per_group_requests: dict[str, list[int]] = {}
+        totals = {
+            name: [0.0] * count
+            for name in ("cost_usd", "baseline_cost_usd", "requests", "errors", "failovers")
+        }
+        tokens = [0] * count
+        for row in rows:
+            i = min(max(_int(row["b"]), 0), count - 1)
+            name = str(row["grp"])
+            per_group.setdefault(name, [0.0] * count)[i] += _num(row["cost"])
+            per_group_requests.setdefault(name, [0] * count)[i] += _int(row["requests"])
+            totals["cost_usd"][i] += _num(row["cost"])
+            totals["baseline_cost_usd"][i] += _num(row["baseline"])
+            totals["requests"][i] += _int(row["requests"])
+            totals["errors"][i] += _int(row["errors"])
+            totals["failovers"][i] += _int(row["failovers"])
+            tokens[i] += _int(row["tokens"])
+        ranked = sorted(per_group, key=lambda g: (-sum(per_group[g]), -sum(per_group_requests[g]), g))
+        series = []
+        for name in ranked[:MAX_SERIES]:
+            series.append((name, per_group[name], per_group_requests[name]))
+        if len(ranked) > MAX_SERIES:
+            other_cost = [0.0] * count
+            other_requests = [0] * count
+            for name in ranked[MAX_SERIES:]:
+                other_cost = [a + b for a, b in zip(other_cost, per_group[name], strict=True)]
+                other_requests = [
+                    a + b for a, b in zip(other_requests, per_group_requests[name], strict=True)
+                ]
+            series.append(("other", other_cost, other_requests))
+        return {
+            "since": since,
+            "until": end,
+            "by": by,
+            "bucket_s": bucket,
+            "start": start,
+            "buckets": [start + i * bucket for i in range(count)],
+            "series": [
+                {
+                    "group": name,
+                    "cost_usd": [_usd(v) for v in cost],
+                    "requests": req,
+                    "total_cost_usd": _usd(sum(cost)),
+                    "total_requests": sum(req),
+                }
+                for name, cost, req in series
+            ],
+            "cost_usd": [_usd(v) for v in totals["cost_usd"]],
+            "baseline_cost_usd": [_usd(v) for v in totals["baseline_cost_usd"]],
+            "requests": [int(v) for v in totals["requests"]],
+            "errors": [int(v) for v in totals["errors"]],
+            "failovers": [int(v) for v in totals["failovers"]],
+            "tokens": tokens,
+        }
+
+    async def latency(
+        self, since: float, until: float | None = None, row_cap: int = LATENCY_ROW_CAP
+    ) -> dict[str, Any]:
+        """Per deployment that answered (provider/model): exact counts and error rate, sampled percentiles.
+
+        Latency percentiles are over successful requests (a failure's latency
+        says how fast it failed, not how fast the deployment serves); time to
+        first token over successful streams.
+        """
+        where, args = RequestFilter(since, until).where()
+        where += " AND r.provider IS NOT NULL"
+        counts = await self.db.fetch(
+            "SELECT r.provider AS provider, r.model AS model, COUNT(*) AS requests, "
+            "SUM(CASE WHEN r.status >= 400 THEN 1 ELSE 0 END) AS errors, "
+            "SUM(CASE WHEN r.attempts > 1 THEN 1 ELSE 0 END) AS failovers, "
+            "SUM(r.cost_usd) AS cost, SUM(r.prompt_tokens) AS prompt_tokens, "
+            "SUM(r.completion_tokens) AS completion_tokens "
+            f"FROM hedge_requests r WHERE {where} GROUP BY r.provider, r.model",
+            args,
+        )
+        samples = await self.db.fetch(
+            "SELECT r.provider AS provider, r.model AS model, r.latency_ms AS latency_ms, "
+            "r.ttft_ms AS ttft_ms "
+            f"FROM hedge_requests r WHERE {where} AND r.status < 400 "
+            f"ORDER BY r.ts DESC LIMIT {int(row_cap)}",
+            args,
+        )
+        latencies: dict[tuple[str, str], list[float]] = {}
+        ttfts: dict[tuple[str, str], list[float]] = {}
+        for s in samples:
+            dep = (str(s["provider"]), str(s["model"]))
+            if s["latency_ms"] is not None:
+                latencies.setdefault(dep, []).append(float(s["latency_ms"]))
+            if s["ttft_ms"] is not None:
+                ttfts.setdefault(dep, []).append(float(s["ttft_ms"]))
+        out: list[dict[str, Any]] = []
+        for c in counts:
+            dep = (str(c["provider"]), str(c["model"]))
+            lat = sorted(latencies.get(dep, []))
+            ttft = sorted(ttfts.get(dep, []))
+            requests, errors = _int(c["requests"]), _int(c["errors"])
+            out.append(
+                {
+                    "deployment": f"{dep[0]}/{dep[1]}",
+                    "provider": dep[0],
+                    "model": dep[1],
+                    "requests": requests,
+                    "errors": errors,
+                    "error_rate": _rate(errors, requests),
+                    "failovers": _int(c["failovers"]),
+                    "cost_usd": _usd(_num(c["cost"])),
+                    "prompt_tokens": _int(c["prompt_tokens"]),
+                    "completion_tokens": _int(c["completion_tokens"]),
+                    "latency_samples": len(lat),
+                    "latency_ms": {f"p{q}": _ms(percentile(lat, q / 100)) for q in (50, 95, 99)},
+                    "ttft_samples": len(ttft),
+                    "ttft_ms": {f"p{q}": _ms(percentile(ttft, q / 100)) for q in (50, 95, 99)},
+                }
+            )
+        out.sort(key=lambda d: (-d["requests"], d["deployment"]))
+        return {
+            "since": since,
+            "until": until if until is not None else time.time(),
+            "deployments": out,
+            "sampled": len(samples) >= row_cap,
+            "row_cap": row_cap,
+        }
+
+    async def requests(self, filters: RequestFilter, limit: int = 100, offset: int = 0) -> dict[str, Any]:
+        """The request log, newest first, with the number of matching requests for paging."""
+        limit = max(1, min(int(limit), MAX_PAGE))
+        offset = max(0, int(offset))
+        where, args = filters.where()
+        source = "hedge_requests r" + _KEY_JOIN
+        total = await self.db.fetch(f"SELECT COUNT(*) AS n FROM {source} WHERE {where}", args)
+        rows = await self.db.fetch(
+            f"SELECT r.*, k.name AS key_name FROM {source} WHERE {where} "
+            f"ORDER BY r.ts DESC, r.request_id DESC LIMIT {limit} OFFSET {offset}",
+            args,
+        )
+        return {
+            "total": _int(total[0]["n"]),
+            "limit": limit,
+            "offset": offset,
+            "rows": [_request_row(r) for r in rows],
+        }
+
+    async def request(self, request_id: str) -> dict[str, Any] | None:
+        """One request with its bodies, when they were logged (``server.log_bodies``)."""
+        rows = await self.db.fetch(
+            "SELECT r.*, k.name AS key_name FROM hedge_requests r" + _KEY_JOIN + " WHERE r.request_id = ?",
+            [request_id],
+        )
+        if not rows:
+            return None
+        out = _request_row(rows[0])
+        bodies = await self.db.fetch(
+            "SELECT request, response FROM hedge_bodies WHERE request_id = ?", [request_id]
+        )
+        out["request_body"] = bodies[0]["request"] if bodies else None
+        out["response_body"] = bodies[0]["response"] if bodies else None
+        return out
+
+    async def facets(self, since: float, until: float | None = None) -> dict[str, list[str]]:
+        """The distinct providers, models and aliases in the window, for the log's filter menus."""
+        where, args = RequestFilter(since, until).where()
+        out: dict[str, list[str]] = {}
+        for column in ("provider", "model", "alias"):
+            rows = await self.db.fetch(
+                f"SELECT DISTINCT r.{column} AS v FROM hedge_requests r "
+                f"WHERE {where} AND r.{column} IS NOT NULL ORDER BY 1 LIMIT 200",
+                args,
+            )
+            out[column] = [str(r["v"]) for r in rows if r["v"]]
+        return out
