@@ -8,7 +8,7 @@ connections alive per host. Network failures are turned into
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import aiohttp
 import orjson
@@ -56,9 +56,37 @@ class Transport:
         except BaseException as exc:
             raise network_error(provider, exc) from None
 
+    async def open_checked(
+        self,
+        provider: str,
+        request: UpstreamRequest,
+        timeouts: Timeouts,
+        error: Callable[[int, dict[str, str], bytes], Exception],
+    ) -> aiohttp.ClientResponse:
+        """Like :meth:`open`, but an error status is read and raised as ``error(status, headers, body)``.
+
+        ``error`` is the provider adapter's translation; header names are lower-cased for it.
+        """
+        resp = await self.open(provider, request, timeouts)
+        if resp.status >= 400:
+            raw = await read_upstream(resp, provider)
+            raise error(resp.status, {k.lower(): v for k, v in resp.headers.items()}, raw)
+        return resp
+
     async def close(self) -> None:
         sessions, self._sessions = list(self._sessions.values()), {}
         await asyncio.gather(*(s.close() for s in sessions), return_exceptions=True)
+
+
+async def read_upstream(resp: aiohttp.ClientResponse, provider: str) -> bytes:
+    """Read a whole response and give the connection back to the pool (or drop it if reading failed)."""
+    try:
+        raw = await resp.read()
+    except BaseException as exc:
+        resp.close()
+        raise network_error(provider, exc) from None
+    resp.release()
+    return raw
 
 
 def network_error(provider: str, exc: BaseException) -> BaseException:

@@ -12,7 +12,6 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import aiohttp
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -36,7 +35,7 @@ from hedge.routing.deployment import Deployment
 from hedge.routing.escalation import escalation_reason
 from hedge.runtime import Runtime
 from hedge.store.cache import cache_key
-from hedge.transport import network_error
+from hedge.transport import read_upstream
 
 
 async def chat_completions(request: Request) -> Response:
@@ -261,19 +260,6 @@ def _headers(record: RequestRecord, dep: Deployment | None = None) -> dict[str, 
     return headers
 
 
-async def _open(runtime: Runtime, dep: Deployment, upstream: Any) -> aiohttp.ClientResponse:
-    resp = await runtime.transport.open(dep.provider, upstream, dep.timeouts)
-    if resp.status >= 400:
-        try:
-            raw = await resp.read()
-        except BaseException as exc:
-            resp.close()
-            raise network_error(dep.provider, exc) from None
-        resp.release()
-        raise dep.adapter.error(resp.status, {k.lower(): v for k, v in resp.headers.items()}, raw)
-    return resp
-
-
 async def _complete(
     runtime: Runtime,
     dep: Deployment,
@@ -292,13 +278,8 @@ async def _complete(
     dep.stats.start()
     latency: float | None = None
     try:
-        resp = await _open(runtime, dep, upstream)
-        try:
-            raw = await resp.read()
-        except BaseException as exc:
-            resp.close()
-            raise network_error(dep.provider, exc) from None
-        resp.release()
+        resp = await runtime.transport.open_checked(dep.provider, upstream, dep.timeouts, dep.adapter.error)
+        raw = await read_upstream(resp, dep.provider)
         translated = (
             adapter.chat_response(raw, upstream) if chat else adapter.embeddings_response(raw, upstream)
         )
@@ -336,7 +317,7 @@ async def _stream(
     upstream = dep.adapter.chat_request(body, dep.model, True, want_usage)
     dep.stats.start()
     try:
-        resp = await _open(runtime, dep, upstream)
+        resp = await runtime.transport.open_checked(dep.provider, upstream, dep.timeouts, dep.adapter.error)
         translator = dep.adapter.stream_translator(dep.model, want_usage)
         try:
             first = await first_events(resp, translator, dep)

@@ -5,9 +5,9 @@ deployment answers. Streams go through the gateway's own stream code
 (:func:`hedge.api.streaming.first_events` and :class:`~hedge.api.streaming.ChatStream`),
 so the SSE checked is byte for byte what a client of the gateway would get.
 
-:func:`open_checked` mirrors ``hedge.api.chat._open`` (send, and turn an
-error status into the adapter's :class:`~hedge.errors.UpstreamError`); the
-two could share one helper in :mod:`hedge.transport`.
+Sending and reading use the same :class:`~hedge.transport.Transport` helpers
+as the gateway, so an error status becomes the adapter's translated error here
+exactly as it does for clients.
 """
 
 from __future__ import annotations
@@ -18,15 +18,14 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-import aiohttp
 import orjson
 
 from hedge.api.streaming import ChatStream, first_events
 from hedge.errors import HedgeError, UpstreamError
 from hedge.observe.records import RequestRecord
-from hedge.providers.base import UpstreamRequest, Usage
+from hedge.providers.base import Usage
 from hedge.routing.deployment import Deployment
-from hedge.transport import Transport, network_error
+from hedge.transport import Transport, read_upstream
 
 
 @dataclass(slots=True)
@@ -45,22 +44,6 @@ class Exchange:
     usage: Usage | None = None
     """The usage the adapter reported (``None``: the provider sent none)."""
     latency_ms: float = 0.0
-
-
-async def open_checked(
-    transport: Transport, dep: Deployment, upstream: UpstreamRequest
-) -> aiohttp.ClientResponse:
-    """Send the request; an error status becomes the adapter's translated error."""
-    resp = await transport.open(dep.provider, upstream, dep.timeouts)
-    if resp.status >= 400:
-        try:
-            raw = await resp.read()
-        except BaseException as exc:
-            resp.close()
-            raise network_error(dep.provider, exc) from None
-        resp.release()
-        raise dep.adapter.error(resp.status, {k.lower(): v for k, v in resp.headers.items()}, raw)
-    return resp
 
 
 async def exchange(
@@ -91,13 +74,8 @@ async def _complete(
     transport: Transport, dep: Deployment, body: dict[str, Any], model: str, out: Exchange
 ) -> None:
     upstream = dep.adapter.chat_request(body, model, False, False)
-    resp = await open_checked(transport, dep, upstream)
-    try:
-        raw = await resp.read()
-    except BaseException as exc:
-        resp.close()
-        raise network_error(dep.provider, exc) from None
-    resp.release()
+    resp = await transport.open_checked(dep.provider, upstream, dep.timeouts, dep.adapter.error)
+    raw = await read_upstream(resp, dep.provider)
     translated = dep.adapter.chat_response(raw, upstream)
     out.usage = translated.usage
     data = orjson.loads(translated.body)
@@ -114,7 +92,7 @@ async def _stream(
     started = time.perf_counter()
     dep.stats.start()
     try:
-        resp = await open_checked(transport, dep, upstream)
+        resp = await transport.open_checked(dep.provider, upstream, dep.timeouts, dep.adapter.error)
         translator = dep.adapter.stream_translator(model, want_usage)
         try:
             first = await first_events(resp, translator, dep)

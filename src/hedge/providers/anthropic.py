@@ -37,7 +37,7 @@ import orjson
 from hedge.config import ProviderConfig
 from hedge.errors import InvalidRequest, UpstreamError
 from hedge.providers.base import Capabilities, Translated, UpstreamRequest, Usage
-from hedge.providers.errors import upstream_error
+from hedge.providers.errors import load_object, upstream_error
 from hedge.providers.sse import Event, SSEParser, frame
 
 ANTHROPIC_VERSION = "2023-06-01"
@@ -141,7 +141,7 @@ class AnthropicAdapter:
     # -- responses --------------------------------------------------------------------------------
 
     def chat_response(self, raw: bytes, request: UpstreamRequest) -> Translated:
-        data = _load_object(raw, self.name)
+        data = load_object(raw, self.name)
         if data.get("type") == "error" or not isinstance(data.get("content"), list):
             detail = _error_fields(data)[1] or str(data)[:300]
             raise UpstreamError(
@@ -495,22 +495,6 @@ def _error_fields(data: dict[str, Any]) -> tuple[str | None, str | None]:
     return None, None
 
 
-def _load_object(raw: bytes, provider: str) -> dict[str, Any]:
-    try:
-        data = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        raise UpstreamError(
-            f"provider '{provider}' sent a body that is not JSON: {raw[:120]!r}",
-            status=502,
-            code="upstream_bad_response",
-        ) from None
-    if not isinstance(data, dict):
-        raise UpstreamError(
-            f"provider '{provider}' sent JSON that is not an object", status=502, code="upstream_bad_response"
-        )
-    return data
-
-
 # -- streaming ------------------------------------------------------------------------------------
 
 
@@ -560,7 +544,7 @@ class AnthropicStream:
         for ev in events:
             if not ev.data:
                 continue
-            data = _load_object(ev.data, self._provider)
+            data = load_object(ev.data, self._provider)
             kind = data.get("type") or (ev.event.decode() if ev.event else None)
             if kind == "ping":
                 continue

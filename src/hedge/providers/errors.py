@@ -9,6 +9,9 @@ from __future__ import annotations
 import email.utils
 import time
 from collections.abc import Mapping
+from typing import Any
+
+import orjson
 
 from hedge.errors import UpstreamError
 
@@ -97,3 +100,20 @@ def upstream_error(
         retry_after=retry_after,
         code="upstream_error",
     )
+
+
+def load_object(raw: bytes, provider: str) -> dict[str, Any]:
+    """Parse an upstream JSON object; anything else is the provider's fault (502), never ours (500)."""
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise UpstreamError(
+            f"provider '{provider}' sent a body that is not JSON: {raw[:120]!r}",
+            status=502,
+            code="upstream_bad_response",
+        ) from None
+    if not isinstance(data, dict):
+        raise UpstreamError(
+            f"provider '{provider}' sent JSON that is not an object", status=502, code="upstream_bad_response"
+        )
+    return data

@@ -49,7 +49,7 @@ import orjson
 from hedge.config import ProviderConfig
 from hedge.errors import InvalidRequest, UpstreamError
 from hedge.providers.base import Capabilities, Translated, UpstreamRequest, Usage
-from hedge.providers.errors import upstream_error
+from hedge.providers.errors import load_object, upstream_error
 from hedge.providers.sse import SSEParser, frame
 
 _FINISH = {"STOP": "stop", "MAX_TOKENS": "length"}
@@ -116,7 +116,7 @@ class GeminiAdapter:
         )
 
     def chat_response(self, raw: bytes, request: UpstreamRequest) -> Translated:
-        data = _load_object(raw, self.name)
+        data = load_object(raw, self.name)
         if "candidates" not in data and not _block_reason(data):
             raise self._bad_body(data)
         pending = _pending(request)
@@ -200,7 +200,7 @@ class GeminiAdapter:
         little-endian, base64); the usage is the word-count estimate made by
         :meth:`embeddings_request` unless Gemini reports ``usageMetadata``.
         """
-        data = _load_object(raw, self.name)
+        data = load_object(raw, self.name)
         items = data.get("embeddings")
         if items is None and isinstance(data.get("embedding"), dict):
             items = [data["embedding"]]
@@ -633,22 +633,6 @@ def _int(value: Any, default: int) -> int:
         return int(value)
     except (TypeError, ValueError):
         return default
-
-
-def _load_object(raw: bytes, provider: str) -> dict[str, Any]:
-    try:
-        data = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        raise UpstreamError(
-            f"provider '{provider}' sent a body that is not JSON: {raw[:120]!r}",
-            status=502,
-            code="upstream_bad_response",
-        ) from None
-    if not isinstance(data, dict):
-        raise UpstreamError(
-            f"provider '{provider}' sent JSON that is not an object", status=502, code="upstream_bad_response"
-        )
-    return data
 
 
 # -- streaming --------------------------------------------------------------------------------------

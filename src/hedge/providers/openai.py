@@ -17,7 +17,7 @@ import orjson
 from hedge.config import ProviderConfig
 from hedge.errors import UpstreamError
 from hedge.providers.base import Capabilities, Translated, UpstreamRequest, Usage
-from hedge.providers.errors import upstream_error
+from hedge.providers.errors import load_object, upstream_error
 from hedge.providers.sse import SSEParser, frame
 
 
@@ -48,7 +48,7 @@ class OpenAIAdapter:
         return UpstreamRequest(f"{self.base_url}/chat/completions", orjson.dumps(out), self._headers)
 
     def chat_response(self, raw: bytes, request: UpstreamRequest) -> Translated:
-        data = _load_object(raw, self.name)
+        data = load_object(raw, self.name)
         if "choices" not in data:
             raise self._error_from_body(data, 200)
         return Translated(raw, Usage.from_openai(data.get("usage")))
@@ -63,7 +63,7 @@ class OpenAIAdapter:
         return UpstreamRequest(f"{self.base_url}/embeddings", orjson.dumps(out), self._headers)
 
     def embeddings_response(self, raw: bytes, request: UpstreamRequest) -> Translated:
-        data = _load_object(raw, self.name)
+        data = load_object(raw, self.name)
         if "data" not in data:
             raise self._error_from_body(data, 200)
         return Translated(raw, Usage.from_openai(data.get("usage")))
@@ -141,7 +141,7 @@ class OpenAIStream:
                 # The usage we forced, as null on an ordinary chunk: cut it out without a JSON round trip.
                 out.append(b"data: " + payload[: at - 1] + payload[at + 12 :] + b"\n\n")
                 continue
-            chunk = _load_object(payload, self._provider)
+            chunk = load_object(payload, self._provider)
             if "error" in chunk and "choices" not in chunk:
                 raise self._stream_error(payload)
             usage = chunk.get("usage")
@@ -174,19 +174,3 @@ class OpenAIStream:
             status=502,
             code="upstream_stream_error",
         )
-
-
-def _load_object(raw: bytes, provider: str) -> dict[str, Any]:
-    try:
-        data = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        raise UpstreamError(
-            f"provider '{provider}' sent a body that is not JSON: {raw[:120]!r}",
-            status=502,
-            code="upstream_bad_response",
-        ) from None
-    if not isinstance(data, dict):
-        raise UpstreamError(
-            f"provider '{provider}' sent JSON that is not an object", status=502, code="upstream_bad_response"
-        )
-    return data
