@@ -10,14 +10,12 @@ bodies are a debugging aid, the ledger is the record.
 
 from __future__ import annotations
 
-import asyncio
 import codecs
-import contextlib
 import logging
-from collections import deque
 
 from hedge.observe.logs import redact
 from hedge.observe.records import RequestRecord
+from hedge.store.batch import BatchWriter
 from hedge.store.db import Database
 
 log = logging.getLogger("hedge.bodies")
@@ -40,66 +38,28 @@ def body_text(raw: bytes | None, limit: int = BODY_LIMIT) -> str | None:
     return text
 
 
-class BodyLog:
+class BodyLog(BatchWriter[tuple[str, str | None, str | None]]):
     def __init__(
         self, db: Database, flush_interval_s: float = 1.0, limit: int = BODY_LIMIT, max_buffer: int = 2000
     ) -> None:
-        self.db = db
-        self.flush_interval_s = flush_interval_s
+        super().__init__(
+            db,
+            _INSERT,
+            lambda row: row,
+            what="body log",
+            flush_interval_s=flush_interval_s,
+            max_buffer=max_buffer,
+            write_chunk=200,
+        )
         self.limit = limit
-        self.max_buffer = max_buffer
-        self._buffer: deque[tuple[str, str | None, str | None]] = deque()
-        self._lock = asyncio.Lock()
-        self._task: asyncio.Task[None] | None = None
-        self.dropped = 0
 
     def __call__(self, rec: RequestRecord) -> None:
         if rec.request_body is None and rec.response_body is None:
             return
-        if len(self._buffer) >= self.max_buffer:
-            self.dropped += 1
-            if self.dropped == 1 or self.dropped % 1000 == 0:
-                log.error("body log buffer full: %d bodies dropped", self.dropped)
-            return
-        self._buffer.append(
+        self.add(
             (
                 rec.request_id,
                 body_text(rec.request_body, self.limit),
                 body_text(rec.response_body, self.limit),
             )
         )
-
-    def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.ensure_future(self._run())
-
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self.flush_interval_s)
-            try:
-                await self.flush()
-            except Exception:
-                log.exception("body log flush failed; %d bodies kept for the next try", len(self._buffer))
-
-    async def flush(self) -> int:
-        async with self._lock:
-            written = 0
-            while self._buffer:
-                batch = [self._buffer[i] for i in range(min(len(self._buffer), 200))]
-                await self.db.executemany(_INSERT, batch)
-                for _ in batch:
-                    self._buffer.popleft()
-                written += len(batch)
-            return written
-
-    @property
-    def pending(self) -> int:
-        return len(self._buffer)
-
-    async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-        await self.flush()

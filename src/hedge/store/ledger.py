@@ -10,17 +10,15 @@ records, up to ``max_buffer``), so a database blip loses nothing either.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import time
-from collections import deque
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import orjson
 
 from hedge.observe.records import RequestRecord
+from hedge.store.batch import BatchWriter
 from hedge.store.db import Database
 
 log = logging.getLogger("hedge.ledger")
@@ -87,69 +85,22 @@ class SpendRow:
         }
 
 
-class Ledger:
+class Ledger(BatchWriter[RequestRecord]):
     def __init__(
         self, db: Database, flush_interval_s: float = 1.0, flush_batch: int = 500, max_buffer: int = 1_000_000
     ) -> None:
-        self.db = db
-        self.flush_interval_s = flush_interval_s
-        self.flush_batch = flush_batch
-        self.max_buffer = max_buffer
-        self._buffer: deque[RequestRecord] = deque()
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-        self._lock = asyncio.Lock()
-        self.dropped = 0
+        super().__init__(
+            db,
+            _INSERT,
+            _row,
+            what="ledger",
+            flush_interval_s=flush_interval_s,
+            flush_batch=flush_batch,
+            max_buffer=max_buffer,
+        )
 
     def __call__(self, record: RequestRecord) -> None:
-        if len(self._buffer) >= self.max_buffer:
-            self.dropped += 1
-            if self.dropped == 1 or self.dropped % 10_000 == 0:
-                log.error(
-                    "ledger buffer full (%d records): %d records dropped", self.max_buffer, self.dropped
-                )
-            return
-        self._buffer.append(record)
-        if len(self._buffer) >= self.flush_batch:
-            self._wake.set()
-
-    def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.ensure_future(self._run())
-
-    async def _run(self) -> None:
-        while True:
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.flush_interval_s)
-            self._wake.clear()
-            try:
-                await self.flush()
-            except Exception:
-                log.exception("ledger flush failed; %d records kept for the next try", len(self._buffer))
-
-    async def flush(self) -> int:
-        """Write everything buffered now; returns how many records were written."""
-        async with self._lock:
-            written = 0
-            while self._buffer:
-                batch = [self._buffer[i] for i in range(min(len(self._buffer), 5000))]
-                await self.db.executemany(_INSERT, [_row(r) for r in batch])
-                for _ in batch:
-                    self._buffer.popleft()
-                written += len(batch)
-            return written
-
-    @property
-    def pending(self) -> int:
-        return len(self._buffer)
-
-    async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-        await self.flush()
+        self.add(record)
 
     async def spend(
         self, by: str, since: float, until: float | None = None
