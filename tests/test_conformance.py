@@ -143,7 +143,7 @@ def test_long_context_skips_without_a_context_window(
         (
             "openai/gpt-4o",
             "long-context",
-        ): "context window unknown (set params.context_window in a --cases file)"
+        ): "context window unknown (set context_window on the deployment)"
     }
 
 

@@ -20,6 +20,7 @@ from hedge.config import Config, DeploymentConfig, Price
 from hedge.conformance.checks import evaluate
 from hedge.conformance.send import Exchange, exchange
 from hedge.conformance.suite import Case
+from hedge.cost import catalogue
 from hedge.cost.pricing import cost_usd
 from hedge.providers import make_adapter
 from hedge.providers.base import Adapter
@@ -145,7 +146,7 @@ def select_targets(
         adapters: dict[str, Adapter] = {name: make_adapter(name, p) for name, p in config.providers.items()}
     except ValueError as exc:
         raise SelectionError(str(exc)) from None
-    router = Router(config, adapters)
+    router = Router(config, adapters, catalogue=catalogue.load(config.state.dir))
     known: dict[str, Target] = {}
     for name, model in config.models.items():
         for dep, dep_config in zip(router.aliases[name].deployments, model.deployments, strict=True):
@@ -223,7 +224,7 @@ def skip_reason(case: Case, target: Target, body: dict[str, Any], window: int | 
     if missing:
         return f"{adapter.style} adapter declares no {missing[0]!r} capability"
     if case.context_fill is not None and window is None:
-        return "context window unknown (set params.context_window in a --cases file)"
+        return "context window unknown (set context_window on the deployment)"
     bad = unsupported(body, caps)
     if bad:
         return f"{adapter.style} adapter cannot honour {', '.join(bad)}"
