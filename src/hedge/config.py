@@ -228,12 +228,39 @@ class StateConfig(_Strict):
         return value
 
 
+class TracingConfig(_Strict):
+    """OpenTelemetry tracing (the ``tracing`` extra); off unless ``otlp_endpoint`` is set."""
+
+    otlp_endpoint: str | None = None
+    """OTLP/HTTP collector base URL (``http://127.0.0.1:4318``); spans go to ``{otlp_endpoint}/v1/traces``."""
+    service_name: str = Field("hedge", min_length=1)
+    sample_ratio: float = Field(1.0, ge=0, le=1)
+    """Share of new traces recorded; a caller's ``traceparent`` decision is followed as it is."""
+    headers: dict[str, str] = Field(default_factory=dict)
+    """Sent with every export (a collector's credentials); never put in spans."""
+
+    @field_validator("otlp_endpoint")
+    @classmethod
+    def _endpoint(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not value.startswith(("http://", "https://")):
+            raise ValueError(f"must start with http:// or https://, got {value!r}")
+        from hedge.observe.tracing import missing_extra
+
+        problem = missing_extra()
+        if problem is not None:
+            raise ValueError(problem)
+        return value.rstrip("/")
+
+
 class Config(_Strict):
     server: ServerConfig
     providers: dict[str, ProviderConfig] = Field(min_length=1)
     models: dict[str, ModelConfig] = Field(min_length=1)
     resilience: ResilienceConfig = ResilienceConfig()
     state: StateConfig = StateConfig()
+    tracing: TracingConfig = TracingConfig()
 
     @model_validator(mode="after")
     def _references(self) -> Config:

@@ -17,6 +17,7 @@ from hedge.cost import catalogue
 from hedge.observe.logs import AccessLog, config_secrets, register_secrets
 from hedge.observe.metrics import Metrics
 from hedge.observe.records import RequestRecord, Sink
+from hedge.observe.tracing import Tracer, header_secrets, make_tracer
 from hedge.providers import make_adapter
 from hedge.providers.base import Adapter
 from hedge.resilience.failover import Failover
@@ -54,6 +55,10 @@ class Runtime:
             breakers=lambda: self.failover.breakers,
         )
         self.sinks += [self.metrics.observe, AccessLog()]
+        register_secrets(header_secrets(config.tracing))
+        self.tracer: Tracer = make_tracer(config)
+        if self.tracer.enabled:  # ends request spans when their record is final (streams: at their end)
+            self.sinks.append(self.tracer.finish)
         self.db: Database | None = None
         self.ledger: Ledger | None = None
         self.keys: KeyStore | None = None
@@ -106,6 +111,7 @@ class Runtime:
             await self.cache.close()
         await self.transport.close()
         self.metrics.close()
+        await self.tracer.close()  # flush the last requests' spans
 
 
 def database_url(config: Config) -> str:

@@ -29,6 +29,7 @@ from hedge.config import Price
 from hedge.cost.pricing import cost_usd, format_usd
 from hedge.errors import HedgeError, NoDeploymentAvailable, UpstreamError
 from hedge.observe.records import RequestRecord
+from hedge.observe.tracing import RequestTrace
 from hedge.providers.base import Usage
 from hedge.providers.capabilities import drop, unsupported
 from hedge.routing.deployment import Deployment
@@ -54,6 +55,8 @@ async def handle(
     runtime = runtime_of(request)
     started = time.perf_counter()
     record = RequestRecord(new_request_id(), endpoint, alias="")
+    tracer = runtime.tracer
+    trace = tracer.start_request(record, request.headers) if tracer.enabled else None
     try:
         key = await authenticate(request, runtime)
         raw = await read_body(request, runtime.config.server.max_body_bytes)
@@ -70,7 +73,7 @@ async def handle(
             record.key, record.key_id, record.team = key, key.id, key.team
             await runtime.gate.admit(key, body["model"])
         tags = tuple(t.strip() for t in request.headers.get("x-hedge-tags", "").split(",") if t.strip())
-        return await _route(runtime, body, record, started, tags)
+        return await _route(runtime, body, record, started, tags, trace)
     except HedgeError as exc:
         record.status = exc.status
         record.error = exc.message
@@ -97,6 +100,7 @@ async def _route(
     record: RequestRecord,
     started: float,
     header_tags: tuple[str, ...],
+    trace: RequestTrace | None = None,
 ) -> Response:
     router = runtime.router
     ctx = router.context(body, header_tags)
@@ -111,6 +115,8 @@ async def _route(
         )
     record.alias = alias.name
     record.tags = ctx.tags
+    if trace is not None:
+        trace.routed(body)
     runtime.started(record)
     stream = record.endpoint == "chat" and bool(body.get("stream"))
     record.stream = stream
@@ -125,8 +131,10 @@ async def _route(
             record.provider, record.model = dep.provider, dep.model
             price = dep.price_at(ctx.now)
             if stream:
-                return await _stream(runtime, dep, send, want_usage, record, price, baseline, started)
-            return await _complete(runtime, dep, send, record, price, baseline)
+                sending = _stream(runtime, dep, send, want_usage, record, price, baseline, started)
+            else:
+                sending = _complete(runtime, dep, send, record, price, baseline)
+            return await (sending if trace is None else trace.attempt(dep, sending))
 
         return attempt
 
