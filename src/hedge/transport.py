@@ -8,6 +8,7 @@ connections alive per host. Network failures are turned into
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Callable, Mapping
 
 import aiohttp
@@ -46,9 +47,7 @@ class Transport:
         self, provider: str, request: UpstreamRequest, timeouts: Timeouts
     ) -> aiohttp.ClientResponse:
         """Send a request and return the response with its body still unread."""
-        timeout = aiohttp.ClientTimeout(
-            total=timeouts.total, connect=timeouts.connect, sock_read=timeouts.read
-        )
+        timeout = _client_timeout(timeouts)
         try:
             return await self.session(provider).post(
                 request.url, data=request.body, headers=request.headers, timeout=timeout
@@ -76,6 +75,12 @@ class Transport:
     async def close(self) -> None:
         sessions, self._sessions = list(self._sessions.values()), {}
         await asyncio.gather(*(s.close() for s in sessions), return_exceptions=True)
+
+
+@functools.lru_cache(maxsize=256)
+def _client_timeout(timeouts: Timeouts) -> aiohttp.ClientTimeout:
+    """One aiohttp timeout object per distinct setting, not one per request."""
+    return aiohttp.ClientTimeout(total=timeouts.total, connect=timeouts.connect, sock_read=timeouts.read)
 
 
 async def read_upstream(resp: aiohttp.ClientResponse, provider: str) -> bytes:
