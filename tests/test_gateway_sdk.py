@@ -320,3 +320,18 @@ def test_request_ids_are_unique(client: openai.OpenAI) -> None:
         for _ in range(5)
     }
     assert len(ids) == 5
+
+
+def test_stream_without_upstream_usage_is_flagged(
+    client: openai.OpenAI, premium: Mock, gateway: Gateway
+) -> None:
+    premium.configure(quirks=["no-stream-usage"])
+    chunks = list(
+        client.chat.completions.create(
+            model="premium", messages=MESSAGES, stream=True, stream_options={"include_usage": True}
+        )
+    )
+    usage = chunks[-1].usage
+    assert usage is not None and usage.completion_tokens == 0
+    assert (usage.model_extra or {})["hedge_usage_missing"] is True
+    assert "premium/gpt-4o sent no usage in its stream" in gateway.log.read_text()

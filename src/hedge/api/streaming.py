@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import Callable
 from typing import Any
@@ -29,6 +30,10 @@ from hedge.providers.sse import DONE, frame
 from hedge.routing.deployment import Deployment
 from hedge.store.bodies import BODY_LIMIT
 from hedge.transport import network_error
+
+log = logging.getLogger("hedge")
+_WARNED_NO_USAGE: set[str] = set()
+"""Deployments already warned about, so the log says it once, not once per request."""
 
 SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 
@@ -176,6 +181,13 @@ class ChatStream(Response):
     def _book(self) -> None:
         usage = self._translator.usage
         rec = self._record
+        if usage is None and self._dep.id not in _WARNED_NO_USAGE:
+            _WARNED_NO_USAGE.add(self._dep.id)
+            log.warning(
+                "%s sent no usage in its stream: such requests are booked at 0 tokens and 0 USD "
+                "('hedge check' flags this as stream-usage)",
+                self._dep.id,
+            )
         rec.cost_usd = cost_usd(usage, self._price)
         if self._baseline is not None:
             rec.baseline_cost_usd = cost_usd(usage, self._baseline)
@@ -201,6 +213,8 @@ class ChatStream(Response):
             "total_tokens": usage.total_tokens,
         }
         usage_obj["hedge_cost_usd"] = round(self._record.cost_usd, 10)
+        if self._translator.usage is None:
+            usage_obj["hedge_usage_missing"] = True
         return {**chunk, "usage": usage_obj}
 
     def _finish(self) -> None:
