@@ -36,7 +36,6 @@ named ``...no-such-model...`` gets 404 ``not_found_error``.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 from collections.abc import AsyncIterator
 from typing import Any
@@ -96,12 +95,7 @@ def _authorized(state: MockState, key: str) -> bool:
 
 async def _admit(state: MockState, request: Request) -> tuple[dict[str, Any] | None, Response | None]:
     """Common entry: parse, record, authenticate, inject faults. Returns (body, early_response)."""
-    raw = await request.body()
-    try:
-        body = orjson.loads(raw) if raw else None
-    except orjson.JSONDecodeError:
-        body = None
-    state.note(request, body)
+    body = await state.read(request)
     key = _api_key(request)
     if not key:
         return None, error(state, 401, "x-api-key header is required")
@@ -111,13 +105,8 @@ async def _admit(state: MockState, request: Request) -> tuple[dict[str, Any] | N
         return None, error(state, 400, "anthropic-version: header is required")
     if not isinstance(body, dict):
         return None, error(state, 400, "There was an error parsing the body of your request as JSON.")
-    if state.should_fail():
-        if state.knobs.fail_mode == "hang":
-            await asyncio.sleep(3600)
-        if state.knobs.fail_mode == "status" or not body.get("stream"):
-            return None, error(state, state.knobs.fail_status)
-        body["_mock_disconnect"] = True
-    return body, None
+    status = await state.fault(body, bool(body.get("stream")))
+    return (None, error(state, status)) if status is not None else (body, None)
 
 
 def _text(content: Any) -> str:

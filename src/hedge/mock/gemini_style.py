@@ -25,7 +25,6 @@ chunk itself.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import re
 from collections.abc import AsyncIterator
@@ -112,24 +111,14 @@ async def _admit(
     state: MockState, request: Request, stream: bool
 ) -> tuple[dict[str, Any] | None, Response | None]:
     """Common entry: parse, record, authenticate, inject faults. Returns (body, early_response)."""
-    raw = await request.body()
-    try:
-        body = orjson.loads(raw) if raw else None
-    except orjson.JSONDecodeError:
-        body = None
-    state.note(request, body)
+    body = await state.read(request)
     denied = _auth_error(state, request)
     if denied is not None:
         return None, denied
     if not isinstance(body, dict):
         return None, error(state, 400, "Invalid JSON payload received. Expected an object.")
-    if state.should_fail():
-        if state.knobs.fail_mode == "hang":
-            await asyncio.sleep(3600)
-        if state.knobs.fail_mode == "status" or not stream:
-            return None, error(state, state.knobs.fail_status)
-        body["_mock_disconnect"] = True
-    return body, None
+    status = await state.fault(body, stream)
+    return (None, error(state, status)) if status is not None else (body, None)
 
 
 # -- request -> behaviour ---------------------------------------------------------------------------

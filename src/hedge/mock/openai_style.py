@@ -20,7 +20,6 @@ body with status 200).
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 import struct
@@ -72,23 +71,13 @@ def _authorized(state: MockState, request: Request) -> bool:
 
 async def _admit(state: MockState, request: Request) -> tuple[dict[str, Any] | None, Response | None]:
     """Common entry: parse, record, authenticate, inject faults. Returns (body, early_response)."""
-    raw = await request.body()
-    try:
-        body = orjson.loads(raw) if raw else None
-    except orjson.JSONDecodeError:
-        body = None
-    state.note(request, body)
+    body = await state.read(request)
     if not _authorized(state, request):
         return None, error(state, 401, "You didn't provide a valid API key.")
     if not isinstance(body, dict):
         return None, error(state, 400, "We could not parse the JSON body of your request.")
-    if state.should_fail():
-        if state.knobs.fail_mode == "hang":
-            await asyncio.sleep(3600)
-        if state.knobs.fail_mode == "status" or not body.get("stream"):
-            return None, error(state, state.knobs.fail_status)
-        body["_mock_disconnect"] = True
-    return body, None
+    status = await state.fault(body, bool(body.get("stream")))
+    return (None, error(state, status)) if status is not None else (body, None)
 
 
 def _text(content: Any) -> str:

@@ -14,6 +14,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+import orjson
 from starlette.requests import Request
 
 FailMode = Literal["status", "disconnect", "early-disconnect", "hang"]
@@ -85,6 +86,31 @@ class MockState:
             self.stats.failures_injected += 1
             return True
         return False
+
+    async def read(self, request: Request) -> Any:
+        """The request's JSON body (None if it is not JSON), noted in the stats."""
+        raw = await request.body()
+        try:
+            body = orjson.loads(raw) if raw else None
+        except orjson.JSONDecodeError:
+            body = None
+        self.note(request, body)
+        return body
+
+    async def fault(self, body: dict[str, Any], stream: bool) -> int | None:
+        """Inject the configured failure, if this request draws one: the error status to answer, if any.
+
+        ``hang`` never answers; a stream under ``disconnect`` modes is marked to be cut
+        by the style's stream writer instead of failing with a status.
+        """
+        if not self.should_fail():
+            return None
+        if self.knobs.fail_mode == "hang":
+            await asyncio.sleep(3600)
+        if self.knobs.fail_mode == "status" or not stream:
+            return self.knobs.fail_status
+        body["_mock_disconnect"] = True
+        return None
 
     def quirk(self, name: str) -> bool:
         return name in self.knobs.quirks
