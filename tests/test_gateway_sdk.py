@@ -302,6 +302,13 @@ def test_client_disconnect_cancels_upstream(gateway: Gateway, premium: Mock) -> 
     stats = premium.stats()
     assert stats["streams_cancelled"] == before + 1
     assert stats["streams_completed"] == 0
+    deadline = time.monotonic() + 2
+    line = ""
+    while time.monotonic() < deadline and not line:
+        lines = gateway.log.read_text().splitlines()
+        line = next((ln for ln in lines if " 499 " in ln and "stream" in ln and "usage estimated" in ln), "")
+        time.sleep(0.05)
+    assert line and "tokens=0+0" not in line, "a stream cut short is still booked (estimated)"
 
 
 def test_health_unknown_route_and_method(gateway: Gateway) -> None:
@@ -335,3 +342,22 @@ def test_stream_without_upstream_usage_is_flagged(
     assert usage is not None and usage.completion_tokens == 0
     assert (usage.model_extra or {})["hedge_usage_missing"] is True
     assert "premium/gpt-4o sent no usage in its stream" in gateway.log.read_text()
+
+
+def test_client_disconnect_before_the_answer_cancels_the_wait(gateway: Gateway, premium: Mock) -> None:
+    premium.configure(latency_ms=3000)
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(
+            f"{gateway.base_url}/chat/completions",
+            json={"model": "premium", "messages": MESSAGES},
+            headers={"authorization": f"Bearer {MASTER_KEY}"},
+            timeout=0.3,
+        )
+    deadline = time.monotonic() + 2
+    line = ""
+    while time.monotonic() < deadline and not line:
+        line = next(
+            (ln for ln in gateway.log.read_text().splitlines() if " 499 " in ln and "premium" in ln), ""
+        )
+        time.sleep(0.05)
+    assert line, "the abandoned request is recorded as 499 well before the upstream's 3 s answer"

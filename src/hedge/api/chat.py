@@ -8,11 +8,13 @@ until one answers. Translation belongs to the deployment's adapter, pricing to
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from hedge.api.http import (
@@ -37,6 +39,8 @@ from hedge.routing.escalation import escalation_reason
 from hedge.runtime import Runtime
 from hedge.store.cache import cache_key
 from hedge.transport import read_upstream
+
+log = logging.getLogger("hedge")
 
 
 async def chat_completions(request: Request) -> Response:
@@ -71,9 +75,32 @@ async def handle(
             validate_embeddings(body)
         if key is not None:
             record.key, record.key_id, record.team = key, key.id, key.team
-            await runtime.gate.admit(key, body["model"])
+            try:
+                await runtime.gate.admit(key, body["model"])
+            except HedgeError:
+                raise
+            except Exception as exc:
+                log.warning("key limits could not be checked: %s", type(exc).__name__, exc_info=True)
+                raise HedgeError(
+                    "This key's budget and rate limits cannot be checked now (state store unavailable).",
+                    status=503,
+                    type="service_unavailable",
+                    code="limits_unavailable",
+                ) from None
         tags = tuple(t.strip() for t in request.headers.get("x-hedge-tags", "").split(",") if t.strip())
-        return await _route(runtime, body, record, started, tags, trace)
+        return await _unless_client_leaves(request, _route(runtime, body, record, started, tags, trace))
+    except _ClientGone:
+        record.status = 499
+        record.error = "client disconnected"
+        record.latency_ms = (time.perf_counter() - started) * 1000
+        runtime.record(record)
+        return Response(status_code=499)
+    except ClientDisconnect:
+        record.status = 499
+        record.error = "client disconnected while sending its request"
+        record.latency_ms = (time.perf_counter() - started) * 1000
+        runtime.record(record)
+        return Response(status_code=499)
     except HedgeError as exc:
         record.status = exc.status
         record.error = exc.message
@@ -92,6 +119,38 @@ async def handle(
         record.latency_ms = (time.perf_counter() - started) * 1000
         runtime.record(record)
         raise
+
+
+class _ClientGone(Exception):
+    """The client disconnected before an answer was ready; its upstream request was cancelled."""
+
+
+async def _unless_client_leaves(request: Request, work: Awaitable[Response]) -> Response:
+    """Run ``work`` while watching the client; if it disconnects, cancel ``work`` (and so the upstream call).
+
+    Only called once the body has been read, so the watcher's ``receive`` sees nothing but the
+    disconnect. A stream that has started watches for itself (``ChatStream``).
+    """
+    task = asyncio.ensure_future(work)
+    watch = asyncio.ensure_future(_disconnected(request.receive))
+    try:
+        await asyncio.wait((task, watch), return_when=asyncio.FIRST_COMPLETED)
+    except BaseException:
+        task.cancel()
+        watch.cancel()
+        raise
+    if task.done():
+        watch.cancel()
+        return task.result()
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    raise _ClientGone
+
+
+async def _disconnected(receive: Callable[[], Awaitable[Any]]) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
 
 
 async def _route(
@@ -131,7 +190,9 @@ async def _route(
             record.provider, record.model = dep.provider, dep.model
             price = dep.price_at(ctx.now)
             if stream:
-                sending = _stream(runtime, dep, send, want_usage, record, price, baseline, started)
+                sending = _stream(
+                    runtime, dep, send, want_usage, record, price, baseline, started, ctx.prompt_tokens
+                )
             else:
                 sending = _complete(runtime, dep, send, record, price, baseline)
             return await (sending if trace is None else trace.attempt(dep, sending))
@@ -141,7 +202,7 @@ async def _route(
     cache_ttl = _cache_ttl(alias.config.cache_ttl_s, options, stream)
     cache_id = cache_key(alias.name, record.endpoint, body) if cache_ttl else None
     if cache_id is not None:
-        hit = await runtime.cache.get(cache_id)
+        hit = await _cache_get(runtime, cache_id)
         if hit is not None:
             return _cached(runtime, hit, record, alias.baseline_price, started)
     response = await runtime.failover.run(
@@ -151,14 +212,34 @@ async def _route(
     if escalate is not None and not stream and record.endpoint == "chat":
         reason = escalation_reason(response.body, body, escalate.when)
         if reason is not None:
-            spent = record.cost_usd
+            first = (
+                record.cost_usd,
+                record.prompt_tokens,
+                record.completion_tokens,
+                record.provider,
+                record.model,
+            )
             record.route.append(f"escalate:{reason}->{escalate.to}")
             target, plan = router.plan(escalate.to, ctx)
-            response = await runtime.failover.run(
-                plan, attempt_for(alias.baseline_price), record.route, target.max_attempts
-            )
-            record.cost_usd += spent
-            response.headers["x-hedge-escalated"] = f"{reason} -> {escalate.to}"
+            plan, held = runtime.conformance.split(plan)
+            record.route.extend(f"{dep.id}=not_conformant" for dep, _ in held)
+            try:
+                response = await runtime.failover.run(
+                    plan, attempt_for(alias.baseline_price), record.route, target.max_attempts
+                )
+            except HedgeError:
+                # The stronger model is unavailable: the first answer, paid for, is better than an error.
+                record.cost_usd, record.prompt_tokens, record.completion_tokens = first[:3]
+                record.provider, record.model = first[3], first[4]
+                response.headers["x-hedge-escalated"] = (
+                    f"{reason} -> {escalate.to} (failed; first answer kept)"
+                )
+            else:
+                # Both attempts were paid for: book both.
+                record.cost_usd += first[0]
+                record.prompt_tokens += first[1]
+                record.completion_tokens += first[2]
+                response.headers["x-hedge-escalated"] = f"{reason} -> {escalate.to}"
     if cache_id is not None and cache_ttl:
         entry = {
             "body": bytes(response.body).decode(),
@@ -166,7 +247,7 @@ async def _route(
             "model": record.model,
             "usage": [record.prompt_tokens, record.completion_tokens, record.cached_tokens],
         }
-        await runtime.cache.put(cache_id, entry, cache_ttl)
+        await _cache_put(runtime, cache_id, entry, cache_ttl)
         response.headers["x-hedge-cache"] = "miss"
     if not stream:
         record.latency_ms = (time.perf_counter() - started) * 1000
@@ -180,6 +261,22 @@ async def _route(
 
 
 DEFAULT_CACHE_TTL_S = 300.0
+
+
+async def _cache_get(runtime: Runtime, key: str) -> dict[str, Any] | None:
+    """A cache that cannot be read is a miss, never a failed request."""
+    try:
+        return await runtime.cache.get(key)
+    except Exception:
+        log.warning("response cache read failed; serving without it", exc_info=True)
+        return None
+
+
+async def _cache_put(runtime: Runtime, key: str, entry: dict[str, Any], ttl: float) -> None:
+    try:
+        await runtime.cache.put(key, entry, ttl)
+    except Exception:
+        log.warning("response cache write failed; the answer is served uncached", exc_info=True)
 
 
 def _cache_ttl(alias_ttl: float | None, options: dict[str, Any], stream: bool) -> float | None:
@@ -321,6 +418,7 @@ async def _stream(
     price: Price,
     baseline: Price | None,
     started: float,
+    prompt_estimate: int,
 ) -> Response:
     upstream = dep.adapter.chat_request(body, dep.model, True, want_usage)
     dep.stats.start()
@@ -347,4 +445,6 @@ async def _stream(
         baseline=baseline,
         on_done=runtime.record,
         started=started,
+        prompt_estimate=prompt_estimate,
+        on_failure=runtime.failover.breaker(dep).failure,
     )

@@ -98,6 +98,8 @@ class ChatStream(Response):
         baseline: Price | None,
         on_done: Callable[[RequestRecord], None],
         started: float,
+        prompt_estimate: int = 0,
+        on_failure: Callable[[], None] | None = None,
     ) -> None:
         self.status_code = 200
         self.background = None
@@ -112,6 +114,10 @@ class ChatStream(Response):
         self._baseline = baseline
         self._on_done = on_done
         self._started = started
+        self._prompt_estimate = prompt_estimate
+        self._on_failure = on_failure
+        self._events_sent = len(first)
+        self._booked = False
         self._clean = False
         self._kept: bytearray | None = bytearray() if record.request_body is not None else None
         """The response as sent, when bodies are logged (up to the body log's limit)."""
@@ -147,6 +153,7 @@ class ChatStream(Response):
                 async for data in self._upstream.content.iter_any():
                     out = translator.feed(data)
                     if out:
+                        self._events_sent += len(out)
                         await self._body(send, b"".join(out), True)
                 tail = translator.close()
             except HedgeError:
@@ -164,6 +171,8 @@ class ChatStream(Response):
             # Content already reached the client: end with an error event, never a silent truncation.
             self._record.status = exc.status
             self._record.error = exc.message
+            if self._on_failure is not None:
+                self._on_failure()  # the deployment failed after its first token: its breaker should know
             await self._body(send, frame(exc.to_dict()), False)
             return
         self._book()
@@ -179,8 +188,14 @@ class ChatStream(Response):
         await send({"type": "http.response.body", "body": body, "more_body": more})
 
     def _book(self) -> None:
+        self._booked = True
         usage = self._translator.usage
         rec = self._record
+        if usage is None and rec.status >= 400:
+            # Cut short (client gone, upstream failed): the provider still bills the prompt and what it
+            # produced, so book an estimate rather than nothing (one token per content event).
+            usage = Usage(self._prompt_estimate, max(0, self._events_sent - 1))
+            rec.error = f"{rec.error or 'stream cut short'} (usage estimated)"
         if usage is None and self._dep.id not in _WARNED_NO_USAGE:
             _WARNED_NO_USAGE.add(self._dep.id)
             log.warning(
@@ -219,6 +234,8 @@ class ChatStream(Response):
 
     def _finish(self) -> None:
         rec = self._record
+        if not self._booked:
+            self._book()
         rec.latency_ms = (time.perf_counter() - self._started) * 1000
         ok = rec.status < 400
         self._dep.stats.end(
