@@ -246,3 +246,20 @@ def test_errors_in_anthropic_shape(gw: Gateway) -> None:
         )
     with pytest.raises(anthropic.BadRequestError):
         _client(gw).messages.create(model="oa", max_tokens=0, messages=[{"role": "user", "content": "x"}])
+
+
+@pytest.mark.parametrize(
+    ("extra", "param"),
+    [
+        ({"metadata": "x"}, "metadata"),
+        ({"tools": 5}, "tools"),
+        ({"system": 3}, "system"),
+        ({"messages": [{"role": "user", "content": 7}]}, "messages.0.content"),
+        ({"messages": [{"role": "user", "content": ["text"]}]}, "messages.0.content"),
+    ],
+)
+def test_malformed_anthropic_bodies_are_400(extra: dict[str, Any], param: str) -> None:
+    body = {"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}], **extra}
+    with pytest.raises(InvalidRequest) as exc:
+        to_openai(body)
+    assert exc.value.param == param

@@ -213,6 +213,7 @@ def routed(logs: Path) -> Iterator[tuple[Gateway, Mock]]:
     providers = {
         n: {"style": "openai", "base_url": f"{mock.url}/v1", "api_key": "sk-x"} for n in ("cheap", "strong")
     }
+    providers["dead"] = {"style": "openai", "base_url": "http://127.0.0.1:1/v1", "api_key": "sk-x"}
     config = {
         "server": {"master_key": MASTER_KEY},
         "providers": providers,
@@ -225,6 +226,11 @@ def routed(logs: Path) -> Iterator[tuple[Gateway, Mock]]:
                 "escalate": {"to": "strong", "when": ["length", "empty"]},
             },
             "batch": {"deployments": [{"provider": "cheap", "model": "batch-model"}]},
+            "hopeful": {
+                "deployments": [{"provider": "cheap", "model": "small"}],
+                "escalate": {"to": "gone", "when": ["length"]},
+            },
+            "gone": {"deployments": [{"provider": "dead", "model": "big"}], "max_attempts": 1},
             "strong": {
                 "deployments": [{"provider": "strong", "model": "large", "price": {"input": 3, "output": 15}}]
             },
@@ -272,6 +278,15 @@ def test_escalation_on_truncated_answer(routed: tuple[Gateway, Mock]) -> None:
     assert float(raw.headers["x-hedge-cost-usd"]) > strong_cost, "both attempts are paid for"
     fine = _sdk(gw).chat.completions.with_raw_response.create(model="chat", messages=msg)
     assert "x-hedge-escalated" not in fine.headers and fine.headers["x-hedge-model"] == "small"
+
+
+def test_failed_escalation_keeps_the_first_answer(routed: tuple[Gateway, Mock]) -> None:
+    gw, _ = routed
+    msg: list[Any] = [{"role": "user", "content": "a b c d e f g h"}]
+    raw = _sdk(gw).chat.completions.with_raw_response.create(model="hopeful", messages=msg, max_tokens=3)
+    assert raw.headers["x-hedge-escalated"] == "length -> gone (failed; first answer kept)"
+    assert raw.parse().choices[0].finish_reason == "length"
+    assert raw.headers["x-hedge-model"] == "small"
 
 
 def test_per_request_order_over_http(routed: tuple[Gateway, Mock]) -> None:

@@ -217,3 +217,25 @@ def test_unasked_usage_null_is_removed_exactly(payload: bytes) -> None:
     assert orjson.loads(out.removeprefix(b"data: ")) == expected
     kept = OpenAIStream("p", want_usage=True).feed(b"data: " + payload + b"\n\n")
     assert orjson.loads(kept[0].removeprefix(b"data: ")) == orjson.loads(payload)
+
+
+def test_weighted_peek_leaves_the_split_exact() -> None:
+    deps = _deps([1, 1])
+    strategy = Weighted(deps)
+    firsts = []
+    for _ in range(6):
+        strategy.peek(CTX)  # used as another alias's fallback: must not advance the round-robin
+        firsts.append(strategy.order(CTX)[0].provider)
+    assert firsts.count("p0") == firsts.count("p1") == 3
+
+
+def test_cache_key_covers_answer_changing_options() -> None:
+    from hedge.store.cache import cache_key
+
+    body = {"model": "m", "messages": [{"role": "user", "content": "x"}]}
+    plain = cache_key("a", "chat", body)
+    assert cache_key("a", "chat", {**body, "hedge": {"cache": True}}) == plain
+    assert cache_key("a", "chat", {**body, "stream": False}) == plain
+    assert cache_key("a", "chat", {**body, "hedge": {"on_unsupported": "drop"}}) != plain
+    assert cache_key("a", "chat", {**body, "hedge": {"only": ["cheap"]}}) != plain
+    assert cache_key("b", "chat", body) != plain

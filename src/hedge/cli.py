@@ -28,6 +28,13 @@ def _serve(args: argparse.Namespace) -> int:
 
     logs = log_config(args.log_format, args.log_level)
     logging.config.dictConfig(logs)  # now, for what start-up logs before uvicorn applies it again
+    if args.workers > 1 and not config.state.redis_url:
+        print(
+            "hedge: warning: --workers > 1 without state.redis_url: each worker keeps its own rate-limit "
+            "windows, budget counters, response cache and breakers, so per-key limits are multiplied by the "
+            "number of workers. Set state.redis_url to share them.",
+            file=sys.stderr,
+        )
     if args.workers > 1:
         from hedge.observe.metrics import multiprocess_dir
 

@@ -11,6 +11,7 @@ each is admitted while the counter is under budget, and booked when it ends.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -21,6 +22,7 @@ from hedge.store.counters import Counters, window_start
 from hedge.store.ledger import Ledger
 
 MINUTE = 60
+log = logging.getLogger("hedge.gate")
 
 
 def period_bounds(period: str | None, now: float) -> tuple[float, int | None]:
@@ -104,7 +106,12 @@ class Gate:
             return
         task = asyncio.ensure_future(self._book(record.cost_usd, tokens, record.started_at, key))
         self._pending.add(task)
-        task.add_done_callback(self._pending.discard)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._pending.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("could not book spend for a key: %r", task.exception())
 
     async def _book(self, cost: float, tokens: int, when: float, key: VirtualKey) -> None:
         if cost and key.budget_usd is not None:

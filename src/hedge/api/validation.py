@@ -17,6 +17,7 @@ from hedge.errors import InvalidRequest
 _ROLES = {"system", "developer", "user", "assistant", "tool", "function"}
 _TOOL_CHOICES = {"none", "auto", "required"}
 _FORMATS = {"text", "json_object", "json_schema"}
+MAX_CACHE_TTL_S = 86400
 
 
 def parse_json_object(raw: bytes) -> dict[str, Any]:
@@ -178,6 +179,12 @@ def validate_hedge_options(body: dict[str, Any]) -> None:
     cache = options.get("cache")
     if cache is not None and not isinstance(cache, bool | int | float):
         raise _type_error("hedge.cache", "true, false or a TTL in seconds", cache)
+    if not isinstance(cache, bool) and isinstance(cache, int | float) and not 0 < cache <= MAX_CACHE_TTL_S:
+        raise InvalidRequest(
+            f"Invalid value for 'hedge.cache': {cache}; a TTL must be within (0, {MAX_CACHE_TTL_S}] s.",
+            param="hedge.cache",
+            code="invalid_value",
+        )
     max_price = options.get("max_price")
     if max_price is not None:
         if not isinstance(max_price, dict):
@@ -212,6 +219,8 @@ def _validate_message(i: int, message: Any) -> None:
                     param=f"{where}.content[{j}]",
                     code="invalid_type",
                 )
+            if part["type"] == "text" and not isinstance(part.get("text"), str):
+                raise _type_error(f"{where}.content[{j}].text", "a string", part.get("text"))
     if content is None and role in ("system", "developer", "user", "tool"):
         raise _missing(f"{where}.content")
     if role == "tool" and not isinstance(message.get("tool_call_id"), str):

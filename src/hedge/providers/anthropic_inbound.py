@@ -63,6 +63,12 @@ def to_openai(body: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(messages_in, list) or not messages_in:
         raise InvalidRequest("messages: Field required (a non-empty array)", param="messages")
 
+    for field, expected, name in (("metadata", dict, "an object"), ("tools", list, "an array")):
+        if body.get(field) is not None and not isinstance(body[field], expected):
+            raise InvalidRequest(f"{field}: Input should be {name}", param=field)
+    if body.get("system") is not None and not isinstance(body["system"], str | list):
+        raise InvalidRequest("system: Input should be a string or an array of text blocks", param="system")
+
     messages: list[dict[str, Any]] = []
     system = body.get("system")
     if system:
@@ -73,6 +79,13 @@ def to_openai(body: dict[str, Any]) -> dict[str, Any]:
                 f"messages.{i}.role: must be 'user' or 'assistant'", param=f"messages.{i}.role"
             )
         content = message.get("content")
+        if not isinstance(content, str) and not (
+            isinstance(content, list) and all(isinstance(b, dict) for b in content)
+        ):
+            raise InvalidRequest(
+                f"messages.{i}.content: Input should be a string or an array of content blocks",
+                param=f"messages.{i}.content",
+            )
         if message["role"] == "assistant":
             messages.append(_assistant(content))
         else:

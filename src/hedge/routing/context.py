@@ -59,7 +59,11 @@ class RouteContext:
                 if isinstance(content, str):
                     chars += len(content)
                 elif isinstance(content, list):
-                    chars += sum(len(p.get("text", "")) for p in content if isinstance(p, dict))
+                    chars += sum(
+                        len(p["text"])
+                        for p in content
+                        if isinstance(p, dict) and isinstance(p.get("text"), str)
+                    )
             inp = self.body.get("input")
             if isinstance(inp, str):
                 chars += len(inp)

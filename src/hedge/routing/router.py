@@ -176,7 +176,7 @@ class Router:
         if alias.fallbacks:
             seen = {d.id for d in plan}
             for fallback in alias.fallbacks:
-                for dep in self.aliases[fallback].strategy.order(ctx):
+                for dep in self.aliases[fallback].strategy.peek(ctx):
                     if dep.id not in seen:
                         seen.add(dep.id)
                         plan.append(dep)

@@ -20,6 +20,10 @@ DEFAULT_COMPLETION_TOKENS = 256
 class Strategy(Protocol):
     def order(self, ctx: RouteContext) -> list[Deployment]: ...
 
+    def peek(self, ctx: RouteContext) -> list[Deployment]:
+        """The order without advancing any state: for an alias used as another's fallback."""
+        ...
+
 
 def expected_cost(dep: Deployment, ctx: RouteContext) -> float:
     """USD this request is expected to cost on ``dep``, at the price in force now."""
@@ -36,6 +40,9 @@ class Ordered:
 
     def order(self, ctx: RouteContext) -> list[Deployment]:
         return list(self._order)
+
+    def peek(self, ctx: RouteContext) -> list[Deployment]:
+        return self.order(ctx)
 
 
 class Weighted:
@@ -64,6 +71,10 @@ class Weighted:
         current[best] -= self._total
         deps = self._deps
         return [deps[best], *(deps[i] for i in self._fallback_order if i != best), *self._rest]
+
+    def peek(self, ctx: RouteContext) -> list[Deployment]:
+        """Heaviest first, leaving the round-robin untouched so this alias's own split stays exact."""
+        return [*(self._deps[i] for i in self._fallback_order), *self._rest]
 
 
 class Cheapest:
@@ -94,6 +105,9 @@ class Cheapest:
         )
         return [d for _, d in ranked]
 
+    def peek(self, ctx: RouteContext) -> list[Deployment]:
+        return self.order(ctx)
+
 
 class LeastLatency:
     """Lowest observed latency (EWMA; time to first token for streams). Unmeasured ones go first, to learn."""
@@ -109,6 +123,9 @@ class LeastLatency:
 
         return [d for _, d in sorted(enumerate(self._deps), key=key)]
 
+    def peek(self, ctx: RouteContext) -> list[Deployment]:
+        return self.order(ctx)
+
 
 class LeastBusy:
     """Fewest requests in flight from this process."""
@@ -119,6 +136,9 @@ class LeastBusy:
     def order(self, ctx: RouteContext) -> list[Deployment]:
         ranked = sorted(enumerate(self._deps), key=lambda p: (p[1].stats.in_flight, -p[1].weight, p[0]))
         return [d for _, d in ranked]
+
+    def peek(self, ctx: RouteContext) -> list[Deployment]:
+        return self.order(ctx)
 
 
 STRATEGIES: dict[str, type[Ordered | Weighted | Cheapest | LeastLatency | LeastBusy]] = {

@@ -15,11 +15,20 @@ from typing import Any, Protocol
 
 import orjson
 
-_SKIP = ("hedge", "stream", "stream_options")
+_SKIP = ("stream", "stream_options")
 
 
 def cache_key(alias: str, endpoint: str, body: dict[str, Any]) -> str:
+    """Every option that can change the answer is part of the key, the gateway's own routing and
+    parameter-policy options included (only the caching choice itself is not)."""
     normal = {k: v for k, v in body.items() if k not in _SKIP}
+    options = normal.get("hedge")
+    if isinstance(options, dict):
+        kept = {k: v for k, v in options.items() if k != "cache"}
+        if kept:
+            normal["hedge"] = kept
+        else:
+            del normal["hedge"]
     digest = hashlib.sha256(orjson.dumps([alias, endpoint, normal], option=orjson.OPT_SORT_KEYS)).hexdigest()
     return digest
 
