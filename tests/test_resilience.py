@@ -284,3 +284,29 @@ def test_breaker_state_is_shared_through_redis(logs: Path) -> None:
     finally:
         for proc in (first, second, dead, alive):
             proc.stop()
+
+
+def test_shared_breaker_snapshots_never_go_backwards() -> None:
+    import secrets
+
+    import orjson
+    import redis.asyncio as redis
+
+    from hedge.resilience.shared import SharedBreakers
+    from test_state import REDIS_URL
+
+    async def scenario() -> dict[str, object]:
+        prefix = f"hedge-test-{secrets.token_hex(4)}:"
+        shared = SharedBreakers(REDIS_URL, prefix, Failover(ResilienceConfig()))
+        newer = {"state": "open", "opened_at": 1.0, "cooldown_until": 0.0, "changed_at": 200.0}
+        older = {"state": "closed", "opened_at": 0.0, "cooldown_until": 0.0, "changed_at": 100.0}
+        await shared._write("d/m", newer)
+        await shared._write("d/m", older)  # e.g. a slower replica's stale view
+        client = redis.from_url(REDIS_URL)
+        stored: dict[str, object] = orjson.loads(await client.hget(prefix + "breakers", "d/m"))
+        await client.delete(prefix + "breakers")
+        await client.aclose()
+        await shared.close()
+        return stored
+
+    assert asyncio.run(scenario())["state"] == "open"

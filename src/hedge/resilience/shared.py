@@ -21,6 +21,18 @@ from hedge.resilience.failover import Failover
 
 log = logging.getLogger("hedge.breaker")
 
+_SET_IF_NEWER = """
+local current = redis.call('HGET', KEYS[1], ARGV[1])
+if current then
+  local ok, old = pcall(cjson.decode, current)
+  if ok and tonumber(old['changed_at']) and tonumber(old['changed_at']) >= tonumber(ARGV[3]) then
+    return 0
+  end
+end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+return 1
+"""
+
 
 class SharedBreakers:
     def __init__(self, redis_url: str, prefix: str, failover: Failover, interval_s: float = 0.5) -> None:
@@ -32,6 +44,8 @@ class SharedBreakers:
         self._interval = interval_s
         self._task: asyncio.Task[None] | None = None
         self._pending: set[asyncio.Task[None]] = set()
+        self._write_lock = asyncio.Lock()
+        self._newer = self._redis.register_script(_SET_IF_NEWER)
         failover.on_new_breaker = self._attach
         for breaker in failover.breakers.values():
             self._attach(breaker)
@@ -45,10 +59,14 @@ class SharedBreakers:
         task.add_done_callback(self._pending.discard)
 
     async def _write(self, name: str, snapshot: dict[str, Any]) -> None:
-        try:
-            await self._redis.hset(self._key, name, orjson.dumps(snapshot))
-        except Exception:
-            log.exception("could not share breaker state of %s", name)
+        # In order (the lock is FIFO), and never over a newer snapshot from any replica.
+        async with self._write_lock:
+            try:
+                await self._newer(
+                    keys=[self._key], args=[name, orjson.dumps(snapshot), snapshot["changed_at"]]
+                )
+            except Exception:
+                log.exception("could not share breaker state of %s", name)
 
     async def sync(self) -> None:
         """Adopt every newer snapshot from the other replicas."""
