@@ -32,6 +32,9 @@ Samples = list[tuple[str, dict[str, str], float]]
 CHAT_PRICE = {"input": 0.5, "output": 1.5}
 BASELINE_PRICE = {"input": 5.0, "output": 15.0}
 
+LATENCY_SUM = "hedge_request_duration_seconds_sum"  # a histogram of the request latencies
+LATENCY_COUNT = "hedge_request_duration_seconds_count"
+
 
 def scrape(url: str) -> Samples:
     resp = httpx.get(f"{url}/metrics", timeout=10)
@@ -215,7 +218,7 @@ def test_latency_and_ttft_histograms(traffic: Traffic) -> None:
         ("chat", "good"): 3
     }
     assert total(samples, "hedge_time_to_first_token_seconds_sum") > 0
-    assert total(samples, "hedge_request_duration_seconds_sum", alias="chat") > 0
+    assert total(samples, LATENCY_SUM, alias="chat") > 0
 
 
 def test_attempts_retries_and_failovers(traffic: Traffic) -> None:
@@ -310,7 +313,7 @@ def test_multiple_workers_share_counters(logs: Path, tmp_path: Path) -> None:
         for _ in range(4):  # whichever worker answers the scrape reports the sum
             samples = scrape(gw.url)
             assert by(samples, "hedge_requests_total", "alias", "status") == {("chat", "200"): sent}
-            assert total(samples, "hedge_request_duration_seconds_count") == sent
+            assert total(samples, LATENCY_COUNT) == sent
             assert ("good", "good/small") in by(samples, "hedge_breaker_state", "provider", "deployment")
     finally:
         gw.stop()
