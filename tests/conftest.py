@@ -19,6 +19,18 @@ from hedge.netutil import free_port
 
 MASTER_KEY = "sk-hedge-test"
 
+_STARTED: list[subprocess.Popen[bytes]] = []
+"""Every process the tests started, so none outlives the session even when a fixture fails half-way."""
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _reap_processes() -> Iterator[None]:
+    yield
+    for proc in _STARTED:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
 
 def _wait_ready(proc: subprocess.Popen[bytes], url: str, log: Path, timeout: float = 20.0) -> None:
     deadline = time.monotonic() + timeout
@@ -74,6 +86,7 @@ def start_mock(style: str, log_dir: Path, *args: str, port: int | None = None) -
     log = log_dir / f"mock-{style}-{port}.log"
     cmd = [sys.executable, "-m", "hedge", "mock", "--style", style, "--port", str(port), *args]
     proc = subprocess.Popen(cmd, stdout=log.open("wb"), stderr=subprocess.STDOUT)
+    _STARTED.append(proc)
     _wait_ready(proc, f"http://127.0.0.1:{port}/_mock/stats", log)
     return Mock(style, port, proc)
 
@@ -115,6 +128,7 @@ def start_gateway(
     proc = subprocess.Popen(
         cmd, stdout=log.open("wb"), stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
     )
+    _STARTED.append(proc)
     _wait_ready(proc, f"http://127.0.0.1:{port}/health", log)
     return Gateway(port, proc, path, log)
 
