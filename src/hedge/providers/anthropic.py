@@ -38,7 +38,7 @@ from hedge.config import ProviderConfig
 from hedge.errors import InvalidRequest, UpstreamError
 from hedge.providers.base import Capabilities, Translated, UpstreamRequest, Usage
 from hedge.providers.errors import load_object, upstream_error
-from hedge.providers.sse import Event, SSEParser, frame
+from hedge.providers.sse import Event, SSETranslator, frame
 
 ANTHROPIC_VERSION = "2023-06-01"
 MAX_TEMPERATURE = 1.0
@@ -498,12 +498,11 @@ def _error_fields(data: dict[str, Any]) -> tuple[str | None, str | None]:
 # -- streaming ------------------------------------------------------------------------------------
 
 
-class AnthropicStream:
+class AnthropicStream(SSETranslator):
     """Translates a Messages event stream into OpenAI ``chat.completion.chunk`` events."""
 
     def __init__(self, provider: str, model: str) -> None:
-        self._parser = SSEParser()
-        self._provider = provider
+        super().__init__(provider)
         self._id = "chatcmpl-"
         self._model = model
         self._created = int(time.time())
@@ -512,15 +511,6 @@ class AnthropicStream:
         self._raw_usage: dict[str, Any] = {}
         # Anthropic content-block index -> [OpenAI tool_call index, arguments sent?, input at block start]
         self._tools: dict[int, list[Any]] = {}
-        self.usage: Usage | None = None
-        self.usage_chunk: dict[str, Any] | None = None
-        self.finished = False
-
-    def feed(self, data: bytes) -> list[bytes]:
-        return self._handle(self._parser.feed(data))
-
-    def close(self) -> list[bytes]:
-        return self._handle(self._parser.close())
 
     def _chunk(self, delta: dict[str, Any], finish: str | None = None) -> bytes:
         choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}

@@ -50,7 +50,7 @@ from hedge.config import ProviderConfig
 from hedge.errors import InvalidRequest, UpstreamError
 from hedge.providers.base import Capabilities, Translated, UpstreamRequest, Usage
 from hedge.providers.errors import load_object, upstream_error
-from hedge.providers.sse import SSEParser, frame
+from hedge.providers.sse import SSETranslator, frame
 
 _FINISH = {"STOP": "stop", "MAX_TOKENS": "length"}
 _FILTERED = ("SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED", "SPII")
@@ -638,7 +638,7 @@ def _int(value: Any, default: int) -> int:
 # -- streaming --------------------------------------------------------------------------------------
 
 
-class GeminiStream:
+class GeminiStream(SSETranslator):
     """``streamGenerateContent?alt=sse`` (each event a whole ``GenerateContentResponse``) as OpenAI chunks.
 
     Gemini sends no end-of-stream event: the stream counts as finished once
@@ -662,8 +662,7 @@ class GeminiStream:
     )
 
     def __init__(self, provider: str, model: str, want_usage: bool) -> None:
-        self._parser = SSEParser()
-        self._provider = provider
+        super().__init__(provider)
         self._model = model
         self._want_usage = want_usage
         self._id: str | None = None
@@ -671,15 +670,6 @@ class GeminiStream:
         self._started: set[int] = set()
         self._done: set[int] = set()
         self._calls: dict[int, int] = {}
-        self.usage: Usage | None = None
-        self.usage_chunk: dict[str, Any] | None = None
-        self.finished = False
-
-    def feed(self, data: bytes) -> list[bytes]:
-        return self._handle(self._parser.feed(data))
-
-    def close(self) -> list[bytes]:
-        return self._handle(self._parser.close())
 
     def _handle(self, events: list[Any]) -> list[bytes]:
         out: list[bytes] = []

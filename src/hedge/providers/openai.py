@@ -18,7 +18,7 @@ from hedge.config import ProviderConfig
 from hedge.errors import UpstreamError
 from hedge.providers.base import Capabilities, Translated, UpstreamRequest, Usage
 from hedge.providers.errors import load_object, upstream_error
-from hedge.providers.sse import SSEParser, frame
+from hedge.providers.sse import SSETranslator, frame
 
 
 class OpenAIAdapter:
@@ -105,24 +105,14 @@ class OpenAIAdapter:
         )
 
 
-class OpenAIStream:
+class OpenAIStream(SSETranslator):
     """Pass-through of an OpenAI SSE stream that captures (and hides, when unasked) usage."""
 
-    __slots__ = ("_parser", "_provider", "_want_usage", "finished", "usage", "usage_chunk")
+    __slots__ = ("_want_usage",)
 
     def __init__(self, provider: str, want_usage: bool) -> None:
-        self._parser = SSEParser()
-        self._provider = provider
+        super().__init__(provider)
         self._want_usage = want_usage
-        self.usage: Usage | None = None
-        self.usage_chunk: dict[str, Any] | None = None
-        self.finished = False
-
-    def feed(self, data: bytes) -> list[bytes]:
-        return self._handle(self._parser.feed(data))
-
-    def close(self) -> list[bytes]:
-        return self._handle(self._parser.close())
 
     def _handle(self, events: list[Any]) -> list[bytes]:
         out: list[bytes] = []

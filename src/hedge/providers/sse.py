@@ -8,8 +8,12 @@ stream can be forwarded without re-encoding.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import orjson
+
+if TYPE_CHECKING:
+    from hedge.providers.base import Usage
 
 DONE = b"data: [DONE]\n\n"
 
@@ -53,6 +57,32 @@ class SSEParser:
             return []
         event = _parse(rest + b"\n\n")
         return [event] if event is not None else []
+
+
+class SSETranslator:
+    """Base of the stream translators: SSE framing in, and the end-of-stream state the gateway reads.
+
+    Subclasses implement ``_handle`` (whole upstream events in, OpenAI ``data:`` events out) and
+    fill ``usage``, ``usage_chunk`` and ``finished`` as the stream tells them.
+    """
+
+    __slots__ = ("_parser", "_provider", "finished", "usage", "usage_chunk")
+
+    def __init__(self, provider: str) -> None:
+        self._parser = SSEParser()
+        self._provider = provider
+        self.usage: Usage | None = None
+        self.usage_chunk: dict[str, Any] | None = None
+        self.finished = False
+
+    def feed(self, data: bytes) -> list[bytes]:
+        return self._handle(self._parser.feed(data))
+
+    def close(self) -> list[bytes]:
+        return self._handle(self._parser.close())
+
+    def _handle(self, events: list[Event]) -> list[bytes]:
+        raise NotImplementedError
 
 
 def _parse(raw: bytes) -> Event | None:
