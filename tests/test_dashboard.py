@@ -12,7 +12,6 @@ from __future__ import annotations
 import inspect
 import json
 import math
-import secrets
 import shutil
 import signal
 import subprocess
@@ -25,7 +24,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
 import pytest
 
@@ -45,10 +43,10 @@ from hedge.store.bodies import BODY_LIMIT, BodyLog, body_text
 from hedge.store.db import Database, connect
 from hedge.store.ledger import Ledger
 from hedge.store.schema import MIGRATIONS
+from test_state import PG_BASE, _drop_schema, _pg_schema
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts" / "dashboard"
-PG_BASE = "postgresql://postgres@127.0.0.1:5432/test"
 
 CHEAP_PRICE = {"input": 0.5, "output": 1.5}
 PREMIUM_PRICE = {"input": 2.5, "output": 10.0}
@@ -424,20 +422,6 @@ def test_ui_is_static_and_needs_no_key(traffic: Traffic) -> None:
 
 
 # -- the analytics SQL on both databases ------------------------------------------------------------
-
-
-async def _pg_schema() -> str:
-    schema = "hedge_dash_" + secrets.token_hex(4)
-    conn = await asyncpg.connect(PG_BASE)
-    await conn.execute(f"CREATE SCHEMA {schema}")
-    await conn.close()
-    return schema
-
-
-async def _drop_schema(schema: str) -> None:
-    conn = await asyncpg.connect(PG_BASE)
-    await conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
-    await conn.close()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

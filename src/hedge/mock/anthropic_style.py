@@ -45,7 +45,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from hedge.mock.behaviour import Reply, Tool, Turn, plan_reply, unknown_model
+from hedge.mock.behaviour import Reply, Tool, Turn, plan_reply, text_of, unknown_model
 from hedge.mock.state import MockState
 from hedge.providers.sse import frame_event
 
@@ -109,14 +109,6 @@ async def _admit(state: MockState, request: Request) -> tuple[dict[str, Any] | N
     return (None, error(state, status)) if status is not None else (body, None)
 
 
-def _text(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "".join(b.get("text", "") for b in content if isinstance(b, dict) and b.get("type") == "text")
-    return ""
-
-
 def _validate(body: dict[str, Any], need_max_tokens: bool = True) -> str | None:
     """The first problem the real API would report for this body, if any."""
     if not isinstance(body.get("model"), str) or not body["model"]:
@@ -175,13 +167,13 @@ def _validate(body: dict[str, Any], need_max_tokens: bool = True) -> str | None:
 
 def turns_of(body: dict[str, Any], drop_system: bool = False) -> list[Turn]:
     turns: list[Turn] = []
-    system = "" if drop_system else _text(body.get("system"))
+    system = "" if drop_system else text_of(body.get("system"))
     if system:
         turns.append(Turn("system", system))
     for m in body.get("messages") or []:
         content = m.get("content")
         if m.get("role") == "assistant":
-            turns.append(Turn("assistant", _text(content)))
+            turns.append(Turn("assistant", text_of(content)))
             continue
         if isinstance(content, str):
             turns.append(Turn("user", content))
@@ -189,7 +181,7 @@ def turns_of(body: dict[str, Any], drop_system: bool = False) -> list[Turn]:
         text: list[str] = []
         for block in content or []:
             if block.get("type") == "tool_result":
-                turns.append(Turn("tool", _text(block.get("content"))))
+                turns.append(Turn("tool", text_of(block.get("content"))))
             elif block.get("type") == "text":
                 text.append(block.get("text", ""))
         if text:
@@ -227,7 +219,7 @@ def _plan(body: dict[str, Any], state: MockState) -> Reply:
     elif choice.get("type") == "none":
         forced = "none"
     drop_system = state.quirk("drop-system")
-    system = "" if drop_system else _text(body.get("system"))
+    system = "" if drop_system else text_of(body.get("system"))
     turns = turns_of(body, drop_system)
     reply = plan_reply(
         body["model"],

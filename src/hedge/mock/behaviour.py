@@ -74,6 +74,15 @@ class Reply:
         return "".join(self.pieces)
 
 
+def text_of(content: Any) -> str:
+    """The text of a message's content: a string, or the text parts of a list of parts/blocks."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text")
+    return ""
+
+
 def count_tokens(text: str) -> int:
     return len(text.split())
 

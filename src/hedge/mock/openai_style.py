@@ -32,7 +32,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from hedge.mock.behaviour import Reply, Tool, Turn, count_tokens, plan_reply, unknown_model
+from hedge.mock.behaviour import Reply, Tool, Turn, count_tokens, plan_reply, text_of, unknown_model
 from hedge.mock.state import MockState
 from hedge.providers.sse import DONE, frame
 
@@ -80,27 +80,19 @@ async def _admit(state: MockState, request: Request) -> tuple[dict[str, Any] | N
     return (None, error(state, status)) if status is not None else (body, None)
 
 
-def _text(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "".join(p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text")
-    return ""
-
-
 def turns_of(messages: list[dict[str, Any]], drop_system: bool = False) -> list[Turn]:
     turns: list[Turn] = []
     for m in messages:
         role = m.get("role")
         if role in ("system", "developer"):
             if not drop_system:
-                turns.append(Turn("system", _text(m.get("content"))))
+                turns.append(Turn("system", text_of(m.get("content"))))
         elif role in ("tool", "function"):
-            turns.append(Turn("tool", _text(m.get("content"))))
+            turns.append(Turn("tool", text_of(m.get("content"))))
         elif role == "assistant":
-            turns.append(Turn("assistant", _text(m.get("content"))))
+            turns.append(Turn("assistant", text_of(m.get("content"))))
         else:
-            turns.append(Turn("user", _text(m.get("content"))))
+            turns.append(Turn("user", text_of(m.get("content"))))
     return turns
 
 
