@@ -73,6 +73,11 @@ class ProviderConfig(_Strict):
     """Sent when the client gives no limit but the wire format requires one (Anthropic)."""
     on_unsupported: Literal["reject", "drop"] = "reject"
     """What to do with a parameter this provider cannot honour: refuse the request, or drop it and say so."""
+    max_response_bytes: int = Field(64 * 1024 * 1024, ge=1024)
+    """The most a whole response may expand to once decoded; past it the answer fails over (a gzip bomb
+    must not take the gateway's memory)."""
+    max_event_bytes: int = Field(16 * 1024 * 1024, ge=1024)
+    """The most one stream event may hold; past it the stream fails (over, if nothing was sent yet)."""
 
     @field_validator("base_url")
     @classmethod

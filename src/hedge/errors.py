@@ -12,6 +12,8 @@ from typing import Any
 
 import orjson
 
+from hedge.redact import redact
+
 
 class HedgeError(Exception):
     """A client-visible error: HTTP status plus OpenAI's ``error`` object."""
@@ -82,6 +84,10 @@ class UpstreamError(HedgeError):
     ``upstream_status`` keeps the provider's own status for logs and routing
     decisions, while ``status`` is what the client sees (a 5xx from a provider
     becomes a 502 from the gateway; a 4xx caused by the request is passed on).
+
+    Every text field is redacted here, once, because its words may come from the
+    upstream: one that echoes the gateway's credentials in its error body must not
+    pass them on to the client, a stream's error event, the ledger or a log.
     """
 
     status = 502
@@ -103,7 +109,14 @@ class UpstreamError(HedgeError):
         headers: dict[str, str] = {}
         if retry_after is not None:
             headers["retry-after"] = str(max(0, round(retry_after)))
-        super().__init__(message, status=status, type=type, code=code, param=param, headers=headers)
+        super().__init__(
+            redact(message),
+            status=status,
+            type=None if type is None else redact(type),
+            code=None if code is None else redact(code),
+            param=None if param is None else redact(param),
+            headers=headers,
+        )
         self.upstream_status = upstream_status
         self.retryable = retryable
         self.retry_after = retry_after
