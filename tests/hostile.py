@@ -165,7 +165,17 @@ async def _handle(request: web.Request) -> web.StreamResponse:
         return resp
     if mode.startswith("usage"):
         _, prompt, completion = mode.split("_")
-        return web.json_response(_completion(int(prompt), int(completion)))
+        body = await request.json()
+        if not body.get("stream"):
+            return web.json_response(_completion(int(prompt), int(completion)))
+        resp = web.StreamResponse(headers={"content-type": "text/event-stream"})
+        await resp.prepare(request)
+        usage = {"prompt_tokens": int(prompt), "completion_tokens": int(completion), "total_tokens": 0}
+        end = {**orjson.loads(_chunk("", "stop")[6:]), "choices": [], "usage": usage}
+        await resp.write(_chunk("hi") + _chunk("", "stop") + b"data: " + orjson.dumps(end) + b"\n\n")
+        await resp.write(b"data: [DONE]\n\n")
+        await resp.write_eof()
+        return resp
     return web.json_response(_error_body(style, f"unknown hostile mode {mode}"), status=404)
 
 
@@ -194,7 +204,7 @@ class HostileUpstream:
         app = web.Application()
         app[SERVER_KEY] = self
         app.router.add_route("*", "/{mode}/{rest:.*}", _handle)
-        runner = web.AppRunner(app, access_log=None)
+        runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
         self._loop.run_until_complete(runner.setup())
         self._loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", self.port).start())
         self._ready.set()

@@ -145,3 +145,87 @@ def _wait_for_errors(gw: Gateway) -> list[str]:
             return errors
         time.sleep(0.05)
     raise AssertionError(f"the ledger has only {len(_ledger_errors(gw))} records")
+
+
+def test_a_stream_ends_at_done_even_if_the_upstream_never_closes(
+    gw: Gateway, hostile: HostileUpstream
+) -> None:
+    """``[DONE]`` is the end: the client's stream finishes at once (its read timeout is far below the
+    provider's), the gateway hangs up on the upstream, and the request is booked as served."""
+    body = {"model": "done", "messages": [{"role": "user", "content": "hi"}], "stream": True}
+    headers = {"authorization": f"Bearer {MASTER_KEY}"}
+    with httpx.stream(
+        "POST", f"{gw.base_url}/chat/completions", json=body, headers=headers, timeout=5
+    ) as resp:
+        text = "".join(resp.iter_text())
+        request_id = resp.headers["x-hedge-request-id"]
+    assert text.rstrip().endswith("data: [DONE]")
+    assert "hello" in text and "error" not in text
+    _wait(lambda: hostile.open_streams == 0, "the gateway hung up on the upstream")
+    _wait(lambda: _status_of(gw, request_id) == 200, "the stream was booked as served")
+
+
+def test_a_gzip_bomb_fails_over_instead_of_filling_memory(gw: Gateway) -> None:
+    resp = _chat(gw, "bounded")
+    assert resp.status_code == 200, resp.text
+    assert "bomb/m=upstream_response_too_large" in resp.headers["x-hedge-route"]
+    assert _rss_mb(gw) < 400
+
+
+def test_an_endless_stream_event_fails_over_before_the_first_token(gw: Gateway) -> None:
+    resp = _chat(gw, "bounded-stream", stream=True)
+    assert resp.status_code == 200, resp.text
+    assert "huge/m=upstream_event_too_large" in resp.headers["x-hedge-route"]
+    assert resp.text.rstrip().endswith("data: [DONE]")
+    assert _rss_mb(gw) < 400
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_impossible_usage_is_clamped_never_negative(gw: Gateway, stream: bool) -> None:
+    """Negative counts would drive a key's spend below zero; absurd ones would book a fortune."""
+    extra: dict[str, Any] = {"stream_options": {"include_usage": True}} if stream else {}
+    resp = _chat(gw, "usage_-4000000000_-5", stream=stream, **extra)
+    assert resp.status_code == 200
+    request_id = resp.headers["x-hedge-request-id"]
+    _wait(lambda: _status_of(gw, request_id) == 200, "booked")
+    row = _row(gw, request_id)
+    assert row["prompt_tokens"] == 0 and row["completion_tokens"] == 0 and row["cost_usd"] == 0
+    if not stream:
+        assert float(resp.headers["x-hedge-cost-usd"]) == 0
+    resp = _chat(gw, "usage_9000000000000_3", stream=stream, **extra)
+    request_id = resp.headers["x-hedge-request-id"]
+    _wait(lambda: _status_of(gw, request_id) == 200, "booked")
+    row = _row(gw, request_id)
+    assert 0 < row["prompt_tokens"] <= 100_000_000
+    assert "reported impossible usage" in gw.log.read_text()
+
+
+def _wait(condition: Any, what: str, timeout: float = 10.0) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting until {what}")
+
+
+def _row(gw: Gateway, request_id: str) -> dict[str, Any]:
+    db = Path(yaml_state_dir(gw)) / "hedge.db"
+    with sqlite3.connect(db) as conn:
+        conn.row_factory = sqlite3.Row
+        row = conn.execute("SELECT * FROM hedge_requests WHERE request_id = ?", (request_id,)).fetchone()
+    return dict(row) if row is not None else {}
+
+
+def _status_of(gw: Gateway, request_id: str) -> int | None:
+    status = _row(gw, request_id).get("status")
+    return int(status) if status is not None else None
+
+
+def _rss_mb(gw: Gateway) -> float:
+    for line in Path(f"/proc/{gw.proc.pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmHWM")

@@ -18,6 +18,8 @@ from hedge.config import ProviderConfig, Timeouts
 from hedge.errors import UpstreamError
 from hedge.providers.base import UpstreamRequest
 
+DEFAULT_MAX_BODY = 64 * 1024 * 1024
+
 
 class Transport:
     def __init__(self, providers: Mapping[str, ProviderConfig]) -> None:
@@ -68,9 +70,13 @@ class Transport:
         """
         resp = await self.open(provider, request, timeouts)
         if resp.status >= 400:
-            raw = await read_upstream(resp, provider)
+            raw = await self.read(resp, provider)
             raise error(resp.status, {k.lower(): v for k, v in resp.headers.items()}, raw)
         return resp
+
+    async def read(self, resp: aiohttp.ClientResponse, provider: str) -> bytes:
+        """The whole body, bounded by the provider's ``max_response_bytes``."""
+        return await read_upstream(resp, provider, self._configs[provider].max_response_bytes)
 
     async def close(self) -> None:
         sessions, self._sessions = list(self._sessions.values()), {}
@@ -83,15 +89,33 @@ def _client_timeout(timeouts: Timeouts) -> aiohttp.ClientTimeout:
     return aiohttp.ClientTimeout(total=timeouts.total, connect=timeouts.connect, sock_read=timeouts.read)
 
 
-async def read_upstream(resp: aiohttp.ClientResponse, provider: str) -> bytes:
-    """Read a whole response and give the connection back to the pool (or drop it if reading failed)."""
+async def read_upstream(resp: aiohttp.ClientResponse, provider: str, limit: int = DEFAULT_MAX_BODY) -> bytes:
+    """Read a whole response and give the connection back to the pool (or drop it if reading failed).
+
+    ``limit`` bounds the *decoded* size: a small gzip body may expand a thousandfold, and the
+    gateway must not hold a gigabyte for one answer. Past it the connection is dropped and the
+    error is the upstream's (502, retryable), so failover moves on.
+    """
+    parts: list[bytes] = []
+    size = 0
     try:
-        raw = await resp.read()
+        async for piece in resp.content.iter_any():
+            size += len(piece)
+            if size > limit:
+                resp.close()
+                raise UpstreamError(
+                    f"provider '{provider}' sent a response larger than {limit} bytes (decoded)",
+                    status=502,
+                    code="upstream_response_too_large",
+                )
+            parts.append(piece)
+    except UpstreamError:
+        raise
     except BaseException as exc:
         resp.close()
         raise network_error(provider, exc) from None
     resp.release()
-    return raw
+    return b"".join(parts)
 
 
 def network_error(provider: str, exc: BaseException) -> BaseException:

@@ -38,7 +38,6 @@ from hedge.routing.deployment import Deployment
 from hedge.routing.escalation import escalation_reason
 from hedge.runtime import Runtime
 from hedge.store.cache import cache_key
-from hedge.transport import read_upstream
 
 log = logging.getLogger("hedge")
 
@@ -384,7 +383,7 @@ async def _complete(
     latency: float | None = None
     try:
         resp = await runtime.transport.open_checked(dep.provider, upstream, dep.timeouts, dep.adapter.error)
-        raw = await read_upstream(resp, dep.provider)
+        raw = await runtime.transport.read(resp, dep.provider)
         translated = (
             adapter.chat_response(raw, upstream) if chat else adapter.embeddings_response(raw, upstream)
         )
@@ -400,6 +399,8 @@ async def _complete(
 
 def _book(record: RequestRecord, usage: Usage | None, price: Price, baseline: Price | None) -> None:
     """Price the usage translation reported, at the price in force, and against the baseline."""
+    if usage is not None:
+        usage = usage.sane(f"{record.provider}/{record.model}")
     record.cost_usd = cost_usd(usage, price)
     if baseline is not None:
         record.baseline_cost_usd = cost_usd(usage, baseline)

@@ -54,6 +54,8 @@ async def first_events(
                 held.extend(events)
                 if any(_has_content(e) for e in events):
                     return held
+                if translator.ended:
+                    break
             held.extend(translator.close())
     except HedgeError:
         raise
@@ -137,11 +139,20 @@ class ChatStream(Response):
             watch.cancel()
             if not pump.done():
                 pump.cancel()
+            cancelled = False
+            if self._clean and self._translator.ended and not self._upstream.content.at_eof():
+                # Past its last event: reuse the connection only if the body also ends promptly.
+                try:
+                    self._clean = await _reaches_eof(self._upstream)
+                except asyncio.CancelledError:
+                    self._clean, cancelled = False, True
             if self._clean:
                 self._upstream.release()
             else:
                 self._upstream.close()
             self._finish()
+            if cancelled:
+                raise asyncio.CancelledError
 
     async def _pump(self, send: Send) -> None:
         await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
@@ -150,11 +161,15 @@ class ChatStream(Response):
         self._record.ttft_ms = (time.perf_counter() - self._started) * 1000
         try:
             try:
-                async for data in self._upstream.content.iter_any():
-                    out = translator.feed(data)
-                    if out:
-                        self._events_sent += len(out)
-                        await self._body(send, b"".join(out), True)
+                already_ended = translator.ended  # the whole stream came with its first token
+                if not already_ended:
+                    async for data in self._upstream.content.iter_any():
+                        out = translator.feed(data)
+                        if out:
+                            self._events_sent += len(out)
+                            await self._body(send, b"".join(out), True)
+                        if translator.ended:
+                            break  # its last event: an upstream that never closes must not keep us waiting
                 tail = translator.close()
             except HedgeError:
                 raise
@@ -190,6 +205,8 @@ class ChatStream(Response):
     def _book(self) -> None:
         self._booked = True
         usage = self._translator.usage
+        if usage is not None:
+            usage = usage.sane(self._dep.id)
         rec = self._record
         if usage is None and rec.status >= 400:
             # Cut short (client gone, upstream failed): the provider still bills the prompt and what it
@@ -244,6 +261,26 @@ class ChatStream(Response):
         if self._kept is not None:
             rec.response_body = bytes(self._kept)
         self._on_done(rec)
+
+
+_EOF_GRACE_S = 1.0
+_EOF_SLACK_BYTES = 64 * 1024
+
+
+async def _reaches_eof(resp: aiohttp.ClientResponse) -> bool:
+    """After the upstream's last event, whether its body ends within a short grace (a well-behaved
+    server's chunked terminator is already on its way); a server that never closes is hung up on."""
+    extra = 0
+    try:
+        async with asyncio.timeout(_EOF_GRACE_S):
+            while not resp.content.at_eof():
+                piece = await resp.content.readany()
+                extra += len(piece)
+                if not piece or extra > _EOF_SLACK_BYTES:
+                    break
+    except (TimeoutError, aiohttp.ClientError):
+        return False
+    return resp.content.at_eof() and extra <= _EOF_SLACK_BYTES
 
 
 async def _wait_disconnect(receive: Receive) -> None:

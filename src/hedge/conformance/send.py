@@ -25,7 +25,7 @@ from hedge.errors import HedgeError, UpstreamError
 from hedge.observe.records import RequestRecord
 from hedge.providers.base import Usage
 from hedge.routing.deployment import Deployment
-from hedge.transport import Transport, read_upstream
+from hedge.transport import Transport
 
 
 @dataclass(slots=True)
@@ -75,7 +75,7 @@ async def _complete(
 ) -> None:
     upstream = dep.adapter.chat_request(body, model, False, False)
     resp = await transport.open_checked(dep.provider, upstream, dep.timeouts, dep.adapter.error)
-    raw = await read_upstream(resp, dep.provider)
+    raw = await transport.read(resp, dep.provider)
     translated = dep.adapter.chat_response(raw, upstream)
     out.usage = translated.usage
     data = orjson.loads(translated.body)

@@ -36,9 +36,9 @@ import orjson
 
 from hedge.config import ProviderConfig
 from hedge.errors import InvalidRequest, UpstreamError
-from hedge.providers.base import Capabilities, Translated, UpstreamRequest, Usage
+from hedge.providers.base import Capabilities, Translated, UpstreamRequest, Usage, token_count
 from hedge.providers.errors import load_object, upstream_error
-from hedge.providers.sse import Event, SSETranslator, frame
+from hedge.providers.sse import DEFAULT_MAX_EVENT_BYTES, Event, SSETranslator, frame
 
 ANTHROPIC_VERSION = "2023-06-01"
 MAX_TEMPERATURE = 1.0
@@ -194,7 +194,7 @@ class AnthropicAdapter:
         return Translated(orjson.dumps(out), usage)
 
     def stream_translator(self, model: str, want_usage: bool) -> AnthropicStream:
-        return AnthropicStream(self.name, model)
+        return AnthropicStream(self.name, model, self.config.max_event_bytes)
 
     def embeddings_request(self, body: dict[str, Any], model: str) -> UpstreamRequest:
         raise InvalidRequest(
@@ -464,11 +464,11 @@ def json_instruction(response_format: Any) -> str | None:
 def usage_from_anthropic(data: Any) -> Usage | None:
     if not isinstance(data, dict):
         return None
-    cache_read = int(data.get("cache_read_input_tokens") or 0)
-    cache_write = int(data.get("cache_creation_input_tokens") or 0)
+    cache_read = token_count(data.get("cache_read_input_tokens"))
+    cache_write = token_count(data.get("cache_creation_input_tokens"))
     return Usage(
-        prompt_tokens=int(data.get("input_tokens") or 0) + cache_read + cache_write,
-        completion_tokens=int(data.get("output_tokens") or 0),
+        prompt_tokens=token_count(data.get("input_tokens")) + cache_read + cache_write,
+        completion_tokens=token_count(data.get("output_tokens")),
         cached_tokens=cache_read,
         cache_write_tokens=cache_write,
     )
@@ -501,8 +501,8 @@ def _error_fields(data: dict[str, Any]) -> tuple[str | None, str | None]:
 class AnthropicStream(SSETranslator):
     """Translates a Messages event stream into OpenAI ``chat.completion.chunk`` events."""
 
-    def __init__(self, provider: str, model: str) -> None:
-        super().__init__(provider)
+    def __init__(self, provider: str, model: str, max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> None:
+        super().__init__(provider, max_event_bytes)
         self._id = "chatcmpl-"
         self._model = model
         self._created = int(time.time())
@@ -568,7 +568,7 @@ class AnthropicStream(SSETranslator):
                 if not self._finish_sent:
                     self._finish_sent = True
                     out.append(self._chunk({}, "stop"))
-                self.finished = True
+                self.finished = self.ended = True
         return out
 
     def _block_start(self, data: dict[str, Any], out: list[bytes]) -> None:

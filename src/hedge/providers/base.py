@@ -15,10 +15,28 @@ deployment translates the same client body again, so adapters never mutate it.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
 from hedge.config import ProviderConfig
+
+MAX_TOKENS = 100_000_000
+"""More tokens than any model's context holds, by far: a count above it is an upstream bug."""
+
+log = logging.getLogger("hedge.usage")
+
+
+def token_count(value: Any) -> int:
+    """An upstream's token count as an int: numbers are truncated (inf and NaN count as nothing),
+    anything else (a string, an object) is 0, never an exception on the request path."""
+    if isinstance(value, bool):
+        return 0
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value == value and abs(value) != float("inf"):
+        return int(value)
+    return 0
 
 
 @dataclass(slots=True)
@@ -34,15 +52,31 @@ class Usage:
     def total_tokens(self) -> int:
         return self.prompt_tokens + self.completion_tokens
 
+    def sane(self, source: str) -> Usage:
+        """These counts, each clamped to ``0..MAX_TOKENS``, so an upstream cannot book negative spend
+        (a key's budget driven to -4,000 USD) or an absurd bill; an anomaly is logged with its source."""
+        counts = (self.prompt_tokens, self.completion_tokens, self.cached_tokens, self.cache_write_tokens)
+        if all(0 <= c <= MAX_TOKENS for c in counts):
+            return self
+        clamped = [min(max(c, 0), MAX_TOKENS) for c in counts]
+        log.warning(
+            "%s reported impossible usage (prompt=%d, completion=%d, cached=%d, cache_write=%d); "
+            "booked as %s",
+            source,
+            *counts,
+            "/".join(str(c) for c in clamped),
+        )
+        return Usage(*clamped)
+
     @classmethod
     def from_openai(cls, data: Any) -> Usage | None:
         if not isinstance(data, dict):
             return None
         details = data.get("prompt_tokens_details") or {}
         return cls(
-            prompt_tokens=int(data.get("prompt_tokens") or 0),
-            completion_tokens=int(data.get("completion_tokens") or 0),
-            cached_tokens=int((details.get("cached_tokens") if isinstance(details, dict) else 0) or 0),
+            prompt_tokens=token_count(data.get("prompt_tokens")),
+            completion_tokens=token_count(data.get("completion_tokens")),
+            cached_tokens=token_count(details.get("cached_tokens") if isinstance(details, dict) else 0),
         )
 
 
@@ -105,6 +139,8 @@ class StreamTranslator(Protocol):
     usage_chunk: dict[str, Any] | None
     finished: bool
     """True once the upstream signalled a normal end of stream."""
+    ended: bool
+    """True once the upstream sent its definitive last event: stop reading and hang up, don't wait for EOF."""
 
     def feed(self, data: bytes) -> list[bytes]: ...
 

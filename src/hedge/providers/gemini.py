@@ -50,7 +50,7 @@ from hedge.config import ProviderConfig
 from hedge.errors import InvalidRequest, UpstreamError
 from hedge.providers.base import Capabilities, Translated, UpstreamRequest, Usage
 from hedge.providers.errors import load_object, upstream_error
-from hedge.providers.sse import SSETranslator, frame
+from hedge.providers.sse import DEFAULT_MAX_EVENT_BYTES, SSETranslator, frame
 
 _FINISH = {"STOP": "stop", "MAX_TOKENS": "length"}
 _FILTERED = ("SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED", "SPII")
@@ -155,7 +155,7 @@ class GeminiAdapter:
         return Translated(orjson.dumps(out), usage)
 
     def stream_translator(self, model: str, want_usage: bool) -> GeminiStream:
-        return GeminiStream(self.name, model, want_usage)
+        return GeminiStream(self.name, model, want_usage, self.config.max_event_bytes)
 
     # -- embeddings -------------------------------------------------------------------------------
 
@@ -631,7 +631,7 @@ def _int(value: Any, default: int) -> int:
         return value
     try:
         return int(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return default
 
 
@@ -661,8 +661,10 @@ class GeminiStream(SSETranslator):
         "usage_chunk",
     )
 
-    def __init__(self, provider: str, model: str, want_usage: bool) -> None:
-        super().__init__(provider)
+    def __init__(
+        self, provider: str, model: str, want_usage: bool, max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES
+    ) -> None:
+        super().__init__(provider, max_event_bytes)
         self._model = model
         self._want_usage = want_usage
         self._id: str | None = None

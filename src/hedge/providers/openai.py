@@ -18,7 +18,7 @@ from hedge.config import ProviderConfig
 from hedge.errors import UpstreamError
 from hedge.providers.base import Capabilities, Translated, UpstreamRequest, Usage
 from hedge.providers.errors import load_object, upstream_error
-from hedge.providers.sse import SSETranslator, frame
+from hedge.providers.sse import DEFAULT_MAX_EVENT_BYTES, SSETranslator, frame
 
 
 class OpenAIAdapter:
@@ -54,7 +54,7 @@ class OpenAIAdapter:
         return Translated(raw, Usage.from_openai(data.get("usage")))
 
     def stream_translator(self, model: str, want_usage: bool) -> OpenAIStream:
-        return OpenAIStream(self.name, want_usage)
+        return OpenAIStream(self.name, want_usage, self.config.max_event_bytes)
 
     def embeddings_request(self, body: dict[str, Any], model: str) -> UpstreamRequest:
         out = dict(body)
@@ -110,8 +110,10 @@ class OpenAIStream(SSETranslator):
 
     __slots__ = ("_want_usage",)
 
-    def __init__(self, provider: str, want_usage: bool) -> None:
-        super().__init__(provider)
+    def __init__(
+        self, provider: str, want_usage: bool, max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES
+    ) -> None:
+        super().__init__(provider, max_event_bytes)
         self._want_usage = want_usage
 
     def _handle(self, events: list[Any]) -> list[bytes]:
@@ -119,7 +121,7 @@ class OpenAIStream(SSETranslator):
         for ev in events:
             payload: bytes = ev.data
             if payload == b"[DONE]":
-                self.finished = True
+                self.finished = self.ended = True
                 continue
             if ev.event == b"error" or payload.startswith(b'{"error"'):
                 raise self._stream_error(payload)

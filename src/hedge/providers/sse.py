@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from hedge.errors import UpstreamError
+
 if TYPE_CHECKING:
     from hedge.providers.base import Usage
 
@@ -25,11 +27,19 @@ class Event:
     raw: bytes
 
 
-class SSEParser:
-    __slots__ = ("_buf",)
+DEFAULT_MAX_EVENT_BYTES = 16 * 1024 * 1024
 
-    def __init__(self) -> None:
+
+class EventTooLarge(ValueError):
+    """An event grew past the parser's limit without ending: the sender is broken or hostile."""
+
+
+class SSEParser:
+    __slots__ = ("_buf", "_max_event")
+
+    def __init__(self, max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> None:
         self._buf = b""
+        self._max_event = max_event_bytes
 
     def feed(self, chunk: bytes) -> list[Event]:
         buf = self._buf + chunk
@@ -47,6 +57,9 @@ class SSEParser:
             event = _parse(raw)
             if event is not None:
                 events.append(event)
+        if len(buf) > self._max_event:
+            self._buf = b""
+            raise EventTooLarge(f"a stream event exceeded {self._max_event} bytes without ending")
         self._buf = buf
         return events
 
@@ -63,20 +76,30 @@ class SSETranslator:
     """Base of the stream translators: SSE framing in, and the end-of-stream state the gateway reads.
 
     Subclasses implement ``_handle`` (whole upstream events in, OpenAI ``data:`` events out) and
-    fill ``usage``, ``usage_chunk`` and ``finished`` as the stream tells them.
+    fill ``usage``, ``usage_chunk`` and ``finished`` as the stream tells them, and ``ended`` once the
+    upstream sent its definitive last event (OpenAI's ``[DONE]``, Anthropic's ``message_stop``): nothing
+    may follow it, so the gateway stops reading there and hangs up rather than wait for a close that a
+    broken upstream may never send. ``finished`` alone (Gemini, which has no end event) waits for EOF.
     """
 
-    __slots__ = ("_parser", "_provider", "finished", "usage", "usage_chunk")
+    __slots__ = ("_parser", "_provider", "ended", "finished", "usage", "usage_chunk")
 
-    def __init__(self, provider: str) -> None:
-        self._parser = SSEParser()
+    def __init__(self, provider: str, max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> None:
+        self._parser = SSEParser(max_event_bytes)
         self._provider = provider
         self.usage: Usage | None = None
         self.usage_chunk: dict[str, Any] | None = None
         self.finished = False
+        self.ended = False
 
     def feed(self, data: bytes) -> list[bytes]:
-        return self._handle(self._parser.feed(data))
+        try:
+            events = self._parser.feed(data)
+        except EventTooLarge as exc:
+            raise UpstreamError(
+                f"provider '{self._provider}' sent {exc}", status=502, code="upstream_event_too_large"
+            ) from None
+        return self._handle(events)
 
     def close(self) -> list[bytes]:
         return self._handle(self._parser.close())
