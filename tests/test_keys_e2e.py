@@ -220,13 +220,16 @@ def replicas(mock: Mock, logs: Path) -> Iterator[tuple[Gateway, Gateway]]:
     asyncio.run(_drop_schema(schema))
 
 
-async def _hammer(gateways: tuple[Gateway, Gateway], secret: str, total: int) -> list[int]:
+async def _hammer(
+    gateways: tuple[Gateway, Gateway], secret: str, total: int, max_tokens: int | None = None
+) -> list[int]:
     clients = [openai.AsyncOpenAI(base_url=g.base_url, api_key=secret, max_retries=0) for g in gateways]
     statuses: list[int] = []
+    extra: dict[str, Any] = {} if max_tokens is None else {"max_tokens": max_tokens}
 
     async def one(i: int) -> None:
         try:
-            await clients[i % 2].chat.completions.create(model="chat", messages=MSG)
+            await clients[i % 2].chat.completions.create(model="chat", messages=MSG, **extra)
             statuses.append(200)
         except openai.APIStatusError as exc:
             statuses.append(exc.status_code)
@@ -253,12 +256,27 @@ def test_two_replicas_enforce_one_budget_and_one_rpm(replicas: tuple[Gateway, Ga
     budget = per_request * 10.5
     budget_key = _admin(second, "POST", "/admin/keys", {"name": "shared-budget", "budget_usd": budget}).json()
     served = 0
-    for _ in range(4):  # waves of concurrent requests until both replicas refuse
-        statuses = asyncio.run(_hammer(replicas, budget_key["key"], 8))
+    for _ in range(40):  # waves of concurrent requests until both replicas refuse, the budget used up
+        statuses = asyncio.run(_hammer(replicas, budget_key["key"], 8, max_tokens=16))
         served += statuses.count(200)
-        time.sleep(0.3)  # let the spend bookings land
-    assert 11 <= served <= 11 + 8, f"overspend bounded by one wave in flight, served {served}"
+        if not statuses.count(200) and _key_spend(first, "shared-budget", served) >= budget:
+            break
+    # Admission reserves each request's maximum cost, so concurrency cannot push past the budget:
+    # at most the one request admitted while budget remained ends beyond it.
+    assert 11 <= served <= 12, f"served {served} with a budget worth 10.5 requests"
     spend = _admin(first, "GET", "/admin/spend?by=key&since=1h").json()
     row = next(r for r in spend["rows"] if r["group"] == "shared-budget")
     assert row["requests"] == served
     assert row["cost_usd"] == pytest.approx(served * per_request, rel=1e-6)
+
+
+def _key_spend(gw: Gateway, name: str, requests: int) -> float:
+    """The key's booked cost, once the ledger holds all ``requests`` of it (it writes in batches)."""
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        rows = _admin(gw, "GET", "/admin/spend?by=key&since=1h").json()["rows"]
+        row = next((r for r in rows if r["group"] == name), None)
+        if row is not None and row["requests"] == requests:
+            return float(row["cost_usd"])
+        time.sleep(0.05)
+    raise AssertionError(f"the ledger never showed {requests} requests for {name}")

@@ -1,27 +1,33 @@
-"""Enforcement: before a request, the key may call this model, has budget left and is under its
-rate limits; after it, its spend and tokens are booked.
+"""Enforcement: before a request, the key may call this model, is under its rate limits and has
+budget for the request's maximum cost (reserved); after it, the reservation is settled to the real
+cost and its tokens are booked.
 
-Budgets are checked against a spend counter (memory, or Redis shared by all
-replicas) that is initialised from the ledger once per key and period and then
-incremented as requests are booked. With several replicas the overspend past a
-budget is bounded by the requests already in flight when the budget is crossed:
-each is admitted while the counter is under budget, and booked when it ends.
+Budgets are checked against a spend counter (memory, or Redis shared by all replicas) that is
+initialised from the ledger once per key and period, moved by every settled request, and
+reconciled with the ledger periodically, so a lost booking cannot under-count a key for long.
+See :class:`Gate` for the overspend bound.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from hedge.access.keys import VirtualKey
+from hedge.config import BudgetConfig
 from hedge.errors import AuthError, HedgeError, PermissionDenied
 from hedge.observe.records import RequestRecord
 from hedge.store.counters import Counters, window_start
 from hedge.store.ledger import Ledger
 
 MINUTE = 60
+BOOKING_TRIES = 4
+BOOKING_BACKOFF_S = 0.2
 log = logging.getLogger("hedge.gate")
 
 
@@ -38,6 +44,14 @@ def period_bounds(period: str | None, now: float) -> tuple[float, int | None]:
     return 0.0, None
 
 
+def refuse_unusable(key: VirtualKey, now: float) -> None:
+    """401 for a revoked or expired key: checked on every authenticated endpoint, not only the model ones."""
+    if key.revoked_at is not None:
+        raise AuthError("This API key has been revoked.", code="key_revoked")
+    if key.expires_at is not None and key.expires_at <= now:
+        raise AuthError("This API key has expired.", code="key_expired")
+
+
 class RateLimited(HedgeError):
     status = 429
     type = "rate_limit_error"
@@ -50,46 +64,89 @@ class BudgetExceeded(HedgeError):
     code = "budget_exceeded"
 
 
+@dataclass(slots=True)
+class _Reservation:
+    name: str
+    ttl: int | None
+
+
 class Gate:
-    def __init__(self, counters: Counters, ledger: Ledger | None) -> None:
+    """Admission and booking for virtual keys.
+
+    A budget holds under concurrency because admission *reserves* the request's maximum
+    cost (its prompt estimate at the input price plus its ``max_tokens``, or
+    ``budgets.reserve_output_tokens``, at the output price, the dearest deployment it may
+    reach) in the same atomic step that checks spend plus every live reservation against
+    the budget; the end of the request settles the reservation to the real cost, or
+    releases it. So however many requests a key sends at once, on however many replicas,
+    the spend past a budget is at most one request's maximum cost (the last one admitted
+    while budget remained) plus what the estimates missed.
+    """
+
+    def __init__(
+        self,
+        counters: Counters,
+        ledger: Ledger | None,
+        config: BudgetConfig | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.counters = counters
         self.ledger = ledger
+        self.config = config or BudgetConfig()
+        self._clock = clock
         self._pending: set[asyncio.Task[None]] = set()
+        self._reservations: dict[str, _Reservation] = {}
+        """Request id -> its live reservation, until the request's record settles it."""
+        self._active: dict[str, tuple[VirtualKey, float]] = {}
+        """Keys with a budget booked recently (id -> key, last booking), for reconciliation."""
+        self._booking: dict[str, int] = {}
+        """Key id -> bookings of this replica still in progress (reconciliation waits for them)."""
+        self._task: asyncio.Task[None] | None = None
+        self._initialising: dict[str, asyncio.Future[float]] = {}
 
     def _spend_name(self, key: VirtualKey, now: float) -> tuple[str, float, int | None]:
         start, ttl = period_bounds(key.budget_period, now)
         return f"spend:{key.id}:{key.budget_period or 'total'}:{int(start)}", start, ttl
 
     async def spent(self, key: VirtualKey, now: float | None = None) -> float:
-        now = time.time() if now is None else now
+        now = self._clock() if now is None else now
         name, start, ttl = self._spend_name(key, now)
         value = await self.counters.spend_get(name)
         if value is None:
-            initial = await self.ledger.key_spend(key.id, start) if self.ledger is not None else 0.0
-            value = await self.counters.spend_init(name, initial, ttl)
+            # A burst of a new key's requests all find the counter missing: one ledger query serves them.
+            pending = self._initialising.get(name)
+            if pending is None:
+                pending = self._initialising[name] = asyncio.ensure_future(
+                    self._init_spend(key, name, start, ttl)
+                )
+                pending.add_done_callback(lambda _f: self._initialising.pop(name, None))
+            value = await asyncio.shield(pending)
         return value
 
-    async def admit(self, key: VirtualKey, alias: str) -> None:
-        """Raise the client-facing error if ``key`` may not make this request now."""
-        now = time.time()
-        if key.revoked_at is not None:
-            raise AuthError("This API key has been revoked.", code="key_revoked")
-        if key.expires_at is not None and key.expires_at <= now:
-            raise AuthError("This API key has expired.", code="key_expired")
+    async def _init_spend(self, key: VirtualKey, name: str, start: float, ttl: int | None) -> float:
+        initial = await self.ledger.key_spend(key.id, start) if self.ledger is not None else 0.0
+        return await self.counters.spend_init(name, initial, ttl)
+
+    async def admit(
+        self,
+        key: VirtualKey,
+        alias: str,
+        request_id: str = "",
+        estimate: Callable[[int], float] | None = None,
+    ) -> None:
+        """Raise the client-facing error if ``key`` may not make this request now.
+
+        ``estimate(reserve_output_tokens)`` is the request's maximum cost in USD; with a
+        budget it is reserved under ``request_id`` until :meth:`book` sees the request's record.
+        """
+        now = self._clock()
+        refuse_unusable(key, now)
         if key.models and alias not in key.models:
             raise PermissionDenied(
                 f"This API key may not use model '{alias}'. Allowed: {', '.join(key.models)}.",
                 code="model_not_allowed",
                 param="model",
             )
-        if key.budget_usd is not None:
-            spent = await self.spent(key, now)
-            if spent >= key.budget_usd:
-                period = key.budget_period or "total"
-                raise BudgetExceeded(
-                    f"This API key has used its {period} budget of {key.budget_usd:g} USD "
-                    f"(spent {spent:.6f} USD)."
-                )
         if key.rpm is not None:
             count = await self.counters.add(f"rpm:{key.id}", 1, MINUTE)
             if count > key.rpm:
@@ -98,32 +155,137 @@ class Gate:
             used = await self.counters.get(f"tpm:{key.id}", MINUTE)
             if used >= key.tpm:
                 raise _limited(f"{key.tpm} tokens per minute", now)
+        if key.budget_usd is not None:
+            name, _, ttl = self._spend_name(key, now)
+            amount = max(0.0, estimate(self.config.reserve_output_tokens)) if estimate is not None else 0.0
+            holder = request_id or f"anon-{id(key)}-{now}"
+            hold = self.config.reservation_ttl_s
+            ok, committed = await self.counters.reserve(name, holder, amount, key.budget_usd, hold, ttl)
+            if ok is None:  # first request of the period: initialise the counter from the ledger, once
+                await self.spent(key, now)
+                ok, committed = await self.counters.reserve(name, holder, amount, key.budget_usd, hold, ttl)
+            if not ok:
+                period = key.budget_period or "total"
+                raise BudgetExceeded(
+                    f"This API key has used its {period} budget of {key.budget_usd:g} USD "
+                    f"(spent or reserved by requests in flight: {committed:.6f} USD)."
+                )
+            if request_id:
+                self._reservations[request_id] = _Reservation(name, ttl)
 
     def book(self, record: RequestRecord, key: VirtualKey) -> None:
-        """Record sink side: count the request's cost and tokens against its key, off the request path."""
+        """Record sink side: settle the request's reservation to its cost and count its tokens, off the
+        request path. A booking that fails is retried; reconciliation catches one that never lands."""
+        reservation = self._reservations.pop(record.request_id, None)
         tokens = record.prompt_tokens + record.completion_tokens
-        if not record.cost_usd and not tokens:
+        if reservation is None and not record.cost_usd and not tokens:
             return
-        task = asyncio.ensure_future(self._book(record.cost_usd, tokens, record.started_at, key))
+        if key.budget_usd is not None:
+            self._active[key.id] = (key, self._clock())
+        self._booking[key.id] = self._booking.get(key.id, 0) + 1
+        task = asyncio.ensure_future(
+            self._book(record.cost_usd, tokens, record.started_at, key, reservation, record.request_id)
+        )
         self._pending.add(task)
         task.add_done_callback(self._done)
+        task.add_done_callback(lambda _t: self._booked(key.id))
+
+    def _booked(self, key_id: str) -> None:
+        left = self._booking.get(key_id, 1) - 1
+        if left > 0:
+            self._booking[key_id] = left
+        else:
+            self._booking.pop(key_id, None)
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._pending.discard(task)
         if not task.cancelled() and task.exception() is not None:
-            log.error("could not book spend for a key: %r", task.exception())
+            log.error(
+                "could not book spend for a key after %d tries (reconciliation will correct it): %r",
+                BOOKING_TRIES,
+                task.exception(),
+            )
 
-    async def _book(self, cost: float, tokens: int, when: float, key: VirtualKey) -> None:
-        if cost and key.budget_usd is not None:
-            await self.spent(key, when)  # make sure the counter exists (initialised from the ledger)
-            name, _, ttl = self._spend_name(key, when)
-            await self.counters.spend_add(name, cost, ttl)
+    async def _book(
+        self,
+        cost: float,
+        tokens: int,
+        when: float,
+        key: VirtualKey,
+        reservation: _Reservation | None,
+        holder: str,
+    ) -> None:
+        """Each step is retried on its own, so a step that landed is never repeated."""
+        if reservation is not None:
+            await _retry(lambda: self.counters.settle(reservation.name, holder, cost, reservation.ttl))
+        elif cost and key.budget_usd is not None:
+            await _retry(lambda: self._add_spend(key, cost, when))
         if tokens and key.tpm is not None:
-            await self.counters.add(f"tpm:{key.id}", tokens, MINUTE)
+            await _retry(lambda: self.counters.add(f"tpm:{key.id}", tokens, MINUTE))
+
+    async def _add_spend(self, key: VirtualKey, cost: float, when: float) -> None:
+        await self.spent(key, when)  # make sure the counter exists (initialised from the ledger)
+        name, _, ttl = self._spend_name(key, when)
+        await self.counters.spend_add(name, cost, ttl)
+
+    def start(self) -> None:
+        """Reconcile the shared spend counters with the ledger, every ``reconcile_interval_s``."""
+        if self._task is None and self.ledger is not None:
+            self._task = asyncio.ensure_future(self._reconcile_loop())
+
+    async def _reconcile_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.reconcile_interval_s)
+            try:
+                await self.reconcile()
+            except Exception:
+                log.warning("could not reconcile spend counters with the ledger", exc_info=True)
+
+    async def reconcile(self) -> int:
+        """Raise each recently active key's spend counter to the ledger's sum for its period.
+
+        Only raises: the counter runs ahead of the ledger (bookings land before the ledger's
+        next flush), so a counter *below* the ledger means a booking was lost. Keys with a
+        booking of this replica still in progress are skipped, so it is not counted twice.
+        Returns how many counters were raised.
+        """
+        if self.ledger is None:
+            return 0
+        now = self._clock()
+        raised = 0
+        horizon = now - 2 * self.config.reconcile_interval_s - 3600
+        for key_id, (key, last) in list(self._active.items()):
+            if last < horizon:
+                del self._active[key_id]
+                continue
+            if self._booking.get(key_id):
+                continue
+            name, start, ttl = self._spend_name(key, now)
+            total = await self.ledger.key_spend(key.id, start)
+            if await self.counters.spend_raise(name, total, ttl):
+                raised += 1
+                log.warning("spend counter of key %s was below the ledger; raised to %.6f USD", key_id, total)
+        return raised
 
     async def drain(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
         if self._pending:
             await asyncio.gather(*self._pending, return_exceptions=True)
+
+
+async def _retry(step: Callable[[], Awaitable[object]]) -> None:
+    for attempt in range(BOOKING_TRIES):
+        try:
+            await step()
+            return
+        except Exception:
+            if attempt == BOOKING_TRIES - 1:
+                raise
+            await asyncio.sleep(BOOKING_BACKOFF_S * 2**attempt)
 
 
 def _limited(what: str, now: float) -> RateLimited:

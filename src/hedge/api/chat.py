@@ -29,11 +29,12 @@ from hedge.api.streaming import ChatStream, first_events
 from hedge.api.validation import parse_json_object, validate_chat, validate_embeddings
 from hedge.config import Price
 from hedge.cost.pricing import cost_usd, format_usd
-from hedge.errors import HedgeError, NoDeploymentAvailable, UpstreamError
+from hedge.errors import HedgeError, InvalidRequest, NoDeploymentAvailable, UpstreamError
 from hedge.observe.records import RequestRecord
 from hedge.observe.tracing import RequestTrace
 from hedge.providers.base import Usage
 from hedge.providers.capabilities import drop, unsupported
+from hedge.routing.context import RouteContext
 from hedge.routing.deployment import Deployment
 from hedge.routing.escalation import escalation_reason
 from hedge.runtime import Runtime
@@ -72,10 +73,18 @@ async def handle(
             validate_chat(body)
         else:
             validate_embeddings(body)
+        tags = tuple(t.strip() for t in request.headers.get("x-hedge-tags", "").split(",") if t.strip())
+        ctx = runtime.router.context(body, tags)
         if key is not None:
             record.key, record.key_id, record.team = key, key.id, key.team
+            alias_name = body["model"]
             try:
-                await runtime.gate.admit(key, body["model"])
+                await runtime.gate.admit(
+                    key,
+                    alias_name,
+                    record.request_id,
+                    lambda reserve: runtime.router.max_cost(alias_name, ctx, reserve),
+                )
             except HedgeError:
                 raise
             except Exception as exc:
@@ -86,8 +95,10 @@ async def handle(
                     type="service_unavailable",
                     code="limits_unavailable",
                 ) from None
-        tags = tuple(t.strip() for t in request.headers.get("x-hedge-tags", "").split(",") if t.strip())
-        return await _unless_client_leaves(request, _route(runtime, body, record, started, tags, trace))
+        deadline = _deadline(runtime, request.headers.get("x-hedge-timeout-ms"))
+        return await _unless_client_leaves(
+            request, _within(deadline, _route(runtime, body, record, started, ctx, trace))
+        )
     except _ClientGone:
         record.status = 499
         record.error = "client disconnected"
@@ -152,17 +163,51 @@ async def _disconnected(receive: Callable[[], Awaitable[Any]]) -> None:
         pass
 
 
+def _deadline(runtime: Runtime, header: str | None) -> float:
+    """Seconds this request may take: ``resilience.request_timeout_s``, lowered (never raised) by a
+    valid ``x-hedge-timeout-ms`` header; a malformed header is a 400, not ignored."""
+    limit = runtime.config.resilience.request_timeout_s
+    if header is None:
+        return limit
+    try:
+        wanted = float(header) / 1000
+    except ValueError:
+        wanted = -1.0
+    if not 0 < wanted < float("inf"):
+        raise InvalidRequest(
+            f"Invalid x-hedge-timeout-ms header {header[:40]!r}: expected a positive number of milliseconds.",
+            param="x-hedge-timeout-ms",
+            code="invalid_value",
+        )
+    return min(limit, wanted)
+
+
+async def _within(seconds: float, work: Awaitable[Response]) -> Response:
+    """The request's one deadline, across attempts and backoff; a stream's ends at its first token."""
+    try:
+        async with asyncio.timeout(seconds):
+            return await work
+    except TimeoutError:
+        raise HedgeError(
+            f"The request did not complete within its deadline of {seconds:g} s "
+            "(resilience.request_timeout_s, or the x-hedge-timeout-ms header).",
+            status=504,
+            type="timeout_error",
+            code="request_timeout",
+        ) from None
+
+
 async def _route(
     runtime: Runtime,
     body: dict[str, Any],
     record: RequestRecord,
     started: float,
-    header_tags: tuple[str, ...],
+    ctx: RouteContext,
     trace: RequestTrace | None = None,
 ) -> Response:
     router = runtime.router
-    ctx = router.context(body, header_tags)
-    alias, plan = router.plan(body["model"], ctx)
+    allowed = record.key.models if record.key is not None and record.key.models else None
+    alias, plan = router.plan(body["model"], ctx, allowed)
     plan, held = runtime.conformance.split(plan)
     record.route.extend(f"{dep.id}=not_conformant" for dep, _ in held)
     if not plan:
@@ -199,7 +244,11 @@ async def _route(
         return attempt
 
     cache_ttl = _cache_ttl(alias.config.cache_ttl_s, options, stream)
-    cache_id = cache_key(alias.name, record.endpoint, body) if cache_ttl else None
+    cache_id = (
+        cache_key(alias.name, record.endpoint, body, _cache_scope(alias.config.cache_scope, record))
+        if cache_ttl
+        else None
+    )
     if cache_id is not None:
         hit = await _cache_get(runtime, cache_id)
         if hit is not None:
@@ -208,6 +257,8 @@ async def _route(
         plan, attempt_for(alias.baseline_price), record.route, alias.max_attempts
     )
     escalate = alias.config.escalate
+    if escalate is not None and allowed is not None and escalate.to not in allowed:
+        escalate = None  # a restricted key is never served by an alias outside its restriction
     if escalate is not None and not stream and record.endpoint == "chat":
         reason = escalation_reason(response.body, body, escalate.when)
         if reason is not None:
@@ -219,7 +270,7 @@ async def _route(
                 record.model,
             )
             record.route.append(f"escalate:{reason}->{escalate.to}")
-            target, plan = router.plan(escalate.to, ctx)
+            target, plan = router.plan(escalate.to, ctx, allowed)
             plan, held = runtime.conformance.split(plan)
             record.route.extend(f"{dep.id}=not_conformant" for dep, _ in held)
             try:
@@ -260,6 +311,15 @@ async def _route(
 
 
 DEFAULT_CACHE_TTL_S = 300.0
+
+
+def _cache_scope(scope: str, record: RequestRecord) -> str:
+    """Who may share this request's cached answer: one key (the master key is one too), one team, or all."""
+    if scope == "global":
+        return "global"
+    if scope == "team" and record.team:
+        return f"team:{record.team}"
+    return f"key:{record.key_id or 'master'}"
 
 
 async def _cache_get(runtime: Runtime, key: str) -> dict[str, Any] | None:

@@ -49,7 +49,14 @@ class RequestRecord:
 Sink = Callable[[RequestRecord], None]
 
 # Route entries that record a deployment skipped without sending anything.
-_NOT_ATTEMPTS = {"ok", "circuit_open", "circuit_half_open", "cooling_down", "retry_budget_exhausted"}
+_NOT_ATTEMPTS = {
+    "ok",
+    "circuit_open",
+    "circuit_half_open",
+    "cooling_down",
+    "retry_budget_exhausted",
+    "cancelled",
+}
 
 
 @dataclass(slots=True)

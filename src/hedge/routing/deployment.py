@@ -24,6 +24,8 @@ class Deployment:
     quality: float | None = None
     price_windows: list[tuple[Window, Price]] = field(default_factory=list)
     stats: DeploymentStats = field(default_factory=DeploymentStats)
+    alias: str = ""
+    """The alias whose config declared this deployment: what a key's model restriction is checked against."""
 
     @property
     def id(self) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -79,6 +79,7 @@ class Router:
         self.quotas: dict[str, tuple[int | None, int | None]] = {}
         """Upstream quotas (rpm, tpm) per deployment id, for those that declare any."""
         self._pending: set[asyncio.Task[Any]] = set()
+        self._top_prices: dict[str, Price] = {}
         self.aliases: dict[str, Alias] = {}
         for name, model in config.models.items():
             deps = []
@@ -96,6 +97,7 @@ class Router:
                     price_windows=[
                         (parse_window(w.window, w.timezone, w.days), w.price) for w in d.price_windows
                     ],
+                    alias=name,
                 )
                 # One stats object per provider/model, shared by every alias that uses it.
                 dep.stats = self.stats.setdefault(dep.id, dep.stats)
@@ -158,32 +160,89 @@ class Router:
                 param="model",
             ) from None
 
-    def resolve(self, name: str, ctx: RouteContext) -> Alias:
-        """Follow the alias's rules to the alias that serves this request."""
+    def resolve(self, name: str, ctx: RouteContext, allowed: Collection[str] | None = None) -> Alias:
+        """Follow the alias's rules to the alias that serves this request.
+
+        With ``allowed`` (a key's model restriction), a rule that would hand the request to an
+        alias outside it does not match, so a restricted key stays on aliases it may use.
+        """
         alias = self.alias(name)
         for _ in range(_MAX_RULE_HOPS):
-            target = next((r.config.use for r in alias.rules if r.matches(ctx)), None)
+            target = next(
+                (
+                    r.config.use
+                    for r in alias.rules
+                    if (allowed is None or r.config.use in allowed) and r.matches(ctx)
+                ),
+                None,
+            )
             if target is None:
                 return alias
             alias = self.aliases[target]
         return alias
 
-    def plan(self, name: str, ctx: RouteContext | None = None) -> tuple[Alias, list[Deployment]]:
-        """The serving alias and the deployments to try, in order."""
+    def plan(
+        self, name: str, ctx: RouteContext | None = None, allowed: Collection[str] | None = None
+    ) -> tuple[Alias, list[Deployment]]:
+        """The serving alias and the deployments to try, in order.
+
+        ``allowed`` is the caller's model restriction: every alias the plan reaches (through
+        rules, fallbacks and so what preferences may reorder) must be in it.
+        """
         ctx = ctx or self.context({})
-        alias = self.resolve(name, ctx)
+        alias = self.resolve(name, ctx, allowed)
         plan = alias.strategy.order(ctx)
         if alias.fallbacks:
             seen = {d.id for d in plan}
             for fallback in alias.fallbacks:
+                if allowed is not None and fallback not in allowed:
+                    continue
                 for dep in self.aliases[fallback].strategy.peek(ctx):
                     if dep.id not in seen:
                         seen.add(dep.id)
                         plan.append(dep)
+        if allowed is not None:
+            plan = [d for d in plan if d.alias in allowed]
         options = ctx.body.get("hedge")
         if isinstance(options, dict) and options:
             plan = apply_preferences(plan, options, ctx)
         return alias, plan
+
+    def max_cost(self, name: str, ctx: RouteContext, reserve_output_tokens: int) -> float:
+        """An upper bound of the request's cost, reserved against a key's budget while it runs: the
+        prompt estimate at the dearest input price and ``max_tokens`` (or ``reserve_output_tokens``)
+        at the dearest output price among the deployments the alias may reach (rules, fallbacks,
+        escalation), in every price window. ``n`` choices multiply the output."""
+        top = self._top_prices.get(name)
+        if top is None:
+            top = self._top_prices[name] = self._reachable_top_price(name)
+        output = ctx.max_tokens
+        if output is None:
+            output = reserve_output_tokens
+        n = ctx.body.get("n")
+        if isinstance(n, int) and not isinstance(n, bool) and n > 1:
+            output *= n
+        return (ctx.prompt_tokens * top.input + output * top.output) / 1_000_000
+
+    def _reachable_top_price(self, name: str) -> Price:
+        seen: set[str] = set()
+        todo = [name]
+        top_in = top_out = 0.0
+        while todo:
+            current = todo.pop()
+            if current in seen or current not in self.aliases:
+                continue
+            seen.add(current)
+            alias = self.aliases[current]
+            for dep in alias.deployments:
+                for price in (dep.price, *(p for _, p in dep.price_windows)):
+                    top_in = max(top_in, price.input, price.cached_input or 0.0)
+                    top_out = max(top_out, price.output)
+            todo += alias.fallbacks
+            todo += [r.config.use for r in alias.rules]
+            if alias.config.escalate is not None:
+                todo.append(alias.config.escalate.to)
+        return Price(input=top_in, output=top_out)
 
 
 def _price(configured: Price | None, model: str, catalogue: Catalogue | None) -> Price:

@@ -1,9 +1,9 @@
 """Exact-match response cache for non-streaming requests: in process memory, or in Redis.
 
-The key is a hash of the alias and the normalized request (keys sorted; the
-gateway's own ``hedge`` options removed), so only identical requests hit. The
-cache is shared by every key that may use the alias. A hit is served at zero
-cost and flagged ``x-hedge-cache: hit``.
+The key is a hash of the scope, the alias and the normalized request (keys sorted;
+the gateway's own ``hedge`` options removed), so only identical requests hit. A hit is served at zero
+cost and flagged ``x-hedge-cache: hit``. Entries are scoped (``models.ALIAS.cache_scope``): by
+default each virtual key has its own, so one key never receives an answer cached for another.
 """
 
 from __future__ import annotations
@@ -15,12 +15,15 @@ from typing import Any, Protocol
 
 import orjson
 
+from hedge.store.redis import connect_redis
+
 _SKIP = ("stream", "stream_options")
 
 
-def cache_key(alias: str, endpoint: str, body: dict[str, Any]) -> str:
+def cache_key(alias: str, endpoint: str, body: dict[str, Any], scope: str = "global") -> str:
     """Every option that can change the answer is part of the key, the gateway's own routing and
-    parameter-policy options included (only the caching choice itself is not)."""
+    parameter-policy options included (only the caching choice itself is not), and so is the
+    ``scope`` of who may share it (``key:ID`` by default: one key never gets another's answer)."""
     normal = {k: v for k, v in body.items() if k not in _SKIP}
     options = normal.get("hedge")
     if isinstance(options, dict):
@@ -29,7 +32,9 @@ def cache_key(alias: str, endpoint: str, body: dict[str, Any]) -> str:
             normal["hedge"] = kept
         else:
             del normal["hedge"]
-    digest = hashlib.sha256(orjson.dumps([alias, endpoint, normal], option=orjson.OPT_SORT_KEYS)).hexdigest()
+    digest = hashlib.sha256(
+        orjson.dumps([scope, alias, endpoint, normal], option=orjson.OPT_SORT_KEYS)
+    ).hexdigest()
     return digest
 
 
@@ -66,9 +71,7 @@ class MemoryCache:
 
 class RedisCache:
     def __init__(self, url: str, prefix: str) -> None:
-        import redis.asyncio as redis
-
-        self._redis: Any = redis.from_url(url)
+        self._redis: Any = connect_redis(url)
         self._prefix = prefix + "cache:"
 
     async def get(self, key: str) -> dict[str, Any] | None:
