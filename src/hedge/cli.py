@@ -24,6 +24,7 @@ def _serve(args: argparse.Namespace) -> int:
     host = args.host or config.server.host
     port = args.port if args.port is not None else config.server.port
     common = {"host": host, "port": port, "log_level": args.log_level, "access_log": False}
+    from hedge.api.connections import WORKER_PROTOCOL, protocol_for
     from hedge.observe.logs import log_config
 
     logs = log_config(args.log_format, args.log_level)
@@ -42,12 +43,17 @@ def _serve(args: argparse.Namespace) -> int:
         os.environ["HEDGE_CONFIG"] = str(Path(args.config).resolve())
         with multiprocess_dir():  # the workers' metrics add up through files there
             uvicorn.run(
-                "hedge.api.app:app_from_env", factory=True, workers=args.workers, log_config=logs, **common
+                "hedge.api.app:app_from_env",
+                factory=True,
+                workers=args.workers,
+                log_config=logs,
+                http=WORKER_PROTOCOL,  # by name: a class cannot be handed to worker processes
+                **common,
             )
     else:
         from hedge.api.app import create_app
 
-        uvicorn.run(create_app(config), log_config=logs, **common)
+        uvicorn.run(create_app(config), log_config=logs, http=protocol_for(config.server), **common)
     return 0
 
 

@@ -56,6 +56,17 @@ class ServerConfig(_Strict):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
     max_body_bytes: int = Field(10 * 1024 * 1024, gt=0)
+    header_timeout_s: float = Field(10.0, gt=0)
+    """A connection must finish its request headers this long after connecting (on a keep-alive
+    connection, after starting its next request), or it is answered 408 and closed, so clients that
+    send slowly or not at all cannot hold connections open (idle keep-alive is bounded separately)."""
+    body_timeout_s: float = Field(60.0, gt=0)
+    """Time to receive a request's whole body once its headers are in; past it, 408 ``request_timeout``
+    and the connection is closed. Responses, however long they stream, are never cut by either timeout."""
+    max_connections_per_client: int = Field(1000, ge=1)
+    """Concurrent connections from one client IP address (per worker process); more are refused with
+    429. High by default because benchmarks and tests open hundreds of connections from 127.0.0.1, and
+    behind a proxy or NAT every client has the same address."""
     metrics_auth: bool = False
     """Require the master key for ``GET /metrics`` (scrapers usually cannot send one)."""
     log_bodies: bool = False

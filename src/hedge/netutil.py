@@ -19,9 +19,21 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 @contextlib.asynccontextmanager
-async def serve_in_loop(app: ASGIApp, port: int, host: str = "127.0.0.1") -> AsyncIterator[uvicorn.Server]:
-    """Run an ASGI app on this event loop (for the demo and in-process tests)."""
-    config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False, lifespan="on")
+async def serve_in_loop(
+    app: ASGIApp, port: int, host: str = "127.0.0.1", http: type[asyncio.Protocol] | None = None
+) -> AsyncIterator[uvicorn.Server]:
+    """Run an ASGI app on this event loop (for the demo and in-process tests).
+
+    ``http`` is the protocol class; by default one of its own from ``guarded_protocol()``, so each
+    server gets the default connection limits and counts its connections apart from the others'.
+    """
+    if http is None:
+        from hedge.api.connections import guarded_protocol
+
+        http = guarded_protocol()
+    config = uvicorn.Config(
+        app, host=host, port=port, log_level="warning", access_log=False, lifespan="on", http=http
+    )
     server = uvicorn.Server(config)
     task = asyncio.ensure_future(server.serve())
     try:

@@ -7,10 +7,11 @@ import os
 from typing import Any
 
 import orjson
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from hedge.access.keys import VirtualKey
+from hedge.api.connections import BODY_TIMEOUT
 from hedge.errors import AuthError, HedgeError, PayloadTooLarge, PermissionDenied
 from hedge.runtime import Runtime
 
@@ -69,17 +70,27 @@ def require_master(request: Request, runtime: Runtime) -> None:
 
 
 async def read_body(request: Request, limit: int) -> bytes:
-    """Read the body, refusing with 413 as soon as it is known to exceed ``limit`` bytes."""
+    """Read the body, refusing with 413 as soon as it is known to exceed ``limit`` bytes.
+
+    A body that did not arrive within ``server.body_timeout_s`` (``hedge.api.connections``) raises
+    the protocol's 408, so the request is recorded as a timeout rather than a client disconnect.
+    """
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise _too_large(limit)
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise _too_large(limit)
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise _too_large(limit)
+            chunks.append(chunk)
+    except ClientDisconnect:
+        timed_out = request.scope.get(BODY_TIMEOUT)  # the server gave up waiting for the body: a 408
+        if isinstance(timed_out, HedgeError):
+            raise timed_out from None
+        raise
     return b"".join(chunks)
 
 
