@@ -207,6 +207,9 @@ class ResilienceConfig(_Strict):
     backoff: BackoffConfig = BackoffConfig()
     max_retry_wait_s: float = Field(5.0, ge=0)
     """The longest a request waits inside the gateway for a Retry-After before giving up."""
+    max_cooldown_s: float = Field(300.0, gt=0)
+    """Ceiling of any cool-down a provider's Retry-After (or another replica's snapshot) can impose,
+    so a bogus ``Retry-After: 999999999`` sidelines a deployment for minutes, not decades."""
     retry_budget: RetryBudgetConfig = RetryBudgetConfig()
     breaker: BreakerConfig = BreakerConfig()
 

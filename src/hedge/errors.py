@@ -8,6 +8,7 @@ class (``BadRequestError``, ``AuthenticationError``, ``NotFoundError`` ...).
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import orjson
@@ -106,22 +107,34 @@ class UpstreamError(HedgeError):
         param: str | None = None,
         blame: bool = True,
     ) -> None:
-        headers: dict[str, str] = {}
-        if retry_after is not None:
-            headers["retry-after"] = str(max(0, round(retry_after)))
         super().__init__(
             redact(message),
             status=status,
             type=None if type is None else redact(type),
             code=None if code is None else redact(code),
             param=None if param is None else redact(param),
-            headers=headers,
         )
         self.upstream_status = upstream_status
         self.retryable = retryable
-        self.retry_after = retry_after
+        self.retry_after: float | None = None
+        self._set_retry_after(retry_after)
         self.blame = blame
-        """False when the deployment is healthy but unsuitable (e.g. lacks a feature): no breaker strike."""
+        """False when the deployment is not at fault (it lacks a feature, or the gateway itself ran out
+        of file descriptors or memory): no breaker strike."""
+
+    def cap_retry_after(self, ceiling: float) -> None:
+        """Never tell a client (or a breaker) to wait longer than ``ceiling`` seconds."""
+        if self.retry_after is not None and self.retry_after > ceiling:
+            self._set_retry_after(ceiling)
+
+    def _set_retry_after(self, seconds: float | None) -> None:
+        # Rendering must never raise: inf, nan or a negative value means no Retry-After at all.
+        if seconds is None or not math.isfinite(seconds) or seconds < 0:
+            self.retry_after = None
+            self.headers.pop("retry-after", None)
+            return
+        self.retry_after = seconds
+        self.headers["retry-after"] = str(round(seconds))
 
 
 class NoDeploymentAvailable(HedgeError):

@@ -56,7 +56,8 @@ _ERRORS: dict[int, tuple[str, str, str | None]] = {
 def error(state: MockState, status: int, message: str | None = None, param: str | None = None) -> Response:
     etype, default, code = _ERRORS.get(status, ("server_error", f"Mock failure {status}.", None))
     body = {"error": {"message": message or default, "type": etype, "param": param, "code": code}}
-    headers = {"retry-after": f"{state.knobs.retry_after:g}"} if status == 429 else None
+    after = state.knobs.retry_after  # a string is sent verbatim: "inf", an HTTP date, garbage
+    headers = {"retry-after": after if isinstance(after, str) else f"{after:g}"} if status == 429 else None
     if state.quirk("error-as-200"):
         status = 200
     return Response(orjson.dumps(body), status_code=status, headers=headers, media_type="application/json")

@@ -28,7 +28,8 @@ class Knobs:
     """Fail the next N requests for certain, then follow ``fail_rate`` (deterministic tests)."""
     fail_status: int = 500
     fail_mode: FailMode = "status"
-    retry_after: float = 1.0
+    retry_after: float | str = 1.0
+    """Seconds sent as Retry-After with a 429; a string is sent verbatim ("inf", an HTTP date, garbage)."""
     api_key: str | None = None
     quirks: list[str] = field(default_factory=list)
 

@@ -6,7 +6,9 @@ from its own error body, then calls :func:`upstream_error` for the status policy
 
 from __future__ import annotations
 
+import datetime
 import email.utils
+import math
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -19,26 +21,49 @@ from hedge.errors import UpstreamError
 _CLIENT_FAULT = {400, 413, 415, 422}
 
 
-def parse_retry_after(headers: Mapping[str, str]) -> float | None:
-    """Seconds to wait, from ``retry-after-ms`` or ``retry-after`` (seconds or an HTTP date)."""
-    ms = headers.get("retry-after-ms")
-    if ms:
-        try:
-            return max(0.0, float(ms) / 1000.0)
-        except ValueError:
-            pass
-    value = headers.get("retry-after")
+def parse_retry_after(
+    headers: Mapping[str, str], *, ceiling: float | None = None, now: float | None = None
+) -> float | None:
+    """Seconds to wait, from ``retry-after-ms`` or ``retry-after`` (seconds or an HTTP date).
+
+    Providers (and proxies in front of them) send nonsense often enough that every value is
+    distrusted: ``inf``, ``nan``, negative numbers and unparsable text count as no Retry-After at
+    all (None) rather than crashing the error path or sidelining a deployment forever; a date in
+    the past means "now" (0). ``ceiling`` caps what is left, ``now`` (wall-clock) is for tests.
+    """
+    seconds = _duration(headers.get("retry-after-ms"), 1000.0)
+    if seconds is None:
+        value = headers.get("retry-after")
+        seconds = _duration(value, 1.0)
+        if seconds is None and value:
+            seconds = _until(value, time.time() if now is None else now)
+    if seconds is None:
+        return None
+    return seconds if ceiling is None else min(seconds, ceiling)
+
+
+def _duration(value: str | None, per_second: float) -> float | None:
+    """A finite, non-negative number of seconds, or None."""
     if not value:
         return None
     try:
-        return max(0.0, float(value))
+        number = float(value)
     except ValueError:
-        pass
+        return None
+    seconds = number / per_second
+    return seconds if math.isfinite(seconds) and seconds >= 0 else None
+
+
+def _until(value: str, now: float) -> float | None:
+    """Seconds from ``now`` until an HTTP date (0 if it has passed), or None if it is not one."""
     try:
         when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+        if when.tzinfo is None:  # "-0000": UTC with the zone unknown, per RFC 5322
+            when = when.replace(tzinfo=datetime.UTC)
+        seconds = when.timestamp() - now
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
-    return max(0.0, when.timestamp() - time.time())
+    return max(0.0, seconds) if math.isfinite(seconds) else None
 
 
 def upstream_error(
