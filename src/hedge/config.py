@@ -179,6 +179,8 @@ class ModelConfig(_Strict):
     """Non-streaming: retry on a stronger alias when the answer fails a check."""
     cache_ttl_s: float | None = Field(None, gt=0)
     """Opt-in exact-match response cache for non-streaming requests to this alias."""
+    cache_scope: Literal["key", "team", "global"] = "key"
+    """Who shares cached answers: each virtual key its own (default), a team, or every caller."""
 
 
 class BackoffConfig(_Strict):
@@ -212,6 +214,9 @@ class ResilienceConfig(_Strict):
     so a bogus ``Retry-After: 999999999`` sidelines a deployment for minutes, not decades."""
     retry_budget: RetryBudgetConfig = RetryBudgetConfig()
     breaker: BreakerConfig = BreakerConfig()
+    request_timeout_s: float = Field(600.0, gt=0)
+    """One deadline per request, across every attempt and backoff (a stream's: until its first token);
+    past it the client gets 504. A request's ``x-hedge-timeout-ms`` header may lower it, never raise it."""
 
 
 class StateConfig(_Strict):
@@ -231,6 +236,10 @@ class StateConfig(_Strict):
     """How often the routing gate re-reads ``hedge check`` results."""
     key_cache_ttl_s: float = Field(2.0, ge=0)
     """How long a replica trusts its cached copy of a virtual key (revocation takes effect within this)."""
+    db_timeout_s: float = Field(5.0, gt=0)
+    """Longest wait for PostgreSQL (connect, a pooled connection, one query): past it, 503 and the spool."""
+    shutdown_timeout_s: float = Field(5.0, gt=0)
+    """Longest wait for the database at shutdown; records it has not taken by then are spooled."""
 
     @field_validator("database_url")
     @classmethod
@@ -245,6 +254,19 @@ class StateConfig(_Strict):
         if value is not None and not value.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError("must start with redis:// or rediss://")
         return value
+
+
+class BudgetConfig(_Strict):
+    """How virtual-key budgets hold under concurrency and across replicas."""
+
+    reserve_output_tokens: int = Field(1024, ge=0)
+    """Output tokens reserved at admission for a request that sets no ``max_tokens`` (its maximum cost is
+    reserved against the budget while it runs, then settled to the real cost)."""
+    reservation_ttl_s: float = Field(900.0, gt=0)
+    """A reservation a crashed replica never settled stops counting after this long."""
+    reconcile_interval_s: float = Field(60.0, gt=0)
+    """How often each replica raises the shared spend counters of active keys to what the ledger holds,
+    so a booking that was lost cannot leave a key under-counted for a whole budget period."""
 
 
 class TracingConfig(_Strict):
@@ -279,6 +301,7 @@ class Config(_Strict):
     models: dict[str, ModelConfig] = Field(min_length=1)
     resilience: ResilienceConfig = ResilienceConfig()
     state: StateConfig = StateConfig()
+    budgets: BudgetConfig = BudgetConfig()
     tracing: TracingConfig = TracingConfig()
 
     @model_validator(mode="after")
