@@ -8,8 +8,10 @@ connections alive per host. Network failures are turned into
 from __future__ import annotations
 
 import asyncio
+import errno
 import functools
-from collections.abc import Callable, Mapping
+import os
+from collections.abc import Callable, Mapping, Sized
 
 import aiohttp
 import orjson
@@ -50,12 +52,16 @@ class Transport:
     ) -> aiohttp.ClientResponse:
         """Send a request and return the response with its body still unread."""
         timeout = _client_timeout(timeouts)
+        session: aiohttp.ClientSession | None = None
         try:
-            return await self.session(provider).post(
+            session = self.session(provider)
+            return await session.post(
                 request.url, data=request.body, headers=request.headers, timeout=timeout
             )
         except BaseException as exc:
-            raise network_error(provider, exc) from None
+            # A connect timeout while every pooled connection is taken was spent in aiohttp's queue.
+            queued = isinstance(exc, aiohttp.ConnectionTimeoutError) and _pool_full(session)
+            raise network_error(provider, exc, pool_full=queued) from None
 
     async def open_checked(
         self,
@@ -118,8 +124,30 @@ async def read_upstream(resp: aiohttp.ClientResponse, provider: str, limit: int 
     return b"".join(parts)
 
 
-def network_error(provider: str, exc: BaseException) -> BaseException:
-    """Translate a network failure; anything that is not one (e.g. cancellation) is returned as is."""
+_LOCAL_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM, errno.EADDRNOTAVAIL})
+"""The gateway's own limits: descriptors (process, system), socket buffers, memory, ephemeral ports."""
+
+
+def network_error(provider: str, exc: BaseException, *, pool_full: bool = False) -> BaseException:
+    """Translate a network failure; anything that is not one (e.g. cancellation) is returned as is.
+
+    When the gateway itself runs out of something before a byte reaches the upstream (file
+    descriptors, socket buffers, memory, ports, or a free connection in its own pool:
+    ``pool_full``), the upstream is not at fault: 503 ``gateway_resource_exhausted`` with
+    ``blame=False``, so no breaker opens (breakers are shared by every replica) and failover may
+    still try another deployment. Connection refused, DNS failures and connect timeouts do come
+    from the upstream (or its address) and keep blaming it.
+    """
+    local = _local_errno(exc)
+    if local is not None or pool_full:
+        what = os.strerror(local) if local is not None else "no free connection in its pool"
+        return UpstreamError(
+            f"the gateway is short of resources to reach provider '{provider}': {what}",
+            status=503,
+            type="service_unavailable",
+            code="gateway_resource_exhausted",
+            blame=False,
+        )
     if isinstance(exc, asyncio.TimeoutError | aiohttp.ServerTimeoutError):
         return UpstreamError(
             f"provider '{provider}' timed out", status=504, type="timeout_error", code="upstream_timeout"
@@ -137,3 +165,32 @@ def network_error(provider: str, exc: BaseException) -> BaseException:
             code="upstream_connection_error",
         )
     return exc
+
+
+def _local_errno(exc: BaseException) -> int | None:
+    """The errno of a local resource error, wrapped by aiohttp's connector or not."""
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        code = exc.os_error.errno
+    elif isinstance(exc, OSError):
+        code = exc.errno
+    else:
+        return None
+    return code if code in _LOCAL_ERRNOS else None
+
+
+def _pool_full(session: aiohttp.ClientSession | None) -> bool:
+    """Whether every connection of the session's pool is in use.
+
+    aiohttp counts them only in private attributes; should those change, this reads False and a
+    connect timeout keeps blaming the upstream, as it did before.
+    """
+    connector = session.connector if session is not None else None
+    limit = getattr(connector, "limit", 0)
+    acquired = getattr(connector, "_acquired", None)
+    if limit and isinstance(acquired, Sized) and len(acquired) >= limit:
+        return True
+    per_host = getattr(connector, "limit_per_host", 0)
+    by_host = getattr(connector, "_acquired_per_host", None)
+    if not per_host or not isinstance(by_host, Mapping):
+        return False
+    return any(isinstance(held, Sized) and len(held) >= per_host for held in by_host.values())

@@ -158,6 +158,8 @@ async def breakers(request: Request) -> Response:
                     "aliases": names,
                     "state": breaker.observed_state().value if breaker is not None else "closed",
                     "cooling_down": breaker.cooling_down() if breaker is not None else False,
+                    "misconfigured": breaker is not None and breaker.misconfigured is not None,
+                    "misconfigured_reason": breaker.misconfigured if breaker is not None else None,
                     "in_flight": stats.in_flight if stats is not None else 0,
                     "samples": stats.samples if stats is not None else 0,
                     "ewma_latency_ms": _round(stats.ewma_latency_ms if stats is not None else None),

@@ -92,6 +92,7 @@ _KNOWN_REASONS = (
     "upstream_unreachable",
     "upstream_connection_error",
     "upstream_auth_error",
+    "gateway_resource_exhausted",
     "upstream_bad_response",
     "upstream_stream_error",
     "upstream_empty_stream",
@@ -163,6 +164,11 @@ class _BreakerCollector(Collector):
             "1 while a provider's Retry-After holds the deployment back (per worker process).",
             labels=["provider", "deployment"],
         )
+        misconfigured = GaugeMetricFamily(
+            "hedge_deployment_misconfigured",
+            "1 while the provider rejects the deployment's credentials (401/403) (per worker process).",
+            labels=["provider", "deployment"],
+        )
         breakers = self._breakers()
         for dep in sorted({*self._deployments, *breakers}):
             provider = dep.partition("/")[0]
@@ -170,8 +176,11 @@ class _BreakerCollector(Collector):
             level = BREAKER_LEVELS[breaker.observed_state().value] if breaker is not None else 0
             state.add_metric([provider, dep], level)
             cooling.add_metric([provider, dep], 1 if breaker is not None and breaker.cooling_down() else 0)
+            bad_key = breaker is not None and breaker.misconfigured is not None
+            misconfigured.add_metric([provider, dep], 1 if bad_key else 0)
         yield state
         yield cooling
+        yield misconfigured
 
     def describe(self) -> Iterable[Metric]:
         return ()

@@ -3,8 +3,12 @@
 closed -> open after ``failures`` consecutive retryable failures; open -> half-open
 once ``cooldown_s`` has passed, when exactly one probe request is let through;
 the probe's success closes the breaker, its failure opens it again. A
-Retry-After from the provider also cools a deployment down until that time.
-Every transition is logged. The clock is injected so tests never sleep.
+Retry-After from the provider also cools a deployment down until that time,
+never longer than ``max_cooldown_s``: a rate limit (429) only cools it down
+(:meth:`Breaker.cool_down`), it is not a failure of health. A deployment whose
+provider rejects the gateway's credentials is flagged ``misconfigured`` (one
+WARNING per episode) until it answers again. Every transition is logged. The
+clock is injected so tests never sleep.
 
 With Redis configured, transitions (and cool-downs) are also published through
 ``on_change`` and other replicas' transitions arrive through :meth:`Breaker.adopt`
@@ -15,9 +19,11 @@ avoided by all of them.
 from __future__ import annotations
 
 import logging
+import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from enum import StrEnum
+from typing import Any
 
 from hedge.config import BreakerConfig
 
@@ -37,19 +43,26 @@ class Breaker:
         "_clock",
         "_config",
         "_failures",
+        "_max_cooldown",
         "_opened_at",
         "_probe_out",
         "changed_at",
         "cooldown_until",
+        "misconfigured",
         "name",
         "on_change",
         "state",
     )
 
-    def __init__(self, name: str, config: BreakerConfig, clock: Clock = time.monotonic) -> None:
+    def __init__(
+        self, name: str, config: BreakerConfig, clock: Clock = time.monotonic, max_cooldown_s: float = 300.0
+    ) -> None:
         self.name = name
         self._config = config
         self._clock = clock
+        self._max_cooldown = max_cooldown_s
+        self.misconfigured: str | None = None
+        """Why the provider refused this deployment's credentials (401/403), until it answers again."""
         self.state = State.CLOSED
         self._failures = 0
         self._opened_at = 0.0
@@ -80,14 +93,16 @@ class Breaker:
             return
         self._failures = 0
         self._probe_out = False
+        if self.misconfigured is not None:
+            self.misconfigured = None
+            log.warning("deployment %s: the provider accepts its credentials again", self.name)
         if self.state is State.HALF_OPEN:
             self._move(State.CLOSED)
 
     def failure(self, retry_after: float | None = None) -> None:
+        """A failure of health (5xx, timeout, connection error): a strike, and any Retry-After's cool-down."""
         now = self._clock()
-        if retry_after and now + retry_after > self.cooldown_until:
-            self.cooldown_until = now + retry_after
-            self._changed()
+        self.cool_down(retry_after)
         self._failures += 1
         self._probe_out = False
         if self.state is State.HALF_OPEN or (
@@ -95,6 +110,29 @@ class Breaker:
         ):
             self._opened_at = now
             self._move(State.OPEN)
+
+    def cool_down(self, seconds: float | None) -> None:
+        """Keep traffic off for ``seconds`` (capped at ``max_cooldown_s``) without counting a failure.
+
+        What a 429 does: the deployment is healthy but asked for a pause, so when the
+        pause is over it serves again rather than staying behind an open breaker.
+        """
+        if seconds is None or not math.isfinite(seconds) or seconds <= 0:
+            return
+        until = self._clock() + min(seconds, self._max_cooldown)
+        if until > self.cooldown_until:
+            self.cooldown_until = until
+            self._changed()
+
+    def mark_misconfigured(self, reason: str) -> None:
+        """The provider rejected the gateway's credentials: say so once, not once per request."""
+        if self.misconfigured is None:
+            log.warning(
+                "deployment %s is misconfigured: %s; requests fail over to other deployments until fixed",
+                self.name,
+                reason,
+            )
+        self.misconfigured = reason
 
     def observed_state(self) -> State:
         """The state as a gauge shows it, read without moving the breaker.
@@ -135,22 +173,52 @@ class Breaker:
             "changed_at": self.changed_at,
         }
 
-    def adopt(self, remote: dict[str, float | str]) -> None:
-        """Take another replica's newer view of this deployment (without publishing it back)."""
-        changed = float(remote["changed_at"])
-        if changed <= self.changed_at:
+    def adopt(self, remote: Mapping[str, Any]) -> None:
+        """Take another replica's newer view of this deployment (without publishing it back).
+
+        A snapshot is data from elsewhere (another replica, an older version of Hedge): one
+        that does not parse, or claims to come from the future, is ignored, and its times are
+        clamped so it can neither cool the deployment down past ``max_cooldown_s`` nor keep
+        it open longer than one ``cooldown_s`` from now.
+        """
+        changed, cooldown_until, opened_at = (
+            _seconds(remote.get(k)) for k in ("changed_at", "cooldown_until", "opened_at")
+        )
+        try:
+            state = State(str(remote.get("state")))
+        except ValueError:
+            return
+        if changed is None or cooldown_until is None or opened_at is None:
+            return
+        wall = time.time()
+        if changed <= self.changed_at or changed > wall + FUTURE_SLACK_S:
             return
         self.changed_at = changed
-        offset = time.time() - self._clock()
-        self.cooldown_until = max(self.cooldown_until, float(remote["cooldown_until"]) - offset)
-        state = State(str(remote["state"]))
+        now = self._clock()
+        offset = wall - now
+        self.cooldown_until = max(self.cooldown_until, min(cooldown_until - offset, now + self._max_cooldown))
         if state is State.CLOSED:
             self._failures = 0
             if self.state is not State.CLOSED:
                 self._move(State.CLOSED, " (from another replica)")
         elif self.state is State.CLOSED or state is State.OPEN:
-            self._opened_at = float(remote["opened_at"]) - offset
+            self._opened_at = min(opened_at - offset, now)
             self._failures = self._config.failures
             self._probe_out = False
             if self.state is not State.OPEN:
                 self._move(State.OPEN, " (from another replica)")
+
+
+FUTURE_SLACK_S = 60.0
+"""Clock skew tolerated between replicas; a snapshot stamped later than this is not believed."""
+
+
+def _seconds(value: Any) -> float | None:
+    """A finite number from a snapshot field, or None."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None

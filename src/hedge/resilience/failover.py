@@ -8,6 +8,17 @@ least the shortest remaining cooldown) and goes round again, as long as the
 wait stays under ``max_retry_wait_s``, attempts remain, and the retry budget
 allows. Errors caused by the request itself (400, 413 ...) are never retried.
 
+Each failure is blamed on what caused it. A 429 only cools its deployment down for
+its Retry-After: the deployment is healthy, so the breaker is not told, and when
+the pause is over it serves again (a client of a single deployment sees the 429,
+not a 503 from an open breaker). A 401/403 means the provider refuses the
+gateway's credentials: the request fails over but never tries that deployment
+again (no retry can fix a key), the deployment is flagged misconfigured, and it
+is a strike, so a deployment with a bad key stops costing every request an
+attempt and the retry budget. Errors with ``blame=False`` (the gateway ran out of
+file descriptors, a deployment lacks a feature) say nothing about the deployment.
+Every Retry-After is capped at ``max_cooldown_s``, for the breaker and the client.
+
 The ``trace`` records every deployment considered and why it was left; the API
 returns it as ``x-hedge-route``.
 """
@@ -52,7 +63,9 @@ class Failover:
     def breaker_by_id(self, name: str) -> Breaker:
         b = self.breakers.get(name)
         if b is None:
-            b = self.breakers[name] = Breaker(name, self.config.breaker, self._clock)
+            b = self.breakers[name] = Breaker(
+                name, self.config.breaker, self._clock, max_cooldown_s=self.config.max_cooldown_s
+            )
             if self.on_new_breaker is not None:
                 self.on_new_breaker(b)
         return b
@@ -82,10 +95,13 @@ class Failover:
         last: HedgeError | None = None
         round_no = 0
         waited = 0.0
+        refused: set[str] = set()  # deployments that rejected the gateway's credentials in this request
         while True:
             for dep in plan:
                 if attempts >= limit:
                     raise _final(last, plan, trace)
+                if dep.id in refused:
+                    continue
                 breaker = self.breaker(dep)
                 blocked = breaker.blocked_reason()
                 if blocked is not None:
@@ -99,28 +115,52 @@ class Failover:
                 try:
                     result = await attempt(dep)
                 except UpstreamError as exc:
+                    exc.cap_retry_after(self.config.max_cooldown_s)
                     trace.append(f"{dep.id}={exc.code or exc.upstream_status or exc.status}")
                     last = exc
                     if not exc.retryable:
                         breaker.release()
                         raise
-                    if exc.blame:
-                        breaker.failure(exc.retry_after)
-                    else:
-                        breaker.release()
+                    if _refused_credentials(exc):
+                        refused.add(dep.id)
+                    _judge(breaker, exc)
                     continue
                 except BaseException:
+                    # Cancelled (the client left, or the request's deadline passed): no verdict on it.
                     breaker.release()
+                    trace.append(f"{dep.id}=cancelled")
                     raise
                 breaker.success()
                 trace.append(f"{dep.id}=ok")
                 return result
+            live = [dep for dep in plan if dep.id not in refused]
+            if not live:
+                raise _final(last, plan, trace)
             round_no += 1
-            wait = backoff_seconds(round_no, self.config.backoff, self._ready_in(plan), self._rng)
+            wait = backoff_seconds(round_no, self.config.backoff, self._ready_in(live), self._rng)
             if attempts >= limit or round_no >= limit or waited + wait > self.config.max_retry_wait_s:
                 raise _final(last, plan, trace, wait)
             waited += wait
             await self._sleep(wait)
+
+
+def _refused_credentials(exc: UpstreamError) -> bool:
+    return exc.code == "upstream_auth_error" or exc.upstream_status in (401, 403)
+
+
+def _judge(breaker: Breaker, exc: UpstreamError) -> None:
+    """Tell the deployment's breaker what a retryable failure says about the deployment's health."""
+    if not exc.blame:
+        breaker.release()
+    elif exc.status == 429 or exc.upstream_status == 429:
+        breaker.release()
+        breaker.cool_down(exc.retry_after)
+    elif _refused_credentials(exc):
+        status = exc.upstream_status if exc.upstream_status in (401, 403) else 401
+        breaker.mark_misconfigured(f"the provider rejected the gateway's credentials ({status})")
+        breaker.failure(exc.retry_after)
+    else:
+        breaker.failure(exc.retry_after)
 
 
 def _final(

@@ -474,6 +474,7 @@
         h("span", { class: "dep", text: d.deployment }),
         h("span", null,
           d.cooling_down ? h("span", { class: "badge cooling", text: "cooling down" }) : null, " ",
+          d.misconfigured ? h("span", { class: "badge fail misconfigured", text: "misconfigured", title: d.misconfigured_reason || "" }) : null, " ",
           h("span", { class: "badge " + d.state, text: d.state.replace("_", "-") })),
         h("span", { class: "meta", text: meta.join(" · ") }));
     }));
