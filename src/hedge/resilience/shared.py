@@ -28,6 +28,7 @@ import orjson
 
 from hedge.resilience.breaker import FUTURE_SLACK_S, Breaker
 from hedge.resilience.failover import Failover
+from hedge.store.redis import connect_redis
 
 log = logging.getLogger("hedge.breaker")
 
@@ -52,9 +53,7 @@ TTL_MARGIN_S = 60
 
 class SharedBreakers:
     def __init__(self, redis_url: str, prefix: str, failover: Failover, interval_s: float = 0.5) -> None:
-        import redis.asyncio as redis
-
-        self._redis: Any = redis.from_url(redis_url)
+        self._redis: Any = connect_redis(redis_url)
         self._key = prefix + "breakers"
         self._failover = failover
         self._interval = interval_s
