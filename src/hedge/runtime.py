@@ -74,9 +74,15 @@ class Runtime:
     async def start(self) -> None:
         """Connect the state store (migrating it) and the shared counters; start the ledger writer."""
         state = self.config.state
-        self.db = await connect(database_url(self.config))
+        self.db = await connect(database_url(self.config), state.db_timeout_s)
         await self.db.migrate(MIGRATIONS)
-        self.ledger = Ledger(self.db, state.flush_interval_s, state.flush_batch)
+        self.ledger = Ledger(
+            self.db,
+            state.flush_interval_s,
+            state.flush_batch,
+            state_dir=state.dir,  # its spool, for records the database cannot take
+            shutdown_timeout_s=state.shutdown_timeout_s,
+        )
         self.ledger.start()
         self.sinks.append(self.ledger)
         self.keys = KeyStore(self.db, state.key_cache_ttl_s)

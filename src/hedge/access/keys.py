@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 import secrets
 import time
 from dataclasses import asdict, dataclass
@@ -21,6 +22,9 @@ Period = Literal["day", "week", "month", "total"]
 PERIODS: tuple[str, ...] = ("day", "week", "month", "total")
 SECRET_PREFIX = "sk-hedge-"
 _FIELDS = ("name", "team", "models", "budget_usd", "budget_period", "rpm", "tpm", "expires_at")
+MAX_LIMIT = 2**31 - 1
+"""Largest rpm/tpm: the columns are 32-bit INTEGERs."""
+MAX_TEXT = 200
 
 
 def hash_secret(secret: str) -> str:
@@ -85,25 +89,39 @@ def validate_fields(fields: dict[str, Any], creating: bool) -> dict[str, Any]:
             continue
         if key in ("name", "team") and not (isinstance(value, str) and value.strip()):
             raise ValueError(f"{key}: must be a non-empty string")
+        if key in ("name", "team"):
+            _storable(key, value)
         if key == "models":
             if isinstance(value, str):
                 value = [m.strip() for m in value.split(",") if m.strip()]
             if not (isinstance(value, list) and all(isinstance(m, str) and m for m in value)):
                 raise ValueError("models: must be a list of model aliases")
+            for model in value:
+                _storable(key, model)
         if key == "budget_usd" and (
-            isinstance(value, bool) or not isinstance(value, int | float) or value < 0
+            isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < math.inf
         ):
             raise ValueError("budget_usd: must be a number >= 0")
         if key == "budget_period" and value not in PERIODS:
             raise ValueError(f"budget_period: must be one of {', '.join(PERIODS)}")
-        if key in ("rpm", "tpm") and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-            raise ValueError(f"{key}: must be an integer >= 1")
+        if key in ("rpm", "tpm") and (
+            isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_LIMIT
+        ):
+            raise ValueError(f"{key}: must be an integer from 1 to {MAX_LIMIT}")
         if key == "expires_at":
             value = parse_expiry(value)
         out[key] = value
     if creating and out.get("budget_usd") is not None and not out.get("budget_period"):
         out["budget_period"] = "total"
     return out
+
+
+def _storable(field: str, text: str) -> None:
+    """Refuse text the database cannot store (PostgreSQL rejects U+0000) with a 400 naming the field."""
+    if "\x00" in text:
+        raise ValueError(f"{field}: must not contain NUL (U+0000) characters")
+    if len(text) > MAX_TEXT:
+        raise ValueError(f"{field}: must be at most {MAX_TEXT} characters")
 
 
 def parse_expiry(value: Any) -> float:

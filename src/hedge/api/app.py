@@ -104,7 +104,12 @@ def create_app(config: Config, runtime: Runtime | None = None) -> Starlette:
         await rt.start()
         body_log = None
         if config.server.log_bodies and rt.db is not None:
-            body_log = BodyLog(rt.db, config.state.flush_interval_s)
+            body_log = BodyLog(
+                rt.db,
+                config.state.flush_interval_s,
+                state_dir=config.state.dir,
+                shutdown_timeout_s=config.state.shutdown_timeout_s,
+            )
             body_log.start()
             rt.sinks.append(body_log)
         try:

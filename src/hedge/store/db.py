@@ -5,17 +5,71 @@ The ledger and key store are written once against this interface: SQL uses
 dialect-specific expressions come from :class:`Database` attributes.
 SQLite is the embedded default for one machine (WAL mode, one writer); PostgreSQL
 is for several replicas.
+
+Every PostgreSQL call is bounded by ``timeout`` (``state.db_timeout_s``): connecting,
+waiting for a pooled connection and each query. A database that stops answering then
+fails a call in seconds, like one that refuses connections, instead of holding a
+request (or a shutdown) for as long as the outage lasts. :func:`is_unavailable` and
+:func:`is_store_error` tell callers what such a failure means.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import re
-from collections.abc import Iterable, Sequence
+import sqlite3
+import sys
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import unquote, urlparse
 
 _PLACEHOLDER = re.compile(r"\?")
+DEFAULT_TIMEOUT_S = 5.0
+MIGRATION_TIMEOUT_S = 600.0
+"""Per migration statement: widening a big table or waiting for another replica's migration takes time."""
+log = logging.getLogger("hedge.db")
+
+Statement = str | Mapping[str, str]
+"""Migration SQL shared by both dialects, or ``{dialect: sql}`` for a step only some dialects need."""
+Migrations = Sequence[tuple[int, Sequence[Statement]]]
+
+
+def statement_for(statement: Statement, dialect: str) -> str | None:
+    """The SQL of a migration step in ``dialect``; None when that dialect has nothing to do."""
+    if isinstance(statement, str):
+        return statement
+    return statement.get(dialect)
+
+
+def is_store_error(exc: BaseException) -> bool:
+    """Whether ``exc`` came from the database layer (so a client should get 503, not 500)."""
+    if isinstance(exc, OSError | TimeoutError | sqlite3.Error):
+        return True
+    asyncpg = sys.modules.get("asyncpg")
+    return asyncpg is not None and isinstance(
+        exc, asyncpg.PostgresError | asyncpg.InterfaceError | asyncpg.InternalClientError
+    )
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """Whether a failed write is the database's fault rather than the rows': try the same rows later.
+
+    Connection failures and timeouts, and anything the server refuses for reasons of its own
+    (a read-only standby, a missing table, too many connections, a deadlock). Only data
+    errors (SQLSTATE classes 22 and 23: a value the column cannot hold, a constraint) and
+    values the driver cannot even encode are the rows' fault, so only those are isolated.
+    """
+    if isinstance(exc, OSError | TimeoutError | sqlite3.OperationalError):
+        return True
+    asyncpg = sys.modules.get("asyncpg")
+    if asyncpg is not None:
+        if isinstance(exc, asyncpg.PostgresError):
+            return str(getattr(exc, "sqlstate", "") or "")[:2] not in ("22", "23")
+        if isinstance(exc, asyncpg.InterfaceError | asyncpg.InternalClientError):
+            return not isinstance(exc, ValueError)  # asyncpg's client-side data errors are ValueErrors
+    return False
 
 
 class Database(Protocol):
@@ -29,7 +83,7 @@ class Database(Protocol):
 
     async def fetch(self, sql: str, args: Sequence[Any] = ()) -> list[dict[str, Any]]: ...
 
-    async def migrate(self, migrations: list[tuple[int, list[str]]]) -> None:
+    async def migrate(self, migrations: Migrations) -> None:
         """Apply the migrations newer than the recorded version, in one transaction each."""
         ...
 
@@ -42,6 +96,8 @@ class SQLiteDatabase:
     def __init__(self, path: str) -> None:
         self.path = path
         self._conn: Any = None
+        self._writing = asyncio.Lock()
+        """One connection serves every writer: a write and its commit (or rollback) must not interleave."""
 
     async def connect(self) -> SQLiteDatabase:
         import aiosqlite
@@ -58,19 +114,43 @@ class SQLiteDatabase:
     def day_expr(self, column: str) -> str:
         return f"strftime('%Y-%m-%d', {column}, 'unixepoch')"
 
+    def _open(self) -> Any:
+        if self._conn is None:  # closed: the caller sees the database as gone, not a bug
+            raise ConnectionError("the SQLite database is closed")
+        return self._conn
+
     async def execute(self, sql: str, args: Sequence[Any] = ()) -> None:
-        await self._conn.execute(sql, tuple(args))
-        await self._conn.commit()
+        async with self._writing:
+            self._open()
+            try:
+                await self._conn.execute(sql, tuple(args))
+            except BaseException:
+                await self._rollback()
+                raise
+            await self._conn.commit()
 
     async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
-        await self._conn.executemany(sql, [tuple(r) for r in rows])
-        await self._conn.commit()
+        """All the rows or none, like PostgreSQL's: a row that fails takes back those before it."""
+        async with self._writing:
+            self._open()
+            try:
+                await self._conn.executemany(sql, [tuple(r) for r in rows])
+            except BaseException:
+                await self._rollback()
+                raise
+            await self._conn.commit()
+
+    async def _rollback(self) -> None:
+        try:
+            await self._conn.rollback()
+        except Exception:
+            log.warning("SQLite rollback failed", exc_info=True)
 
     async def fetch(self, sql: str, args: Sequence[Any] = ()) -> list[dict[str, Any]]:
-        async with self._conn.execute(sql, tuple(args)) as cursor:
+        async with self._open().execute(sql, tuple(args)) as cursor:
             return [dict(row) for row in await cursor.fetchall()]
 
-    async def migrate(self, migrations: list[tuple[int, list[str]]]) -> None:
+    async def migrate(self, migrations: Migrations) -> None:
         await self._conn.execute("CREATE TABLE IF NOT EXISTS hedge_schema (version INTEGER NOT NULL)")
         rows = await self.fetch("SELECT MAX(version) AS v FROM hedge_schema")
         current = rows[0]["v"] or 0
@@ -79,7 +159,9 @@ class SQLiteDatabase:
                 continue
             await self._conn.execute("BEGIN IMMEDIATE")
             for statement in statements:
-                await self._conn.execute(statement)
+                sql = statement_for(statement, self.dialect)
+                if sql is not None:
+                    await self._conn.execute(sql)
             await self._conn.execute("INSERT INTO hedge_schema (version) VALUES (?)", (version,))
             await self._conn.commit()
 
@@ -92,14 +174,18 @@ class SQLiteDatabase:
 class PostgresDatabase:
     dialect = "postgresql"
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, timeout: float = DEFAULT_TIMEOUT_S) -> None:
         self.url = url
+        self.timeout = timeout
         self._pool: Any = None
 
     async def connect(self) -> PostgresDatabase:
         import asyncpg
 
-        self._pool = await asyncpg.create_pool(self.url, min_size=1, max_size=10)
+        # No connection floor: during an outage asyncpg would log a traceback per retry to keep it.
+        self._pool = await asyncpg.create_pool(
+            self.url, min_size=0, max_size=10, timeout=self.timeout, command_timeout=self.timeout
+        )
         return self
 
     def day_expr(self, column: str) -> str:
@@ -110,32 +196,50 @@ class PostgresDatabase:
         counter = iter(range(1, 10_000))
         return _PLACEHOLDER.sub(lambda _: f"${next(counter)}", sql)
 
+    # The pool's own execute/fetch wait for a free connection without a limit: acquire explicitly.
+
+    def _acquire(self) -> Any:
+        if self._pool is None:  # closed: the caller sees the database as gone, not a bug
+            raise ConnectionError("the database connection pool is closed")
+        return self._pool.acquire(timeout=self.timeout)
+
     async def execute(self, sql: str, args: Sequence[Any] = ()) -> None:
-        await self._pool.execute(self._sql(sql), *args)
+        async with self._acquire() as conn:
+            await conn.execute(self._sql(sql), *args)
 
     async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
-        await self._pool.executemany(self._sql(sql), [tuple(r) for r in rows])
+        async with self._acquire() as conn:
+            await conn.executemany(self._sql(sql), [tuple(r) for r in rows])
 
     async def fetch(self, sql: str, args: Sequence[Any] = ()) -> list[dict[str, Any]]:
-        return [dict(r) for r in await self._pool.fetch(self._sql(sql), *args)]
+        async with self._acquire() as conn:
+            return [dict(r) for r in await conn.fetch(self._sql(sql), *args)]
 
-    async def migrate(self, migrations: list[tuple[int, list[str]]]) -> None:
-        async with self._pool.acquire() as conn, conn.transaction():
+    async def migrate(self, migrations: Migrations) -> None:
+        slow = max(self.timeout, MIGRATION_TIMEOUT_S)
+        async with self._acquire() as conn, conn.transaction():
             # Replicas starting together take turns: the lock lasts until this transaction ends.
-            await conn.execute("SELECT pg_advisory_xact_lock(72150001)")
+            await conn.execute("SELECT pg_advisory_xact_lock(72150001)", timeout=slow)
             await conn.execute("CREATE TABLE IF NOT EXISTS hedge_schema (version INTEGER NOT NULL)")
             current = await conn.fetchval("SELECT COALESCE(MAX(version), 0) FROM hedge_schema")
             for version, statements in migrations:
                 if version <= current:
                     continue
                 for statement in statements:
-                    await conn.execute(statement)
+                    sql = statement_for(statement, self.dialect)
+                    if sql is not None:
+                        await conn.execute(sql, timeout=slow)
                 await conn.execute("INSERT INTO hedge_schema (version) VALUES ($1)", version)
 
     async def close(self) -> None:
+        """Close the pool; connections that do not close within ``timeout`` are cut."""
         if self._pool is not None:
-            await self._pool.close()
-            self._pool = None
+            pool, self._pool = self._pool, None
+            try:
+                await asyncio.wait_for(pool.close(), self.timeout)
+            except Exception as exc:  # a shutdown must not wait for, or fail on, a database that is gone
+                log.warning("database connections did not close cleanly (%s); cut", type(exc).__name__)
+                pool.terminate()
 
 
 def sqlite_path(url: str) -> str:
@@ -146,7 +250,8 @@ def sqlite_path(url: str) -> str:
     return path or ":memory:"
 
 
-async def connect(url: str) -> Database:
+async def connect(url: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> Database:
+    """The database at ``url``; PostgreSQL calls are bounded by ``timeout_s`` seconds each."""
     if url.startswith("sqlite://"):
         return await SQLiteDatabase(sqlite_path(url)).connect()
-    return await PostgresDatabase(url).connect()
+    return await PostgresDatabase(url, timeout_s).connect()

@@ -4,8 +4,12 @@
 A background task writes the buffer every ``flush_interval_s`` (or sooner
 when ``flush_batch`` records are waiting); ``close`` writes what remains, so a
 clean shutdown loses nothing and a crash loses at most one flush interval.
-A write that fails is retried on the next flush (the buffer keeps the
-records, up to ``max_buffer``), so a database blip loses nothing either.
+With a ``state_dir``, records the database cannot take (it is down, or does not
+answer) wait in a spool file there and are written when it is back; a record it
+rejects is quarantined without holding back the others (see
+:mod:`hedge.store.batch`). Rows are sanitized first: text without U+0000 and
+capped, integers inside their column's range, so no request's content can
+poison a batch.
 """
 
 from __future__ import annotations
@@ -13,12 +17,13 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 import orjson
 
 from hedge.observe.records import RequestRecord
-from hedge.store.batch import BatchWriter
+from hedge.store.batch import INT32, BatchWriter, clamp_int, clean_float, clean_text
 from hedge.store.db import Database
 
 log = logging.getLogger("hedge.ledger")
@@ -34,29 +39,44 @@ _COLUMNS = (
 _INSERT = f"INSERT INTO hedge_requests ({_COLUMNS}) VALUES ({', '.join('?' * 21)}) ON CONFLICT DO NOTHING"
 
 
+ERROR_LIMIT = 500
+TAG_LIMIT = 200
+MAX_TAGS = 64
+MAX_TOKENS = 2**48
+"""Token counts are clamped to this: far beyond any real request, and a SUM of many still fits 64 bits."""
+
+
+def _tags(tags: frozenset[str]) -> str | None:
+    """The tags as the JSON array ``by=tag`` reads: no U+0000 (jsonb rejects it), each capped, at most 64."""
+    cleaned = sorted({t for t in (clean_text(tag, TAG_LIMIT) for tag in tags) if t})[:MAX_TAGS]
+    return orjson.dumps(cleaned).decode() if cleaned else None
+
+
 def _row(r: RequestRecord) -> tuple[Any, ...]:
+    """The record as a row every column accepts, whatever a client or an upstream put in it."""
+    tokens = (0, MAX_TOKENS)
     return (
-        r.request_id,
-        r.started_at,
-        r.key_id,
-        r.team,
-        r.alias,
-        r.endpoint,
-        r.provider,
-        r.model,
-        r.status,
-        int(r.stream),
-        r.prompt_tokens,
-        r.completion_tokens,
-        r.cached_tokens,
-        r.cost_usd,
-        r.baseline_cost_usd,
-        r.latency_ms,
-        r.ttft_ms,
-        r.attempts,
-        orjson.dumps(sorted(r.tags)).decode() if r.tags else None,
-        int(r.cache_hit),
-        (r.error or None) and r.error[:500],
+        clean_text(r.request_id) or "",
+        clean_float(r.started_at),
+        clean_text(r.key_id),
+        clean_text(r.team),
+        clean_text(r.alias),
+        clean_text(r.endpoint),
+        clean_text(r.provider),
+        clean_text(r.model),
+        clamp_int(r.status, *INT32),
+        int(bool(r.stream)),
+        clamp_int(r.prompt_tokens, *tokens),
+        clamp_int(r.completion_tokens, *tokens),
+        clamp_int(r.cached_tokens, *tokens),
+        clean_float(r.cost_usd),
+        clean_float(r.baseline_cost_usd, nullable=True),
+        clean_float(r.latency_ms, nullable=True),
+        clean_float(r.ttft_ms, nullable=True),
+        clamp_int(r.attempts, *INT32),
+        _tags(r.tags),
+        int(bool(r.cache_hit)),
+        clean_text(r.error, ERROR_LIMIT) or None,
     )
 
 
@@ -87,7 +107,14 @@ class SpendRow:
 
 class Ledger(BatchWriter[RequestRecord]):
     def __init__(
-        self, db: Database, flush_interval_s: float = 1.0, flush_batch: int = 500, max_buffer: int = 1_000_000
+        self,
+        db: Database,
+        flush_interval_s: float = 1.0,
+        flush_batch: int = 500,
+        max_buffer: int = 1_000_000,
+        *,
+        state_dir: str | Path | None = None,
+        shutdown_timeout_s: float = 5.0,
     ) -> None:
         super().__init__(
             db,
@@ -97,6 +124,8 @@ class Ledger(BatchWriter[RequestRecord]):
             flush_interval_s=flush_interval_s,
             flush_batch=flush_batch,
             max_buffer=max_buffer,
+            state_dir=state_dir,
+            shutdown_timeout_s=shutdown_timeout_s,
         )
 
     def __call__(self, record: RequestRecord) -> None:

@@ -1,8 +1,14 @@
-"""Schema migrations, applied in order at start-up; both dialects share the SQL."""
+"""Schema migrations, applied in order at start-up; both dialects share the SQL.
+
+A step only one dialect needs is written ``{"postgresql": "..."}`` (see
+:func:`hedge.store.db.statement_for`); the other dialects skip it.
+"""
 
 from __future__ import annotations
 
-MIGRATIONS: list[tuple[int, list[str]]] = [
+from hedge.store.db import Statement
+
+MIGRATIONS: list[tuple[int, list[Statement]]] = [
     (
         1,
         [
@@ -57,6 +63,24 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
                 request TEXT,
                 response TEXT
             )""",
+        ],
+    ),
+    (
+        3,
+        [
+            # An upstream may report more than 2^31 tokens; SQLite's INTEGER is 64-bit already.
+            {
+                "postgresql": "ALTER TABLE hedge_requests ALTER COLUMN prompt_tokens TYPE BIGINT, "
+                "ALTER COLUMN completion_tokens TYPE BIGINT, ALTER COLUMN cached_tokens TYPE BIGINT"
+            },
+            # Tags written before NUL was stripped hold a JSON "\u0000" that jsonb (and so every
+            # by=tag query) rejects: remove that escape, but not an escaped backslash followed by
+            # the text "u0000" (an even run of backslashes before it).
+            {
+                "postgresql": r"""UPDATE hedge_requests
+                    SET tags = regexp_replace(tags, '(?<!\\)((?:\\\\)*)\\u0000', '\1', 'g')
+                    WHERE strpos(tags, '\u0000') > 0"""
+            },
         ],
     ),
 ]
