@@ -1,4 +1,9 @@
-"""``/admin``: virtual keys and spend reports. Master key only."""
+"""``/admin``: virtual keys and spend reports. Master key only.
+
+Every endpoint here reads or writes the database, so each is a ``store_endpoint``:
+with the database down or not answering (within ``state.db_timeout_s``) it answers
+503 ``state_store_unavailable``, not 500.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,14 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from hedge.api.http import error_response, json_response, read_body, require_master, runtime_of
+from hedge.api.http import (
+    error_response,
+    json_response,
+    read_body,
+    require_master,
+    runtime_of,
+    store_endpoint,
+)
 from hedge.api.validation import parse_json_object
 from hedge.errors import HedgeError, InvalidRequest, NotFound
 from hedge.runtime import Runtime
@@ -37,6 +49,7 @@ def _not_found(key_id: str) -> NotFound:
     return NotFound(f"No key with id '{key_id}'.", code="key_not_found", param="id")
 
 
+@store_endpoint
 async def create_key(request: Request) -> Response:
     try:
         runtime = await _guard(request)
@@ -50,6 +63,7 @@ async def create_key(request: Request) -> Response:
         return error_response(exc)
 
 
+@store_endpoint
 async def list_keys(request: Request) -> Response:
     try:
         runtime = await _guard(request)
@@ -59,6 +73,7 @@ async def list_keys(request: Request) -> Response:
         return error_response(exc)
 
 
+@store_endpoint
 async def key_detail(request: Request) -> Response:
     """GET, PATCH and DELETE (revoke) one key."""
     try:
@@ -81,6 +96,7 @@ async def key_detail(request: Request) -> Response:
         return error_response(exc)
 
 
+@store_endpoint
 async def spend(request: Request) -> Response:
     try:
         runtime = await _guard(request)

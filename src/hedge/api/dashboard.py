@@ -17,7 +17,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from hedge.api.http import error_response, json_response, require_master, runtime_of
+from hedge.api.http import error_response, json_response, require_master, runtime_of, store_endpoint
 from hedge.conformance.store import JsonlResultStore, results_path
 from hedge.errors import HedgeError, InvalidRequest, NotFound
 from hedge.runtime import Runtime
@@ -100,6 +100,7 @@ def _int_param(request: Request, name: str, default: int, low: int, high: int) -
     return value
 
 
+@store_endpoint
 async def summary(request: Request) -> Response:
     try:
         _, analytics = await _guard(request)
@@ -108,6 +109,7 @@ async def summary(request: Request) -> Response:
         return error_response(exc)
 
 
+@store_endpoint
 async def timeseries(request: Request) -> Response:
     try:
         _, analytics = await _guard(request)
@@ -128,6 +130,7 @@ async def timeseries(request: Request) -> Response:
         return error_response(exc)
 
 
+@store_endpoint
 async def latency(request: Request) -> Response:
     try:
         _, analytics = await _guard(request)
@@ -194,6 +197,7 @@ def _filters(request: Request) -> RequestFilter:
     )
 
 
+@store_endpoint
 async def requests(request: Request) -> Response:
     try:
         _, analytics = await _guard(request)
@@ -208,6 +212,7 @@ async def requests(request: Request) -> Response:
         return error_response(exc)
 
 
+@store_endpoint
 async def request_detail(request: Request) -> Response:
     try:
         runtime, analytics = await _guard(request)

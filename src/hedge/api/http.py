@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import hmac
+import logging
 import os
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
@@ -14,8 +17,18 @@ from hedge.access.keys import VirtualKey
 from hedge.api.connections import BODY_TIMEOUT
 from hedge.errors import AuthError, HedgeError, PayloadTooLarge, PermissionDenied
 from hedge.runtime import Runtime
+from hedge.store.db import is_store_error
 
 JSON = "application/json"
+log = logging.getLogger("hedge")
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+class StoreUnavailable(HedgeError):
+    """The database (keys, ledger) failed or did not answer in time: 503, so clients retry, not 500."""
+
+    status = 503
+    type = "service_unavailable"
 
 
 def new_request_id() -> str:
@@ -58,10 +71,41 @@ async def authenticate(request: Request, runtime: Runtime) -> VirtualKey | None:
     token = presented_key(request)
     if is_master(token, runtime):
         return None
-    key = await runtime.keys.find(token) if runtime.keys is not None else None
+    try:
+        key = await runtime.keys.find(token) if runtime.keys is not None else None
+    except Exception as exc:
+        if not is_store_error(exc):
+            raise
+        log.warning("virtual key lookup failed: %s", type(exc).__name__)
+        raise StoreUnavailable(
+            "This key cannot be checked now: the state store (database) is unavailable. Retry shortly.",
+            code="limits_unavailable",
+        ) from None
     if key is None:
         raise AuthError("Incorrect API key provided.")
     return key
+
+
+def store_endpoint(endpoint: Endpoint) -> Endpoint:
+    """An endpoint that reads the database: when it is down, a 503 that says so instead of a 500."""
+
+    @functools.wraps(endpoint)
+    async def guarded(request: Request) -> Response:
+        try:
+            return await endpoint(request)
+        except Exception as exc:
+            if not is_store_error(exc):
+                raise
+            path, why = request.url.path, type(exc).__name__
+            log.warning("%s %s: state store unavailable: %s", request.method, path, why)
+            return error_response(
+                StoreUnavailable(
+                    "The state store (database) is unavailable; retry when it is back.",
+                    code="state_store_unavailable",
+                )
+            )
+
+    return guarded
 
 
 def require_master(request: Request, runtime: Runtime) -> None:
