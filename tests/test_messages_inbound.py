@@ -255,7 +255,7 @@ def test_errors_in_anthropic_shape(gw: Gateway) -> None:
         ({"tools": 5}, "tools"),
         ({"system": 3}, "system"),
         ({"messages": [{"role": "user", "content": 7}]}, "messages.0.content"),
-        ({"messages": [{"role": "user", "content": ["text"]}]}, "messages.0.content"),
+        ({"messages": [{"role": "user", "content": ["text"]}]}, "messages.0.content.0"),
     ],
 )
 def test_malformed_anthropic_bodies_are_400(extra: dict[str, Any], param: str) -> None:

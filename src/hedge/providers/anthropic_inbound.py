@@ -4,6 +4,11 @@ The reverse of ``anthropic.py``: an Anthropic ``POST /v1/messages`` body becomes
 an OpenAI chat body (so routing, failover and cost work unchanged and any
 provider can serve it), and the OpenAI answer, whole or streamed, becomes an
 Anthropic message or event stream.
+
+Before anything is translated, :func:`validate_messages` checks the type of every
+field translation reads and answers a malformed body with Anthropic's kind of 400
+(``system.0.text: Input should be a valid string``), so translation only ever
+meets well-typed values and bad input is never a 500.
 """
 
 from __future__ import annotations
@@ -43,49 +48,177 @@ def _text_of(content: Any) -> str:
 def _image_part(block: dict[str, Any]) -> dict[str, Any]:
     source = block.get("source") or {}
     if source.get("type") == "base64":
-        url = f"data:{source.get('media_type', 'image/png')};base64,{source.get('data', '')}"
+        url = f"data:{source.get('media_type') or 'image/png'};base64,{source['data']}"
     elif source.get("type") == "url":
-        url = str(source.get("url", ""))
+        url = source["url"]
     else:
         raise InvalidRequest("Unsupported image source type.", param="messages")
     return {"type": "image_url", "image_url": {"url": url}}
 
 
+# -- validation: Anthropic's shapes, checked before anything is translated -------------------------------
+
+_EXPECTED = {
+    str: "a valid string",
+    dict: "a valid dictionary",
+    list: "a valid list",
+    bool: "a valid boolean",
+    int: "a valid integer",
+    float: "a valid number",
+}
+
+
+def _bad(path: str, problem: str) -> InvalidRequest:
+    """Anthropic's 400 wording: the dotted path of the field, then what is wrong with it."""
+    return InvalidRequest(f"{path}: {problem}", param=path)
+
+
+def _field(obj: dict[str, Any], key: str, path: str, kind: type, required: bool = False) -> Any:
+    """``obj[key]`` if it has the JSON type ``kind`` (``float`` meaning any number), None if absent."""
+    value = obj.get(key)
+    where = f"{path}{key}"
+    if value is None:
+        if required:
+            raise _bad(where, "Field required")
+        return None
+    if isinstance(value, bool) and kind is not bool:
+        ok = False
+    elif kind is float:
+        ok = isinstance(value, int | float)
+    else:
+        ok = isinstance(value, kind)
+    if not ok:
+        raise _bad(where, f"Input should be {_EXPECTED[kind]}")
+    return value
+
+
+def _one_of(value: Any, where: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        names = [f"'{a}'" for a in allowed]
+        listed = names[0] if len(names) == 1 else ", ".join(names[:-1]) + f" or {names[-1]}"
+        raise _bad(where, f"Input should be {listed}")
+
+
+def validate_messages(body: dict[str, Any]) -> None:
+    """Type-check every field of a Messages request that translation reads, as Anthropic would.
+
+    The client gets Anthropic's kind of 400 naming the field (``messages.0.content.1.source:
+    Field required``) instead of a translation that trips over, say, a text block whose
+    ``text`` is a number.
+    """
+    model = _field(body, "model", "", str, required=True)
+    if not model:
+        raise _bad("model", "String should have at least 1 character")
+    max_tokens = _field(body, "max_tokens", "", int, required=True)
+    if max_tokens < 1:
+        raise _bad("max_tokens", "Input should be greater than or equal to 1")
+    messages = _field(body, "messages", "", list, required=True)
+    if not messages:
+        raise _bad("messages", "List should have at least 1 item")
+    system = body.get("system")
+    if isinstance(system, list):
+        for i, block in enumerate(system):
+            _text_block(block, f"system.{i}")
+    elif system is not None and not isinstance(system, str):
+        raise _bad("system", "Input should be a valid string or a list of text blocks")
+    for i, message in enumerate(messages):
+        where = f"messages.{i}"
+        if not isinstance(message, dict):
+            raise _bad(where, "Input should be a valid dictionary")
+        role = _field(message, "role", f"{where}.", str, required=True)
+        _one_of(role, f"{where}.role", ("user", "assistant"))
+        content = message.get("content")
+        if isinstance(content, list):
+            for j, block in enumerate(content):
+                _content_block(block, f"{where}.content.{j}")
+        elif content is None:
+            raise _bad(f"{where}.content", "Field required")
+        elif not isinstance(content, str):
+            raise _bad(f"{where}.content", "Input should be a valid string or a list of content blocks")
+
+    _field(body, "stream", "", bool)
+    _field(body, "temperature", "", float)
+    _field(body, "top_p", "", float)
+    _field(body, "top_k", "", int)
+    stops = _field(body, "stop_sequences", "", list)
+    for i, stop in enumerate(stops or ()):
+        if not isinstance(stop, str):
+            raise _bad(f"stop_sequences.{i}", "Input should be a valid string")
+    metadata = _field(body, "metadata", "", dict)
+    if metadata is not None:
+        _field(metadata, "user_id", "metadata.", str)
+    for i, tool in enumerate(_field(body, "tools", "", list) or ()):
+        where = f"tools.{i}"
+        if not isinstance(tool, dict):
+            raise _bad(where, "Input should be a valid dictionary")
+        _field(tool, "name", f"{where}.", str, required=True)
+        _field(tool, "description", f"{where}.", str)
+        _field(tool, "input_schema", f"{where}.", dict)
+    choice = _field(body, "tool_choice", "", dict)
+    if choice is not None:
+        kind = _field(choice, "type", "tool_choice.", str, required=True)
+        _one_of(kind, "tool_choice.type", ("auto", "any", "tool", "none"))
+        _field(choice, "name", "tool_choice.", str, required=kind == "tool")
+        _field(choice, "disable_parallel_tool_use", "tool_choice.", bool)
+
+
+def _block_type(block: Any, where: str) -> str:
+    if not isinstance(block, dict):
+        raise _bad(where, "Input should be a valid dictionary")
+    kind: str = _field(block, "type", f"{where}.", str, required=True)
+    return kind
+
+
+def _text_block(block: Any, where: str) -> None:
+    kind = _block_type(block, where)
+    _one_of(kind, f"{where}.type", ("text",))
+    _field(block, "text", f"{where}.", str, required=True)
+
+
+def _content_block(block: Any, where: str, nested: bool = False) -> None:
+    kind = _block_type(block, where)
+    if kind == "text":
+        _field(block, "text", f"{where}.", str, required=True)
+    elif kind == "image":
+        source = _field(block, "source", f"{where}.", dict, required=True)
+        source_type = _field(source, "type", f"{where}.source.", str, required=True)
+        _one_of(source_type, f"{where}.source.type", ("base64", "url"))
+        if source_type == "base64":
+            _field(source, "media_type", f"{where}.source.", str)
+            _field(source, "data", f"{where}.source.", str, required=True)
+        else:
+            _field(source, "url", f"{where}.source.", str, required=True)
+    elif kind == "tool_use" and not nested:
+        _field(block, "id", f"{where}.", str, required=True)
+        _field(block, "name", f"{where}.", str, required=True)
+        _field(block, "input", f"{where}.", dict)
+    elif kind == "tool_result" and not nested:
+        _field(block, "tool_use_id", f"{where}.", str, required=True)
+        _field(block, "is_error", f"{where}.", bool)
+        content = block.get("content")
+        if isinstance(content, list):
+            for k, inner in enumerate(content):
+                _content_block(inner, f"{where}.content.{k}", nested=True)
+        elif content is not None and not isinstance(content, str):
+            raise _bad(f"{where}.content", "Input should be a valid string or a list of content blocks")
+
+
+# -- translation ------------------------------------------------------------------------------------------
+
+
 def to_openai(body: dict[str, Any]) -> dict[str, Any]:
     """Translate an Anthropic Messages request body into an OpenAI chat completions body."""
-    model = body.get("model")
-    if not isinstance(model, str) or not model:
-        raise InvalidRequest("model: Field required", param="model")
-    max_tokens = body.get("max_tokens")
-    if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
-        raise InvalidRequest("max_tokens: Field required (an integer >= 1)", param="max_tokens")
-    messages_in = body.get("messages")
-    if not isinstance(messages_in, list) or not messages_in:
-        raise InvalidRequest("messages: Field required (a non-empty array)", param="messages")
-
-    for field, expected, name in (("metadata", dict, "an object"), ("tools", list, "an array")):
-        if body.get(field) is not None and not isinstance(body[field], expected):
-            raise InvalidRequest(f"{field}: Input should be {name}", param=field)
-    if body.get("system") is not None and not isinstance(body["system"], str | list):
-        raise InvalidRequest("system: Input should be a string or an array of text blocks", param="system")
+    validate_messages(body)
+    model = body["model"]
+    max_tokens = body["max_tokens"]
+    messages_in = body["messages"]
 
     messages: list[dict[str, Any]] = []
     system = body.get("system")
     if system:
         messages.append({"role": "system", "content": _text_of(system)})
-    for i, message in enumerate(messages_in):
-        if not isinstance(message, dict) or message.get("role") not in ("user", "assistant"):
-            raise InvalidRequest(
-                f"messages.{i}.role: must be 'user' or 'assistant'", param=f"messages.{i}.role"
-            )
-        content = message.get("content")
-        if not isinstance(content, str) and not (
-            isinstance(content, list) and all(isinstance(b, dict) for b in content)
-        ):
-            raise InvalidRequest(
-                f"messages.{i}.content: Input should be a string or an array of content blocks",
-                param=f"messages.{i}.content",
-            )
+    for message in messages_in:
+        content = message["content"]
         if message["role"] == "assistant":
             messages.append(_assistant(content))
         else:
@@ -110,12 +243,11 @@ def to_openai(body: dict[str, Any]) -> dict[str, Any]:
                 "type": "function",
                 "function": {
                     "name": t["name"],
-                    "description": t.get("description", ""),
+                    "description": t.get("description") or "",
                     "parameters": t.get("input_schema") or {"type": "object"},
                 },
             }
             for t in tools
-            if isinstance(t, dict) and t.get("name")
         ]
     choice = body.get("tool_choice")
     if isinstance(choice, dict):
@@ -145,7 +277,7 @@ def _assistant(content: Any) -> dict[str, Any]:
                     "type": "function",
                     "function": {
                         "name": block.get("name"),
-                        "arguments": orjson.dumps(block.get("input", {})).decode(),
+                        "arguments": orjson.dumps(block.get("input") or {}).decode(),
                     },
                 }
             )
