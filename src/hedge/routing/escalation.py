@@ -64,13 +64,18 @@ def escalation_reason(raw: bytes | memoryview, request: dict[str, Any], checks: 
 
 
 def conforms(value: Any, schema: Any) -> bool:
-    """A small JSON-schema subset: type, required, properties, items, enum."""
+    """A small JSON-schema subset: type, required, properties, items, enum.
+
+    The schema is the client's and is not validated, so a keyword of the wrong JSON type
+    (``"required": 5``, ``"type": {}``) constrains nothing rather than failing the request.
+    """
     if not isinstance(schema, dict):
         return True
-    if "enum" in schema and value not in schema["enum"]:
+    enum = schema.get("enum")
+    if isinstance(enum, list) and value not in enum:
         return False
     kind = schema.get("type")
-    kinds = kind if isinstance(kind, list) else [kind] if kind else []
+    kinds = [k for k in (kind if isinstance(kind, list) else [kind]) if isinstance(k, str)]
     if kinds:
         ok = any(
             isinstance(value, _TYPES.get(k, object))
@@ -80,9 +85,12 @@ def conforms(value: Any, schema: Any) -> bool:
         if not ok:
             return False
     if isinstance(value, dict):
-        if any(r not in value for r in schema.get("required") or []):
+        required = schema.get("required")
+        if isinstance(required, list) and any(isinstance(r, str) and r not in value for r in required):
             return False
-        props = schema.get("properties") or {}
+        props = schema.get("properties")
+        if not isinstance(props, dict):
+            return True
         return all(conforms(v, props[k]) for k, v in value.items() if k in props)
     if isinstance(value, list) and "items" in schema:
         return all(conforms(v, schema["items"]) for v in value)
