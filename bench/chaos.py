@@ -606,7 +606,8 @@ def report(load: Load, marks: Marks, ledger: set[str], quick: bool, phase_s: flo
     lost_at = [
         o.done_at for o in by_phase.get("gateway KILL", []) if o.status == 200 and o.request_id not in ledger
     ]
-    oldest_lost_s = marks.kill_at - min(lost_at) if lost_at else 0.0
+    # A response already on its way may reach the client just after the signal: that counts as 0 s.
+    oldest_lost_s = max(0.0, marks.kill_at - min(lost_at)) if lost_at else 0.0
     checks = [
         ("no record lost across SIGTERM", term["lost"] == 0, f"{term['lost']} lost"),
         (
