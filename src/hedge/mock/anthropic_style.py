@@ -12,9 +12,14 @@ errors (``{"type": "error", "error": {...}}``, 529 ``overloaded_error``, 429
 It answers like every mock (see :mod:`hedge.mock.behaviour`). Anthropic has
 no JSON mode, so a system prompt that mentions ``JSON`` gets a JSON answer, as
 a real model would give. The checks a translation most easily gets wrong are
-enforced as the real API does: ``max_tokens`` is required, ``system`` is not a
-message role, text blocks may not be empty, ``temperature`` is at most 1, and
-every ``tool_use`` must be answered by a ``tool_result`` in the next turn.
+enforced as the real API does: ``max_tokens`` is required (an integer, at
+least 1), ``system`` is not a message role, text blocks may not be empty,
+``temperature`` is at most 1, a tool name is 1 to 128 characters, and every
+``tool_use`` must be answered by a ``tool_result`` in the next turn. A body
+over the ``max_body_bytes`` knob is 413 ``request_too_large``, as Anthropic
+answers past 32 MB. A larger ``max_tokens`` than the mock model's limit is
+clamped, like every size the answer takes from the request (see
+:mod:`hedge.mock.behaviour`).
 
 Quirks (``--quirk``): ``cache-hit`` reports half the prompt as read from the
 prompt cache; ``error-event`` makes an injected mid-stream failure (``disconnect`` or
@@ -36,7 +41,6 @@ named ``...no-such-model...`` gets 404 ``not_found_error``.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -45,8 +49,8 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from hedge.mock.behaviour import Reply, Tool, Turn, plan_reply, text_of, unknown_model
-from hedge.mock.state import MockState
+from hedge.mock.behaviour import Reply, Tool, Turn, digest, plan_reply, text_of, unknown_model
+from hedge.mock.state import BodyTooLarge, MockState
 from hedge.providers.sse import frame_event
 
 _ERRORS: dict[int, tuple[str, str]] = {
@@ -62,10 +66,12 @@ _ERRORS: dict[int, tuple[str, str]] = {
 }
 
 _STOP_REASONS = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use"}
+MAX_TOOL_NAME = 128
+_TOOL_NAME_RULE = "String should match pattern '^[a-zA-Z0-9_-]{1,128}$'"
 
 
 def _request_id(seed: Any) -> str:
-    return "req_" + hashlib.sha1(orjson.dumps(seed, default=str)).hexdigest()[:24]
+    return "req_" + digest(seed)[:24]
 
 
 def error(state: MockState, status: int, message: str | None = None) -> Response:
@@ -95,7 +101,10 @@ def _authorized(state: MockState, key: str) -> bool:
 
 async def _admit(state: MockState, request: Request) -> tuple[dict[str, Any] | None, Response | None]:
     """Common entry: parse, record, authenticate, inject faults. Returns (body, early_response)."""
-    body = await state.read(request)
+    try:
+        body = await state.read(request)
+    except BodyTooLarge:
+        return None, error(state, 413)
     key = _api_key(request)
     if not key:
         return None, error(state, 401, "x-api-key header is required")
@@ -113,10 +122,12 @@ def _validate(body: dict[str, Any], need_max_tokens: bool = True) -> str | None:
     """The first problem the real API would report for this body, if any."""
     if not isinstance(body.get("model"), str) or not body["model"]:
         return "model: Field required"
+    if need_max_tokens and body.get("max_tokens") is None:
+        return "max_tokens: Field required"
     if need_max_tokens and (
         not isinstance(body.get("max_tokens"), int) or isinstance(body["max_tokens"], bool)
     ):
-        return "max_tokens: Field required"
+        return "max_tokens: Input should be a valid integer"
     if need_max_tokens and body["max_tokens"] < 1:
         return "max_tokens: Input should be greater than or equal to 1"
     messages = body.get("messages")
@@ -128,6 +139,13 @@ def _validate(body: dict[str, Any], need_max_tokens: bool = True) -> str | None:
     system = body.get("system")
     if system is not None and not isinstance(system, str | list):
         return "system: Input should be a valid string or list"
+    tools = body.get("tools")
+    if tools is not None and not isinstance(tools, list):
+        return "tools: Input should be a valid list"
+    for i, tool in enumerate(tools or []):
+        name = tool.get("name") if isinstance(tool, dict) else None
+        if not isinstance(name, str) or not 1 <= len(name) <= MAX_TOOL_NAME:
+            return f"tools.{i}.custom.name: {_TOOL_NAME_RULE}"
     pending: set[str] = set()
     for i, m in enumerate(messages):
         if not isinstance(m, dict) or m.get("role") not in ("user", "assistant"):
@@ -182,8 +200,8 @@ def turns_of(body: dict[str, Any], drop_system: bool = False) -> list[Turn]:
         for block in content or []:
             if block.get("type") == "tool_result":
                 turns.append(Turn("tool", text_of(block.get("content"))))
-            elif block.get("type") == "text":
-                text.append(block.get("text", ""))
+            elif block.get("type") == "text" and isinstance(block.get("text"), str):
+                text.append(block["text"])
         if text:
             turns.append(Turn("user", "".join(text)))
     return turns
@@ -206,16 +224,15 @@ def _instructed_schema(system: str) -> dict[str, Any] | None:
 
 def _plan(body: dict[str, Any], state: MockState) -> Reply:
     tools = [
-        Tool(str(t.get("name")), t.get("input_schema") or {})
-        for t in body.get("tools") or []
-        if isinstance(t, dict) and t.get("name")
+        Tool(t["name"], t["input_schema"] if isinstance(t.get("input_schema"), dict) else {})
+        for t in body.get("tools") or []  # a list of named tools: checked by _validate
     ]
     choice = body.get("tool_choice")
     if not isinstance(choice, dict):
         choice = {}
     forced: str | None = None
     if choice.get("type") == "tool":
-        forced = choice.get("name")
+        forced = choice["name"] if isinstance(choice.get("name"), str) else None
     elif choice.get("type") == "none":
         forced = "none"
     drop_system = state.quirk("drop-system")
@@ -227,7 +244,7 @@ def _plan(body: dict[str, Any], state: MockState) -> Reply:
         tools=tools or None,
         tool_choice=forced,
         max_tokens=body["max_tokens"],
-        stop=None if state.quirk("ignore-stop") else list(body.get("stop_sequences") or []),
+        stop=None if state.quirk("ignore-stop") else _stop_sequences(body.get("stop_sequences")),
         json_mode="JSON" in system,
         json_schema=_instructed_schema(system),
     )
@@ -238,6 +255,10 @@ def _plan(body: dict[str, Any], state: MockState) -> Reply:
     for call in reply.tool_calls:
         call.id = "toolu_" + call.id.removeprefix("call_")
     return reply
+
+
+def _stop_sequences(value: Any) -> list[str]:
+    return [s for s in value if isinstance(s, str)] if isinstance(value, list) else []
 
 
 def _usage(state: MockState, reply: Reply, output_tokens: int | None = None) -> dict[str, Any]:
@@ -257,8 +278,7 @@ def _event(kind: str, **fields: Any) -> bytes:
 
 
 def _message_id(body: dict[str, Any]) -> str:
-    digest = hashlib.sha1(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
-    return "msg_" + digest[:24]
+    return "msg_" + digest(body)[:24]
 
 
 def _stop(reply: Reply) -> tuple[str, str | None]:

@@ -11,8 +11,18 @@ or ``?key=``; errors have Google's shape ``{"error": {"code", "message",
 
 Answers come from :mod:`hedge.mock.behaviour`, so they match the OpenAI mock's.
 Gemini sends no tool call ids and no end-of-stream marker; neither does this mock.
-An out-of-range ``maxOutputTokens``, ``temperature`` or ``candidateCount`` is 400
-``INVALID_ARGUMENT``; a model named ``...no-such-model...`` is 404 ``NOT_FOUND``.
+A ``maxOutputTokens`` or ``candidateCount`` that is not an int32 is 400
+``INVALID_ARGUMENT`` ("Invalid value at ... (TYPE_INT32)", as Google's JSON parser
+says), as are ``maxOutputTokens`` below 1, ``candidateCount`` outside 1..8, a
+``temperature`` outside 0..2, more than 5 stop sequences, a function name that is
+empty or over 64 characters, more than 100 ``batchEmbedContents`` requests and an
+``outputDimensionality`` below 1 or above the model's size (768 for
+``text-embedding-004``, 3072 for ``gemini-embedding-001`` and unknown names); a
+body over the ``max_body_bytes`` knob is Google's 400 "Request payload size
+exceeds the limit". A ``maxOutputTokens`` above the mock model's limit is
+clamped, like every size the answer takes from the request (see
+:mod:`hedge.mock.behaviour`). A model named ``...no-such-model...`` is 404
+``NOT_FOUND``.
 
 Quirks ``hedge check`` catches, as on the OpenAI mock: ``ignore-stop``,
 ``stop-included``, ``no-stream-usage`` (no ``usageMetadata`` in stream events),
@@ -25,7 +35,6 @@ chunk itself.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import AsyncIterator
 from typing import Any
@@ -35,9 +44,19 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from hedge.mock.behaviour import Reply, Tool, Turn, plan_reply, unknown_model
-from hedge.mock.openai_style import _vector as vector  # the same vectors as the OpenAI mock
-from hedge.mock.state import MockState
+from hedge.mock.behaviour import (
+    MAX_OUTPUT_TOKENS,
+    MAX_SCHEMA_DEPTH,
+    Reply,
+    Tool,
+    Turn,
+    digest,
+    dumps,
+    embedding_vector,
+    plan_reply,
+    unknown_model,
+)
+from hedge.mock.state import BodyTooLarge, MockState
 
 _STATUS: dict[int, tuple[str, str]] = {
     400: ("INVALID_ARGUMENT", "Request contains an invalid argument."),
@@ -64,6 +83,19 @@ _MODELS = [
     ("text-embedding-004", "Text Embedding 004", ["embedContent"]),
     ("gemini-embedding-001", "Gemini Embedding 001", ["embedContent"]),
 ]
+MAX_STOP_SEQUENCES = 5
+MAX_CANDIDATES = 8
+MAX_FUNCTION_NAME = 64
+MAX_BATCH_EMBEDDINGS = 100
+DEFAULT_DIMENSIONS = 8
+EMBEDDING_DIMENSIONS = {"text-embedding-004": 768, "embedding-001": 768, "gemini-embedding-001": 3072}
+MAX_DIMENSIONS = 3072
+"""The ``outputDimensionality`` limit for model names Google does not have."""
+_INT32 = range(-(2**31), 2**31)
+_FUNCTION_NAME_RULE = (
+    "Invalid function name. Must start with a letter or an underscore. Must be alphameric (a-z, A-Z, 0-9), "
+    "underscores (_), dots (.), colons (:), or dashes (-), with a maximum length of 64."
+)
 
 
 def error(
@@ -111,7 +143,10 @@ async def _admit(
     state: MockState, request: Request, stream: bool
 ) -> tuple[dict[str, Any] | None, Response | None]:
     """Common entry: parse, record, authenticate, inject faults. Returns (body, early_response)."""
-    body = await state.read(request)
+    try:
+        body = await state.read(request)
+    except BodyTooLarge as exc:
+        return None, error(state, 400, f"Request payload size exceeds the limit: {exc.limit} bytes.")
     denied = _auth_error(state, request)
     if denied is not None:
         return None, denied
@@ -124,22 +159,35 @@ async def _admit(
 # -- request -> behaviour ---------------------------------------------------------------------------
 
 
-def _field(obj: dict[str, Any], name: str) -> Any:
-    """``obj[name]``, or its snake_case spelling: Google's JSON parser accepts both (the SDK sends some)."""
+def _field(obj: Any, name: str) -> Any:
+    """``obj[name]``, or its snake_case spelling: Google's JSON parser accepts both (the SDK sends some).
+
+    None when ``obj`` is not an object, so a wrong-typed parent reads as absent.
+    """
+    if not isinstance(obj, dict):
+        return None
     if name in obj:
         return obj[name]
-    return obj.get(re.sub(r"([A-Z])", lambda m: "_" + m.group(1).lower(), name))
+    return obj.get(_snake(name))
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"([A-Z])", lambda m: "_" + m.group(1).lower(), name)
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
 
 
 def _texts(parts: Any) -> list[str]:
-    return [p["text"] for p in parts or [] if isinstance(p, dict) and isinstance(p.get("text"), str)]
+    return [p["text"] for p in _list(parts) if isinstance(p, dict) and isinstance(p.get("text"), str)]
 
 
 def _tool_text(response: Any) -> str:
     """A function response as the text the OpenAI mock would have seen in the tool message."""
     if isinstance(response, dict) and set(response) == {"content"}:
         response = response["content"]
-    return response if isinstance(response, str) else orjson.dumps(response).decode()
+    return response if isinstance(response, str) else dumps(response).decode()
 
 
 def turns_of(body: dict[str, Any], drop_system: bool = False) -> list[Turn]:
@@ -149,10 +197,10 @@ def turns_of(body: dict[str, Any], drop_system: bool = False) -> list[Turn]:
         text = "".join(_texts(system.get("parts")))
         if text:
             turns.append(Turn("system", text))
-    for content in body.get("contents") or []:
+    for content in _list(body.get("contents")):
         if not isinstance(content, dict):
             continue
-        parts = [p for p in content.get("parts") or [] if isinstance(p, dict)]
+        parts = [p for p in _list(content.get("parts")) if isinstance(p, dict)]
         if content.get("role") == "model":
             turns.append(Turn("assistant", "".join(_texts(parts))))
             continue
@@ -165,29 +213,39 @@ def turns_of(body: dict[str, Any], drop_system: bool = False) -> list[Turn]:
     return turns
 
 
+def _declarations(body: dict[str, Any]) -> list[dict[str, Any]]:
+    return [
+        decl
+        for group in _list(body.get("tools"))
+        for decl in _list(_field(group, "functionDeclarations"))
+        if isinstance(decl, dict)
+    ]
+
+
 def _plan(state: MockState, model: str, body: dict[str, Any]) -> Reply:
     tools: list[Tool] = []
-    for group in body.get("tools") or []:
-        for decl in (_field(group, "functionDeclarations") or []) if isinstance(group, dict) else []:
-            if isinstance(decl, dict) and decl.get("name"):
-                schema = _field(decl, "parametersJsonSchema") or decl.get("parameters") or {}
-                tools.append(Tool(str(decl["name"]), _lower_types(schema)))
-    calling = _field(_field(body, "toolConfig") or {}, "functionCallingConfig") or {}
-    mode = str(calling.get("mode") or "AUTO").upper()
+    for decl in _declarations(body):
+        if isinstance(decl.get("name"), str) and decl["name"]:
+            schema = _field(decl, "parametersJsonSchema") or decl.get("parameters")
+            tools.append(Tool(decl["name"], _lower_types(schema) if isinstance(schema, dict) else {}))
+    calling = _field(_field(body, "toolConfig"), "functionCallingConfig")
+    mode = str(_field(calling, "mode") or "AUTO").upper()
+    allowed = _list(_field(calling, "allowedFunctionNames"))
     choice: str | None = None
     if mode == "NONE":
         choice = "none"
-    elif mode == "ANY" and _field(calling, "allowedFunctionNames"):
-        choice = str(_field(calling, "allowedFunctionNames")[0])
-    config = _field(body, "generationConfig") or {}
+    elif mode == "ANY" and allowed:
+        choice = str(allowed[0])
+    config = _field(body, "generationConfig")
     stops = _field(config, "stopSequences")
     schema = _field(config, "responseJsonSchema") or _field(config, "responseSchema")
+    max_tokens = _field(config, "maxOutputTokens")
     reply = plan_reply(
         model,
         turns_of(body, drop_system=state.quirk("drop-system")),
         tools=tools or None,
         tool_choice=choice,
-        max_tokens=_field(config, "maxOutputTokens"),
+        max_tokens=None if max_tokens is None else _int32(max_tokens),  # validated by _invalid_argument
         stop=None if state.quirk("ignore-stop") or not isinstance(stops, list) else stops,
         json_mode=_field(config, "responseMimeType") == "application/json",
         json_schema=_lower_types(schema) if isinstance(schema, dict) else None,
@@ -197,32 +255,78 @@ def _plan(state: MockState, model: str, body: dict[str, Any]) -> Reply:
     return reply
 
 
-def _invalid_argument(config: dict[str, Any]) -> str | None:
-    """The message Gemini gives for the first out-of-range generation parameter, if any."""
-    for name, field, low, high in (
-        ("maxOutputTokens", "max_output_tokens", 1, None),
-        ("candidateCount", "candidate_count", 1, 8),
-        ("temperature", "temperature", 0, 2),
+def _int32(value: Any) -> int | None:
+    """``value`` as proto3 JSON reads an int32 field (a whole number, or a string of one), else None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        number = value
+    elif (isinstance(value, float) and value.is_integer()) or (
+        isinstance(value, str) and re.fullmatch(r"-?[0-9]{1,10}", value)
     ):
+        number = int(value)
+    else:
+        return None
+    return number if number in _INT32 else None
+
+
+def _bad_int32(path: str, value: Any) -> tuple[str, list[dict[str, Any]]]:
+    """Google's answer to a value its JSON parser cannot read into an int32 field."""
+    shown = dumps(value).decode()
+    message = f"Invalid value at '{path}' (TYPE_INT32), {shown[:100]}"
+    violation = {"field": path, "description": message}
+    return message, [{"@type": "type.googleapis.com/google.rpc.BadRequest", "fieldViolations": [violation]}]
+
+
+def _invalid_argument(config: Any) -> tuple[str, list[dict[str, Any]] | None] | None:
+    """The message (and details) Gemini gives for the first invalid generation parameter, if any."""
+    for name, low, high in (
+        ("maxOutputTokens", 1, None),
+        ("candidateCount", 1, MAX_CANDIDATES),
+        ("temperature", 0, 2),
+    ):
+        field = _snake(name)
         value = _field(config, name)
         if value is None:
             continue
-        if not isinstance(value, int | float) or isinstance(value, bool):
-            return f"* GenerateContentRequest.generation_config.{field}: invalid value\n"
-        if value < low or (high is not None and value > high):
-            return f"* GenerateContentRequest.generation_config.{field}: {value} is out of range\n"
+        if name != "temperature":
+            number: int | float | None = _int32(value)
+            if number is None:
+                return _bad_int32(f"generation_config.{field}", value)
+        elif isinstance(value, int | float) and not isinstance(value, bool):
+            number = value
+        else:
+            return f"* GenerateContentRequest.generation_config.{field}: invalid value\n", None
+        if number < low or (high is not None and number > high):
+            return f"* GenerateContentRequest.generation_config.{field}: {value} is out of range\n", None
     return None
 
 
-def _lower_types(schema: Any) -> Any:
-    """Gemini's OpenAPI-style schemas write types in capitals (``STRING``); behaviour reads JSON Schema."""
+def _bad_function_name(body: dict[str, Any]) -> str | None:
+    for g, group in enumerate(_list(body.get("tools"))):
+        for d, decl in enumerate(_list(_field(group, "functionDeclarations"))):
+            name = decl.get("name") if isinstance(decl, dict) else None
+            if not isinstance(name, str) or not 1 <= len(name) <= MAX_FUNCTION_NAME:
+                where = f"GenerateContentRequest.tools[{g}].function_declarations[{d}].name"
+                return f"* {where}: {_FUNCTION_NAME_RULE}\n"
+    return None
+
+
+def _lower_types(schema: Any, depth: int = 0) -> Any:
+    """Gemini's OpenAPI-style schemas write types in capitals (``STRING``); behaviour reads JSON Schema.
+
+    Followed only as deep as behaviour reads schemas (two JSON levels per schema
+    level), so a deeply nested schema cannot exhaust the stack.
+    """
+    if depth > 2 * MAX_SCHEMA_DEPTH + 2:
+        return {}
     if isinstance(schema, dict):
         return {
-            k: (v.lower() if k == "type" and isinstance(v, str) else _lower_types(v))
+            k: (v.lower() if k == "type" and isinstance(v, str) else _lower_types(v, depth + 1))
             for k, v in schema.items()
         }
     if isinstance(schema, list):
-        return [_lower_types(v) for v in schema]
+        return [_lower_types(v, depth + 1) for v in schema]
     return schema
 
 
@@ -230,7 +334,7 @@ def _lower_types(schema: Any) -> Any:
 
 
 def _response_id(model: str, body: dict[str, Any]) -> str:
-    return hashlib.sha1(orjson.dumps([model, body], option=orjson.OPT_SORT_KEYS)).hexdigest()[:22]
+    return digest([model, body])[:22]
 
 
 def _usage(reply: Reply, n: int, completion: int | None = None) -> dict[str, Any]:
@@ -258,22 +362,25 @@ async def generate(state: MockState, request: Request, model: str, stream: bool)
     contents = body.get("contents")
     if not isinstance(contents, list) or not contents:
         return error(state, 400, "* GenerateContentRequest.contents: contents is not specified\n")
-    config = _field(body, "generationConfig") or {}
+    config = _field(body, "generationConfig")
     stops = _field(config, "stopSequences")
-    if isinstance(stops, list) and len(stops) > 5:
+    if isinstance(stops, list) and len(stops) > MAX_STOP_SEQUENCES:
         return error(
             state, 400, "* GenerateContentRequest.generation_config.stop_sequences: at most 5 allowed\n"
         )
     invalid = _invalid_argument(config)
     if invalid is not None:
-        return error(state, 400, invalid)
+        return error(state, 400, *invalid)
+    bad_name = _bad_function_name(body)
+    if bad_name is not None:
+        return error(state, 400, bad_name)
     if unknown_model(model):
         version = request.url.path.split("/")[1]
         return error(
             state, 404, f"models/{model} is not found for API version {version}, or is not supported."
         )
     reply = _plan(state, model, body)
-    n = int(_field(config, "candidateCount") or 1)
+    n = _int32(_field(config, "candidateCount")) or 1
     response_id = _response_id(model, body)
     if stream:
         sse = request.query_params.get("alt") == "sse"
@@ -354,18 +461,27 @@ async def _stream(
             state.stats.streams_cancelled += 1
 
 
-def _embed_values(request_model: str, item: Any) -> tuple[list[float] | None, str | None]:
+def _embed_values(
+    request_model: str, item: Any, where: str
+) -> tuple[list[float] | None, tuple[str, list[dict[str, Any]] | None] | None]:
+    """The vector for one embed request, or the error (message, details) Gemini answers it with."""
     if not isinstance(item, dict) or not isinstance(item.get("content"), dict):
-        return None, "content is required"
+        return None, ("content is required", None)
     name = item.get("model")
     if name is not None and name != f"models/{request_model}":
-        return (
-            None,
-            f"Model name in request ({name}) does not match the model in the URL (models/{request_model}).",
+        problem = (
+            f"Model name in request ({name}) does not match the model in the URL (models/{request_model})."
         )
+        return None, (problem, None)
     text = " ".join(_texts(item["content"].get("parts")))
-    dims = int(_field(item, "outputDimensionality") or 8)
-    return vector(text, dims), None
+    raw = _field(item, "outputDimensionality")
+    dims = DEFAULT_DIMENSIONS if raw is None else _int32(raw)
+    if dims is None:
+        return None, _bad_int32(f"{where}output_dimensionality", raw)
+    if not 1 <= dims <= EMBEDDING_DIMENSIONS.get(request_model, MAX_DIMENSIONS):
+        request = "BatchEmbedContentsRequest." if where else "EmbedContentRequest."
+        return None, (f"* {request}{where}output_dimensionality: {dims} is out of range\n", None)
+    return embedding_vector(text, dims), None
 
 
 async def embed(state: MockState, request: Request, model: str, batch: bool) -> Response:
@@ -375,11 +491,16 @@ async def embed(state: MockState, request: Request, model: str, batch: bool) -> 
     items = body.get("requests") if batch else [body]
     if not isinstance(items, list) or not items:
         return error(state, 400, "* BatchEmbedContentsRequest.requests: requests is not specified\n")
+    if len(items) > MAX_BATCH_EMBEDDINGS:
+        return error(
+            state, 400, "* BatchEmbedContentsRequest.requests: at most 100 requests can be in one batch\n"
+        )
     values: list[list[float]] = []
-    for item in items:
-        vec, problem = _embed_values(model, item)
+    for i, item in enumerate(items):
+        vec, problem = _embed_values(model, item, f"requests[{i}]." if batch else "")
         if vec is None:
-            return error(state, 400, problem)
+            assert problem is not None
+            return error(state, 400, *problem)
         values.append(vec)
     await state.delay()
     data: dict[str, Any] = (
@@ -396,7 +517,7 @@ def _model_info(model: str, display: str, methods: list[str]) -> dict[str, Any]:
         "displayName": display,
         "description": f"{display} (hedge mock)",
         "inputTokenLimit": 2048 if embedding else 1048576,
-        "outputTokenLimit": 1 if embedding else 8192,
+        "outputTokenLimit": 1 if embedding else MAX_OUTPUT_TOKENS,
         "supportedGenerationMethods": methods,
     }
 

@@ -3,9 +3,22 @@
 Faithful enough for the official ``openai`` SDK: the same field names and
 object types, ``data: [DONE]``, a usage-only final chunk under
 ``stream_options.include_usage`` (and ``"usage": null`` on every other chunk),
-OpenAI-shaped error bodies and ``Retry-After`` on 429. Like OpenAI it rejects an
-out-of-range ``max_tokens``/``max_completion_tokens``, ``temperature`` or ``n``
-with 400, and an unknown model (see :func:`~hedge.mock.behaviour.unknown_model`) with 404.
+OpenAI-shaped error bodies and ``Retry-After`` on 429. An unknown model (see
+:func:`~hedge.mock.behaviour.unknown_model`) is 404.
+
+Like OpenAI it answers 400, with OpenAI's messages and codes, for an integer
+parameter that is not an integer or is out of range (``max_tokens`` and
+``max_completion_tokens`` below 1, ``n`` outside 1..128; ``temperature``
+outside 0..2), more than 4 ``stop`` sequences, more than 128 ``tools`` or a
+function name over 64 characters, a message ``content`` over 10,485,760
+characters, and on embeddings: an invalid ``input``, more than 2048 inputs, an
+input over 8192 tokens or more than 300,000 in all, and ``dimensions`` below 1,
+above the model's size (1536 for ``text-embedding-3-small``, 3072 for
+``-large`` and for names OpenAI does not have) or given at all for
+``text-embedding-ada-002``. A body over the ``max_body_bytes`` knob is 413.
+A ``max_tokens`` OpenAI would accept is clamped (see :mod:`hedge.mock.behaviour`),
+and a large embeddings answer is written one vector at a time, so the mock's
+memory stays small whatever the request.
 
 Quirks (``--quirk``, repeatable) reproduce incompatibilities of real
 "OpenAI-compatible" servers; ``hedge check`` catches each of them:
@@ -21,10 +34,9 @@ body with status 200).
 from __future__ import annotations
 
 import base64
-import hashlib
 import struct
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import orjson
@@ -32,8 +44,18 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from hedge.mock.behaviour import Reply, Tool, Turn, count_tokens, plan_reply, text_of, unknown_model
-from hedge.mock.state import MockState
+from hedge.mock.behaviour import (
+    Reply,
+    Tool,
+    Turn,
+    count_tokens,
+    digest,
+    embedding_vector,
+    plan_reply,
+    text_of,
+    unknown_model,
+)
+from hedge.mock.state import BodyTooLarge, MockState
 from hedge.providers.sse import DONE, frame
 
 _ERRORS: dict[int, tuple[str, str, str | None]] = {
@@ -45,6 +67,7 @@ _ERRORS: dict[int, tuple[str, str, str | None]] = {
         "The model does not exist or you do not have access to it.",
         "model_not_found",
     ),
+    413: ("invalid_request_error", "The request body is too large.", "request_too_large"),
     429: ("requests", "Rate limit reached for requests. Please try again later.", "rate_limit_exceeded"),
     500: ("server_error", "The server had an error while processing your request. Sorry about that!", None),
     502: ("server_error", "Bad gateway.", None),
@@ -52,15 +75,152 @@ _ERRORS: dict[int, tuple[str, str, str | None]] = {
     504: ("server_error", "The server timed out.", None),
 }
 
+MAX_N = 128
+MAX_STOP = 4
+MAX_TOOLS = 128
+MAX_FUNCTION_NAME = 64
+MAX_CONTENT_CHARS = 10_485_760
+MAX_EMBEDDING_INPUTS = 2048
+MAX_INPUT_TOKENS = 8192
+MAX_REQUEST_TOKENS = 300_000
+DEFAULT_DIMENSIONS = 8
+"""The mock's vectors are short unless ``dimensions`` asks for more (real models default to their size)."""
+EMBEDDING_DIMENSIONS: dict[str, int | None] = {
+    "text-embedding-3-small": 1536,
+    "text-embedding-3-large": 3072,
+    "text-embedding-ada-002": None,  # a fixed size: ``dimensions`` is refused
+}
+MAX_DIMENSIONS = 3072
+"""The limit for model names OpenAI does not have: its largest embedding size."""
+_INLINE_FLOATS = 1 << 16
+"""Embedding answers up to this many numbers are one body; larger ones are written a vector at a time."""
+_INVALID_INPUT = (
+    "'$.input' is invalid. Please check the API reference: https://platform.openai.com/docs/api-reference."
+)
 
-def error(state: MockState, status: int, message: str | None = None, param: str | None = None) -> Response:
-    etype, default, code = _ERRORS.get(status, ("server_error", f"Mock failure {status}.", None))
-    body = {"error": {"message": message or default, "type": etype, "param": param, "code": code}}
+
+def error(
+    state: MockState,
+    status: int,
+    message: str | None = None,
+    param: str | None = None,
+    *,
+    code: str | None = None,
+    etype: str | None = None,
+) -> Response:
+    default_type, default, default_code = _ERRORS.get(
+        status, ("server_error", f"Mock failure {status}.", None)
+    )
+    body = {
+        "error": {
+            "message": message or default,
+            "type": etype or default_type,
+            "param": param,
+            "code": code or default_code,
+        }
+    }
     after = state.knobs.retry_after  # a string is sent verbatim: "inf", an HTTP date, garbage
     headers = {"retry-after": after if isinstance(after, str) else f"{after:g}"} if status == 429 else None
     if state.quirk("error-as-200"):
         status = 200
     return Response(orjson.dumps(body), status_code=status, headers=headers, media_type="application/json")
+
+
+class _Invalid(Exception):
+    """A parameter OpenAI rejects with 400: its message, ``param`` and ``code`` (and ``type``)."""
+
+    def __init__(
+        self, message: str, param: str | None, code: str | None = None, etype: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.message, self.param, self.code, self.etype = message, param, code, etype
+
+    def response(self, state: MockState) -> Response:
+        return error(state, 400, self.message, self.param, code=self.code, etype=self.etype)
+
+
+def _kind(value: Any) -> str:
+    """How OpenAI names a JSON value's type in an "Invalid type" message."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a decimal number"
+    if isinstance(value, str):
+        return "a string"
+    return "an array" if isinstance(value, list) else "an object"
+
+
+def _type_error(name: str, expected: str, value: Any) -> _Invalid:
+    return _Invalid(
+        f"Invalid type for '{name}': expected {expected}, but got {_kind(value)} instead.",
+        name,
+        "invalid_type",
+    )
+
+
+def _integer(name: str, value: Any, low: int, high: int | None = None) -> int | None:
+    """``value`` if it is an integer within [low, high]; None if absent; else OpenAI's 400."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _type_error(name, "an integer", value)
+    if value < low:
+        raise _Invalid(
+            f"Invalid '{name}': integer below minimum value. Expected a value >= {low}, "
+            f"but got {value} instead.",
+            name,
+            "integer_below_min_value",
+        )
+    if high is not None and value > high:
+        raise _Invalid(
+            f"Invalid '{name}': integer above maximum value. Expected a value <= {high}, "
+            f"but got {value} instead.",
+            name,
+            "integer_above_max_value",
+        )
+    return value
+
+
+def _decimal(name: str, value: Any, low: float, high: float) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise _type_error(name, "a decimal", value)
+    if value < low:
+        word, bound, code = "below minimum", f">= {low:g}", "decimal_below_min_value"
+    elif value > high:
+        word, bound, code = "above maximum", f"<= {high:g}", "decimal_above_max_value"
+    else:
+        return
+    raise _Invalid(
+        f"Invalid '{name}': decimal {word} value. Expected a value {bound}, but got {value} instead.",
+        name,
+        code,
+    )
+
+
+def _array_max(name: str, value: list[Any], high: int) -> None:
+    if len(value) > high:
+        raise _Invalid(
+            f"Invalid '{name}': array too long. Expected an array with maximum length {high}, "
+            f"but got an array with length {len(value)} instead.",
+            name,
+            "array_above_max_length",
+        )
+
+
+def _string_max(name: str, value: str, high: int) -> None:
+    if len(value) > high:
+        raise _Invalid(
+            f"Invalid '{name}': string too long. Expected a string with maximum length {high}, "
+            f"but got a string with length {len(value)} instead.",
+            name,
+            "string_above_max_length",
+        )
 
 
 def _authorized(state: MockState, request: Request) -> bool:
@@ -72,7 +232,10 @@ def _authorized(state: MockState, request: Request) -> bool:
 
 async def _admit(state: MockState, request: Request) -> tuple[dict[str, Any] | None, Response | None]:
     """Common entry: parse, record, authenticate, inject faults. Returns (body, early_response)."""
-    body = await state.read(request)
+    try:
+        body = await state.read(request)
+    except BodyTooLarge as exc:
+        return None, error(state, 413, f"The request body is larger than the limit of {exc.limit} bytes.")
     if not _authorized(state, request):
         return None, error(state, 401, "You didn't provide a valid API key.")
     if not isinstance(body, dict):
@@ -97,19 +260,23 @@ def turns_of(messages: list[dict[str, Any]], drop_system: bool = False) -> list[
     return turns
 
 
+def _object(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
 def _plan(state: MockState, body: dict[str, Any]) -> Reply:
     tools = [
-        Tool(t["function"]["name"], t["function"].get("parameters") or {})
-        for t in body.get("tools") or []
-        if isinstance(t, dict) and isinstance(t.get("function"), dict)
+        Tool(t["function"]["name"], _object(t["function"].get("parameters")))
+        for t in body.get("tools") or []  # validated by _check_chat
     ]
     choice = body.get("tool_choice")
     if isinstance(choice, dict):
-        choice = (choice.get("function") or {}).get("name")
+        choice = _object(choice.get("function")).get("name")
     stop = body.get("stop")
     stops = [stop] if isinstance(stop, str) else list(stop or [])
-    fmt = (body.get("response_format") or {}).get("type")
-    schema = ((body.get("response_format") or {}).get("json_schema") or {}).get("schema")
+    response_format = _object(body.get("response_format"))
+    fmt = response_format.get("type")
+    schema = _object(response_format.get("json_schema")).get("schema")
     reply = plan_reply(
         str(body.get("model")),
         turns_of(body.get("messages") or [], drop_system=state.quirk("drop-system")),
@@ -152,7 +319,7 @@ def _usage(reply: Reply, n: int) -> dict[str, Any]:
 
 
 def _completion_id(body: dict[str, Any]) -> str:
-    return "chatcmpl-" + hashlib.sha1(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()[:29]
+    return "chatcmpl-" + digest(body)[:29]
 
 
 async def chat(request: Request) -> Response:
@@ -169,11 +336,12 @@ async def chat(request: Request) -> Response:
     if unknown_model(body["model"]):
         missing = f"The model `{body['model']}` does not exist or you do not have access to it."
         return error(state, 404, missing, "model")
-    problem = _invalid_parameter(body)
-    if problem is not None:
-        return error(state, 400, problem[1], problem[0])
+    try:
+        _check_chat(body)
+    except _Invalid as exc:
+        return exc.response(state)
     reply = _plan(state, body)
-    n = int(body.get("n") or 1)
+    n = body.get("n") or 1
     if body.get("stream"):
         return StreamingResponse(_stream(state, body, reply, n), media_type="text/event-stream")
     await state.delay()
@@ -202,30 +370,48 @@ async def chat(request: Request) -> Response:
     return Response(orjson.dumps(data), media_type="application/json")
 
 
-def _invalid_parameter(body: dict[str, Any]) -> tuple[str, str] | None:
-    """``(param, message)`` for the first out-of-range parameter OpenAI would reject, if any."""
-    for name, low, high in (
-        ("max_tokens", 1, None),
-        ("max_completion_tokens", 1, None),
-        ("n", 1, 128),
-        ("temperature", 0, 2),
-    ):
-        value = body.get(name)
-        if value is None:
-            continue
-        if not isinstance(value, int | float) or isinstance(value, bool):
-            return name, f"Invalid type for '{name}': expected a number."
-        if value < low:
-            return name, f"Invalid '{name}': {value} is below the minimum value of {low}."
-        if high is not None and value > high:
-            return name, f"Invalid '{name}': {value} is above the maximum value of {high}."
-    return None
+def _check_chat(body: dict[str, Any]) -> None:
+    """Raise :class:`_Invalid` for the first parameter OpenAI would reject, as OpenAI words it."""
+    _integer("max_tokens", body.get("max_tokens"), 1)
+    _integer("max_completion_tokens", body.get("max_completion_tokens"), 1)
+    _integer("n", body.get("n"), 1, MAX_N)
+    _decimal("temperature", body.get("temperature"), 0, 2)
+    for i, message in enumerate(body["messages"]):
+        if not isinstance(message, dict):
+            raise _type_error(f"messages[{i}]", "an object", message)
+        content = message.get("content")
+        if isinstance(content, str):
+            _string_max(f"messages[{i}].content", content, MAX_CONTENT_CHARS)
+    stop = body.get("stop")
+    if stop is not None and not isinstance(stop, str):
+        if not isinstance(stop, list):
+            raise _type_error("stop", "a string or an array of strings", stop)
+        _array_max("stop", stop, MAX_STOP)
+        for i, item in enumerate(stop):
+            if not isinstance(item, str):
+                raise _type_error(f"stop[{i}]", "a string", item)
+    tools = body.get("tools")
+    if tools is not None:
+        if not isinstance(tools, list):
+            raise _type_error("tools", "an array", tools)
+        _array_max("tools", tools, MAX_TOOLS)
+        for i, tool in enumerate(tools):
+            function = tool.get("function") if isinstance(tool, dict) else None
+            if not isinstance(function, dict):
+                raise _type_error(f"tools[{i}].function", "an object", function)
+            name = function.get("name")
+            if not isinstance(name, str):
+                raise _type_error(f"tools[{i}].function.name", "a string", name)
+            _string_max(f"tools[{i}].function.name", name, MAX_FUNCTION_NAME)
+    fmt = body.get("response_format")
+    if fmt is not None and not isinstance(fmt, dict):
+        raise _type_error("response_format", "an object", fmt)
 
 
 async def _stream(state: MockState, body: dict[str, Any], reply: Reply, n: int) -> AsyncIterator[bytes]:
     state.stats.streams_started += 1
     completed = False
-    include_usage = bool((body.get("stream_options") or {}).get("include_usage")) and not state.quirk(
+    include_usage = bool(_object(body.get("stream_options")).get("include_usage")) and not state.quirk(
         "no-stream-usage"
     )
     base = {
@@ -290,16 +476,37 @@ async def _stream(state: MockState, body: dict[str, Any], reply: Reply, n: int) 
             state.stats.streams_cancelled += 1
 
 
-def _vector(text: str, dims: int) -> list[float]:
-    out: list[float] = []
-    counter = 0
-    while len(out) < dims:
-        digest = hashlib.sha256(f"{counter}:{text}".encode()).digest()
-        out.extend((b / 127.5) - 1.0 for b in digest)
-        counter += 1
-    vec = out[:dims]
-    norm = sum(v * v for v in vec) ** 0.5 or 1.0
-    return [v / norm for v in vec]
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _embedding_inputs(raw: Any) -> list[str | list[int]]:
+    """The inputs of an embeddings request (texts or token arrays), as OpenAI accepts them."""
+    if isinstance(raw, str):
+        inputs: list[Any] = [raw]
+    elif isinstance(raw, list) and raw and all(_is_int(t) for t in raw):
+        inputs = [raw]  # one token array
+    elif isinstance(raw, list) and raw:
+        inputs = raw
+    else:
+        raise _Invalid(_INVALID_INPUT, None)
+    for item in inputs:
+        text = isinstance(item, str) and item != ""
+        tokens = isinstance(item, list) and len(item) > 0 and all(_is_int(t) for t in item)
+        if not (text or tokens):
+            raise _Invalid(_INVALID_INPUT, None)
+    _array_max("input", inputs, MAX_EMBEDDING_INPUTS)
+    return inputs
+
+
+def _dimensions(model: str, value: Any) -> int:
+    if value is None:
+        return DEFAULT_DIMENSIONS
+    if model in EMBEDDING_DIMENSIONS and EMBEDDING_DIMENSIONS[model] is None:
+        raise _Invalid("This model does not support specifying dimensions.", None)
+    dims = _integer("dimensions", value, 1, EMBEDDING_DIMENSIONS.get(model) or MAX_DIMENSIONS)
+    assert dims is not None
+    return dims
 
 
 async def embeddings(request: Request) -> Response:
@@ -307,30 +514,55 @@ async def embeddings(request: Request) -> Response:
     body, early = await _admit(state, request)
     if early is not None or body is None:
         return early or error(state, 400)
-    raw_input = body.get("input")
-    if raw_input is None or not isinstance(body.get("model"), str):
+    if body.get("input") is None or not isinstance(body.get("model"), str):
         return error(state, 400, "'model' and 'input' are required.", "input")
-    inputs = [raw_input] if isinstance(raw_input, str) else list(raw_input)
-    if inputs and isinstance(inputs[0], int):
-        inputs = [inputs]
-    dims = int(body.get("dimensions") or 8)
-    as_base64 = body.get("encoding_format") == "base64"
-    data = []
-    tokens = 0
-    for i, item in enumerate(inputs):
-        text = item if isinstance(item, str) else " ".join(map(str, item))
-        tokens += count_tokens(text) if isinstance(item, str) else len(item)
-        vec = _vector(text, dims)
-        emb: Any = base64.b64encode(struct.pack(f"<{dims}f", *vec)).decode() if as_base64 else vec
-        data.append({"object": "embedding", "index": i, "embedding": emb})
+    try:
+        inputs = _embedding_inputs(body["input"])
+        dims = _dimensions(body["model"], body.get("dimensions"))
+        counts = [count_tokens(item) if isinstance(item, str) else len(item) for item in inputs]
+        for i, count in enumerate(counts):
+            if count > MAX_INPUT_TOKENS:
+                raise _Invalid(
+                    f"Invalid 'input[{i}]': maximum input length is {MAX_INPUT_TOKENS} tokens.", "input"
+                )
+        if sum(counts) > MAX_REQUEST_TOKENS:
+            kind = "max_tokens_per_request"
+            message = f"Requested {sum(counts)} tokens, max {MAX_REQUEST_TOKENS} tokens per request"
+            raise _Invalid(message, None, kind, kind)
+    except _Invalid as exc:
+        return exc.response(state)
     await state.delay()
-    out = {
-        "object": "list",
-        "data": data,
-        "model": body["model"],
-        "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
-    }
-    return Response(orjson.dumps(out), media_type="application/json")
+    usage = {"prompt_tokens": sum(counts), "total_tokens": sum(counts)}
+    parts = _embedding_body(inputs, dims, body.get("encoding_format") == "base64", body["model"], usage)
+    if len(inputs) * dims <= _INLINE_FLOATS:
+        return Response(b"".join(parts), media_type="application/json")
+    return StreamingResponse(_batched(parts), media_type="application/json")
+
+
+def _embedding_body(
+    inputs: list[str | list[int]], dims: int, as_base64: bool, model: str, usage: dict[str, int]
+) -> Iterator[bytes]:
+    """The embeddings answer as pieces of JSON, one vector each: never all the numbers at once."""
+    yield b'{"object":"list","data":['
+    for i, item in enumerate(inputs):
+        vec = embedding_vector(item if isinstance(item, str) else " ".join(map(str, item)), dims)
+        emb: Any = base64.b64encode(struct.pack(f"<{dims}f", *vec)).decode() if as_base64 else vec
+        yield (b"," if i else b"") + orjson.dumps({"object": "embedding", "index": i, "embedding": emb})
+    yield b'],"model":' + orjson.dumps(model) + b',"usage":' + orjson.dumps(usage) + b"}"
+
+
+async def _batched(parts: Iterator[bytes], size: int = 1 << 20) -> AsyncIterator[bytes]:
+    """``parts`` regrouped into writes of about ``size`` bytes (the loop is free between them)."""
+    buffer: list[bytes] = []
+    held = 0
+    for part in parts:
+        buffer.append(part)
+        held += len(part)
+        if held >= size:
+            yield b"".join(buffer)
+            buffer, held = [], 0
+    if buffer:
+        yield b"".join(buffer)
 
 
 async def models(request: Request) -> Response:

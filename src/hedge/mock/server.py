@@ -22,7 +22,7 @@ STYLES: dict[str, Callable[[], list[Route]]] = {
 
 async def _stats(request: Request) -> Response:
     state: MockState = request.app.state.mock
-    return Response(orjson.dumps(state.snapshot()), media_type="application/json")
+    return Response(state.snapshot_json(), media_type="application/json")
 
 
 async def _configure(request: Request) -> Response:
@@ -34,13 +34,13 @@ async def _configure(request: Request) -> Response:
         state.configure(changes)
     except (ValueError, TypeError) as exc:
         return Response(orjson.dumps({"error": str(exc)}), status_code=400, media_type="application/json")
-    return Response(orjson.dumps(state.snapshot()), media_type="application/json")
+    return Response(state.snapshot_json(), media_type="application/json")
 
 
 async def _reset(request: Request) -> Response:
     state: MockState = request.app.state.mock
     state.reset()
-    return Response(orjson.dumps(state.snapshot()), media_type="application/json")
+    return Response(state.snapshot_json(), media_type="application/json")
 
 
 def create_mock_app(style: str, knobs: Knobs | None = None, seed: int | None = None) -> Starlette:

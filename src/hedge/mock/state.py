@@ -4,6 +4,10 @@ Knobs can be changed at run time with ``POST /_mock/config`` so a test can make
 a running upstream slow, flaky or down without restarting it; ``GET
 /_mock/stats`` shows what the mock received (including the last request body
 and headers, so tests can check what the gateway really sent).
+
+A body larger than the ``max_body_bytes`` knob (32 MiB, Anthropic's documented
+limit) is refused as soon as that is known, before it is read whole: each style
+answers it with its API's own "too large" error.
 """
 
 from __future__ import annotations
@@ -11,11 +15,13 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal
 
 import orjson
 from starlette.requests import Request
+
+from hedge.mock.behaviour import cut_depth
 
 FailMode = Literal["status", "disconnect", "early-disconnect", "hang"]
 
@@ -32,6 +38,16 @@ class Knobs:
     """Seconds sent as Retry-After with a 429; a string is sent verbatim ("inf", an HTTP date, garbage)."""
     api_key: str | None = None
     quirks: list[str] = field(default_factory=list)
+    max_body_bytes: int = 32 * 1024 * 1024
+    """Bodies above this are refused unread (:class:`BodyTooLarge`)."""
+
+
+class BodyTooLarge(Exception):
+    """The request body exceeds ``Knobs.max_body_bytes``; each style renders its own error."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"request body over {limit} bytes")
+        self.limit = limit
 
 
 @dataclass(slots=True)
@@ -89,8 +105,26 @@ class MockState:
         return False
 
     async def read(self, request: Request) -> Any:
-        """The request's JSON body (None if it is not JSON), noted in the stats."""
-        raw = await request.body()
+        """The request's JSON body (None if it is not JSON), noted in the stats.
+
+        Raises :class:`BodyTooLarge` (the request still noted) past ``max_body_bytes``.
+        """
+        limit = self.knobs.max_body_bytes
+        declared = request.headers.get("content-length", "")
+        too_large = declared.isdigit() and int(declared) > limit
+        chunks: list[bytes] = []
+        size = 0
+        if not too_large:
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    too_large = True
+                    break
+                chunks.append(chunk)
+        if too_large:
+            self.note(request, None)
+            raise BodyTooLarge(limit)
+        raw = b"".join(chunks)
         try:
             body = orjson.loads(raw) if raw else None
         except orjson.JSONDecodeError:
@@ -122,4 +156,15 @@ class MockState:
             await asyncio.sleep(ms / 1000.0)
 
     def snapshot(self) -> dict[str, Any]:
-        return {"style": self.style, "knobs": asdict(self.knobs), "stats": asdict(self.stats)}
+        # Not asdict(stats): it would deep-copy last_body, recursively (a deeply nested body overflows).
+        stats = {f.name: getattr(self.stats, f.name) for f in fields(self.stats)}
+        return {"style": self.style, "knobs": asdict(self.knobs), "stats": stats}
+
+    def snapshot_json(self) -> bytes:
+        """:meth:`snapshot` as JSON; a last body nested past what orjson writes is shown cut."""
+        data = self.snapshot()
+        try:
+            return orjson.dumps(data)
+        except orjson.JSONEncodeError:
+            data["stats"]["last_body"] = cut_depth(data["stats"]["last_body"])
+            return orjson.dumps(data)
