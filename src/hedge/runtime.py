@@ -65,7 +65,7 @@ class Runtime:
         self.counters: Counters = MemoryCounters()
         self.cache: ResponseCache = MemoryCache()
         self.shared_breakers: SharedBreakers | None = None
-        self.gate = Gate(self.counters, None)
+        self.gate = Gate(self.counters, None, config.budgets)
 
     def started(self, rec: RequestRecord) -> None:
         """A request's alias is known: it counts as in flight until ``record(rec)``."""
@@ -91,7 +91,8 @@ class Runtime:
             self.cache = RedisCache(state.redis_url, state.redis_prefix)
             self.shared_breakers = SharedBreakers(state.redis_url, state.redis_prefix, self.failover)
             self.shared_breakers.start()
-        self.gate = Gate(self.counters, self.ledger)
+        self.gate = Gate(self.counters, self.ledger, self.config.budgets)
+        self.gate.start()
 
     def record(self, rec: RequestRecord) -> None:
         if rec.key is not None:

@@ -6,6 +6,7 @@ password stretching needed); the stored hash is compared in constant time.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import math
@@ -149,6 +150,7 @@ class KeyStore:
         self.db = db
         self.cache_ttl_s = cache_ttl_s
         self._cache: dict[str, tuple[float, VirtualKey | None]] = {}
+        self._loading: dict[str, asyncio.Future[VirtualKey | None]] = {}
 
     async def create(self, fields: dict[str, Any]) -> tuple[VirtualKey, str]:
         values = validate_fields(fields, creating=True)
@@ -214,6 +216,14 @@ class KeyStore:
         self._cache.clear()
         return await self.get(key_id)
 
+    async def _load(self, digest: str, now: float) -> VirtualKey | None:
+        rows = await self.db.fetch("SELECT * FROM hedge_keys WHERE key_hash = ?", [digest])
+        key = VirtualKey.from_row(rows[0]) if rows else None
+        if len(self._cache) > 100_000:
+            self._cache.clear()
+        self._cache[digest] = (now, key)
+        return key
+
     async def find(self, secret: str) -> VirtualKey | None:
         """The key whose secret this is, from a cache trusted for ``cache_ttl_s``."""
         digest = hash_secret(secret)
@@ -222,11 +232,12 @@ class KeyStore:
         if cached is not None and now - cached[0] < self.cache_ttl_s:
             key = cached[1]
         else:
-            rows = await self.db.fetch("SELECT * FROM hedge_keys WHERE key_hash = ?", [digest])
-            key = VirtualKey.from_row(rows[0]) if rows else None
-            if len(self._cache) > 100_000:
-                self._cache.clear()
-            self._cache[digest] = (now, key)
+            # A burst of one key's requests shares one lookup instead of queueing for the pool.
+            pending = self._loading.get(digest)
+            if pending is None:
+                pending = self._loading[digest] = asyncio.ensure_future(self._load(digest, now))
+                pending.add_done_callback(lambda _f: self._loading.pop(digest, None))
+            key = await asyncio.shield(pending)
         if key is None or not hmac.compare_digest(key.key_hash, digest):
             return None
         return key

@@ -6,6 +6,7 @@ import functools
 import hmac
 import logging
 import os
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -13,6 +14,7 @@ import orjson
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
+from hedge.access.gate import refuse_unusable
 from hedge.access.keys import VirtualKey
 from hedge.api.connections import BODY_TIMEOUT
 from hedge.errors import AuthError, HedgeError, PayloadTooLarge, PermissionDenied
@@ -65,8 +67,8 @@ def is_master(token: str, runtime: Runtime) -> bool:
 async def authenticate(request: Request, runtime: Runtime) -> VirtualKey | None:
     """The caller: ``None`` for the master key, else its virtual key. 401 for anything else.
 
-    Revoked and expired keys are recognised here and refused by the gate with
-    a message that says why.
+    Revoked and expired keys are refused here, with a message that says why, so every
+    authenticated endpoint (the model list included) applies the same check.
     """
     token = presented_key(request)
     if is_master(token, runtime):
@@ -83,6 +85,7 @@ async def authenticate(request: Request, runtime: Runtime) -> VirtualKey | None:
         ) from None
     if key is None:
         raise AuthError("Incorrect API key provided.")
+    refuse_unusable(key, time.time())
     return key
 
 
