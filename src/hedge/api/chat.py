@@ -88,7 +88,7 @@ async def handle(
             except HedgeError:
                 raise
             except Exception as exc:
-                log.warning("key limits could not be checked: %s", type(exc).__name__, exc_info=True)
+                _warn_limits_unavailable(exc)
                 raise HedgeError(
                     "This key's budget and rate limits cannot be checked now (state store unavailable).",
                     status=503,
@@ -129,6 +129,22 @@ async def handle(
         record.latency_ms = (time.perf_counter() - started) * 1000
         runtime.record(record)
         raise
+
+
+_LIMITS_WARNING_EVERY_S = 10.0
+_limits_warned_at = -_LIMITS_WARNING_EVERY_S
+
+
+def _warn_limits_unavailable(exc: Exception) -> None:
+    """One line (no traceback) every few seconds: during a Redis outage every keyed request fails here,
+    and a traceback each would bury the log (2 MB in a few seconds)."""
+    global _limits_warned_at
+    now = time.monotonic()
+    if now - _limits_warned_at >= _LIMITS_WARNING_EVERY_S:
+        _limits_warned_at = now
+        log.warning(
+            "key limits could not be checked (state store unavailable): %s: %s", type(exc).__name__, exc
+        )
 
 
 class _ClientGone(Exception):
