@@ -403,10 +403,14 @@ class BatchWriter(Generic[T]):
             self._kick_recovery()
 
     async def _run(self) -> None:
+        # Stops on the flag as well as on cancellation: a cancel that lands inside a driver's own
+        # timeout handling can come back as a TimeoutError, and shutdown must not wait on this loop.
         while True:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.flush_interval_s)
             self._wake.clear()
+            if self._closing:
+                return
             try:
                 await self.flush()
             except Exception:
@@ -548,7 +552,7 @@ class BatchWriter(Generic[T]):
         while the database stays unavailable."""
         assert self._spool is not None
         delay = min(max(self.flush_interval_s, 0.1), MAX_RETRY_S)
-        while True:
+        while not self._closing:
             if self._down:
                 await asyncio.sleep(delay)
             try:
@@ -591,15 +595,18 @@ class BatchWriter(Generic[T]):
 
     async def close(self) -> None:
         """Write what remains, within ``shutdown_timeout_s``; the rest goes to the spool."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.shutdown_timeout_s
         self._closing = True
-        for task in (self._task, self._recovery):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+        self._wake.set()
+        tasks = [task for task in (self._task, self._recovery) if task is not None]
+        for task in tasks:
+            task.cancel()
+        if tasks:  # bounded: a task whose cancel was swallowed stops at its next check of the flag
+            await asyncio.wait(tasks, timeout=self.shutdown_timeout_s)
         self._task = self._recovery = None
         try:
-            await asyncio.wait_for(self.flush(), self.shutdown_timeout_s)
+            await asyncio.wait_for(self.flush(), max(0.0, deadline - loop.time()))
         except Exception as exc:
             if self._spool is None:
                 self._log.error("%s: %d records could not be written: %r", self._what, len(self._buffer), exc)
