@@ -26,6 +26,19 @@ log = logging.getLogger("hedge")
 Endpoint = Callable[[Request], Awaitable[Response]]
 
 
+_STORE_WARNING_EVERY_S = 10.0
+_store_warned = -_STORE_WARNING_EVERY_S
+
+
+def _warn_store(what: str, exc: BaseException) -> None:
+    """One warning line per interval, not one per request, while the database is down."""
+    global _store_warned
+    now = time.monotonic()
+    if now - _store_warned >= _STORE_WARNING_EVERY_S:
+        _store_warned = now
+        log.warning("%s: state store unavailable (%s); answering 503", what, type(exc).__name__)
+
+
 class StoreUnavailable(HedgeError):
     """The database (keys, ledger) failed or did not answer in time: 503, so clients retry, not 500."""
 
@@ -78,7 +91,7 @@ async def authenticate(request: Request, runtime: Runtime) -> VirtualKey | None:
     except Exception as exc:
         if not is_store_error(exc):
             raise
-        log.warning("virtual key lookup failed: %s", type(exc).__name__)
+        _warn_store("virtual key lookup", exc)
         raise StoreUnavailable(
             "This key cannot be checked now: the state store (database) is unavailable. Retry shortly.",
             code="limits_unavailable",
@@ -99,8 +112,7 @@ def store_endpoint(endpoint: Endpoint) -> Endpoint:
         except Exception as exc:
             if not is_store_error(exc):
                 raise
-            path, why = request.url.path, type(exc).__name__
-            log.warning("%s %s: state store unavailable: %s", request.method, path, why)
+            _warn_store(f"{request.method} {request.url.path}", exc)
             return error_response(
                 StoreUnavailable(
                     "The state store (database) is unavailable; retry when it is back.",
