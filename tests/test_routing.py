@@ -18,7 +18,7 @@ from hedge.providers import make_adapter
 from hedge.routing.context import RouteContext
 from hedge.routing.escalation import escalation_reason
 from hedge.routing.router import Router, apply_preferences
-from hedge.routing.windows import parse_window
+from hedge.windows import parse_window
 
 
 def at(hour: int, minute: int = 0, day: int = 2) -> datetime:

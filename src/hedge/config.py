@@ -20,6 +20,9 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from hedge.extras import missing_extra
+from hedge.windows import parse_window
+
 _ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 Style = Literal["openai", "anthropic", "gemini"]
@@ -107,8 +110,6 @@ class WindowConfig(_Strict):
 
     @model_validator(mode="after")
     def _parse(self) -> WindowConfig:
-        from hedge.routing.windows import parse_window
-
         parse_window(self.window, self.timezone, self.days)
         return self
 
@@ -287,8 +288,6 @@ class TracingConfig(_Strict):
             return None
         if not value.startswith(("http://", "https://")):
             raise ValueError(f"must start with http:// or https://, got {value!r}")
-        from hedge.observe.tracing import missing_extra
-
         problem = missing_extra()
         if problem is not None:
             raise ValueError(problem)

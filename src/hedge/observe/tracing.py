@@ -19,7 +19,6 @@ attempt's span likewise stays open until then, and carries the stream's usage.
 
 from __future__ import annotations
 
-import importlib
 import logging
 import re
 from collections.abc import Awaitable, Mapping
@@ -28,7 +27,9 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 from urllib.parse import urlsplit
 
 from hedge import __version__
+from hedge.config import ConfigError
 from hedge.errors import HedgeError, UpstreamError
+from hedge.extras import missing_extra
 from hedge.observe.metrics import error_kind
 from hedge.observe.records import RequestRecord
 
@@ -44,29 +45,10 @@ T = TypeVar("T")
 
 log = logging.getLogger("hedge.tracing")
 
-INSTALL_HINT = "pip install 'hedge-gateway[tracing]'"
-
-_REQUIRED_MODULES = (
-    "opentelemetry.trace",
-    "opentelemetry.sdk.trace",
-    "opentelemetry.sdk.trace.export",
-    "opentelemetry.exporter.otlp.proto.http.trace_exporter",
-)
-
 GEN_AI_PROVIDER = {"openai": "openai", "anthropic": "anthropic", "gemini": "gcp.gemini"}
 """``gen_ai.provider.name`` (and the older ``gen_ai.system``) by wire format."""
 
 _SECRET_HEADER = re.compile(r"(?i)auth|key|token|secret|cookie")
-
-
-def missing_extra() -> str | None:
-    """Why tracing cannot run in this environment (the ``tracing`` extra is missing), or None."""
-    for name in _REQUIRED_MODULES:
-        try:
-            importlib.import_module(name)
-        except ImportError:
-            return f"tracing needs OpenTelemetry, which is not installed (no module {name}); " + INSTALL_HINT
-    return None
 
 
 def traces_url(endpoint: str) -> str:
@@ -104,8 +86,6 @@ def make_tracer(config: Config) -> Tracer:
     """An :class:`OtelTracer` when ``tracing.otlp_endpoint`` is set, else a :class:`NoopTracer`."""
     if config.tracing.otlp_endpoint is None:
         return NoopTracer()
-    from hedge.config import ConfigError
-
     problem = missing_extra()
     if problem is not None:
         raise ConfigError(f"tracing.otlp_endpoint: {problem}")

@@ -9,7 +9,7 @@ from typing import Literal
 from hedge.config import Price, Timeouts
 from hedge.providers.base import Adapter
 from hedge.routing.stats import DeploymentStats
-from hedge.routing.windows import Window
+from hedge.windows import Window
 
 
 @dataclass(slots=True, eq=False)

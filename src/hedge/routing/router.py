@@ -25,8 +25,8 @@ from hedge.routing.context import RouteContext
 from hedge.routing.deployment import Deployment
 from hedge.routing.stats import DeploymentStats
 from hedge.routing.strategies import STRATEGIES, Strategy, expected_cost
-from hedge.routing.windows import Window, parse_window
 from hedge.store.counters import Counters
+from hedge.windows import Window, parse_window
 
 _MAX_RULE_HOPS = 8
 log = logging.getLogger("hedge.router")
