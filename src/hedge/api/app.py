@@ -35,10 +35,10 @@ from hedge.api.dashboard import (
 )
 from hedge.api.http import error_response
 from hedge.api.messages import messages
+from hedge.api.metrics import metrics_endpoint
 from hedge.api.models import get_model, health, list_models
 from hedge.config import Config, load_config
 from hedge.errors import HedgeError
-from hedge.observe.metrics import metrics_endpoint
 from hedge.runtime import Runtime
 from hedge.store.bodies import BodyLog
 

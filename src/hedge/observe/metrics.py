@@ -1,4 +1,4 @@
-"""Prometheus metrics, fed by the request records and read at ``GET /metrics``.
+"""Prometheus metrics, fed by the request records and read at ``GET /metrics`` (``api/metrics.py``).
 
 Counters and histograms are updated by :meth:`Metrics.observe`, a sink that sees
 one :class:`RequestRecord` per request; breaker states are read from the
@@ -36,8 +36,6 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.registry import Collector
-from starlette.requests import Request
-from starlette.responses import Response
 
 from hedge.observe.records import RequestRecord
 
@@ -405,22 +403,6 @@ class Metrics:
 
             with contextlib.suppress(OSError):
                 multiprocess.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]
-
-
-async def metrics_endpoint(request: Request) -> Response:
-    """``GET /metrics``: open by default, as scrapers expect; ``server.metrics_auth`` wants the master key."""
-    runtime = request.app.state.runtime
-    if getattr(runtime.config.server, "metrics_auth", False):
-        # Imported here: hedge.api imports the runtime, which imports this module.
-        from hedge.api.http import error_response, require_master
-        from hedge.errors import HedgeError
-
-        try:
-            require_master(request, runtime)
-        except HedgeError as exc:
-            return error_response(exc)
-    metrics: Metrics = runtime.metrics
-    return Response(metrics.render(), media_type=CONTENT_TYPE)
 
 
 @contextlib.contextmanager
