@@ -27,6 +27,9 @@ _ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 Style = Literal["openai", "anthropic", "gemini"]
 
+CONFIG_ENV = "HEDGE_CONFIG"
+"""The environment variable that hands the config file's path to ``hedge serve --workers N``'s workers."""
+
 
 class ConfigError(Exception):
     """A configuration problem, already formatted as one line for the operator."""

@@ -37,14 +37,12 @@ from hedge.api.http import error_response
 from hedge.api.messages import messages
 from hedge.api.metrics import metrics_endpoint
 from hedge.api.models import get_model, health, list_models
-from hedge.config import Config, load_config
+from hedge.config import CONFIG_ENV, Config, load_config
 from hedge.errors import HedgeError
 from hedge.runtime import Runtime
 from hedge.store.bodies import BodyLog
 
 log = logging.getLogger("hedge")
-
-CONFIG_ENV = "HEDGE_CONFIG"
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:

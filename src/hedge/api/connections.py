@@ -39,8 +39,9 @@ from typing import Any, ClassVar
 import orjson
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from hedge.config import ServerConfig
+from hedge.config import CONFIG_ENV, ServerConfig, load_config
 from hedge.errors import HedgeError
+from hedge.providers.anthropic_inbound import error_body
 
 log = logging.getLogger("hedge")
 
@@ -76,8 +77,6 @@ def _http_response(status: int, body: bytes, extra: tuple[tuple[bytes, bytes], .
 
 def _error_bytes(err: HedgeError, anthropic: bool) -> bytes:
     if anthropic:
-        from hedge.providers.anthropic_inbound import error_body
-
         return orjson.dumps(error_body(err.status, err.message))
     return err.to_bytes()
 
@@ -331,9 +330,6 @@ class WorkerProtocol(GuardedProtocol):
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         cls = type(self)
         if not cls._configured:
-            from hedge.api.app import CONFIG_ENV
-            from hedge.config import load_config
-
             server = load_config(os.environ[CONFIG_ENV]).server
             cls.configure(server.header_timeout_s, server.body_timeout_s, server.max_connections_per_client)
             cls._configured = True
