@@ -21,8 +21,8 @@ import yaml
 
 from conftest import MASTER_KEY, Mock, start_mock
 from hedge.cli import main
-from hedge.conformance.store import JsonlResultStore
 from hedge.conformance.suite import load_cases
+from hedge.store.conformance import JsonlResultStore
 
 BUILTIN = [c.id for c in load_cases()]
 STREAM_CASES = {"stream", "stream-usage", "stream-tools", "stream-unicode"}

@@ -12,8 +12,8 @@ import openai
 import pytest
 
 from conftest import MASTER_KEY, start_gateway, start_mock
-from hedge.conformance.store import ConformanceRecord, JsonlResultStore
 from hedge.routing.conformance import ConformanceGate, Requirement
+from hedge.store.conformance import ConformanceRecord, JsonlResultStore
 
 NOW = datetime(2026, 11, 26, 12, tzinfo=UTC)
 

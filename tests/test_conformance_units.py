@@ -15,10 +15,10 @@ from hedge.conformance import schema
 from hedge.conformance.checks import evaluate
 from hedge.conformance.runner import build_body, context_window, select_targets, skip_reason
 from hedge.conformance.send import Exchange, assemble, parse_sse
-from hedge.conformance.store import ConformanceRecord, JsonlResultStore
 from hedge.conformance.suite import Case, CaseError, load_cases, parse_case, select, status_matches
 from hedge.providers.base import Usage
 from hedge.providers.sse import frame
+from hedge.store.conformance import ConformanceRecord, JsonlResultStore
 
 WEATHER = {
     "type": "object",

@@ -32,7 +32,6 @@ from hedge.access.keys import KeyStore
 from hedge.api.app import create_app
 from hedge.api.dashboard import read_conformance
 from hedge.config import parse_config
-from hedge.conformance.store import ConformanceRecord, JsonlResultStore
 from hedge.mock.server import create_mock_app
 from hedge.mock.state import Knobs
 from hedge.netutil import free_port, serve_in_loop
@@ -40,6 +39,7 @@ from hedge.observe.logs import register_secrets
 from hedge.observe.records import RequestRecord
 from hedge.store.analytics import Analytics, RequestFilter, auto_bucket, percentile
 from hedge.store.bodies import BODY_LIMIT, BodyLog, body_text
+from hedge.store.conformance import ConformanceRecord, JsonlResultStore
 from hedge.store.db import Database, connect
 from hedge.store.ledger import Ledger
 from hedge.store.schema import MIGRATIONS

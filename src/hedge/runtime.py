@@ -12,7 +12,6 @@ from pathlib import Path
 from hedge.access.gate import Gate
 from hedge.access.keys import KeyStore
 from hedge.config import Config
-from hedge.conformance.store import JsonlResultStore, results_path
 from hedge.cost import catalogue
 from hedge.observe.logs import AccessLog, config_secrets, register_secrets
 from hedge.observe.metrics import Metrics
@@ -25,6 +24,7 @@ from hedge.resilience.shared import SharedBreakers
 from hedge.routing.conformance import ConformanceGate
 from hedge.routing.router import Router
 from hedge.store.cache import MemoryCache, RedisCache, ResponseCache
+from hedge.store.conformance import JsonlResultStore, results_path
 from hedge.store.counters import Counters, MemoryCounters, RedisCounters
 from hedge.store.db import Database, connect
 from hedge.store.ledger import Ledger

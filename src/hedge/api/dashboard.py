@@ -18,11 +18,11 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from hedge.api.http import error_response, json_response, require_master, runtime_of, store_endpoint
-from hedge.conformance.store import JsonlResultStore, results_path
 from hedge.errors import HedgeError, InvalidRequest, NotFound
 from hedge.runtime import Runtime
 from hedge.store.analytics import TIMESERIES_GROUPS, Analytics, RequestFilter
 from hedge.store.bodies import BodyLog
+from hedge.store.conformance import JsonlResultStore, results_path
 from hedge.store.ledger import parse_since
 
 # -- the static page -------------------------------------------------------------------------------

@@ -3,12 +3,12 @@
 ``hedge check`` sends canonical cases (YAML data in ``cases/``, plus the
 user's own) to each selected deployment directly through its adapter and the
 transport, checks the answers deterministically, prints a compatibility matrix
-and records the results in a :class:`~hedge.conformance.store.ResultStore`.
+and records the results in a :class:`~hedge.store.conformance.ResultStore`.
 """
 
 from hedge.conformance.runner import CaseResult, Report, SelectionError, Target, run, select_targets
-from hedge.conformance.store import ConformanceRecord, JsonlResultStore, Latest, ResultStore
 from hedge.conformance.suite import Case, CaseError, load_cases
+from hedge.store.conformance import ConformanceRecord, JsonlResultStore, Latest, ResultStore
 
 __all__ = [
     "Case",

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from hedge.conformance.store import results_path
+from hedge.store.conformance import results_path
 
 
 def add_check_parser(sub: Any) -> None:
@@ -68,8 +68,8 @@ def run_check_command(args: argparse.Namespace) -> int:
     from hedge.config import ConfigError, load_config
     from hedge.conformance.report import render, table
     from hedge.conformance.runner import SelectionError, run, select_targets
-    from hedge.conformance.store import ConformanceRecord, JsonlResultStore
     from hedge.conformance.suite import CaseError, load_cases, select
+    from hedge.store.conformance import ConformanceRecord, JsonlResultStore
 
     if args.concurrency < 1:
         return _fail("--concurrency must be at least 1")

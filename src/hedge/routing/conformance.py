@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from hedge.config import Config
-from hedge.conformance.store import ResultStore
 from hedge.routing.deployment import Deployment
+from hedge.store.conformance import ResultStore
 
 
 @dataclass(frozen=True, slots=True)
