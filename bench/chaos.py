@@ -55,7 +55,7 @@ import asyncpg
 import httpx
 import yaml
 
-from hedge.netutil import free_port
+from hedge.cli.net import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 PG_BASE = os.environ.get("HEDGE_CHAOS_PG", "postgresql://postgres@127.0.0.1:5432/test")

@@ -58,7 +58,7 @@ def _norm(path: str) -> str:
     return path
 
 
-ENTRY = ("hedge/__main__.py", "hedge/cli.py")
+ENTRY = ("hedge/__main__.py", "hedge/cli/__init__.py")
 
 
 def is_hedge(path: str) -> bool:

@@ -15,7 +15,7 @@ import httpx
 import pytest
 import yaml
 
-from hedge.netutil import free_port
+from hedge.cli.net import free_port
 
 MASTER_KEY = "sk-hedge-test"
 

@@ -23,7 +23,7 @@ import threading
 from collections.abc import Coroutine
 from typing import Any, Literal
 
-from hedge.netutil import free_port
+from hedge.cli.net import free_port
 
 Mode = Literal["pass", "refuse", "blackhole"]
 MODES: tuple[Mode, ...] = ("pass", "refuse", "blackhole")

@@ -34,7 +34,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from hedge.netutil import free_port
+from hedge.cli.net import free_port
 
 BOMB_BYTES = 64 * 1024 * 1024
 

@@ -31,10 +31,10 @@ from conftest import MASTER_KEY, Gateway, Mock, start_gateway, start_mock
 from hedge.access.keys import KeyStore
 from hedge.api.app import create_app
 from hedge.api.dashboard import read_conformance
+from hedge.cli.net import free_port, serve_in_loop
 from hedge.config import parse_config
 from hedge.mock.server import create_mock_app
 from hedge.mock.state import Knobs
-from hedge.netutil import free_port, serve_in_loop
 from hedge.observe.logs import register_secrets
 from hedge.observe.records import RequestRecord
 from hedge.store.analytics import Analytics, RequestFilter, auto_bucket, percentile

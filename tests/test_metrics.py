@@ -22,10 +22,10 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from conftest import MASTER_KEY, Gateway, Mock, start_gateway, start_mock
-from hedge.netutil import free_port
+from hedge.cli.net import free_port
+from hedge.cli.top import parse, quantile
 from hedge.observe.metrics import LabelCap, Metrics, error_kind
 from hedge.observe.records import RequestRecord
-from hedge.observe.top import parse, quantile
 
 Samples = list[tuple[str, dict[str, str], float]]
 

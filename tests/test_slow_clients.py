@@ -21,9 +21,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from conftest import MASTER_KEY, Gateway, Mock, start_gateway, two_provider_config
 from hedge.api.connections import guarded_protocol
+from hedge.cli.net import free_port, serve_in_loop
 from hedge.mock.server import create_mock_app
 from hedge.mock.state import Knobs
-from hedge.netutil import free_port, serve_in_loop
 
 TIMEOUT_S = 1.0
 CAP = 4

@@ -10,6 +10,8 @@ from collections.abc import AsyncIterator
 import uvicorn
 from starlette.types import ASGIApp
 
+from hedge.api.connections import guarded_protocol
+
 
 def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
@@ -28,8 +30,6 @@ async def serve_in_loop(
     server gets the default connection limits and counts its connections apart from the others'.
     """
     if http is None:
-        from hedge.api.connections import guarded_protocol
-
         http = guarded_protocol()
     config = uvicorn.Config(
         app, host=host, port=port, log_level="warning", access_log=False, lifespan="on", http=http

@@ -26,10 +26,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from hedge.api.app import create_app
+from hedge.cli.net import free_port, serve_in_loop
 from hedge.config import parse_config
 from hedge.mock.server import create_mock_app
 from hedge.mock.state import Knobs, MockState
-from hedge.netutil import free_port, serve_in_loop
 from hedge.observe.records import Aggregator
 from hedge.runtime import Runtime
 

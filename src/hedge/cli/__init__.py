@@ -1,4 +1,10 @@
-"""The ``hedge`` command: serve, top, mock, demo, check."""
+"""The ``hedge`` command: serve, top, mock, demo, check, and the state commands (keys, spend, prices).
+
+Each subcommand's handler imports what only it needs (uvicorn, the HTTP app, the mocks, the demo,
+``hedge top``'s live view) when it runs, so ``hedge --help`` and the state commands do not load them.
+Lazy imports of heavy or third-party pieces are fine in a face, and that is the only reason for the
+function-level imports here.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +16,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from hedge.config import ConfigError, load_config
+from hedge.cli.state import add_parsers as add_state_parsers
+from hedge.config import CONFIG_ENV, ConfigError, load_config
+from hedge.conformance.cli import add_check_parser
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -40,7 +48,7 @@ def _serve(args: argparse.Namespace) -> int:
         from hedge.observe.metrics import multiprocess_dir
 
         # Workers are separate processes: each re-reads the (already validated) file.
-        os.environ["HEDGE_CONFIG"] = str(Path(args.config).resolve())
+        os.environ[CONFIG_ENV] = str(Path(args.config).resolve())
         with multiprocess_dir():  # the workers' metrics add up through files there
             uvicorn.run(
                 "hedge.api.app:app_from_env",
@@ -58,7 +66,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _top(args: argparse.Namespace) -> int:
-    from hedge.observe.top import run_top
+    from hedge.cli.top import run_top
 
     return run_top(args.url, interval=args.interval, iterations=args.iterations, key=args.key)
 
@@ -92,7 +100,7 @@ def _mock(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from hedge.demo import run_demo
+    from hedge.cli.demo import run_demo
 
     return run_demo(requests=args.requests, concurrency=args.concurrency, serve=args.serve, port=args.port)
 
@@ -144,8 +152,6 @@ def build_parser() -> argparse.ArgumentParser:
     mock.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
     mock.set_defaults(func=_mock)
 
-    from hedge.state_cli import add_parsers as add_state_parsers
-
     add_state_parsers(sub)
 
     demo = sub.add_parser("demo", help="run mock providers and the gateway in-process and drive traffic")
@@ -159,8 +165,6 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--port", type=int, default=None, help="the gateway's port (default: a free one)")
     demo.set_defaults(func=_demo)
 
-    from hedge.conformance.cli import add_check_parser
-
     add_check_parser(sub)
     return parser
 
@@ -170,7 +174,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     code: int = args.func(args)
     return code
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,0 +1,5 @@
+import sys
+
+from hedge.cli import main
+
+sys.exit(main())
