@@ -19,6 +19,8 @@ from pathlib import Path
 from hedge.cli.state import add_parsers as add_state_parsers
 from hedge.config import CONFIG_ENV, ConfigError, load_config
 from hedge.conformance.cli import add_check_parser
+from hedge.observe.logs import log_config
+from hedge.observe.metrics import multiprocess_dir
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -33,7 +35,6 @@ def _serve(args: argparse.Namespace) -> int:
     port = args.port if args.port is not None else config.server.port
     common = {"host": host, "port": port, "log_level": args.log_level, "access_log": False}
     from hedge.api.connections import WORKER_PROTOCOL, protocol_for
-    from hedge.observe.logs import log_config
 
     logs = log_config(args.log_format, args.log_level)
     logging.config.dictConfig(logs)  # now, for what start-up logs before uvicorn applies it again
@@ -45,8 +46,6 @@ def _serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     if args.workers > 1:
-        from hedge.observe.metrics import multiprocess_dir
-
         # Workers are separate processes: each re-reads the (already validated) file.
         os.environ[CONFIG_ENV] = str(Path(args.config).resolve())
         with multiprocess_dir():  # the workers' metrics add up through files there
