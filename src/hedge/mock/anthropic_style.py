@@ -51,7 +51,7 @@ from starlette.routing import Route
 
 from hedge.mock.behaviour import Reply, Tool, Turn, digest, plan_reply, text_of, unknown_model
 from hedge.mock.state import BodyTooLarge, MockState
-from hedge.providers.sse import frame_event
+from hedge.wire.sse import frame_event
 
 _ERRORS: dict[int, tuple[str, str]] = {
     400: ("invalid_request_error", "Invalid request."),

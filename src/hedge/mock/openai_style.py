@@ -56,7 +56,7 @@ from hedge.mock.behaviour import (
     unknown_model,
 )
 from hedge.mock.state import BodyTooLarge, MockState
-from hedge.providers.sse import DONE, frame
+from hedge.wire.sse import DONE, frame
 
 _ERRORS: dict[int, tuple[str, str, str | None]] = {
     400: ("invalid_request_error", "Invalid request.", None),

@@ -2,7 +2,9 @@
 
 Upstream bytes arrive in arbitrary pieces; :class:`SSEParser` returns whole
 events as they complete, keeping each event's raw bytes so an OpenAI-style
-stream can be forwarded without re-encoding.
+stream can be forwarded without re-encoding. Framing (:func:`frame`,
+:func:`frame_event`, :data:`DONE`) lives in :mod:`hedge.wire.sse`, which the
+mocks share, and is re-exported here for the adapters.
 """
 
 from __future__ import annotations
@@ -10,14 +12,22 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import orjson
-
 from hedge.errors import UpstreamError
+from hedge.wire.sse import DONE, frame, frame_event
 
 if TYPE_CHECKING:
     from hedge.providers.base import Usage
 
-DONE = b"data: [DONE]\n\n"
+__all__ = [
+    "DEFAULT_MAX_EVENT_BYTES",
+    "DONE",
+    "Event",
+    "EventTooLarge",
+    "SSEParser",
+    "SSETranslator",
+    "frame",
+    "frame_event",
+]
 
 
 @dataclass(slots=True)
@@ -124,13 +134,3 @@ def _parse(raw: bytes) -> Event | None:
     if not data and name is None:
         return None
     return Event(data=b"\n".join(data), event=name, raw=raw)
-
-
-def frame(obj: object) -> bytes:
-    """Encode one JSON object as an SSE ``data:`` event."""
-    return b"data: " + orjson.dumps(obj) + b"\n\n"
-
-
-def frame_event(name: str, obj: object) -> bytes:
-    """Encode one JSON object as a named SSE event (Anthropic style)."""
-    return b"event: " + name.encode() + b"\ndata: " + orjson.dumps(obj) + b"\n\n"

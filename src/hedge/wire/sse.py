@@ -1,0 +1,22 @@
+"""Server-Sent Events framing: how one JSON object becomes one event on the wire.
+
+A leaf: the adapters (through ``hedge.providers.sse``), the gateway's own streams and the mock
+upstreams all frame events with these, and it imports nothing of Hedge's.
+"""
+
+from __future__ import annotations
+
+import orjson
+
+DONE = b"data: [DONE]\n\n"
+"""The event that ends an OpenAI-style stream."""
+
+
+def frame(obj: object) -> bytes:
+    """Encode one JSON object as an SSE ``data:`` event."""
+    return b"data: " + orjson.dumps(obj) + b"\n\n"
+
+
+def frame_event(name: str, obj: object) -> bytes:
+    """Encode one JSON object as a named SSE event (Anthropic style)."""
+    return b"event: " + name.encode() + b"\ndata: " + orjson.dumps(obj) + b"\n\n"
