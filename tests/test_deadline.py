@@ -53,12 +53,16 @@ def _chat(gw: Gateway, headers: dict[str, str] | None = None, **extra: Any) -> t
     return resp, time.monotonic() - began
 
 
-@pytest.mark.parametrize("stream", [False, True])
-def test_hanging_upstreams_end_in_504_at_the_deadline(
-    gw: Gateway, cheap: Mock, premium: Mock, stream: bool
-) -> None:
+@pytest.fixture
+def hanging(cheap: Mock, premium: Mock) -> None:
+    """Both upstreams accept the request and never answer (the mocks are reset after each test)."""
     for mock in (cheap, premium):
         mock.configure(fail_rate=1.0, fail_mode="hang")
+
+
+@pytest.mark.parametrize("stream", [False, True])
+@pytest.mark.usefixtures("hanging")
+def test_hanging_upstreams_end_in_504_at_the_deadline(gw: Gateway, stream: bool) -> None:
     resp, took = _chat(gw, stream=stream)
     assert resp.status_code == 504, resp.text
     assert resp.json()["error"]["code"] == "request_timeout"
@@ -66,17 +70,15 @@ def test_hanging_upstreams_end_in_504_at_the_deadline(
     assert "a/m1" in resp.headers["x-hedge-route"]
 
 
-def test_the_header_lowers_the_deadline(gw: Gateway, cheap: Mock, premium: Mock) -> None:
-    for mock in (cheap, premium):
-        mock.configure(fail_rate=1.0, fail_mode="hang")
+@pytest.mark.usefixtures("hanging")
+def test_the_header_lowers_the_deadline(gw: Gateway) -> None:
     resp, _ = _chat(gw, headers={"x-hedge-timeout-ms": "200"})
     assert resp.status_code == 504
     assert "0.2 s" in resp.json()["error"]["message"]
 
 
-def test_the_header_cannot_raise_the_deadline(gw: Gateway, cheap: Mock, premium: Mock) -> None:
-    for mock in (cheap, premium):
-        mock.configure(fail_rate=1.0, fail_mode="hang")
+@pytest.mark.usefixtures("hanging")
+def test_the_header_cannot_raise_the_deadline(gw: Gateway) -> None:
     resp, took = _chat(gw, headers={"x-hedge-timeout-ms": "600000"})
     assert resp.status_code == 504
     assert "1.5 s" in resp.json()["error"]["message"]
