@@ -3,6 +3,7 @@
 Used by routing rules (send off-peak traffic to a discounted deployment) and
 by time-varying prices. A window whose end is before its start wraps past
 midnight (``22:00-06:00``). The clock is always passed in, so tests inject it.
+A leaf (it imports nothing of Hedge's), so the config can validate windows as it loads.
 """
 
 from __future__ import annotations
