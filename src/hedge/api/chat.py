@@ -24,6 +24,7 @@ from hedge.api.http import (
     new_request_id,
     read_body,
     runtime_of,
+    warn_store_unavailable,
 )
 from hedge.api.streaming import ChatStream, first_events
 from hedge.api.validation import parse_json_object, validate_chat, validate_embeddings
@@ -88,7 +89,7 @@ async def handle(
             except HedgeError:
                 raise
             except Exception as exc:
-                _warn_limits_unavailable(exc)
+                warn_store_unavailable("key limits", exc)
                 raise HedgeError(
                     "This key's budget and rate limits cannot be checked now (state store unavailable).",
                     status=503,
@@ -129,22 +130,6 @@ async def handle(
         record.latency_ms = (time.perf_counter() - started) * 1000
         runtime.record(record)
         raise
-
-
-_LIMITS_WARNING_EVERY_S = 10.0
-_limits_warned_at = -_LIMITS_WARNING_EVERY_S
-
-
-def _warn_limits_unavailable(exc: Exception) -> None:
-    """One line (no traceback) every few seconds: during a Redis outage every keyed request fails here,
-    and a traceback each would bury the log (2 MB in a few seconds)."""
-    global _limits_warned_at
-    now = time.monotonic()
-    if now - _limits_warned_at >= _LIMITS_WARNING_EVERY_S:
-        _limits_warned_at = now
-        log.warning(
-            "key limits could not be checked (state store unavailable): %s: %s", type(exc).__name__, exc
-        )
 
 
 class _ClientGone(Exception):

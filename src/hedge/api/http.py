@@ -30,8 +30,9 @@ _STORE_WARNING_EVERY_S = 10.0
 _store_warned = -_STORE_WARNING_EVERY_S
 
 
-def _warn_store(what: str, exc: BaseException) -> None:
-    """One warning line per interval, not one per request, while the database is down."""
+def warn_store_unavailable(what: str, exc: BaseException) -> None:
+    """One warning line per interval (no traceback), not one per request, while a state store is down:
+    during an outage every keyed request fails the same way, and a line each would bury the log."""
     global _store_warned
     now = time.monotonic()
     if now - _store_warned >= _STORE_WARNING_EVERY_S:
@@ -91,7 +92,7 @@ async def authenticate(request: Request, runtime: Runtime) -> VirtualKey | None:
     except Exception as exc:
         if not is_store_error(exc):
             raise
-        _warn_store("virtual key lookup", exc)
+        warn_store_unavailable("virtual key lookup", exc)
         raise StoreUnavailable(
             "This key cannot be checked now: the state store (database) is unavailable. Retry shortly.",
             code="limits_unavailable",
@@ -112,7 +113,7 @@ def store_endpoint(endpoint: Endpoint) -> Endpoint:
         except Exception as exc:
             if not is_store_error(exc):
                 raise
-            _warn_store(f"{request.method} {request.url.path}", exc)
+            warn_store_unavailable(f"{request.method} {request.url.path}", exc)
             return error_response(
                 StoreUnavailable(
                     "The state store (database) is unavailable; retry when it is back.",
