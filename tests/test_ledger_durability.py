@@ -15,10 +15,11 @@ import pytest
 
 from hedge.access.keys import validate_fields
 from hedge.observe.records import RequestRecord
-from hedge.store.batch import INT32, INT64, BatchWriter, clamp_int, clean_float, clean_text
+from hedge.store.batch import BatchWriter
 from hedge.store.db import Database, Migrations, connect
 from hedge.store.ledger import Ledger
 from hedge.store.schema import MIGRATIONS
+from hedge.store.values import INT32, INT64, clamp_int, clean_float, clean_text
 from test_state import PG_BASE, _drop_schema, _pg_schema
 
 # -- the sanitizer ---------------------------------------------------------------------------------

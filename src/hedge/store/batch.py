@@ -10,7 +10,7 @@ never simply retried as it was:
   the rest is written, and each failing row goes to a quarantine file under
   ``state_dir/quarantine/`` with the reason (and an error line), where an
   operator can read or replay it. The row builders sanitize values first
-  (:func:`clean_text`, :func:`clamp_int`, :func:`clean_float`), so this is a
+  (:mod:`hedge.store.values`), so this is a
   last resort.
 * **A database that is down or does not answer** (see
   :func:`hedge.store.db.is_unavailable`) is not the rows' fault: the pending rows
@@ -37,296 +37,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import logging
-import math
 import os
-import re
-import secrets
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 import orjson
 
 from hedge.store.db import Database, is_unavailable
+from hedge.store.spool import Row, Spool, SpoolFull, slug
 
 T = TypeVar("T")
-Row = tuple[Any, ...]
 
-INT32 = (-(2**31), 2**31 - 1)
-INT64 = (-(2**63), 2**63 - 1)
-TEXT_LIMIT = 1000
-"""Longest value kept in a short text column (names, ids); the rest is cut."""
 MAX_RETRY_S = 2.0
 """Longest wait between two attempts to reach a database that is down."""
-_READ_WINDOW = 8 * 1024 * 1024
-
-
-# -- values every column takes ---------------------------------------------------------------------
-
-
-def clean_text(value: object, limit: int = TEXT_LIMIT) -> str | None:
-    """``value`` as text that any database takes: None stays None; U+0000 (which PostgreSQL
-    rejects in text) removed, lone surrogates (which cannot be encoded) replaced, at most
-    ``limit`` characters."""
-    if value is None:
-        return None
-    text = value if isinstance(value, str) else str(value)
-    if "\x00" in text:
-        text = text.replace("\x00", "")
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        text = text.encode("utf-8", "replace").decode("utf-8")
-    return text[:limit] if len(text) > limit else text
-
-
-def clamp_int(value: object, low: int = INT64[0], high: int = INT64[1]) -> int:
-    """``value`` as an integer inside a column's range ``[low, high]``: out-of-range values are
-    clamped, floats truncated (infinities clamped), anything that is not a number is 0 (inside
-    the range)."""
-    if isinstance(value, int):  # bool included
-        number = int(value)
-    elif isinstance(value, float):
-        if math.isnan(value):
-            number = 0
-        elif math.isinf(value):
-            number = high if value > 0 else low
-        else:
-            number = int(value)
-    else:
-        try:
-            number = int(str(value))
-        except ValueError:
-            number = 0
-    return min(max(number, low), high)
-
-
-def clean_float(value: object, nullable: bool = False) -> float | None:
-    """``value`` as a finite float; NaN, infinities and non-numbers become None (or 0.0 for a
-    NOT NULL column): SQLite stores NaN as NULL, and no report can add up an infinity."""
-    if value is None and nullable:
-        return None
-    try:
-        number = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        number = math.nan
-    if math.isfinite(number):
-        return number
-    return None if nullable else 0.0
-
-
-# -- the spool -------------------------------------------------------------------------------------
-
-
-class SpoolFull(Exception):
-    """The spool reached its size limit; the rows were not spooled."""
-
-
-def _slug(what: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", what.lower()).strip("-") or "rows"
-
-
-def _parse(line: bytes) -> Row | None:
-    try:
-        data = orjson.loads(line)
-    except orjson.JSONDecodeError:
-        return None
-    return tuple(data) if isinstance(data, list) else None
-
-
-def _mtime(path: Path) -> float:
-    try:
-        return path.stat().st_mtime
-    except OSError:  # replayed and removed by another process meanwhile
-        return 0.0
-
-
-def _read_lines(fd: int, offset: int, end: int, max_rows: int) -> tuple[list[bytes], int]:
-    """Up to ``max_rows`` complete lines of ``fd`` from ``offset`` (before ``end``); the offset after them."""
-    window = _READ_WINDOW
-    while True:
-        size = min(window, end - offset)
-        data = os.pread(fd, size, offset) if size > 0 else b""
-        cut = data.rfind(b"\n")
-        if cut >= 0 or offset + size >= end:
-            break
-        window *= 2  # one line longer than the window: read more
-    if cut < 0:
-        return [], offset
-    lines = data[: cut + 1].split(b"\n")[:-1]
-    if len(lines) > max_rows:
-        lines = lines[:max_rows]
-    return lines, offset + sum(len(line) + 1 for line in lines)
-
-
-class Spool:
-    """Rows the database could not take, in an append-only file of this process until it can.
-
-    The file (``<name>-<pid>-<random>.jsonl`` in ``directory``) is created under a temporary
-    name, locked (``flock``) and then renamed, so any spool file that is not locked belongs to
-    a process that has died: :meth:`orphans` lists those, :meth:`replay_orphan` replays one.
-    Appends are whole lines written and fsynced in one call per batch.
-    """
-
-    def __init__(self, directory: Path, name: str, max_bytes: int | None = None) -> None:
-        self.dir = directory
-        self.name = name
-        self.max_bytes = max_bytes
-        self.path = directory / f"{name}-{os.getpid()}-{secrets.token_hex(4)}.jsonl"
-        self.lock = asyncio.Lock()
-        """Held for appends and for the replay's truncation, so that no line is cut or lost between them."""
-        self._fd: int | None = None
-        self._size = 0
-        self._replayed = 0
-        self._rows = 0
-
-    @property
-    def rows(self) -> int:
-        """Rows in this process's spool file not yet written to the database."""
-        return self._rows
-
-    @property
-    def pending(self) -> bool:
-        return self._size > self._replayed
-
-    def _open(self) -> int:
-        if self._fd is None:
-            self.dir.mkdir(parents=True, exist_ok=True)
-            temporary = self.dir / f".{self.path.name}.new"
-            fd = os.open(temporary, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            os.rename(temporary, self.path)
-            dir_fd = os.open(self.dir, os.O_RDONLY)
-            try:
-                os.fsync(dir_fd)  # the file's name survives a power cut too
-            finally:
-                os.close(dir_fd)
-            self._fd = fd
-        return self._fd
-
-    async def append(self, lines: Sequence[bytes]) -> None:
-        """Append encoded rows (one JSON line each) durably, with one fsync; raises OSError or
-        :class:`SpoolFull` having appended nothing."""
-        if not lines:
-            return
-        data = b"".join(lines)
-        async with self.lock:
-            if self.max_bytes is not None and self._size + len(data) > self.max_bytes:
-                raise SpoolFull(f"{self.path} would exceed {self.max_bytes} bytes")
-            await asyncio.to_thread(self._write, data)
-            self._rows += len(lines)
-
-    def _write(self, data: bytes) -> None:
-        fd = self._open()
-        before = self._size
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-            os.fsync(fd)
-        except OSError:
-            with contextlib.suppress(OSError):  # never leave half a line for the next append to glue onto
-                os.ftruncate(fd, before)
-            raise
-        self._size = before + len(data)
-
-    def next_rows(self, max_rows: int, quarantine: Callable[[object, str], None]) -> tuple[list[Row], int]:
-        """The next rows of this process's spool to replay, and the offset to :meth:`advance` to after."""
-        if self._fd is None or not self.pending:
-            return [], self._replayed
-        lines, end = _read_lines(self._fd, self._replayed, self._size, max_rows)
-        if not lines:  # only a partial line: cannot happen with whole-line appends, never loop on it
-            return [], self._size
-        rows = []
-        for line in lines:
-            row = _parse(line)
-            if row is None:
-                quarantine(line.decode("utf-8", "replace"), "unreadable spool line")
-            else:
-                rows.append(row)
-        return rows, end
-
-    def advance(self, offset: int, rows: int) -> None:
-        self._replayed = max(self._replayed, offset)
-        self._rows = max(0, self._rows - rows)
-
-    def truncate_if_done(self) -> bool:
-        """Empty the file once every row in it has been written; call with :attr:`lock` held."""
-        if self.pending:
-            return False
-        if self._fd is not None and self._size:
-            os.ftruncate(self._fd, 0)
-        self._size = self._replayed = self._rows = 0
-        return True
-
-    def orphans(self) -> list[Path]:
-        """Spool files of this kind that are not this process's own, oldest first."""
-        if not self.dir.is_dir():
-            return []
-        found = [p for p in self.dir.glob(f"{self.name}-*.jsonl") if p != self.path]
-        return sorted(found, key=_mtime)
-
-    async def replay_orphan(
-        self,
-        path: Path,
-        write: Callable[[list[Row]], Awaitable[int]],
-        max_rows: int,
-        quarantine: Callable[[object, str], None],
-    ) -> int | None:
-        """Write a dead process's spool file through ``write`` and remove it.
-
-        None if a live process holds it. ``write`` raising leaves the file in place for the
-        next try (rows already written are not booked twice: the inserts ignore conflicts).
-        """
-        try:
-            fd = os.open(path, os.O_RDWR)
-        except FileNotFoundError:
-            return None
-        try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                return None
-            stat = os.fstat(fd)
-            if stat.st_nlink == 0:  # another replica replayed and removed it while we waited
-                return None
-            offset, end, written = 0, stat.st_size, 0
-            while offset < end:
-                lines, after = _read_lines(fd, offset, end, max_rows)
-                if not lines:
-                    logging.getLogger("hedge.spool").warning(
-                        "%s: ignored a torn last line of %d bytes (its process died while writing it)",
-                        path,
-                        end - offset,
-                    )
-                    break
-                rows = []
-                for line in lines:
-                    row = _parse(line)
-                    if row is None:
-                        quarantine(line.decode("utf-8", "replace"), f"unreadable line in {path.name}")
-                    else:
-                        rows.append(row)
-                written += await write(rows)
-                offset = after
-            os.unlink(path)
-            return written
-        finally:
-            os.close(fd)
-
-    def close(self) -> None:
-        """Release this process's file: removed when empty, else left for the next start to replay."""
-        if self._fd is None:
-            return
-        if not self.pending:
-            with contextlib.suppress(OSError):
-                os.unlink(self.path)
-        os.close(self._fd)
-        self._fd = None
 
 
 class _Unavailable(Exception):
@@ -375,7 +102,7 @@ class BatchWriter(Generic[T]):
         self._recovery: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
         self._log = logging.getLogger(f"hedge.{what.replace(' ', '_')}")
-        name = _slug(what)
+        name = slug(what)
         self._spool = Spool(Path(state_dir) / "spool", name, max_spool_bytes) if state_dir else None
         self._quarantine_path = Path(state_dir) / "quarantine" / f"{name}.jsonl" if state_dir else None
         self._down = False

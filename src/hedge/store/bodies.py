@@ -18,8 +18,9 @@ from pathlib import Path
 
 from hedge.observe.logs import redact
 from hedge.observe.records import RequestRecord
-from hedge.store.batch import BatchWriter, clean_text
+from hedge.store.batch import BatchWriter
 from hedge.store.db import Database
+from hedge.store.values import clean_text
 
 log = logging.getLogger("hedge.bodies")
 

@@ -23,8 +23,9 @@ from typing import Any, Literal
 import orjson
 
 from hedge.observe.records import RequestRecord
-from hedge.store.batch import INT32, BatchWriter, clamp_int, clean_float, clean_text
+from hedge.store.batch import BatchWriter
 from hedge.store.db import Database
+from hedge.store.values import INT32, clamp_int, clean_float, clean_text
 
 log = logging.getLogger("hedge.ledger")
 
