@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from hedge.access.coalesce import Coalescer
 from hedge.access.keys import VirtualKey
 from hedge.config import BudgetConfig
 from hedge.errors import AuthError, HedgeError, PermissionDenied
@@ -102,7 +103,7 @@ class Gate:
         self._booking: dict[str, int] = {}
         """Key id -> bookings of this replica still in progress (reconciliation waits for them)."""
         self._task: asyncio.Task[None] | None = None
-        self._initialising: dict[str, asyncio.Future[float]] = {}
+        self._initialising: Coalescer[float] = Coalescer()
 
     def _spend_name(self, key: VirtualKey, now: float) -> tuple[str, float, int | None]:
         start, ttl = period_bounds(key.budget_period, now)
@@ -114,13 +115,7 @@ class Gate:
         value = await self.counters.spend_get(name)
         if value is None:
             # A burst of a new key's requests all find the counter missing: one ledger query serves them.
-            pending = self._initialising.get(name)
-            if pending is None:
-                pending = self._initialising[name] = asyncio.ensure_future(
-                    self._init_spend(key, name, start, ttl)
-                )
-                pending.add_done_callback(lambda _f: self._initialising.pop(name, None))
-            value = await asyncio.shield(pending)
+            value = await self._initialising.run(name, lambda: self._init_spend(key, name, start, ttl))
         return value
 
     async def _init_spend(self, key: VirtualKey, name: str, start: float, ttl: int | None) -> float:

@@ -6,7 +6,6 @@ password stretching needed); the stored hash is compared in constant time.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import math
@@ -17,6 +16,7 @@ from typing import Any, Literal
 
 import orjson
 
+from hedge.access.coalesce import Coalescer
 from hedge.store.db import Database
 
 Period = Literal["day", "week", "month", "total"]
@@ -150,7 +150,7 @@ class KeyStore:
         self.db = db
         self.cache_ttl_s = cache_ttl_s
         self._cache: dict[str, tuple[float, VirtualKey | None]] = {}
-        self._loading: dict[str, asyncio.Future[VirtualKey | None]] = {}
+        self._loading: Coalescer[VirtualKey | None] = Coalescer()
 
     async def create(self, fields: dict[str, Any]) -> tuple[VirtualKey, str]:
         values = validate_fields(fields, creating=True)
@@ -233,11 +233,7 @@ class KeyStore:
             key = cached[1]
         else:
             # A burst of one key's requests shares one lookup instead of queueing for the pool.
-            pending = self._loading.get(digest)
-            if pending is None:
-                pending = self._loading[digest] = asyncio.ensure_future(self._load(digest, now))
-                pending.add_done_callback(lambda _f: self._loading.pop(digest, None))
-            key = await asyncio.shield(pending)
+            key = await self._loading.run(digest, lambda: self._load(digest, now))
         if key is None or not hmac.compare_digest(key.key_hash, digest):
             return None
         return key
