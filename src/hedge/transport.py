@@ -20,8 +20,6 @@ from hedge.config import ProviderConfig, Timeouts
 from hedge.errors import UpstreamError
 from hedge.providers.base import UpstreamRequest
 
-DEFAULT_MAX_BODY = 64 * 1024 * 1024
-
 
 class Transport:
     def __init__(self, providers: Mapping[str, ProviderConfig]) -> None:
@@ -95,7 +93,7 @@ def _client_timeout(timeouts: Timeouts) -> aiohttp.ClientTimeout:
     return aiohttp.ClientTimeout(total=timeouts.total, connect=timeouts.connect, sock_read=timeouts.read)
 
 
-async def read_upstream(resp: aiohttp.ClientResponse, provider: str, limit: int = DEFAULT_MAX_BODY) -> bytes:
+async def read_upstream(resp: aiohttp.ClientResponse, provider: str, limit: int) -> bytes:
     """Read a whole response and give the connection back to the pool (or drop it if reading failed).
 
     ``limit`` bounds the *decoded* size: a small gzip body may expand a thousandfold, and the
