@@ -142,14 +142,6 @@ class Gate:
                 code="model_not_allowed",
                 param="model",
             )
-        if key.rpm is not None:
-            count = await self.counters.add(f"rpm:{key.id}", 1, MINUTE)
-            if count > key.rpm:
-                raise _limited(f"{key.rpm} requests per minute", now)
-        if key.tpm is not None:
-            used = await self.counters.get(f"tpm:{key.id}", MINUTE)
-            if used >= key.tpm:
-                raise _limited(f"{key.tpm} tokens per minute", now)
         if key.budget_usd is not None:
             name, _, ttl = self._spend_name(key, now)
             amount = max(0.0, estimate(self.config.reserve_output_tokens)) if estimate is not None else 0.0
@@ -167,6 +159,14 @@ class Gate:
                 )
             if request_id:
                 self._reservations[request_id] = _Reservation(name, ttl)
+        if key.rpm is not None:
+            count = await self.counters.add(f"rpm:{key.id}", 1, MINUTE)
+            if count > key.rpm:
+                raise _limited(f"{key.rpm} requests per minute", now)
+        if key.tpm is not None:
+            used = await self.counters.get(f"tpm:{key.id}", MINUTE)
+            if used >= key.tpm:
+                raise _limited(f"{key.tpm} tokens per minute", now)
 
     def book(self, record: RequestRecord, key: VirtualKey) -> None:
         """Record sink side: settle the request's reservation to its cost and count its tokens, off the
