@@ -14,7 +14,7 @@ import orjson
 import pytest
 
 from hedge.access.keys import validate_fields
-from hedge.observe.records import RequestRecord
+from hedge.record import RequestRecord
 from hedge.store.batch import BatchWriter
 from hedge.store.db import Database, Migrations, connect
 from hedge.store.ledger import Ledger

@@ -17,7 +17,7 @@ import pytest
 from conftest import MASTER_KEY, start_gateway, start_mock
 from hedge.observe import logs as hedge_logs
 from hedge.observe.logs import AccessLog, JsonFormatter, TextFormatter, redact, register_secrets
-from hedge.observe.records import RequestRecord
+from hedge.record import Outcome, RequestRecord, RouteStep
 
 GOOD_KEY = "sk-good-provider-key-0001"
 BAD_KEY = "sk-bad-provider-key-0003"
@@ -213,7 +213,10 @@ def _capture(formatter: logging.Formatter, level: int = logging.INFO) -> tuple[l
 
 
 def test_access_line_json_and_text() -> None:
-    rec = _record(error="upstream said: invalid key sk-live-1234567890", route=["p/m=500", "q/m=ok"])
+    rec = _record(
+        error="upstream said: invalid key sk-live-1234567890",
+        route=[RouteStep("p/m", Outcome.FAILED, "500"), RouteStep("q/m", Outcome.OK)],
+    )
     logger, out = _capture(JsonFormatter())
     AccessLog(logger)(rec)
     line = json.loads(out.getvalue())

@@ -25,7 +25,7 @@ from conftest import MASTER_KEY, Gateway, Mock, start_gateway, start_mock
 from hedge.cli.net import free_port
 from hedge.cli.top import parse, quantile
 from hedge.observe.metrics import LabelCap, Metrics, error_kind
-from hedge.observe.records import RequestRecord
+from hedge.record import Outcome, RequestRecord, RouteStep
 
 Samples = list[tuple[str, dict[str, str], float]]
 
@@ -354,7 +354,14 @@ def test_label_cap_folds_overflow_into_other() -> None:
 def test_unbounded_upstream_codes_are_capped() -> None:
     metrics = Metrics(aliases=["chat"], providers=["p"], deployments=["p/m"], max_label_values=3)
     for i in range(10):
-        metrics.observe(_record(route=[f"p/m=weird_code_{i}"], status=502, provider="p", model="m"))
+        metrics.observe(
+            _record(
+                route=[RouteStep("p/m", Outcome.FAILED, f"weird_code_{i}")],
+                status=502,
+                provider="p",
+                model="m",
+            )
+        )
     outcomes = by(_samples(metrics), "hedge_upstream_attempts_total", "outcome")
     assert outcomes == {("weird_code_0",): 1, ("weird_code_1",): 1, ("weird_code_2",): 1, ("other",): 7}
 
@@ -374,10 +381,18 @@ def test_in_flight_callable() -> None:
 def test_error_kinds() -> None:
     assert error_kind(_record(status=499)) == "client_disconnected"
     assert error_kind(_record(status=404)) == "not_found"
-    assert error_kind(_record(status=502, route=["a/b=upstream_timeout"])) == "upstream_timeout"
-    assert error_kind(_record(status=502, route=["a/b=ok"])) == "stream_interrupted"
-    assert error_kind(_record(status=503, route=["a/b=circuit_open"])) == "no_deployment_available"
-    assert error_kind(_record(status=400, route=["a/b=400"])) == "invalid_request"
+    assert (
+        error_kind(_record(status=502, route=[RouteStep("a/b", Outcome.FAILED, "upstream_timeout")]))
+        == "upstream_timeout"
+    )
+    assert error_kind(_record(status=502, route=[RouteStep("a/b", Outcome.OK)])) == "stream_interrupted"
+    assert (
+        error_kind(_record(status=503, route=[RouteStep("a/b", Outcome.CIRCUIT_OPEN)]))
+        == "no_deployment_available"
+    )
+    assert (
+        error_kind(_record(status=400, route=[RouteStep("a/b", Outcome.FAILED, "400")])) == "invalid_request"
+    )
 
 
 def test_top_quantiles_from_buckets() -> None:
@@ -393,7 +408,11 @@ def test_top_parses_a_scrape() -> None:
     metrics.observe(
         _record(provider="p", model="m", prompt_tokens=3, completion_tokens=4, cost_usd=0.5, latency_ms=200)
     )
-    metrics.observe(_record(provider="p", model="m", status=502, route=["p/m=upstream_error"]))
+    metrics.observe(
+        _record(
+            provider="p", model="m", status=502, route=[RouteStep("p/m", Outcome.FAILED, "upstream_error")]
+        )
+    )
     snap = parse(metrics.render().decode())
     row = snap.rows[("chat", "p")]
     assert (row.requests, row.errors, row.input_tokens, row.output_tokens) == (2, 1, 3, 4)

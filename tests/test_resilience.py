@@ -16,6 +16,7 @@ from conftest import MASTER_KEY, Gateway, Mock, start_gateway, start_mock
 from hedge.config import BreakerConfig, Price, ProviderConfig, ResilienceConfig, RetryBudgetConfig, Timeouts
 from hedge.errors import UpstreamError
 from hedge.providers.openai import OpenAIAdapter
+from hedge.record import RouteStep, render_route
 from hedge.resilience.breaker import Breaker, State
 from hedge.resilience.failover import Failover
 from hedge.routing.deployment import Deployment
@@ -238,11 +239,11 @@ def test_backoff_rounds_honour_retry_after_and_stop_at_max_wait() -> None:
             raise result
         return result
 
-    trace: list[str] = []
+    trace: list[RouteStep] = []
     assert asyncio.run(failover.run([dep], attempt, trace)) == "ok"
     assert clock.slept[0] >= 2.0, "first wait covers the Retry-After"
     assert clock.slept[1] <= 0.2, "second round: plain jittered backoff"
-    assert trace == ["only/m=429", "only/m=502", "only/m=ok"]
+    assert render_route(trace) == "only/m=429, only/m=502, only/m=ok"
 
 
 def test_breaker_state_is_shared_through_redis(logs: Path) -> None:

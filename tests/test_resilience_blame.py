@@ -31,6 +31,7 @@ from hedge.errors import UpstreamError
 from hedge.providers.errors import parse_retry_after, upstream_error
 from hedge.providers.gemini import google_error
 from hedge.providers.openai import OpenAIAdapter
+from hedge.record import RouteStep
 from hedge.resilience.breaker import Breaker, State
 from hedge.resilience.failover import Failover
 from hedge.routing.deployment import Deployment
@@ -239,7 +240,7 @@ def test_a_401_fails_over_once_and_marks_the_deployment_misconfigured(
         return "ok"
 
     caplog.set_level(logging.WARNING, logger="hedge.breaker")
-    trace: list[str] = []
+    trace: list[RouteStep] = []
     assert asyncio.run(failover.run([locked, spare], attempt, trace)) == "ok"
     assert calls == ["locked", "spare", "spare"], (
         "the deployment with a bad key is not retried in the request"

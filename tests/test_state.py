@@ -14,7 +14,7 @@ import pytest
 
 from hedge.access.gate import Gate, period_bounds
 from hedge.access.keys import KeyStore
-from hedge.observe.records import RequestRecord
+from hedge.record import RequestRecord
 from hedge.store.counters import Counters, MemoryCounters, RedisCounters
 from hedge.store.db import Database, connect
 from hedge.store.ledger import Ledger, parse_since

@@ -141,3 +141,10 @@ class NoDeploymentAvailable(HedgeError):
     status = 503
     type = "service_unavailable"
     code = "no_deployment_available"
+
+
+class StoreUnavailable(HedgeError):
+    """The database (keys, ledger) failed or did not answer in time: 503, so clients retry, not 500."""
+
+    status = 503
+    type = "service_unavailable"

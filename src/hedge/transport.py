@@ -1,8 +1,11 @@
 """HTTP to upstreams: one pooled keep-alive aiohttp session per provider.
 
 aiohttp's client is markedly faster than httpx under concurrency and keeps
-connections alive per host. Network failures are turned into
-:class:`~hedge.errors.UpstreamError` here, so callers see one error type.
+connections alive per host. This is the one seam between the gateway and the
+network: :meth:`Transport.send` returns a :class:`Reply` (status checked, body
+unread) and nothing above this module sees an aiohttp object. Network failures
+are turned into :class:`~hedge.errors.UpstreamError` here, so callers see one
+error type.
 """
 
 from __future__ import annotations
@@ -61,30 +64,87 @@ class Transport:
             queued = isinstance(exc, aiohttp.ConnectionTimeoutError) and _pool_full(session)
             raise network_error(provider, exc, pool_full=queued) from None
 
-    async def open_checked(
+    async def send(
         self,
         provider: str,
         request: UpstreamRequest,
         timeouts: Timeouts,
         error: Callable[[int, dict[str, str], bytes], Exception],
-    ) -> aiohttp.ClientResponse:
-        """Like :meth:`open`, but an error status is read and raised as ``error(status, headers, body)``.
+    ) -> Reply:
+        """Send ``request``; an error status is read and raised as ``error(status, headers, body)``.
 
         ``error`` is the provider adapter's translation; header names are lower-cased for it.
         """
         resp = await self.open(provider, request, timeouts)
+        limit = self._configs[provider].max_response_bytes
         if resp.status >= 400:
-            raw = await self.read(resp, provider)
+            raw = await read_upstream(resp, provider, limit)
             raise error(resp.status, {k.lower(): v for k, v in resp.headers.items()}, raw)
-        return resp
-
-    async def read(self, resp: aiohttp.ClientResponse, provider: str) -> bytes:
-        """The whole body, bounded by the provider's ``max_response_bytes``."""
-        return await read_upstream(resp, provider, self._configs[provider].max_response_bytes)
+        return Reply(resp, provider, limit)
 
     async def close(self) -> None:
         sessions, self._sessions = list(self._sessions.values()), {}
         await asyncio.gather(*(s.close() for s in sessions), return_exceptions=True)
+
+
+class Reply:
+    """A successful upstream response whose body is still unread: read it whole, or piece by piece.
+
+    Whoever holds a reply ends it: :meth:`read` and a finished :meth:`pieces` give the
+    connection back to the pool themselves; otherwise :meth:`release` (the body was read to
+    its end) or :meth:`close` (it was not: the connection cannot be reused).
+    """
+
+    __slots__ = ("_limit", "_resp", "provider")
+
+    def __init__(self, resp: aiohttp.ClientResponse, provider: str, limit: int) -> None:
+        self._resp = resp
+        self._limit = limit
+        self.provider = provider
+
+    async def read(self) -> bytes:
+        """The whole body, bounded by the provider's ``max_response_bytes``."""
+        return await read_upstream(self._resp, self.provider, self._limit)
+
+    async def piece(self) -> bytes:
+        """The next piece of the body as it arrives, ``b""`` at its end; a network failure (or read
+        timeout) is an :class:`UpstreamError`."""
+        try:
+            return await self._resp.content.readany()
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            raise network_error(self.provider, exc) from None
+
+    def at_eof(self) -> bool:
+        return self._resp.content.at_eof()
+
+    async def ends_soon(self) -> bool:
+        """After the last event, whether the body ends within a short grace (a well-behaved server's
+        chunked terminator is already on its way), so the connection can be reused; a server that
+        never closes is hung up on."""
+        resp = self._resp
+        extra = 0
+        try:
+            async with asyncio.timeout(_EOF_GRACE_S):
+                while not resp.content.at_eof():
+                    piece = await resp.content.readany()
+                    extra += len(piece)
+                    if not piece or extra > _EOF_SLACK_BYTES:
+                        break
+        except (TimeoutError, aiohttp.ClientError):
+            return False
+        return resp.content.at_eof() and extra <= _EOF_SLACK_BYTES
+
+    def release(self) -> None:
+        """The body was read to its end: the connection goes back to the pool."""
+        self._resp.release()
+
+    def close(self) -> None:
+        """The body was not read to its end: drop the connection."""
+        self._resp.close()
+
+
+_EOF_GRACE_S = 1.0
+_EOF_SLACK_BYTES = 64 * 1024
 
 
 @functools.lru_cache(maxsize=256)

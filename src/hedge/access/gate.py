@@ -22,7 +22,7 @@ from hedge.access.coalesce import Coalescer
 from hedge.access.keys import VirtualKey
 from hedge.config import BudgetConfig
 from hedge.errors import AuthError, HedgeError, PermissionDenied
-from hedge.observe.records import RequestRecord
+from hedge.record import RequestRecord
 from hedge.store.counters import Counters, window_start
 from hedge.store.ledger import Ledger
 

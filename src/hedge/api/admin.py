@@ -23,15 +23,13 @@ from hedge.api.http import (
 )
 from hedge.api.validation import parse_json_object
 from hedge.errors import HedgeError, InvalidRequest, NotFound
-from hedge.runtime import Runtime
+from hedge.gateway.runtime import Runtime
 from hedge.store.ledger import GROUPS, parse_since
 
 
 async def _guard(request: Request) -> Runtime:
     runtime = runtime_of(request)
     require_master(request, runtime)
-    if runtime.keys is None or runtime.ledger is None:
-        raise HedgeError("The state store is not available.", status=503, type="service_unavailable")
     return runtime
 
 
@@ -53,7 +51,6 @@ def _not_found(key_id: str) -> NotFound:
 async def create_key(request: Request) -> Response:
     try:
         runtime = await _guard(request)
-        assert runtime.keys is not None
         try:
             key, secret = await runtime.keys.create(await _json(request))
         except ValueError as exc:
@@ -67,7 +64,6 @@ async def create_key(request: Request) -> Response:
 async def list_keys(request: Request) -> Response:
     try:
         runtime = await _guard(request)
-        assert runtime.keys is not None
         return json_response({"object": "list", "data": [k.public() for k in await runtime.keys.list()]})
     except HedgeError as exc:
         return error_response(exc)
@@ -78,7 +74,6 @@ async def key_detail(request: Request) -> Response:
     """GET, PATCH and DELETE (revoke) one key."""
     try:
         runtime = await _guard(request)
-        assert runtime.keys is not None
         key_id = request.path_params["key_id"]
         if request.method == "GET":
             key = await runtime.keys.get(key_id)
@@ -100,7 +95,6 @@ async def key_detail(request: Request) -> Response:
 async def spend(request: Request) -> Response:
     try:
         runtime = await _guard(request)
-        assert runtime.ledger is not None
         by = request.query_params.get("by", "provider")
         if by not in GROUPS:
             raise InvalidRequest(f"Invalid 'by': {by!r}; choose from {', '.join(GROUPS)}.", param="by")

@@ -39,7 +39,7 @@ from hedge.api.metrics import metrics_endpoint
 from hedge.api.models import get_model, health, list_models
 from hedge.config import CONFIG_ENV, Config, load_config
 from hedge.errors import HedgeError
-from hedge.runtime import Runtime
+from hedge.gateway.runtime import Runtime
 from hedge.store.bodies import BodyLog
 
 log = logging.getLogger("hedge")
@@ -101,7 +101,7 @@ def create_app(config: Config, runtime: Runtime | None = None) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await rt.start()
         body_log = None
-        if config.server.log_bodies and rt.db is not None:
+        if config.server.log_bodies:
             body_log = BodyLog(
                 rt.db,
                 config.state.flush_interval_s,

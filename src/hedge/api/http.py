@@ -17,34 +17,13 @@ from starlette.responses import Response
 from hedge.access.gate import refuse_unusable
 from hedge.access.keys import VirtualKey
 from hedge.api.connections import BODY_TIMEOUT
-from hedge.errors import AuthError, HedgeError, PayloadTooLarge, PermissionDenied
-from hedge.runtime import Runtime
-from hedge.store.db import is_store_error
+from hedge.errors import AuthError, HedgeError, PayloadTooLarge, PermissionDenied, StoreUnavailable
+from hedge.gateway.runtime import Runtime
+from hedge.store.db import is_store_error, warn_store_unavailable
 
 JSON = "application/json"
 log = logging.getLogger("hedge")
 Endpoint = Callable[[Request], Awaitable[Response]]
-
-
-_STORE_WARNING_EVERY_S = 10.0
-_store_warned = -_STORE_WARNING_EVERY_S
-
-
-def warn_store_unavailable(what: str, exc: BaseException) -> None:
-    """One warning line per interval (no traceback), not one per request, while a state store is down:
-    during an outage every keyed request fails the same way, and a line each would bury the log."""
-    global _store_warned
-    now = time.monotonic()
-    if now - _store_warned >= _STORE_WARNING_EVERY_S:
-        _store_warned = now
-        log.warning("%s: state store unavailable (%s); answering 503", what, type(exc).__name__)
-
-
-class StoreUnavailable(HedgeError):
-    """The database (keys, ledger) failed or did not answer in time: 503, so clients retry, not 500."""
-
-    status = 503
-    type = "service_unavailable"
 
 
 def new_request_id() -> str:
@@ -88,7 +67,7 @@ async def authenticate(request: Request, runtime: Runtime) -> VirtualKey | None:
     if is_master(token, runtime):
         return None
     try:
-        key = await runtime.keys.find(token) if runtime.keys is not None else None
+        key = await runtime.keys.find(token)
     except Exception as exc:
         if not is_store_error(exc):
             raise

@@ -28,10 +28,10 @@ from rich.table import Table
 from hedge.api.app import create_app
 from hedge.cli.net import free_port, serve_in_loop
 from hedge.config import parse_config
+from hedge.gateway.runtime import Runtime
 from hedge.mock.server import create_mock_app
 from hedge.mock.state import Knobs, MockState
-from hedge.observe.records import Aggregator
-from hedge.runtime import Runtime
+from hedge.observe.totals import Aggregator
 
 MASTER_KEY = "sk-hedge-demo"
 

@@ -20,7 +20,7 @@ from rich.table import Table
 from hedge.access.keys import KeyStore, VirtualKey
 from hedge.config import ConfigError, load_config
 from hedge.cost import catalogue
-from hedge.runtime import database_url
+from hedge.gateway.runtime import database_url
 from hedge.store.db import Database, connect
 from hedge.store.ledger import GROUPS, Ledger, parse_since
 from hedge.store.schema import MIGRATIONS

@@ -1,13 +1,10 @@
-"""Sending one chat request straight to a deployment: its adapter and the shared transport.
+"""Sending one chat request straight to a deployment, through the gateway's own attempt code.
 
-No routing, failover or retries: the point is to see exactly what this
-deployment answers. Streams go through the gateway's own stream code
-(:func:`hedge.api.streaming.first_events` and :class:`~hedge.api.streaming.ChatStream`),
-so the SSE checked is byte for byte what a client of the gateway would get.
-
-Sending and reading use the same :class:`~hedge.transport.Transport` helpers
-as the gateway, so an error status becomes the adapter's translated error here
-exactly as it does for clients.
+No routing, failover or retries: the point is to see exactly what this deployment answers. A
+whole answer comes from :func:`hedge.gateway.attempt.complete`; a stream is opened by
+:func:`hedge.gateway.attempt.open_stream` and read through :class:`hedge.gateway.stream.Stream`,
+so the SSE checked is byte for byte what a client of the gateway would get, and an error status
+becomes the adapter's translated error here exactly as it does for clients.
 """
 
 from __future__ import annotations
@@ -20,10 +17,11 @@ from typing import Any
 
 import orjson
 
-from hedge.api.streaming import ChatStream, first_events
 from hedge.errors import HedgeError, UpstreamError
-from hedge.observe.records import RequestRecord
+from hedge.gateway.attempt import complete, open_stream
+from hedge.gateway.stream import Stream
 from hedge.providers.base import Usage
+from hedge.record import RequestRecord
 from hedge.routing.deployment import Deployment
 from hedge.transport import Transport
 
@@ -73,12 +71,9 @@ async def exchange(
 async def _complete(
     transport: Transport, dep: Deployment, body: dict[str, Any], model: str, out: Exchange
 ) -> None:
-    upstream = dep.adapter.chat_request(body, model, False, False)
-    resp = await transport.open_checked(dep.provider, upstream, dep.timeouts, dep.adapter.error)
-    raw = await transport.read(resp, dep.provider)
-    translated = dep.adapter.chat_response(raw, upstream)
-    out.usage = translated.usage
-    data = orjson.loads(translated.body)
+    answer = await complete(transport, dep, "chat", body, model)
+    out.usage = answer.usage
+    data = orjson.loads(answer.body)
     if not isinstance(data, dict):
         raise ValueError("the translated completion is not a JSON object")
     out.body = data
@@ -88,54 +83,32 @@ async def _stream(
     transport: Transport, dep: Deployment, body: dict[str, Any], model: str, out: Exchange
 ) -> None:
     want_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-    upstream = dep.adapter.chat_request(body, model, True, want_usage)
     started = time.perf_counter()
-    dep.stats.start()
-    try:
-        resp = await transport.open_checked(dep.provider, upstream, dep.timeouts, dep.adapter.error)
-        translator = dep.adapter.stream_translator(model, want_usage)
-        try:
-            first = await first_events(resp, translator, dep)
-        except BaseException:
-            resp.close()
-            raise
-    except BaseException:
-        dep.stats.end(None)
-        raise
+    opened = await open_stream(transport, dep, body, want_usage, model)
     record = RequestRecord("check-" + uuid.uuid4().hex[:16], "chat", alias="", stream=True)
-    response = ChatStream(
-        upstream=resp,
-        translator=translator,
-        first=first,
+    stream = Stream(
+        opened,
         deployment=dep,
         want_usage=want_usage,
-        headers={},
         record=record,
         price=dep.price,
         baseline=None,
-        on_done=lambda _rec: None,
         started=started,
+        prompt_estimate=0,
+        on_failure=None,
+        finish=lambda _rec: None,
     )
-    out.sse = await drain(response)
-    out.usage = translator.usage
+    parts: list[bytes] = []
+    try:
+        async for events in stream:
+            parts += events
+        parts += stream.tail()
+    finally:
+        await stream.close()
+    out.sse = b"".join(parts)
+    out.usage = opened.translator.usage
     out.events = parse_sse(out.sse)
     out.body = assemble(out.events)
-
-
-async def drain(response: ChatStream) -> bytes:
-    """Run the gateway's stream response against a client that reads everything and never leaves."""
-    parts: list[bytes] = []
-
-    async def receive() -> dict[str, Any]:
-        await asyncio.Event().wait()  # the client never disconnects
-        raise AssertionError("unreachable")
-
-    async def send(message: Any) -> None:
-        if message["type"] == "http.response.body":
-            parts.append(message.get("body", b""))
-
-    await response({"type": "http"}, receive, send)
-    return b"".join(parts)
 
 
 def parse_sse(raw: bytes) -> list[Any]:

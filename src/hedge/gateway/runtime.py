@@ -1,7 +1,12 @@
-"""Everything a running gateway holds, built once from the config at start-up.
+"""The composition root: everything a running gateway holds, built once from the config.
 
 Nothing here is rebuilt per request: adapters, the router and the pooled
-upstream sessions live as long as the process.
+upstream sessions live as long as the process. Every part is built by the
+constructor, of the kind the config asks for (Redis counters or in-memory ones,
+SQLite or PostgreSQL), and none is swapped later; :meth:`Runtime.start` only
+opens the connections and starts the background writers. :func:`open_runtime`
+does both, for faces that run without a server's lifespan (a batch worker,
+``hedge check``).
 """
 
 from __future__ import annotations
@@ -10,15 +15,16 @@ import logging
 from pathlib import Path
 
 from hedge.access.gate import Gate
-from hedge.access.keys import KeyStore
+from hedge.access.keys import KeyStore, VirtualKey
+from hedge.access.quotas import Quotas
 from hedge.config import Config
 from hedge.cost import catalogue
 from hedge.observe.logs import AccessLog, config_secrets, register_secrets
 from hedge.observe.metrics import Metrics
-from hedge.observe.records import RequestRecord, Sink
 from hedge.observe.tracing import Tracer, header_secrets, make_tracer
 from hedge.providers import make_adapter
 from hedge.providers.base import Adapter
+from hedge.record import RequestRecord, Sink
 from hedge.resilience.failover import Failover
 from hedge.resilience.shared import SharedBreakers
 from hedge.routing.conformance import ConformanceGate
@@ -26,7 +32,7 @@ from hedge.routing.router import Router
 from hedge.store.cache import MemoryCache, RedisCache, ResponseCache
 from hedge.store.conformance import JsonlResultStore, results_path
 from hedge.store.counters import Counters, MemoryCounters, RedisCounters
-from hedge.store.db import Database, connect
+from hedge.store.db import Database, database
 from hedge.store.ledger import Ledger
 from hedge.store.schema import MIGRATIONS
 from hedge.transport import Transport
@@ -59,23 +65,8 @@ class Runtime:
         self.tracer: Tracer = make_tracer(config)
         if self.tracer.enabled:  # ends request spans when their record is final (streams: at their end)
             self.sinks.append(self.tracer.finish)
-        self.db: Database | None = None
-        self.ledger: Ledger | None = None
-        self.keys: KeyStore | None = None
-        self.counters: Counters = MemoryCounters()
-        self.cache: ResponseCache = MemoryCache()
-        self.shared_breakers: SharedBreakers | None = None
-        self.gate = Gate(self.counters, None, config.budgets)
-
-    def started(self, rec: RequestRecord) -> None:
-        """A request's alias is known: it counts as in flight until ``record(rec)``."""
-        self.metrics.started(rec)
-
-    async def start(self) -> None:
-        """Connect the state store (migrating it) and the shared counters; start the ledger writer."""
-        state = self.config.state
-        self.db = await connect(database_url(self.config), state.db_timeout_s)
-        await self.db.migrate(MIGRATIONS)
+        state = config.state
+        self.db: Database = database(database_url(config), state.db_timeout_s)
         self.ledger = Ledger(
             self.db,
             state.flush_interval_s,
@@ -83,21 +74,39 @@ class Runtime:
             state_dir=state.dir,  # its spool, for records the database cannot take
             shutdown_timeout_s=state.shutdown_timeout_s,
         )
-        self.ledger.start()
-        self.sinks.append(self.ledger)
         self.keys = KeyStore(self.db, state.key_cache_ttl_s)
+        self.counters: Counters
+        self.cache: ResponseCache
+        self.shared_breakers: SharedBreakers | None = None
         if state.redis_url:
             self.counters = RedisCounters(state.redis_url, state.redis_prefix)
             self.cache = RedisCache(state.redis_url, state.redis_prefix)
             self.shared_breakers = SharedBreakers(state.redis_url, state.redis_prefix, self.failover)
+        else:
+            self.counters = MemoryCounters()
+            self.cache = MemoryCache()
+        self.quotas = Quotas(config, self.counters)
+        self.gate = Gate(self.counters, self.ledger, config.budgets)
+        self.sinks.append(self.ledger)
+
+    def started(self, rec: RequestRecord) -> None:
+        """A request's alias is known: it counts as in flight until ``record(rec)``."""
+        self.metrics.started(rec)
+
+    async def start(self) -> None:
+        """Open the state store (migrating it); start the ledger writer and the shared breakers."""
+        await self.db.connect()
+        await self.db.migrate(MIGRATIONS)
+        self.ledger.start()
+        if self.shared_breakers is not None:
             self.shared_breakers.start()
-        self.gate = Gate(self.counters, self.ledger, self.config.budgets)
         self.gate.start()
 
-    def record(self, rec: RequestRecord) -> None:
-        if rec.key is not None:
-            self.gate.book(rec, rec.key)
-        self.router.book(rec, self.counters)
+    def record(self, rec: RequestRecord, key: VirtualKey | None = None) -> None:
+        """A request is over: book its spend on ``key`` and its deployment's quota, then every sink."""
+        if key is not None:
+            self.gate.book(rec, key)
+        self.quotas.book(rec)
         for sink in self.sinks:
             try:
                 sink(rec)
@@ -106,11 +115,9 @@ class Runtime:
 
     async def close(self) -> None:
         await self.gate.drain()
-        await self.router.drain()
-        if self.ledger is not None:
-            await self.ledger.close()
-        if self.db is not None:
-            await self.db.close()
+        await self.quotas.drain()
+        await self.ledger.close()
+        await self.db.close()
         await self.counters.close()
         if self.shared_breakers is not None:
             await self.shared_breakers.close()
@@ -126,3 +133,10 @@ def database_url(config: Config) -> str:
     if config.state.database_url:
         return config.state.database_url
     return f"sqlite:///{Path(config.state.dir) / 'hedge.db'}"
+
+
+async def open_runtime(config: Config) -> Runtime:
+    """A started runtime: the one factory for faces that run without a server (close it when done)."""
+    runtime = Runtime(config)
+    await runtime.start()
+    return runtime

@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 import orjson
 
-from hedge.observe.records import RequestRecord
+from hedge.record import RequestRecord
 from hedge.redact import MASK, config_secrets, redact, register_secrets
 
 __all__ = ["MASK", "config_secrets", "redact", "register_secrets"]
@@ -51,7 +51,7 @@ def access_fields(rec: RequestRecord) -> dict[str, Any]:
         "latency_ms": round(rec.latency_ms, 2),
         "ttft_ms": None if rec.ttft_ms is None else round(rec.ttft_ms, 2),
         "attempts": rec.attempts,
-        "route": rec.route,
+        "route": [str(step) for step in rec.route],
         "error": None if rec.error is None else redact(rec.error),
         "dropped_params": rec.dropped_params,
         "key_id": rec.key_id,

@@ -37,7 +37,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.registry import Collector
 
-from hedge.observe.records import RequestRecord
+from hedge.record import Outcome, RequestRecord, RouteStep
 
 if TYPE_CHECKING:
     from hedge.resilience.breaker import Breaker
@@ -61,7 +61,6 @@ TTFT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 15
 BREAKER_LEVELS = {"closed": 0, "half_open": 1, "open": 2}
 
 # Route reasons that record a deployment passed over without a request being sent.
-SKIP_REASONS = frozenset({"circuit_open", "circuit_half_open", "cooling_down", "retry_budget_exhausted"})
 
 _KIND_BY_STATUS = {
     400: "invalid_request",
@@ -118,23 +117,20 @@ class LabelCap:
         return value
 
 
-def _parse_route(route: Iterable[str]) -> Iterator[tuple[str, str]]:
-    """``(deployment, reason)`` per route entry, escalation markers left out."""
-    for entry in route:
-        if entry.startswith("escalate:"):
-            continue
-        dep, sep, reason = entry.rpartition("=")
-        if sep:
-            yield dep, reason
+def _tried(route: Iterable[RouteStep]) -> Iterator[RouteStep]:
+    """The route's deployment steps: escalation markers and cache hits left out."""
+    for step in route:
+        if step.outcome is not Outcome.ESCALATED and step.outcome is not Outcome.CACHE_HIT:
+            yield step
 
 
 def error_kind(rec: RequestRecord) -> str:
     """A short, bounded name for why a request failed."""
     if rec.status == 499:
         return "client_disconnected"
-    attempts = [(dep, reason) for dep, reason in _parse_route(rec.route) if reason not in SKIP_REASONS]
+    attempts = [step.reason for step in _tried(rec.route) if not step.outcome.skipped]
     if attempts:
-        reason = attempts[-1][1]
+        reason = attempts[-1]
         if reason == "ok":
             return "stream_interrupted"  # the answer had begun; it failed part-way
         if not reason.isdigit():
@@ -364,18 +360,19 @@ class Metrics:
             self._at(self.baseline_cost, *labels).inc(baseline)
 
         failed = False
-        for dep, reason in _parse_route(rec.route):
-            dep_label = self._deployment(dep)
-            dep_provider = self._provider(dep.partition("/")[0])
-            if reason in SKIP_REASONS:
-                self._at(self.skips, alias, dep_provider, dep_label, reason).inc()
+        for step in rec.route:
+            if step.outcome is Outcome.ESCALATED:
+                self._at(self.escalations, alias, self._reason(step.detail)).inc()
+                continue
+            if step.outcome is Outcome.CACHE_HIT:
+                continue
+            dep_label = self._deployment(step.target)
+            dep_provider = self._provider(step.provider)
+            if step.outcome.skipped:
+                self._at(self.skips, alias, dep_provider, dep_label, step.reason).inc()
             else:
-                failed = failed or reason != "ok"
-                self._at(self.attempts, alias, dep_provider, dep_label, self._reason(reason)).inc()
-        for entry in rec.route:
-            if entry.startswith("escalate:"):
-                reason = entry[len("escalate:") :].partition("->")[0]
-                self._at(self.escalations, alias, self._reason(reason)).inc()
+                failed = failed or step.outcome is not Outcome.OK
+                self._at(self.attempts, alias, dep_provider, dep_label, self._reason(step.reason)).inc()
         if rec.cache_hit:
             self._at(self.cache_hits, alias).inc()
         if rec.attempts > 1:

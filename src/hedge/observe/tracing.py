@@ -31,7 +31,7 @@ from hedge.config import ConfigError
 from hedge.errors import HedgeError, UpstreamError
 from hedge.extras import missing_extra
 from hedge.observe.metrics import error_kind
-from hedge.observe.records import RequestRecord
+from hedge.record import RequestRecord, render_route
 
 if TYPE_CHECKING:
     from opentelemetry.context import Context
@@ -242,7 +242,7 @@ class RequestTrace:
                 span.set_attribute("gen_ai.system", upstream.system)
             span.set_attribute("http.response.status_code", record.status)
             span.set_attribute("hedge.attempts", record.attempts)
-            span.set_attribute("hedge.route", ", ".join(record.route))
+            span.set_attribute("hedge.route", render_route(record.route))
             span.set_attribute("hedge.cache_hit", record.cache_hit)
             span.set_attribute("hedge.stream", record.stream)
             if record.provider:

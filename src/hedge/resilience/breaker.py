@@ -144,6 +144,13 @@ class Breaker:
             return State.HALF_OPEN
         return self.state
 
+    def ready_in(self, now: float) -> float:
+        """Seconds from ``now`` until this breaker lets a request through again (0: it may now)."""
+        wait = max(0.0, self.cooldown_until - now)
+        if self.state is State.OPEN:
+            wait = max(wait, self._config.cooldown_s - (now - self._opened_at))
+        return wait
+
     def cooling_down(self) -> bool:
         """Whether a Retry-After from the provider still holds this deployment back."""
         return self._clock() < self.cooldown_until

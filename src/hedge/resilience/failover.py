@@ -19,8 +19,10 @@ attempt and the retry budget. Errors with ``blame=False`` (the gateway ran out o
 file descriptors, a deployment lacks a feature) say nothing about the deployment.
 Every Retry-After is capped at ``max_cooldown_s``, for the breaker and the client.
 
-The ``trace`` records every deployment considered and why it was left; the API
-returns it as ``x-hedge-route``.
+The ``trace`` records every deployment considered and what became of it, as typed
+:class:`~hedge.record.RouteStep` values; the API renders it as ``x-hedge-route``.
+Failover knows deployments only by their ``id`` (:class:`HasId`): what an attempt
+does with one is the caller's business.
 """
 
 from __future__ import annotations
@@ -29,16 +31,26 @@ import asyncio
 import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from hedge.config import ResilienceConfig
 from hedge.errors import HedgeError, NoDeploymentAvailable, UpstreamError
+from hedge.record import Outcome, RouteStep
 from hedge.resilience.backoff import backoff_seconds
-from hedge.resilience.breaker import Breaker, Clock, State
+from hedge.resilience.breaker import Breaker, Clock
 from hedge.resilience.budget import RetryBudget
-from hedge.routing.deployment import Deployment
 
 T = TypeVar("T")
+
+
+class HasId(Protocol):
+    """Anything failover can try: it needs only a stable id (a deployment's ``provider/model``)."""
+
+    @property
+    def id(self) -> str: ...
+
+
+D = TypeVar("D", bound=HasId)
 
 
 class Failover:
@@ -57,7 +69,7 @@ class Failover:
         self.budget = RetryBudget(config.retry_budget, clock)
         self.on_new_breaker: Callable[[Breaker], None] | None = None
 
-    def breaker(self, dep: Deployment) -> Breaker:
+    def breaker(self, dep: HasId) -> Breaker:
         return self.breakers.get(dep.id) or self.breaker_by_id(dep.id)
 
     def breaker_by_id(self, name: str) -> Breaker:
@@ -70,23 +82,16 @@ class Failover:
                 self.on_new_breaker(b)
         return b
 
-    def _ready_in(self, plan: Sequence[Deployment]) -> float:
+    def _ready_in(self, plan: Sequence[HasId]) -> float:
         """Seconds until the first blocked deployment of the plan may take traffic again."""
         now = self._clock()
-        waits = []
-        for dep in plan:
-            b = self.breaker(dep)
-            wait = max(0.0, b.cooldown_until - now)
-            if b.state is State.OPEN:
-                wait = max(wait, self.config.breaker.cooldown_s - (now - b._opened_at))
-            waits.append(wait)
-        return min(waits, default=0.0)
+        return min((self.breaker(dep).ready_in(now) for dep in plan), default=0.0)
 
     async def run(
         self,
-        plan: Sequence[Deployment],
-        attempt: Callable[[Deployment], Awaitable[T]],
-        trace: list[str],
+        plan: Sequence[D],
+        attempt: Callable[[D], Awaitable[T]],
+        trace: list[RouteStep],
         max_attempts: int | None = None,
     ) -> T:
         limit = max_attempts or self.config.max_attempts
@@ -105,18 +110,20 @@ class Failover:
                 breaker = self.breaker(dep)
                 blocked = breaker.blocked_reason()
                 if blocked is not None:
-                    trace.append(f"{dep.id}={blocked}")
+                    trace.append(RouteStep(dep.id, Outcome(blocked)))
                     continue
                 if attempts > 0 and not self.budget.try_retry():
                     breaker.release()
-                    trace.append(f"{dep.id}=retry_budget_exhausted")
+                    trace.append(RouteStep(dep.id, Outcome.RETRY_BUDGET_EXHAUSTED))
                     raise _final(last, plan, trace)
                 attempts += 1
                 try:
                     result = await attempt(dep)
                 except UpstreamError as exc:
                     exc.cap_retry_after(self.config.max_cooldown_s)
-                    trace.append(f"{dep.id}={exc.code or exc.upstream_status or exc.status}")
+                    trace.append(
+                        RouteStep(dep.id, Outcome.FAILED, str(exc.code or exc.upstream_status or exc.status))
+                    )
                     last = exc
                     if not exc.retryable:
                         breaker.release()
@@ -128,10 +135,10 @@ class Failover:
                 except BaseException:
                     # Cancelled (the client left, or the request's deadline passed): no verdict on it.
                     breaker.release()
-                    trace.append(f"{dep.id}=cancelled")
+                    trace.append(RouteStep(dep.id, Outcome.CANCELLED))
                     raise
                 breaker.success()
-                trace.append(f"{dep.id}=ok")
+                trace.append(RouteStep(dep.id, Outcome.OK))
                 return result
             live = [dep for dep in plan if dep.id not in refused]
             if not live:
@@ -164,12 +171,13 @@ def _judge(breaker: Breaker, exc: UpstreamError) -> None:
 
 
 def _final(
-    last: HedgeError | None, plan: Sequence[Deployment], trace: list[str], wait: float | None = None
+    last: HedgeError | None, plan: Sequence[HasId], trace: list[RouteStep], wait: float | None = None
 ) -> HedgeError:
     if last is not None:
         return last
     names = ", ".join(d.id for d in plan)
     headers = {"retry-after": str(max(1, round(wait)))} if wait else {}
     return NoDeploymentAvailable(
-        f"No deployment is available right now (tried {names}: {'; '.join(trace)}).", headers=headers
+        f"No deployment is available right now (tried {names}: {'; '.join(map(str, trace))}).",
+        headers=headers,
     )

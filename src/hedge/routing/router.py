@@ -9,7 +9,6 @@ own ``hedge`` preferences (OpenRouter-style ``order``/``only``/``ignore``,
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
@@ -18,14 +17,12 @@ from typing import Any
 
 from hedge.config import Config, ModelConfig, Price, RuleConfig
 from hedge.cost.catalogue import Catalogue
-from hedge.errors import InvalidRequest, NotFound, UpstreamError
-from hedge.observe.records import RequestRecord
+from hedge.errors import InvalidRequest, NotFound
 from hedge.providers.base import Adapter
 from hedge.routing.context import RouteContext
 from hedge.routing.deployment import Deployment
 from hedge.routing.stats import DeploymentStats
 from hedge.routing.strategies import STRATEGIES, Strategy, expected_cost
-from hedge.store.counters import Counters
 from hedge.windows import Window, parse_window
 
 _MAX_RULE_HOPS = 8
@@ -76,9 +73,6 @@ class Router:
     ) -> None:
         self.clock = clock
         self.stats: dict[str, DeploymentStats] = {}
-        self.quotas: dict[str, tuple[int | None, int | None]] = {}
-        """Upstream quotas (rpm, tpm) per deployment id, for those that declare any."""
-        self._pending: set[asyncio.Task[Any]] = set()
         self._top_prices: dict[str, Price] = {}
         self.aliases: dict[str, Alias] = {}
         for name, model in config.models.items():
@@ -101,8 +95,6 @@ class Router:
                 )
                 # One stats object per provider/model, shared by every alias that uses it.
                 dep.stats = self.stats.setdefault(dep.id, dep.stats)
-                if d.rpm or d.tpm:
-                    self.quotas[dep.id] = (d.rpm, d.tpm)
                 deps.append(dep)
             baseline = None
             if model.baseline is not None:
@@ -119,34 +111,6 @@ class Router:
             ]
             strategy = STRATEGIES[model.strategy](deps, model)
             self.aliases[name] = Alias(name, deps, strategy, baseline, model, rules)
-
-    async def reserve(self, dep: Deployment, counters: Counters) -> None:
-        """Count a request against the deployment's upstream quota; refuse (retryable, no blame) past it."""
-        quota = self.quotas.get(dep.id)
-        if quota is None:
-            return
-        rpm, tpm = quota
-        if rpm is not None and await counters.add(f"dep-rpm:{dep.id}", 1, 60) > rpm:
-            raise _saturated(dep, f"{rpm} requests per minute")
-        if tpm is not None and await counters.get(f"dep-tpm:{dep.id}", 60) >= tpm:
-            raise _saturated(dep, f"{tpm} tokens per minute")
-
-    def book(self, rec: RequestRecord, counters: Counters) -> None:
-        """Count a finished request's tokens against its deployment's tpm quota."""
-        if not self.quotas or rec.provider is None:
-            return
-        dep_id = f"{rec.provider}/{rec.model}"
-        quota = self.quotas.get(dep_id)
-        tokens = rec.prompt_tokens + rec.completion_tokens
-        if quota is None or quota[1] is None or not tokens:
-            return
-        task = asyncio.ensure_future(counters.add(f"dep-tpm:{dep_id}", tokens, 60))
-        self._pending.add(task)
-        task.add_done_callback(self._pending.discard)
-
-    async def drain(self) -> None:
-        if self._pending:
-            await asyncio.gather(*self._pending, return_exceptions=True)
 
     def context(self, body: dict[str, Any], header_tags: tuple[str, ...] = ()) -> RouteContext:
         return RouteContext(body, self.clock, header_tags)
@@ -253,17 +217,6 @@ def _price(configured: Price | None, model: str, catalogue: Catalogue | None) ->
         log.warning("no price for model %r in the config or the catalogue: its cost is booked as 0", model)
         return Price()
     return found
-
-
-def _saturated(dep: Deployment, what: str) -> UpstreamError:
-    return UpstreamError(
-        f"deployment {dep.id} is at its upstream quota of {what}",
-        status=429,
-        type="rate_limit_error",
-        code="deployment_saturated",
-        retryable=True,
-        blame=False,
-    )
 
 
 def _matches(dep: Deployment, names: list[str]) -> bool:

@@ -17,7 +17,7 @@ import logging
 from pathlib import Path
 
 from hedge.observe.logs import redact
-from hedge.observe.records import RequestRecord
+from hedge.record import RequestRecord
 from hedge.store.batch import BatchWriter
 from hedge.store.db import Database
 from hedge.store.values import clean_text

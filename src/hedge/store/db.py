@@ -20,6 +20,7 @@ import logging
 import re
 import sqlite3
 import sys
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
@@ -74,6 +75,10 @@ def is_unavailable(exc: BaseException) -> bool:
 
 class Database(Protocol):
     dialect: str
+
+    async def connect(self) -> Any:
+        """Open the connection (or pool); called once, before any other call."""
+        ...
 
     def day_expr(self, column: str) -> str: ...
 
@@ -250,8 +255,29 @@ def sqlite_path(url: str) -> str:
     return path or ":memory:"
 
 
-async def connect(url: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> Database:
-    """The database at ``url``; PostgreSQL calls are bounded by ``timeout_s`` seconds each."""
+def database(url: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> Database:
+    """The database at ``url``, not yet connected; PostgreSQL calls are bounded by ``timeout_s`` s each."""
     if url.startswith("sqlite://"):
-        return await SQLiteDatabase(sqlite_path(url)).connect()
-    return await PostgresDatabase(url, timeout_s).connect()
+        return SQLiteDatabase(sqlite_path(url))
+    return PostgresDatabase(url, timeout_s)
+
+
+async def connect(url: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> Database:
+    """The database at ``url``, connected."""
+    db = database(url, timeout_s)
+    await db.connect()
+    return db
+
+
+_STORE_WARNING_EVERY_S = 10.0
+_store_warned = -_STORE_WARNING_EVERY_S
+
+
+def warn_store_unavailable(what: str, exc: BaseException) -> None:
+    """One warning line per interval (no traceback), not one per request, while a state store is down:
+    during an outage every keyed request fails the same way, and a line each would bury the log."""
+    global _store_warned
+    now = time.monotonic()
+    if now - _store_warned >= _STORE_WARNING_EVERY_S:
+        _store_warned = now
+        log.warning("%s: state store unavailable (%s); answering 503", what, type(exc).__name__)

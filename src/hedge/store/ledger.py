@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 import orjson
 
-from hedge.observe.records import RequestRecord
+from hedge.record import RequestRecord
 from hedge.store.batch import BatchWriter
 from hedge.store.db import Database
 from hedge.store.values import INT32, clamp_int, clean_float, clean_text

@@ -20,3 +20,18 @@ def frame(obj: object) -> bytes:
 def frame_event(name: str, obj: object) -> bytes:
     """Encode one JSON object as a named SSE event (Anthropic style)."""
     return b"event: " + name.encode() + b"\ndata: " + orjson.dumps(obj) + b"\n\n"
+
+
+def event_data(event: bytes) -> bytes:
+    """The ``data`` of one whole SSE event (its ``data:`` lines joined), as the gateway frames it.
+
+    The fast path is the gateway's own framing, ``data: <payload>\\n\\n``; an event forwarded as
+    the upstream sent it may also carry ``event:``/``id:`` lines or comments, which are skipped.
+    """
+    if event.startswith(b"data: ") and event.find(b"\n") == len(event) - 2:
+        return event[6:-2]
+    lines = []
+    for line in event.split(b"\n"):
+        if line.startswith(b"data:"):
+            lines.append(line[5:].removeprefix(b" "))
+    return b"\n".join(lines)

@@ -1,0 +1,81 @@
+"""Sending a :class:`~hedge.gateway.stream.Stream` to an HTTP client as Server-Sent Events.
+
+A small ASGI response of its own (rather than Starlette's ``StreamingResponse``) because the
+upstream must be let go on *every* exit path: a normal end, an upstream failure, and a client
+that disconnects, which cancels the pump and with it the upstream read. Whatever happens,
+:meth:`Stream.close` runs, and the stream books and records itself there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Protocol
+
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+
+from hedge.gateway.stream import Stream
+
+SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
+
+
+class Dialect(Protocol):
+    """How a stream's OpenAI events reach the client: as they are, or translated (``/v1/messages``)."""
+
+    def events(self, events: list[bytes]) -> bytes: ...
+
+    def end(self, stream: Stream) -> bytes:
+        """The last bytes, once the stream is over (``stream.failure`` says how it ended)."""
+        ...
+
+
+class OpenAIDialect:
+    """The OpenAI stream as the pipeline produced it."""
+
+    def events(self, events: list[bytes]) -> bytes:
+        return b"".join(events)
+
+    def end(self, stream: Stream) -> bytes:
+        return b"".join(stream.tail())
+
+
+class SSEResponse(Response):
+    media_type = "text/event-stream"
+
+    def __init__(self, stream: Stream, headers: dict[str, str], dialect: Dialect | None = None) -> None:
+        self.status_code = 200
+        self.background = None
+        self.init_headers({**SSE_HEADERS, **headers})
+        self.stream = stream
+        self.dialect = dialect or OpenAIDialect()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        pump = asyncio.ensure_future(self._pump(send))
+        watch = asyncio.ensure_future(disconnected(receive))
+        gone = False
+        try:
+            await asyncio.wait((pump, watch), return_when=asyncio.FIRST_COMPLETED)
+            if not pump.done():
+                gone = True
+                pump.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await pump
+        finally:
+            watch.cancel()
+            if not pump.done():
+                pump.cancel()
+            await self.stream.close(client_gone=gone)
+
+    async def _pump(self, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+        dialect = self.dialect
+        async for events in self.stream:
+            await send({"type": "http.response.body", "body": dialect.events(events), "more_body": True})
+        await send({"type": "http.response.body", "body": dialect.end(self.stream), "more_body": False})
+
+
+async def disconnected(receive: Receive) -> None:
+    """Return once the client has disconnected (call it only after the request body was read)."""
+    while (await receive())["type"] != "http.disconnect":
+        pass

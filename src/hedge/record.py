@@ -1,0 +1,142 @@
+"""The request record and its route trace: the one value every consumer of a finished request reads.
+
+The gateway pipeline (:mod:`hedge.gateway`) fills one :class:`RequestRecord` per request and
+hands it to the sinks (ledger, metrics, access log, tracing, the key's spend) once it is final.
+It is a leaf value: ids and numbers, never live objects, so any layer may read it and it can be
+stored or sent as it is.
+
+The route trace is typed: each :class:`RouteStep` names a deployment (or the cache, or an
+escalation target) and an :class:`Outcome`, so nothing parses ``"id=reason"`` strings back.
+:func:`render_route` is the one place that spells a trace the way ``x-hedge-route``, the access
+log and the spans show it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class Outcome(StrEnum):
+    """What became of one deployment (or the cache, or an escalation) on a request's route."""
+
+    OK = "ok"
+    """It answered (for a stream: it sent its first token)."""
+    FAILED = "failed"
+    """It was tried and failed; the step's ``detail`` is the error code (or status)."""
+    CANCELLED = "cancelled"
+    """It was being tried when the client left or the request's deadline passed."""
+    NOT_CONFORMANT = "not_conformant"
+    """Held back by the conformance gate: it has not passed its required cases."""
+    CIRCUIT_OPEN = "circuit_open"
+    CIRCUIT_HALF_OPEN = "circuit_half_open"
+    """Its half-open breaker already has its trial request in flight."""
+    COOLING_DOWN = "cooling_down"
+    """Paused for an upstream's Retry-After."""
+    RETRY_BUDGET_EXHAUSTED = "retry_budget_exhausted"
+    CACHE_HIT = "cache_hit"
+    """Served from the response cache (the step's deployment is ``cache``)."""
+    ESCALATED = "escalated"
+    """The answer was escalated; the step's deployment is the target alias, ``detail`` the reason."""
+
+    @property
+    def skipped(self) -> bool:
+        """Left without a request sent to it (a blocked breaker, a paused or exhausted budget)."""
+        return self in _SKIPS
+
+    @property
+    def attempted(self) -> bool:
+        """A request was sent to the deployment (whatever came of it)."""
+        return self in _ATTEMPTS
+
+
+_SKIPS = frozenset(
+    {
+        Outcome.CIRCUIT_OPEN,
+        Outcome.CIRCUIT_HALF_OPEN,
+        Outcome.COOLING_DOWN,
+        Outcome.RETRY_BUDGET_EXHAUSTED,
+    }
+)
+_ATTEMPTS = frozenset({Outcome.OK, Outcome.FAILED, Outcome.CANCELLED})
+
+
+@dataclass(frozen=True, slots=True)
+class RouteStep:
+    """One entry of a route trace: ``target`` is a deployment id (``provider/model``), ``cache``, or
+    for :attr:`Outcome.ESCALATED` the alias escalated to."""
+
+    target: str
+    outcome: Outcome
+    detail: str = ""
+    """For :attr:`Outcome.FAILED` the error code (or status); for an escalation its reason."""
+
+    @property
+    def reason(self) -> str:
+        """The short word the trace shows after ``=``: the error code for a failure, else the outcome."""
+        return self.detail if self.outcome is Outcome.FAILED else self.outcome.value
+
+    @property
+    def failed(self) -> bool:
+        """An attempt that did not answer: failed, or cut off by the client or the deadline."""
+        return self.outcome is Outcome.FAILED or self.outcome is Outcome.CANCELLED
+
+    @property
+    def provider(self) -> str:
+        return self.target.partition("/")[0]
+
+    def __str__(self) -> str:
+        if self.outcome is Outcome.ESCALATED:
+            return f"escalate:{self.detail}->{self.target}"
+        if self.outcome is Outcome.CACHE_HIT:
+            return "cache=hit"
+        return f"{self.target}={self.reason}"
+
+
+def render_route(route: Iterable[RouteStep]) -> str:
+    """The trace as ``x-hedge-route`` (and the spans) show it: ``"a/m=upstream_timeout, b/m=ok"``."""
+    return ", ".join(str(step) for step in route)
+
+
+@dataclass(slots=True)
+class RequestRecord:
+    request_id: str
+    endpoint: str
+    alias: str
+    provider: str | None = None
+    model: str | None = None
+    status: int = 200
+    stream: bool = False
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0
+    cost_usd: float = 0.0
+    baseline_cost_usd: float | None = None
+    latency_ms: float = 0.0
+    ttft_ms: float | None = None
+    attempts: int = 0
+    route: list[RouteStep] = field(default_factory=list)
+    """Each deployment considered, with what became of it."""
+    error: str | None = None
+    dropped_params: list[str] = field(default_factory=list)
+    key_id: str | None = None
+    """The virtual key that made the request (None for the master key); never the secret."""
+    team: str | None = None
+    tags: frozenset[str] = frozenset()
+    cache_hit: bool = False
+    started_at: float = field(default_factory=time.time)
+    request_body: bytes | None = field(default=None, repr=False)
+    """The client's request body, set only with ``server.log_bodies`` (for the body log; never headers)."""
+    response_body: bytes | None = field(default=None, repr=False)
+    """The response body sent to the client (a stream's events), set only with ``server.log_bodies``."""
+
+    @property
+    def deployment(self) -> str | None:
+        """The id of the deployment that served (or last tried) the request."""
+        return f"{self.provider}/{self.model}" if self.provider is not None else None
+
+
+Sink = Callable[[RequestRecord], None]
+"""Something that consumes finished records (the ledger, metrics, the access log ...)."""
