@@ -51,21 +51,23 @@ from starlette.routing import Route
 
 from hedge.mock.behaviour import Reply, Tool, Turn, digest, plan_reply, text_of, unknown_model
 from hedge.mock.state import BodyTooLarge, MockState
+from hedge.wire.anthropic import ERROR_TYPES, STOP_BY_FINISH
 from hedge.wire.sse import frame_event
 
-_ERRORS: dict[int, tuple[str, str]] = {
-    400: ("invalid_request_error", "Invalid request."),
-    401: ("authentication_error", "invalid x-api-key"),
-    403: ("permission_error", "Your API key does not have permission to use the specified resource."),
-    404: ("not_found_error", "The requested resource could not be found."),
-    413: ("request_too_large", "Request exceeds the maximum allowed number of bytes."),
-    429: ("rate_limit_error", "Number of request tokens has exceeded your per-minute rate limit."),
-    500: ("api_error", "Internal server error."),
-    504: ("timeout_error", "Request timed out."),
-    529: ("overloaded_error", "Overloaded"),
+_MESSAGES: dict[int, str] = {
+    400: "Invalid request.",
+    401: "invalid x-api-key",
+    403: "Your API key does not have permission to use the specified resource.",
+    404: "The requested resource could not be found.",
+    413: "Request exceeds the maximum allowed number of bytes.",
+    429: "Number of request tokens has exceeded your per-minute rate limit.",
+    500: "Internal server error.",
+    504: "Request timed out.",
+    529: "Overloaded",
 }
+"""The message Anthropic sends with each error status (its type: ``ERROR_TYPES``)."""
 
-_STOP_REASONS = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use"}
+_STOP_REASONS = STOP_BY_FINISH
 MAX_TOOL_NAME = 128
 _TOOL_NAME_RULE = "String should match pattern '^[a-zA-Z0-9_-]{1,128}$'"
 
@@ -75,7 +77,8 @@ def _request_id(seed: Any) -> str:
 
 
 def error(state: MockState, status: int, message: str | None = None) -> Response:
-    etype, default = _ERRORS.get(status, ("api_error", f"Mock failure {status}."))
+    etype = ERROR_TYPES.get(status, "api_error")
+    default = _MESSAGES.get(status, f"Mock failure {status}.")
     body = {"type": "error", "error": {"type": etype, "message": message or default}}
     headers = {"request-id": _request_id([status, state.stats.requests])}
     if status == 429:
@@ -377,8 +380,7 @@ async def _stream(state: MockState, body: dict[str, Any], reply: Reply) -> Async
         for k, event in enumerate(events):
             if k == disconnect_at:
                 if state.quirk("error-event"):
-                    _, message = _ERRORS[529]
-                    yield _event("error", error={"type": "overloaded_error", "message": message})
+                    yield _event("error", error={"type": ERROR_TYPES[529], "message": _MESSAGES[529]})
                     return
                 raise ConnectionAbortedError("mock: injected mid-stream disconnect")
             await state.delay(1 / steps)

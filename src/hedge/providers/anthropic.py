@@ -39,19 +39,12 @@ from hedge.errors import InvalidRequest, UpstreamError
 from hedge.providers.base import Capabilities, Translated, UpstreamRequest, Usage, token_count
 from hedge.providers.errors import load_object, upstream_error
 from hedge.providers.sse import DEFAULT_MAX_EVENT_BYTES, Event, SSETranslator, frame
+from hedge.wire.anthropic import FINISH_BY_STOP
 
 ANTHROPIC_VERSION = "2023-06-01"
 MAX_TEMPERATURE = 1.0
 
-FINISH_REASONS: dict[str, str] = {
-    "end_turn": "stop",
-    "stop_sequence": "stop",
-    "pause_turn": "stop",
-    "max_tokens": "length",
-    "model_context_window_exceeded": "length",
-    "tool_use": "tool_calls",
-    "refusal": "content_filter",
-}
+FINISH_REASONS = FINISH_BY_STOP
 
 _IMAGE_TYPES = {"image/jpeg", "image/png", "image/gif", "image/webp"}
 

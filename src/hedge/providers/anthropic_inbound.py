@@ -19,18 +19,11 @@ import orjson
 
 from hedge.errors import InvalidRequest
 from hedge.providers.sse import frame_event
+from hedge.wire.anthropic import ERROR_TYPES, STOP_BY_FINISH
 
-_FINISH = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use", "content_filter": "refusal"}
-_ERROR_TYPES = {
-    400: "invalid_request_error",
-    401: "authentication_error",
-    403: "permission_error",
-    404: "not_found_error",
-    413: "request_too_large",
-    429: "rate_limit_error",
-    503: "overloaded_error",
-    529: "overloaded_error",
-}
+_FINISH = STOP_BY_FINISH
+_ERROR_TYPES = {**ERROR_TYPES, 503: "overloaded_error"}
+"""Anthropic's error types, and the gateway's own 503 (nothing available) read as overloaded."""
 
 
 def error_body(status: int, message: str) -> dict[str, Any]:
