@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import subprocess
 import sys
 import time
@@ -11,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 import yaml
@@ -18,6 +20,25 @@ import yaml
 from hedge.cli.net import free_port
 
 MASTER_KEY = "sk-hedge-test"
+
+# The shared PostgreSQL and Redis of the state tests; each test makes a PostgreSQL schema of its own.
+PG_BASE = "postgresql://postgres@127.0.0.1:5432/test"
+REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+async def _pg_schema() -> str:
+    schema = "hedge_test_" + secrets.token_hex(4)
+    conn = await asyncpg.connect(PG_BASE)
+    await conn.execute(f"CREATE SCHEMA {schema}")
+    await conn.close()
+    return schema
+
+
+async def _drop_schema(schema: str) -> None:
+    conn = await asyncpg.connect(PG_BASE)
+    await conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+    await conn.close()
+
 
 _STARTED: list[subprocess.Popen[bytes]] = []
 """Every process the tests started, so none outlives the session even when a fixture fails half-way."""

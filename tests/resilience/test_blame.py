@@ -25,7 +25,7 @@ import orjson
 import pytest
 import redis
 
-from conftest import MASTER_KEY, Gateway, Mock, start_gateway, start_mock
+from conftest import MASTER_KEY, REDIS_URL, Gateway, Mock, start_gateway, start_mock
 from hedge.config import BreakerConfig, Price, ProviderConfig, ResilienceConfig, RetryBudgetConfig, Timeouts
 from hedge.errors import UpstreamError
 from hedge.providers.errors import parse_retry_after, upstream_error
@@ -36,7 +36,6 @@ from hedge.resilience.breaker import Breaker, State
 from hedge.resilience.failover import Failover
 from hedge.routing.deployment import Deployment
 from hedge.transport import Transport, network_error
-from test_state import REDIS_URL
 
 MESSAGES: list[Any] = [{"role": "user", "content": "hello blame"}]
 AUTH = {"authorization": f"Bearer {MASTER_KEY}"}

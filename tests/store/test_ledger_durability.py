@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 import pytest
 
+from conftest import PG_BASE, _drop_schema, _pg_schema
 from hedge.access.keys import validate_fields
 from hedge.record import RequestRecord
 from hedge.store.batch import BatchWriter
@@ -20,7 +21,6 @@ from hedge.store.db import Database, Migrations, connect
 from hedge.store.ledger import Ledger
 from hedge.store.schema import MIGRATIONS
 from hedge.store.values import INT32, INT64, clamp_int, clean_float, clean_text
-from test_state import PG_BASE, _drop_schema, _pg_schema
 
 # -- the sanitizer ---------------------------------------------------------------------------------
 

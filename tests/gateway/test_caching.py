@@ -12,8 +12,7 @@ import openai
 import pytest
 import yaml
 
-from conftest import MASTER_KEY, Gateway, Mock, start_gateway, start_mock
-from test_state import REDIS_URL
+from conftest import MASTER_KEY, REDIS_URL, Gateway, Mock, start_gateway, start_mock
 
 
 def _config(mock: Mock, state: dict[str, Any]) -> dict[str, Any]:

@@ -249,7 +249,7 @@ def test_backoff_rounds_honour_retry_after_and_stop_at_max_wait() -> None:
 def test_breaker_state_is_shared_through_redis(logs: Path) -> None:
     import secrets
 
-    from test_state import REDIS_URL
+    from conftest import REDIS_URL
 
     dead, alive = start_mock("openai", logs), start_mock("openai", logs)
     dead.configure(fail_rate=1.0, fail_status=500)
@@ -293,8 +293,8 @@ def test_shared_breaker_snapshots_never_go_backwards() -> None:
     import orjson
     import redis.asyncio as redis
 
+    from conftest import REDIS_URL
     from hedge.resilience.shared import SharedBreakers
-    from test_state import REDIS_URL
 
     async def scenario() -> dict[str, object]:
         prefix = f"hedge-test-{secrets.token_hex(4)}:"

@@ -20,9 +20,8 @@ from typing import Any
 import httpx
 import pytest
 
-from conftest import MASTER_KEY, Gateway, Mock, start_gateway, start_mock
+from conftest import MASTER_KEY, PG_BASE, Gateway, Mock, _drop_schema, _pg_schema, start_gateway, start_mock
 from faultproxy import FaultProxy, Mode
-from test_state import PG_BASE, _drop_schema, _pg_schema
 
 AUTH = {"authorization": f"Bearer {MASTER_KEY}"}
 MSG = [{"role": "user", "content": "count the ledger rows for me"}]

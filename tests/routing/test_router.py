@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -12,12 +13,15 @@ import orjson
 import pytest
 
 from conftest import MASTER_KEY, Gateway, Mock, start_gateway, start_mock
-from hedge.config import parse_config
+from hedge.config import Price, ProviderConfig, Timeouts, parse_config
 from hedge.errors import InvalidRequest
 from hedge.providers import make_adapter
+from hedge.providers.openai import OpenAIAdapter
 from hedge.routing.context import RouteContext
+from hedge.routing.deployment import Deployment
 from hedge.routing.escalation import escalation_reason
 from hedge.routing.router import Router, apply_preferences
+from hedge.routing.strategies import Ordered, Weighted
 from hedge.windows import parse_window
 
 
@@ -202,6 +206,52 @@ def _call(args: str, name: str = "weather") -> list[dict[str, Any]]:
 def test_escalation_checks(raw: bytes, request_extra: dict[str, Any], expected: str | None) -> None:
     assert escalation_reason(raw, request_extra, ALL) == expected
     assert escalation_reason(raw, request_extra, []) is None
+
+
+# ---- weighted round robin, on the strategies themselves ----
+
+CTX = RouteContext({})
+
+
+def _deps(weights: list[float]) -> list[Deployment]:
+    cfg = ProviderConfig(style="openai", base_url="http://x")
+    adapter = OpenAIAdapter("p", cfg)
+    return [Deployment(f"p{i}", f"m{i}", adapter, Price(), w, Timeouts()) for i, w in enumerate(weights)]
+
+
+@pytest.mark.parametrize(
+    ("weights", "rounds", "expected"),
+    [
+        ([80, 20], 100, [80, 20]),
+        ([1, 1, 1], 30, [10, 10, 10]),
+        ([5, 0, 1], 60, [50, 0, 10]),
+        ([0.7, 0.3], 10, [7, 3]),
+    ],
+)
+def test_weighted_round_robin_is_exact(weights: list[float], rounds: int, expected: list[int]) -> None:
+    deps = _deps(weights)
+    strategy = Weighted(deps)
+    firsts: Counter[str] = Counter(strategy.order(CTX)[0].provider for _ in range(rounds))
+    assert [firsts[d.provider] for d in deps] == expected
+
+
+def test_weighted_interleaves_and_lists_fallbacks() -> None:
+    deps = _deps([80, 20])
+    strategy = Weighted(deps)
+    picks = [strategy.order(CTX) for _ in range(5)]
+    assert [p[0].provider for p in picks].count("p1") == 1
+    assert all({d.provider for d in p} == {"p0", "p1"} and len(p) == 2 for p in picks)
+    assert [d.provider for d in Ordered(deps).order(CTX)] == ["p0", "p1"]
+
+
+def test_weighted_peek_leaves_the_split_exact() -> None:
+    deps = _deps([1, 1])
+    strategy = Weighted(deps)
+    firsts = []
+    for _ in range(6):
+        strategy.peek(CTX)  # used as another alias's fallback: must not advance the round-robin
+        firsts.append(strategy.order(CTX)[0].provider)
+    assert firsts.count("p0") == firsts.count("p1") == 3
 
 
 # ---- through the gateway ----

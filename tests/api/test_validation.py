@@ -3,7 +3,7 @@
 The audit fuzzed the gateway and found 500s (with tracebacks) for a ``role``, a
 ``response_format.type`` or a ``tool_choice`` given as an array or object, an image part
 whose ``image_url`` is not an object, a bad ``/v1/messages`` ``system`` block or image
-source, and JSON nested 500 levels deep. ``tests/test_input_fuzz.py`` drives the same
+source, and JSON nested 500 levels deep. ``tests/api/test_input_fuzz.py`` drives the same
 inputs through a real gateway; these pin the messages and ``param`` of each.
 """
 

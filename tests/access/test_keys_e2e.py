@@ -17,8 +17,17 @@ import httpx
 import openai
 import pytest
 
-from conftest import MASTER_KEY, Gateway, Mock, start_gateway, start_mock
-from test_state import PG_BASE, REDIS_URL, _drop_schema, _pg_schema
+from conftest import (
+    MASTER_KEY,
+    PG_BASE,
+    REDIS_URL,
+    Gateway,
+    Mock,
+    _drop_schema,
+    _pg_schema,
+    start_gateway,
+    start_mock,
+)
 
 MSG: list[Any] = [{"role": "user", "content": "please summarise the quarterly numbers for me"}]
 

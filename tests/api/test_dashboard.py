@@ -26,7 +26,7 @@ from typing import Any
 import httpx
 import pytest
 
-from conftest import MASTER_KEY, Gateway, Mock, start_gateway, start_mock
+from conftest import MASTER_KEY, PG_BASE, Gateway, Mock, _drop_schema, _pg_schema, start_gateway, start_mock
 from hedge.access.keys import KeyStore
 from hedge.api.app import create_app
 from hedge.api.dashboard import read_conformance
@@ -42,9 +42,8 @@ from hedge.store.conformance import ConformanceRecord, JsonlResultStore
 from hedge.store.db import Database, connect
 from hedge.store.ledger import Ledger
 from hedge.store.schema import MIGRATIONS
-from test_state import PG_BASE, _drop_schema, _pg_schema
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts" / "dashboard"
 
 CHEAP_PRICE = {"input": 0.5, "output": 1.5}

@@ -9,9 +9,9 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import pytest
 
+from conftest import PG_BASE, REDIS_URL, _drop_schema, _pg_schema
 from hedge.access.gate import Gate, period_bounds
 from hedge.access.keys import KeyStore
 from hedge.record import RequestRecord
@@ -19,23 +19,6 @@ from hedge.store.counters import Counters, MemoryCounters, RedisCounters
 from hedge.store.db import Database, connect
 from hedge.store.ledger import Ledger, parse_since
 from hedge.store.schema import MIGRATIONS
-
-PG_BASE = "postgresql://postgres@127.0.0.1:5432/test"
-REDIS_URL = "redis://127.0.0.1:6379/0"
-
-
-async def _pg_schema() -> str:
-    schema = "hedge_test_" + secrets.token_hex(4)
-    conn = await asyncpg.connect(PG_BASE)
-    await conn.execute(f"CREATE SCHEMA {schema}")
-    await conn.close()
-    return schema
-
-
-async def _drop_schema(schema: str) -> None:
-    conn = await asyncpg.connect(PG_BASE)
-    await conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
-    await conn.close()
 
 
 @pytest.fixture
