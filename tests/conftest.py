@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import secrets
 import subprocess
@@ -213,6 +214,35 @@ def core_test_config(cheap: Mock, premium: Mock) -> dict[str, Any]:
 @pytest.fixture(scope="session")
 def logs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("logs")
+
+
+@pytest.fixture
+def pg_schema() -> Iterator[str]:
+    """A PostgreSQL schema of the test's own, dropped after it."""
+    name = asyncio.run(_pg_schema())
+    yield name
+    asyncio.run(_drop_schema(name))
+
+
+@pytest.fixture(scope="module")
+def mock(logs: Path) -> Iterator[Mock]:
+    """The module's own OpenAI-style mock (a module that needs another style defines its own ``mock``)."""
+    m = start_mock("openai", logs)
+    yield m
+    m.stop()
+
+
+@pytest.fixture(scope="module")
+def style_mocks(logs: Path) -> Iterator[dict[str, Mock]]:
+    """The module's own mock of each wire style, by style: ``openai``, ``anthropic`` and ``gemini``."""
+    mocks: dict[str, Mock] = {}
+    try:
+        for style in ("openai", "anthropic", "gemini"):
+            mocks[style] = start_mock(style, logs)
+        yield mocks
+    finally:
+        for m in mocks.values():
+            m.stop()
 
 
 @pytest.fixture(scope="session")

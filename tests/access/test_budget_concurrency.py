@@ -23,19 +23,11 @@ from conftest import (
     _drop_schema,
     _pg_schema,
     start_gateway,
-    start_mock,
 )
 
 MSG: list[Any] = [{"role": "user", "content": "please summarise the quarterly numbers for me"}]
 MAX_TOKENS = 40
 PRICE = {"input": 1.0, "output": 2.0}
-
-
-@pytest.fixture(scope="module")
-def mock(logs: Path) -> Iterator[Mock]:
-    m = start_mock("openai", logs)
-    yield m
-    m.stop()
 
 
 @pytest.fixture(scope="module")

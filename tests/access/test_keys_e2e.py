@@ -23,10 +23,7 @@ from conftest import (
     REDIS_URL,
     Gateway,
     Mock,
-    _drop_schema,
-    _pg_schema,
     start_gateway,
-    start_mock,
 )
 
 MSG: list[Any] = [{"role": "user", "content": "please summarise the quarterly numbers for me"}]
@@ -55,13 +52,6 @@ def _admin(gw: Gateway, method: str, path: str, body: Any = None) -> httpx.Respo
     return httpx.request(
         method, f"{gw.url}{path}", json=body, headers={"authorization": f"Bearer {MASTER_KEY}"}, timeout=10
     )
-
-
-@pytest.fixture(scope="module")
-def mock(logs: Path) -> Iterator[Mock]:
-    m = start_mock("openai", logs)
-    yield m
-    m.stop()
 
 
 @pytest.fixture(scope="module")
@@ -213,10 +203,9 @@ def test_cli_keys_roundtrip(gw: Gateway) -> None:
 
 
 @pytest.fixture
-def replicas(mock: Mock, logs: Path) -> Iterator[tuple[Gateway, Gateway]]:
-    schema = asyncio.run(_pg_schema())
+def replicas(mock: Mock, logs: Path, pg_schema: str) -> Iterator[tuple[Gateway, Gateway]]:
     state = {
-        "database_url": f"{PG_BASE}?search_path={schema}",
+        "database_url": f"{PG_BASE}?search_path={pg_schema}",
         "redis_url": REDIS_URL,
         "redis_prefix": f"hedge-test-{secrets.token_hex(4)}:",
     }
@@ -226,7 +215,6 @@ def replicas(mock: Mock, logs: Path) -> Iterator[tuple[Gateway, Gateway]]:
     yield first, second
     first.stop()
     second.stop()
-    asyncio.run(_drop_schema(schema))
 
 
 async def _hammer(

@@ -24,7 +24,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import MASTER_KEY, Gateway, Mock, start_gateway, start_mock
+from conftest import MASTER_KEY, Gateway, Mock, start_gateway
 
 STYLES = {
     "oa": ("openai", "gpt-4o"),
@@ -50,48 +50,40 @@ class Stack:
 
 
 @pytest.fixture(scope="module")
-def stack(logs: Path) -> Iterator[Stack]:
-    mocks: dict[str, Mock] = {}
-    gw: Gateway | None = None
-    try:
-        for style, _ in STYLES.values():
-            mocks[style] = start_mock(style, logs)
-        providers = {
-            style: {
-                "style": style,
-                "base_url": f"{mock.url}/v1" if style == "openai" else mock.url,
-                "api_key": f"key-{style}",
-                # A request the mock cannot answer fails the test quickly, as a 504, not by hanging.
-                "timeout": {"connect": 2, "read": 10, "total": 15},
-            }
-            for style, mock in mocks.items()
+def stack(style_mocks: dict[str, Mock], logs: Path) -> Iterator[Stack]:
+    mocks = {style: style_mocks[style] for style, _ in STYLES.values()}
+    providers = {
+        style: {
+            "style": style,
+            "base_url": f"{mock.url}/v1" if style == "openai" else mock.url,
+            "api_key": f"key-{style}",
+            # A request the mock cannot answer fails the test quickly, as a 504, not by hanging.
+            "timeout": {"connect": 2, "read": 10, "total": 15},
         }
-        models: dict[str, Any] = {
-            alias: {"deployments": [{"provider": style, "model": model}]}
-            for alias, (style, model) in STYLES.items()
-        }
-        for alias, model in EMBED.items():
-            models[f"{alias}-embed"] = {"deployments": [{"provider": STYLES[alias][0], "model": model}]}
-        # Everything else that reads the body: rules on tags and prompt size, the cost-aware strategy,
-        # escalation's checks of the answer against the request, the response cache's key.
-        models["oa"] |= {"escalate": {"to": "an"}, "rules": [{"when": {"tags": ["to-gemini"]}, "use": "ge"}]}
-        models["an"] |= {"cache_ttl_s": 60, "strategy": "cheapest"}
-        models["ge"] |= {"rules": [{"when": {"min_prompt_tokens": 10_000_000}, "use": "oa"}]}
-        models["oa-embed"] |= {"rules": [{"when": {"min_prompt_tokens": 10_000_000}, "use": "ge-embed"}]}
-        config = {
-            "server": {"master_key": MASTER_KEY},
-            "providers": providers,
-            "models": models,
-            # One attempt, and no breaker memory: every example is judged on its own.
-            "resilience": {"max_attempts": 1, "breaker": {"failures": 1_000_000}},
-        }
-        gw = start_gateway(config, logs)
-        yield Stack(gw, mocks)
-    finally:
-        if gw is not None:
-            gw.stop()
-        for mock in mocks.values():
-            mock.stop()
+        for style, mock in mocks.items()
+    }
+    models: dict[str, Any] = {
+        alias: {"deployments": [{"provider": style, "model": model}]}
+        for alias, (style, model) in STYLES.items()
+    }
+    for alias, model in EMBED.items():
+        models[f"{alias}-embed"] = {"deployments": [{"provider": STYLES[alias][0], "model": model}]}
+    # Everything else that reads the body: rules on tags and prompt size, the cost-aware strategy,
+    # escalation's checks of the answer against the request, the response cache's key.
+    models["oa"] |= {"escalate": {"to": "an"}, "rules": [{"when": {"tags": ["to-gemini"]}, "use": "ge"}]}
+    models["an"] |= {"cache_ttl_s": 60, "strategy": "cheapest"}
+    models["ge"] |= {"rules": [{"when": {"min_prompt_tokens": 10_000_000}, "use": "oa"}]}
+    models["oa-embed"] |= {"rules": [{"when": {"min_prompt_tokens": 10_000_000}, "use": "ge-embed"}]}
+    config = {
+        "server": {"master_key": MASTER_KEY},
+        "providers": providers,
+        "models": models,
+        # One attempt, and no breaker memory: every example is judged on its own.
+        "resilience": {"max_attempts": 1, "breaker": {"failures": 1_000_000}},
+    }
+    gw = start_gateway(config, logs)
+    yield Stack(gw, mocks)
+    gw.stop()
 
 
 @pytest.fixture(scope="module")

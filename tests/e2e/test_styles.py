@@ -21,7 +21,7 @@ from typing import Any
 import openai
 import pytest
 
-from conftest import MASTER_KEY, Gateway, Mock, start_gateway, start_mock
+from conftest import MASTER_KEY, Gateway, Mock, start_gateway
 
 # alias -> (provider, upstream model); the providers are named after their wire format.
 STYLES: dict[str, tuple[str, str]] = {
@@ -79,41 +79,33 @@ class Styles:
 
 
 @pytest.fixture(scope="module")
-def styles(logs: Path) -> Iterator[Styles]:
-    mocks: dict[str, Mock] = {}
-    gw: Gateway | None = None
-    try:
-        for provider, _ in STYLES.values():
-            mocks[provider] = start_mock(provider, logs)
-        providers = {
-            name: {
-                "style": name,
-                # OpenAI's base_url includes /v1; Anthropic's and Gemini's are the SDK-style root.
-                "base_url": f"{mock.url}/v1" if name == "openai" else mock.url,
-                "api_key": f"key-{name}",
-            }
-            for name, mock in mocks.items()
+def styles(style_mocks: dict[str, Mock], logs: Path) -> Iterator[Styles]:
+    mocks = {provider: style_mocks[provider] for provider, _ in STYLES.values()}
+    providers = {
+        name: {
+            "style": name,
+            # OpenAI's base_url includes /v1; Anthropic's and Gemini's are the SDK-style root.
+            "base_url": f"{mock.url}/v1" if name == "openai" else mock.url,
+            "api_key": f"key-{name}",
         }
-        models: dict[str, Any] = {
-            alias: {"deployments": [{"provider": provider, "model": model, "price": PRICE}]}
-            for alias, (provider, model) in STYLES.items()
-        }
-        # Anthropic has no embeddings API: only two styles embed.
-        for alias, (provider, model) in EMBED_STYLES.items():
-            models[alias] = {"deployments": [{"provider": provider, "model": model, "price": PRICE}]}
-        config = {
-            "server": {"master_key": MASTER_KEY},
-            "providers": providers,
-            "models": models,
-            "resilience": {"max_attempts": 1},
-        }
-        gw = start_gateway(config, logs)
-        yield Styles(gw, mocks)
-    finally:
-        if gw is not None:
-            gw.stop()
-        for mock in mocks.values():
-            mock.stop()
+        for name, mock in mocks.items()
+    }
+    models: dict[str, Any] = {
+        alias: {"deployments": [{"provider": provider, "model": model, "price": PRICE}]}
+        for alias, (provider, model) in STYLES.items()
+    }
+    # Anthropic has no embeddings API: only two styles embed.
+    for alias, (provider, model) in EMBED_STYLES.items():
+        models[alias] = {"deployments": [{"provider": provider, "model": model, "price": PRICE}]}
+    config = {
+        "server": {"master_key": MASTER_KEY},
+        "providers": providers,
+        "models": models,
+        "resilience": {"max_attempts": 1},
+    }
+    gw = start_gateway(config, logs)
+    yield Styles(gw, mocks)
+    gw.stop()
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ from typing import Any
 import anthropic
 import pytest
 
-from conftest import MASTER_KEY, Gateway, start_gateway, start_mock
+from conftest import MASTER_KEY, Gateway, Mock, start_gateway
 from hedge.errors import InvalidRequest
 from hedge.providers.anthropic_inbound import AnthropicEvents, to_anthropic, to_openai
 
@@ -166,14 +166,13 @@ def test_stream_event_order() -> None:
 
 
 @pytest.fixture(scope="module")
-def gw(logs: Path) -> Iterator[Gateway]:
-    mocks = {style: start_mock(style, logs) for style in ("openai", "anthropic", "gemini")}
+def gw(style_mocks: dict[str, Mock], logs: Path) -> Iterator[Gateway]:
     config = {
         "server": {"master_key": MASTER_KEY},
         "providers": {
-            "oa": {"style": "openai", "base_url": f"{mocks['openai'].url}/v1", "api_key": "k"},
-            "an": {"style": "anthropic", "base_url": mocks["anthropic"].url, "api_key": "k"},
-            "ge": {"style": "gemini", "base_url": mocks["gemini"].url, "api_key": "k"},
+            "oa": {"style": "openai", "base_url": f"{style_mocks['openai'].url}/v1", "api_key": "k"},
+            "an": {"style": "anthropic", "base_url": style_mocks["anthropic"].url, "api_key": "k"},
+            "ge": {"style": "gemini", "base_url": style_mocks["gemini"].url, "api_key": "k"},
         },
         "models": {
             "oa": {"deployments": [{"provider": "oa", "model": "gpt-4o"}]},
@@ -184,8 +183,6 @@ def gw(logs: Path) -> Iterator[Gateway]:
     gateway = start_gateway(config, logs)
     yield gateway
     gateway.stop()
-    for m in mocks.values():
-        m.stop()
 
 
 def _client(gw: Gateway, key: str = MASTER_KEY) -> anthropic.Anthropic:

@@ -10,7 +10,6 @@ stops the ledger.
 
 from __future__ import annotations
 
-import asyncio
 import signal
 import time
 from collections.abc import Callable, Iterator
@@ -20,7 +19,7 @@ from typing import Any
 import httpx
 import pytest
 
-from conftest import MASTER_KEY, PG_BASE, Gateway, Mock, _drop_schema, _pg_schema, start_gateway, start_mock
+from conftest import MASTER_KEY, PG_BASE, Gateway, Mock, start_gateway
 from faultproxy import FaultProxy, Mode
 
 AUTH = {"authorization": f"Bearer {MASTER_KEY}"}
@@ -33,25 +32,11 @@ OUTAGES: tuple[Mode, ...] = ("refuse", "blackhole")
 PRICE = {"input": 1, "output": 2}
 
 
-@pytest.fixture(scope="module")
-def mock(logs: Path) -> Iterator[Mock]:
-    m = start_mock("openai", logs)
-    yield m
-    m.stop()
-
-
 @pytest.fixture
 def proxy() -> Iterator[FaultProxy]:
     p = FaultProxy("127.0.0.1", 5432).start()
     yield p
     p.close()
-
-
-@pytest.fixture
-def schema() -> Iterator[str]:
-    name = asyncio.run(_pg_schema())
-    yield name
-    asyncio.run(_drop_schema(name))
 
 
 @pytest.fixture
@@ -141,9 +126,9 @@ def _openai_error(resp: httpx.Response) -> dict[str, Any]:
 
 
 def test_poisoned_records_do_not_stop_the_ledger(
-    mock: Mock, schema: str, logs: Path, tmp_path: Path, gateways: list[Gateway]
+    mock: Mock, pg_schema: str, logs: Path, tmp_path: Path, gateways: list[Gateway]
 ) -> None:
-    gw = start_gateway(_config(mock, f"{PG_BASE}?search_path={schema}", tmp_path / "state"), logs)
+    gw = start_gateway(_config(mock, f"{PG_BASE}?search_path={pg_schema}", tmp_path / "state"), logs)
     gateways.append(gw)
     # A client-chosen model name with U+0000 ends up in the ledger row's error text (404).
     poisoned = _chat(gw, model="chat\u0000evil")
@@ -174,12 +159,12 @@ def test_sigterm_during_an_outage_exits_promptly_and_loses_nothing(
     outage: Mode,
     mock: Mock,
     proxy: FaultProxy,
-    schema: str,
+    pg_schema: str,
     logs: Path,
     tmp_path: Path,
     gateways: list[Gateway],
 ) -> None:
-    config = _config(mock, _via(proxy, schema), tmp_path / "state")
+    config = _config(mock, _via(proxy, pg_schema), tmp_path / "state")
     gw = start_gateway(config, logs)
     gateways.append(gw)
     served = _served(gw, 10)
@@ -200,13 +185,13 @@ def test_sigterm_during_an_outage_exits_promptly_and_loses_nothing(
 def test_sigkill_during_an_outage_loses_at_most_the_last_flush(
     mock: Mock,
     proxy: FaultProxy,
-    schema: str,
+    pg_schema: str,
     logs: Path,
     tmp_path: Path,
     gateways: list[Gateway],
 ) -> None:
     state_dir = tmp_path / "state"
-    config = _config(mock, _via(proxy, schema), state_dir)
+    config = _config(mock, _via(proxy, pg_schema), state_dir)
     gw = start_gateway(config, logs)
     gateways.append(gw)
     before = _served(gw, 10)
@@ -235,13 +220,13 @@ def test_while_postgres_is_down_keys_get_a_prompt_503_and_what_is_served_is_book
     outage: Mode,
     mock: Mock,
     proxy: FaultProxy,
-    schema: str,
+    pg_schema: str,
     logs: Path,
     tmp_path: Path,
     gateways: list[Gateway],
 ) -> None:
     state_dir = tmp_path / "state"
-    gw = start_gateway(_config(mock, _via(proxy, schema), state_dir), logs)
+    gw = start_gateway(_config(mock, _via(proxy, pg_schema), state_dir), logs)
     gateways.append(gw)
     created = httpx.post(f"{gw.url}/admin/keys", json={"name": "alice"}, headers=AUTH, timeout=10)
     assert created.status_code == 201, created.text

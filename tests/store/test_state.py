@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -22,10 +21,8 @@ from hedge.store.schema import MIGRATIONS
 
 
 @pytest.fixture
-def pg_url() -> Iterator[str]:
-    schema = asyncio.run(_pg_schema())
-    yield f"{PG_BASE}?search_path={schema}"
-    asyncio.run(_drop_schema(schema))
+def pg_url(pg_schema: str) -> str:
+    return f"{PG_BASE}?search_path={pg_schema}"
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
