@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
+from hedge.access.keys import VirtualKey
 from hedge.api.http import JSON, authenticate, error_response, new_request_id, read_body, runtime_of
 from hedge.api.sse import SSEResponse, disconnected
 from hedge.api.validation import parse_json_object, validate_chat, validate_embeddings
@@ -44,11 +45,17 @@ async def handle(request: Request, endpoint: str) -> Response:
     return render(exchange.record, result)
 
 
-async def receive(
-    request: Request, endpoint: str, inbound: Callable[[dict[str, Any]], dict[str, Any]] | None = None
-) -> tuple[Exchange, Result]:
+Inbound = Callable[[dict[str, Any], VirtualKey | None], Awaitable[dict[str, Any]]]
+"""Turns another API's body into an OpenAI chat body, knowing the caller's key (``/v1/messages``,
+``/v1/responses`` ...); it may look things up (e.g. a stored conversation) and raise a HedgeError."""
+
+
+async def receive(request: Request, endpoint: str, inbound: Inbound | None = None) -> tuple[Exchange, Result]:
     """The whole request, up to what to render: auth, body, validation, then the pipeline.
-    ``inbound`` translates another API's body (e.g. Anthropic Messages) into an OpenAI one first."""
+
+    ``endpoint`` names the request in its record (``chat``, ``embeddings``, ``messages`` ...);
+    ``inbound`` translates another API's body into an OpenAI chat body first.
+    """
     runtime = runtime_of(request)
     exchange = Exchange(runtime, endpoint, new_request_id(), request.headers)
     try:
@@ -57,8 +64,8 @@ async def receive(
         exchange.keep_request_body(raw)
         body = parse_json_object(raw)
         if inbound is not None:
-            body = inbound(body)
-        if endpoint == "chat":
+            body = await inbound(body, key)
+        if exchange.kind == "chat":
             validate_chat(body)
         else:
             validate_embeddings(body)
@@ -97,7 +104,11 @@ def render(rec: RequestRecord, result: Result) -> Response:
 
 def hedge_headers(rec: RequestRecord, result: Completion | Stream | None = None) -> dict[str, str]:
     """The ``x-hedge-*`` headers: who answered, how it was routed, what it cost."""
-    headers = {"x-hedge-request-id": rec.request_id, "x-hedge-attempts": str(rec.attempts)}
+    headers = {
+        "x-request-id": rec.request_id,  # what the OpenAI SDKs expose as ``_request_id``
+        "x-hedge-request-id": rec.request_id,
+        "x-hedge-attempts": str(rec.attempts),
+    }
     if isinstance(result, Completion) and result.cache == "hit":
         headers["x-hedge-provider"] = result.provider
         headers["x-hedge-model"] = result.model

@@ -144,5 +144,5 @@ def json_response(data: Any, status: int = 200, headers: dict[str, str] | None =
 def error_response(exc: HedgeError, request_id: str | None = None) -> Response:
     headers = dict(exc.headers)
     if request_id:
-        headers["x-hedge-request-id"] = request_id
+        headers["x-request-id"] = headers["x-hedge-request-id"] = request_id
     return Response(exc.to_bytes(), status_code=exc.status, headers=headers, media_type=JSON)

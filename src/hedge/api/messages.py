@@ -9,10 +9,13 @@ nothing here reads the gateway's own HTTP output.
 
 from __future__ import annotations
 
+from typing import Any
+
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
+from hedge.access.keys import VirtualKey
 from hedge.api.chat import hedge_headers, receive
 from hedge.api.http import JSON
 from hedge.api.sse import SSEResponse
@@ -22,22 +25,28 @@ from hedge.providers.anthropic_inbound import AnthropicEvents, error_body, to_an
 from hedge.wire.sse import event_data
 
 
+async def _inbound(body: dict[str, Any], _key: VirtualKey | None) -> dict[str, Any]:
+    return to_openai(body)
+
+
 async def messages(request: Request) -> Response:
-    exchange, result = await receive(request, "chat", inbound=to_openai)
+    exchange, result = await receive(request, "chat", inbound=_inbound)
     rec = exchange.record
     if result is None:
         return Response(status_code=499)
     if isinstance(result, Stream):
-        return SSEResponse(result, hedge_headers(rec, result), AnthropicDialect())
+        headers = {**hedge_headers(rec, result), "request-id": rec.request_id}
+        return SSEResponse(result, headers, AnthropicDialect())
     if isinstance(result, HedgeError):
-        headers = {**result.headers, "x-hedge-request-id": rec.request_id}
+        headers = {**result.headers, "x-hedge-request-id": rec.request_id, "x-request-id": rec.request_id}
         if rec.attempts:
             headers.update(hedge_headers(rec))
         status, body = result.status, error_body(result.status, result.message)
     else:
         headers = hedge_headers(rec, result)
         status, body = 200, to_anthropic(orjson.loads(result.body))
-    kept = {k: v for k, v in headers.items() if k.startswith(("x-hedge-", "retry-after"))}
+    kept = {k: v for k, v in headers.items() if k.startswith(("x-hedge-", "x-request-id", "retry-after"))}
+    kept["request-id"] = rec.request_id  # what the Anthropic SDK exposes as ``_request_id``
     return Response(orjson.dumps(body), status_code=status, headers=kept, media_type=JSON)
 
 
@@ -53,7 +62,7 @@ class AnthropicDialect:
             out += self._events.chunk(orjson.loads(event_data(event)))
         return b"".join(out)
 
-    def end(self, stream: Stream) -> bytes:
+    async def end(self, stream: Stream) -> bytes:
         if stream.failure is not None:
             return b"".join(self._events.error(502, stream.failure.message))
         return b"".join(self._events.finish(stream.usage_object()))

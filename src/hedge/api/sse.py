@@ -25,8 +25,9 @@ class Dialect(Protocol):
 
     def events(self, events: list[bytes]) -> bytes: ...
 
-    def end(self, stream: Stream) -> bytes:
-        """The last bytes, once the stream is over (``stream.failure`` says how it ended)."""
+    async def end(self, stream: Stream) -> bytes:
+        """The last bytes, once the stream is over (``stream.failure`` says how it ended); async, so
+        a face may store what was streamed (e.g. a Responses API response) before it ends."""
         ...
 
 
@@ -36,7 +37,7 @@ class OpenAIDialect:
     def events(self, events: list[bytes]) -> bytes:
         return b"".join(events)
 
-    def end(self, stream: Stream) -> bytes:
+    async def end(self, stream: Stream) -> bytes:
         return b"".join(stream.tail())
 
 
@@ -72,7 +73,7 @@ class SSEResponse(Response):
         dialect = self.dialect
         async for events in self.stream:
             await send({"type": "http.response.body", "body": dialect.events(events), "more_body": True})
-        await send({"type": "http.response.body", "body": dialect.end(self.stream), "more_body": False})
+        await send({"type": "http.response.body", "body": await dialect.end(self.stream), "more_body": False})
 
 
 async def disconnected(receive: Receive) -> None:

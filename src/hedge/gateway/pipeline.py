@@ -58,11 +58,15 @@ class Completion:
 class Exchange:
     """One request through the gateway, from its arrival to its one record."""
 
-    __slots__ = ("_key", "_recorded", "_trace", "endpoint", "record", "runtime", "started")
+    __slots__ = ("_key", "_recorded", "_trace", "endpoint", "kind", "record", "runtime", "started")
 
     def __init__(self, runtime: Runtime, endpoint: str, request_id: str, headers: Mapping[str, str]) -> None:
         self.runtime = runtime
         self.endpoint = endpoint
+        """What the client called (``chat``, ``embeddings``, ``messages``, ``responses`` ...): the
+        record's and the metrics' name for it."""
+        self.kind = "embeddings" if endpoint == "embeddings" else "chat"
+        """What the pipeline sends upstream: every face but embeddings arrives as a chat body."""
         self.started = time.perf_counter()
         self.record = RequestRecord(request_id, endpoint, alias="")
         """The request's record: read it freely; the pipeline alone writes it."""
@@ -167,7 +171,7 @@ class Exchange:
         if self._trace is not None:
             self._trace.routed(body)
         runtime.started(rec)
-        stream = rec.endpoint == "chat" and bool(body.get("stream"))
+        stream = self.kind == "chat" and bool(body.get("stream"))
         rec.stream = stream
         options = body.get("hedge") or {}
         baseline = alias.baseline_price
@@ -190,7 +194,7 @@ class Exchange:
         escalate = alias.config.escalate
         if escalate is not None and allowed is not None and escalate.to not in allowed:
             escalate = None  # a restricted key is never served by an alias outside its restriction
-        if escalate is not None and rec.endpoint == "chat":
+        if escalate is not None and self.kind == "chat":
             reason = escalation_reason(done.body, body, escalate.when)
             if reason is not None:
                 done = await self._escalate(done, reason, escalate.to, whole, ctx, allowed)
@@ -220,7 +224,7 @@ class Exchange:
         self, dep: Deployment, body: dict[str, Any], options: dict[str, Any]
     ) -> tuple[dict[str, Any], list[str]]:
         """Fit the body to ``dep`` and take a slot of its upstream quota: then it counts as an attempt."""
-        send, dropped = fit(dep, self.endpoint, body, options.get("on_unsupported"))
+        send, dropped = fit(dep, self.kind, body, options.get("on_unsupported"))
         rec = self.record
         rec.dropped_params = dropped
         await self.runtime.quotas.reserve(dep.id)
@@ -237,7 +241,7 @@ class Exchange:
         runtime = self.runtime
 
         async def send(dep: Deployment, fitted: dict[str, Any], dropped: list[str]) -> Completion:
-            answer = await complete(runtime.transport, dep, self.endpoint, fitted)
+            answer = await complete(runtime.transport, dep, self.kind, fitted)
             book(self.record, answer.usage, dep.price_at(ctx.now), baseline)
             return Completion(answer.body, dep.provider, dep.model, self.record.cost_usd, dropped)
 
