@@ -9,6 +9,7 @@ function-level imports here.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import logging.config
 import os
@@ -30,6 +31,20 @@ def _serve(args: argparse.Namespace) -> int:
         config = load_config(args.config)
     except ConfigError as exc:
         print(f"hedge: config error: {exc}", file=sys.stderr)
+        return 2
+    from hedge.cli.preflight import provider_problems, state_problems
+
+    problems = asyncio.run(state_problems(config))
+    if args.check:
+        problems += asyncio.run(provider_problems(config))
+        for problem in problems:
+            print(f"hedge: {problem}", file=sys.stderr)
+        names = ", ".join(config.providers)
+        print(f"{args.config}: {'not ready' if problems else 'ok'} (state stores and providers {names})")
+        return 1 if problems else 0
+    if problems:
+        for problem in problems:
+            print(f"hedge: {problem}", file=sys.stderr)
         return 2
     host = args.host or config.server.host
     port = args.port if args.port is not None else config.server.port
@@ -113,6 +128,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="bind address (default: server.host in the config)")
     serve.add_argument("--port", type=int, help="port (default: server.port in the config)")
     serve.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    serve.add_argument(
+        "--check",
+        action="store_true",
+        help="validate the config, reach the state stores and every provider's address, then exit",
+    )
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     serve.add_argument(
         "--log-format",
