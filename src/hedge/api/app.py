@@ -22,6 +22,7 @@ from starlette.types import Receive, Scope, Send
 
 from hedge.api.admin import create_key, key_detail, list_keys, spend
 from hedge.api.chat import chat_completions, embeddings
+from hedge.api.completions import completions
 from hedge.api.dashboard import (
     breakers,
     conformance,
@@ -121,6 +122,8 @@ def create_app(config: Config, runtime: Runtime | None = None) -> Starlette:
         routes=[
             Route("/v1/chat/completions", chat_completions, methods=["POST"]),
             Route("/chat/completions", chat_completions, methods=["POST"]),
+            Route("/v1/completions", completions, methods=["POST"]),
+            Route("/completions", completions, methods=["POST"]),
             Route("/v1/embeddings", embeddings, methods=["POST"]),
             Route("/embeddings", embeddings, methods=["POST"]),
             Route("/v1/models", list_models, methods=["GET"]),
@@ -150,6 +153,8 @@ def create_app(config: Config, runtime: Runtime | None = None) -> Starlette:
     app.fast = {
         ("POST", "/v1/chat/completions"): chat_completions,
         ("POST", "/chat/completions"): chat_completions,
+        ("POST", "/v1/completions"): completions,
+        ("POST", "/completions"): completions,
         ("POST", "/v1/embeddings"): embeddings,
         ("POST", "/v1/messages"): messages,
     }
