@@ -38,6 +38,7 @@ from hedge.api.http import error_response
 from hedge.api.messages import messages
 from hedge.api.metrics import metrics_endpoint
 from hedge.api.models import get_model, health, list_models
+from hedge.api.responses import create_response
 from hedge.config import CONFIG_ENV, Config, load_config
 from hedge.errors import HedgeError
 from hedge.gateway.runtime import Runtime
@@ -129,6 +130,8 @@ def create_app(config: Config, runtime: Runtime | None = None) -> Starlette:
             Route("/v1/models", list_models, methods=["GET"]),
             Route("/v1/models/{model:path}", get_model, methods=["GET"]),
             Route("/v1/messages", messages, methods=["POST"]),
+            Route("/v1/responses", create_response, methods=["POST"]),
+            Route("/responses", create_response, methods=["POST"]),
             Route("/health", health, methods=["GET"]),
             Route("/admin/keys", create_key, methods=["POST"]),
             Route("/admin/keys", list_keys, methods=["GET"]),
@@ -157,6 +160,8 @@ def create_app(config: Config, runtime: Runtime | None = None) -> Starlette:
         ("POST", "/completions"): completions,
         ("POST", "/v1/embeddings"): embeddings,
         ("POST", "/v1/messages"): messages,
+        ("POST", "/v1/responses"): create_response,
+        ("POST", "/responses"): create_response,
     }
     return app
 

@@ -1,0 +1,340 @@
+"""``/v1/responses`` through Hedge with the official ``openai`` SDK, on every upstream wire style.
+
+One gateway, one alias per style (OpenAI, Anthropic Messages, Gemini mocks): the Responses API is
+translated to chat completions inside the gateway, so each style must give the same Response,
+whole and streamed, as the SDK's own helpers (``output_text``, ``responses.stream()``,
+``responses.parse()``) read it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import openai
+import pydantic
+import pytest
+from openai.types.responses import Response
+
+from conftest import MASTER_KEY, Gateway, Mock, start_gateway
+
+STYLES: dict[str, tuple[str, str]] = {
+    "oa": ("openai", "gpt-4o"),
+    "an": ("anthropic", "claude-sonnet-4"),
+    "ge": ("gemini", "gemini-2.5-flash"),
+}
+ALIASES = list(STYLES)
+PRICE = {"input": 2.0, "output": 8.0}
+WEATHER: dict[str, Any] = {
+    "type": "function",
+    "name": "get_weather",
+    "description": "Current weather for a city",
+    "parameters": {
+        "type": "object",
+        "properties": {"city": {"type": "string"}},
+        "required": ["city"],
+    },
+}
+TOOL_RESULT = json.dumps({"temp_c": 18, "sky": "sunny"}, separators=(",", ":"))
+"""Compact, so the Gemini mock (which sees the parsed object) quotes back the same text."""
+
+
+def gateway_config(mocks: dict[str, Mock], **extra: Any) -> dict[str, Any]:
+    providers = {
+        name: {
+            "style": name,
+            "base_url": f"{mock.url}/v1" if name == "openai" else mock.url,
+            "api_key": f"key-{name}",
+        }
+        for name, mock in mocks.items()
+    }
+    models = {
+        alias: {"deployments": [{"provider": provider, "model": model, "price": PRICE}]}
+        for alias, (provider, model) in STYLES.items()
+    }
+    return {
+        "server": {"master_key": MASTER_KEY},
+        "providers": providers,
+        "models": models,
+        "resilience": {"max_attempts": 1, "breaker": {"failures": 1_000_000}},
+        **extra,
+    }
+
+
+@pytest.fixture(scope="module")
+def gw(style_mocks: dict[str, Mock], logs: Path) -> Iterator[Gateway]:
+    gateway = start_gateway(gateway_config(style_mocks), logs)
+    yield gateway
+    gateway.stop()
+
+
+@pytest.fixture(scope="module")
+def client(gw: Gateway) -> openai.OpenAI:
+    return openai.OpenAI(base_url=gw.base_url, api_key=MASTER_KEY, max_retries=0, timeout=20)
+
+
+@pytest.fixture
+def openai_mock(style_mocks: dict[str, Mock]) -> Iterator[Mock]:
+    """The OpenAI-style mock, set back to good behaviour after the test."""
+    yield style_mocks["openai"]
+    style_mocks["openai"].reset()
+
+
+def create(client: openai.OpenAI, stream: bool, **params: Any) -> Response:
+    """One response, whole or through ``responses.stream()``; a streamed one is checked event by event."""
+    if not stream:
+        return client.responses.create(**params)
+    with client.responses.stream(**params) as events:
+        seen = list(events)
+        final = events.get_final_response()
+    kinds = [e.type for e in seen]
+    assert kinds[:2] == ["response.created", "response.in_progress"]
+    assert kinds[-1] == "response.completed"
+    assert [e.sequence_number for e in seen] == list(range(len(seen)))
+    created = seen[0].response  # type: ignore[union-attr]
+    assert created.id == final.id and created.status == "in_progress"
+    text = "".join(e.delta for e in seen if e.type == "response.output_text.delta")
+    assert text == final.output_text
+    return final
+
+
+def function_calls(response: Response) -> list[Any]:
+    return [item for item in response.output if item.type == "function_call"]
+
+
+# -- text ------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
+@pytest.mark.parametrize("alias", ALIASES)
+def test_string_input(client: openai.OpenAI, alias: str, stream: bool) -> None:
+    model = STYLES[alias][1]
+    response = create(client, stream, model=alias, input="hello there")
+    assert response.object == "response"
+    assert response.id.startswith("resp_")
+    assert response.status == "completed"
+    assert response.model == model
+    assert response.output_text == f"{model} says: hello there"
+    [message] = response.output
+    assert message.type == "message" and message.role == "assistant" and message.status == "completed"
+    assert message.id.startswith("msg_")
+    assert response.usage is not None
+    assert response.usage.input_tokens > 0 and response.usage.output_tokens > 0
+    assert response.usage.total_tokens == response.usage.input_tokens + response.usage.output_tokens
+    assert response.usage.input_tokens_details.cached_tokens == 0
+    assert response.usage.output_tokens_details.reasoning_tokens == 0
+    assert (response.usage.model_extra or {})["hedge_cost_usd"] > 0
+
+
+@pytest.mark.parametrize("alias", ALIASES)
+def test_item_input_and_instructions(client: openai.OpenAI, alias: str) -> None:
+    """Instructions reach the model as its system prompt: the mocks obey 'Always answer in uppercase'."""
+    model = STYLES[alias][1]
+    raw = client.responses.with_raw_response.create(
+        model=alias,
+        instructions="Always answer in uppercase.",
+        input=[
+            {"role": "user", "content": [{"type": "input_text", "text": "first question"}]},
+            {
+                "type": "message",
+                "role": "assistant",
+                "content": [{"type": "output_text", "text": "first answer"}],
+            },
+            {"role": "user", "content": "second question"},
+        ],
+        metadata={"team": "blue"},
+        temperature=0.5,
+    )
+    response = raw.parse()
+    assert response.output_text == f"{model} says: second question".upper()
+    assert response.instructions == "Always answer in uppercase."
+    assert response.metadata == {"team": "blue"}
+    assert response.temperature == 0.5
+    assert raw.headers["x-hedge-provider"] == STYLES[alias][0]
+    assert raw.headers["x-request-id"] == response._request_id  # type: ignore[attr-defined]
+    assert response.id == "resp_" + raw.headers["x-request-id"].removeprefix("req_")
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
+@pytest.mark.parametrize("alias", ALIASES)
+def test_max_output_tokens_gives_incomplete(client: openai.OpenAI, alias: str, stream: bool) -> None:
+    words = " ".join(f"w{i}" for i in range(40))
+    params: dict[str, Any] = {"model": alias, "input": words, "max_output_tokens": 16}
+    if stream:
+        events = list(client.responses.create(stream=True, **params))
+        assert events[-1].type == "response.incomplete"
+        response = events[-1].response
+    else:
+        response = client.responses.create(**params)
+    assert response.status == "incomplete"
+    assert response.incomplete_details is not None
+    assert response.incomplete_details.reason == "max_output_tokens"
+    assert response.usage is not None and response.usage.output_tokens == 16
+    assert response.output[0].status == "incomplete"
+
+
+# -- tools -----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
+@pytest.mark.parametrize("alias", ALIASES)
+def test_function_tool_round_trip_with_explicit_items(
+    client: openai.OpenAI, alias: str, stream: bool
+) -> None:
+    """The client sends the whole conversation back: its input, the response's output, the tool result."""
+    model = STYLES[alias][1]
+    ask = "What is the weather in Paris?"
+    first = create(client, stream, model=alias, input=ask, tools=[WEATHER], store=False)
+    [call] = function_calls(first)
+    assert call.name == "get_weather"
+    assert json.loads(call.arguments) == {"city": ask}
+    assert call.call_id and call.id and call.id.startswith("fc_")
+    assert call.status == "completed"
+    assert first.tools[0].name == "get_weather"  # type: ignore[union-attr]
+
+    history: list[Any] = [{"role": "user", "content": ask}]
+    history += [item.model_dump(exclude_none=True) for item in first.output]
+    history.append({"type": "function_call_output", "call_id": call.call_id, "output": TOOL_RESULT})
+    second = create(client, stream, model=alias, input=history, tools=[WEATHER], store=False)
+    assert function_calls(second) == []
+    assert second.output_text == f"{model} says: the tool returned {TOOL_RESULT}"
+
+
+@pytest.mark.parametrize("alias", ALIASES)
+def test_forced_tool_choice(client: openai.OpenAI, alias: str) -> None:
+    time_tool = {**WEATHER, "name": "get_time", "parameters": {"type": "object", "properties": {}}}
+    response = client.responses.create(
+        model=alias,
+        input="hi",
+        tools=[WEATHER, time_tool],  # type: ignore[list-item]
+        tool_choice={"type": "function", "name": "get_time"},
+    )
+    assert [c.name for c in function_calls(response)] == ["get_time"]
+    assert response.tool_choice.name == "get_time"  # type: ignore[union-attr]
+
+
+# -- structured output -----------------------------------------------------------------------------------
+
+CITY_SCHEMA = {
+    "type": "object",
+    "properties": {"city": {"type": "string"}, "days": {"type": "integer", "minimum": 3}},
+    "required": ["city", "days"],
+    "additionalProperties": False,
+}
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
+@pytest.mark.parametrize("alias", ALIASES)
+def test_json_schema_format(client: openai.OpenAI, alias: str, stream: bool) -> None:
+    text = {"format": {"type": "json_schema", "name": "trip", "schema": CITY_SCHEMA, "strict": True}}
+    response = create(client, stream, model=alias, input="plan a trip", text=text)
+    assert json.loads(response.output_text) == {"city": "plan a trip", "days": 3}
+    assert response.text is not None and response.text.format is not None
+    assert response.text.format.type == "json_schema"
+
+
+class Trip(pydantic.BaseModel):
+    city: str
+    days: int
+
+
+@pytest.mark.parametrize("alias", ALIASES)
+def test_parse_with_a_pydantic_model(client: openai.OpenAI, alias: str) -> None:
+    parsed = client.responses.parse(model=alias, input="Lisbon", text_format=Trip)
+    assert parsed.output_parsed == Trip(city="Lisbon", days=1)
+
+
+@pytest.mark.parametrize("alias", ALIASES)
+def test_stream_parse_with_a_pydantic_model(client: openai.OpenAI, alias: str) -> None:
+    with client.responses.stream(model=alias, input="Lisbon", text_format=Trip) as events:
+        for _ in events:
+            pass
+        final = events.get_final_response()
+    assert final.output_parsed == Trip(city="Lisbon", days=1)
+
+
+# -- errors ----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("params", "param", "code"),
+    [
+        ({"tools": [{"type": "web_search"}]}, "tools[0].type", "unsupported_parameter"),
+        (
+            {"tools": [{"type": "file_search", "vector_store_ids": ["vs_1"]}]},
+            "tools[0].type",
+            "unsupported_parameter",
+        ),
+        ({"truncation": "auto"}, "truncation", "unsupported_parameter"),
+        ({"background": True}, "background", "unsupported_parameter"),
+        ({"extra_body": {"frobnicate": 1}}, "frobnicate", "unknown_parameter"),
+        (
+            {
+                "input": [
+                    {
+                        "role": "user",
+                        "content": [{"type": "input_image", "file_id": "file-1", "detail": "auto"}],
+                    }
+                ]
+            },
+            "input[0].content[0].file_id",
+            "unsupported_parameter",
+        ),
+    ],
+    ids=["web_search", "file_search", "truncation", "background", "unknown", "file_id"],
+)
+def test_refusals_are_400_in_openais_shape(
+    client: openai.OpenAI, params: dict[str, Any], param: str, code: str
+) -> None:
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.responses.create(**{"model": "oa", "input": "hi", **params})
+    error = caught.value.body
+    assert isinstance(error, dict)
+    assert error["param"] == param and error["code"] == code and error["type"] == "invalid_request_error"
+    assert caught.value.request_id, "every answer carries x-request-id"
+
+
+def test_unknown_alias_is_openais_404(client: openai.OpenAI) -> None:
+    with pytest.raises(openai.NotFoundError):
+        client.responses.create(model="no-such-alias", input="hi")
+
+
+def test_failure_after_the_first_token_is_response_failed(client: openai.OpenAI, openai_mock: Mock) -> None:
+    openai_mock.configure(fail_first=1, fail_mode="disconnect")
+    events = list(client.responses.create(model="oa", input="one two three four five six", stream=True))
+    assert events[0].type == "response.created"
+    assert any(e.type == "response.output_text.delta" for e in events), "the failure came after content"
+    last = events[-1]
+    assert last.type == "response.failed"
+    assert last.response.status == "failed"
+    assert last.response.error is not None and last.response.error.code == "server_error"
+    assert [e.sequence_number for e in events] == list(range(len(events)))
+
+
+def test_sse_event_names_and_the_record(gw: Gateway) -> None:
+    """Each SSE event is named as OpenAI names it; the request counts as endpoint 'responses'."""
+    headers = {"authorization": f"Bearer {MASTER_KEY}"}
+    with httpx.stream(
+        "POST",
+        f"{gw.base_url}/responses",
+        json={"model": "ge", "input": "hi", "stream": True},
+        headers=headers,
+    ) as reply:
+        assert reply.status_code == 200
+        assert reply.headers["content-type"].startswith("text/event-stream")
+        assert reply.headers["x-hedge-provider"] == "gemini"
+        body = reply.read().decode()
+    blocks = [b for b in body.split("\n\n") if b.strip()]
+    for block in blocks:
+        name, data = block.split("\n", 1)
+        assert name.startswith("event: ") and data.startswith("data: ")
+        assert json.loads(data.removeprefix("data: "))["type"] == name.removeprefix("event: ")
+    assert "[DONE]" not in body
+    metrics = httpx.get(f"{gw.url}/metrics", headers=headers).text
+    assert 'endpoint="responses"' in metrics
+    # Without /v1, as for the other model routes.
+    plain = httpx.post(f"{gw.url}/responses", json={"model": "oa", "input": "hi"}, headers=headers)
+    assert plain.status_code == 200 and plain.json()["object"] == "response"
