@@ -60,6 +60,9 @@ def _serve(args: argparse.Namespace) -> int:
             "number of workers. Set state.redis_url to share them.",
             file=sys.stderr,
         )
+    from hedge.cli.banner import serve_banner
+
+    print(serve_banner(config, args.config, host, port, args.workers), flush=True)
     if args.workers > 1:
         # Workers are separate processes: each re-reads the (already validated) file.
         os.environ[CONFIG_ENV] = str(Path(args.config).resolve())
@@ -109,6 +112,9 @@ def _mock(args: argparse.Namespace) -> int:
         quirks=list(args.quirk or []),
     )
     app = create_mock_app(args.style, knobs, args.seed)
+    from hedge.cli.banner import mock_banner
+
+    print(mock_banner(args.style, args.host, args.port, knobs), flush=True)
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=False)
     return 0
 
