@@ -17,6 +17,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from hedge.cli.init import add_parser as add_init_parser
 from hedge.cli.state import add_parsers as add_state_parsers
 from hedge.config import CONFIG_ENV, ConfigError, load_config
 from hedge.conformance.cli import add_check_parser
@@ -191,6 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(func=_demo)
 
     add_check_parser(sub)
+    add_init_parser(sub)
     return parser
 
 
