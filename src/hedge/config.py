@@ -244,6 +244,9 @@ class StateConfig(_Strict):
     """Longest wait for PostgreSQL (connect, a pooled connection, one query): past it, 503 and the spool."""
     shutdown_timeout_s: float = Field(5.0, gt=0)
     """Longest wait for the database at shutdown; records it has not taken by then are spooled."""
+    responses_retention_days: float = Field(30.0, gt=0)
+    """How long stored Responses API responses (``/v1/responses``) stay readable; ``hedge responses prune``
+    deletes older ones."""
 
     @field_validator("database_url")
     @classmethod

@@ -9,6 +9,8 @@ whole and streamed, as the SDK's own helpers (``output_text``, ``responses.strea
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,7 +21,7 @@ import pydantic
 import pytest
 from openai.types.responses import Response
 
-from conftest import MASTER_KEY, Gateway, Mock, start_gateway
+from conftest import MASTER_KEY, PG_BASE, Gateway, Mock, start_gateway
 
 STYLES: dict[str, tuple[str, str]] = {
     "oa": ("openai", "gpt-4o"),
@@ -338,3 +340,254 @@ def test_sse_event_names_and_the_record(gw: Gateway) -> None:
     # Without /v1, as for the other model routes.
     plain = httpx.post(f"{gw.url}/responses", json={"model": "oa", "input": "hi"}, headers=headers)
     assert plain.status_code == 200 and plain.json()["object"] == "response"
+
+
+# -- stored responses ------------------------------------------------------------------------------------
+
+
+def dump(response: Response) -> Any:
+    """The response as JSON, without what ``responses.stream()`` adds when it parses (``parsed``)."""
+
+    def strip(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: strip(v) for k, v in value.items() if k != "parsed"}
+        if isinstance(value, list):
+            return [strip(v) for v in value]
+        return value
+
+    return strip(response.model_dump(mode="json"))
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
+@pytest.mark.parametrize("alias", ALIASES)
+def test_retrieve_and_delete(client: openai.OpenAI, alias: str, stream: bool) -> None:
+    created = create(client, stream, model=alias, input="remember me", metadata={"k": "v"})
+    assert created.store is True
+    retrieved = client.responses.retrieve(created.id)
+    assert dump(retrieved) == dump(created), "a retrieve returns what the client received"
+
+    assert client.responses.delete(created.id) is None  # the SDK returns nothing; the body is checked below
+    with pytest.raises(openai.NotFoundError) as caught:
+        client.responses.retrieve(created.id)
+    assert caught.value.body == {
+        "message": f"Response with id '{created.id}' not found.",
+        "type": "invalid_request_error",
+        "param": None,
+        "code": None,
+    }
+    with pytest.raises(openai.NotFoundError):
+        client.responses.delete(created.id)
+
+
+def test_delete_body_and_unknown_ids(gw: Gateway) -> None:
+    headers = {"authorization": f"Bearer {MASTER_KEY}"}
+    created = httpx.post(
+        f"{gw.base_url}/responses", json={"model": "oa", "input": "hi"}, headers=headers
+    ).json()
+    deleted = httpx.delete(f"{gw.base_url}/responses/{created['id']}", headers=headers)
+    assert deleted.status_code == 200
+    assert deleted.json() == {"id": created["id"], "object": "response", "deleted": True}
+    assert deleted.headers["x-request-id"].startswith("req_")
+    for method, path in [
+        ("GET", "/responses/resp_nope"),
+        ("DELETE", "/responses/resp_nope"),
+        ("GET", "/responses/resp_nope/input_items"),
+        ("POST", "/responses/resp_nope/cancel"),
+    ]:
+        reply = httpx.request(method, f"{gw.base_url}{path}", headers=headers)
+        assert reply.status_code == 404, (method, path)
+        assert reply.json()["error"]["type"] == "invalid_request_error"
+    assert httpx.get(f"{gw.base_url}/responses/resp_nope").status_code == 401
+
+
+def test_store_false_is_not_kept(client: openai.OpenAI) -> None:
+    created = client.responses.create(model="an", input="forget me", store=False)
+    assert created.store is False
+    with pytest.raises(openai.NotFoundError):
+        client.responses.retrieve(created.id)
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.responses.create(model="an", input="and then?", previous_response_id=created.id)
+    assert caught.value.body == {
+        "message": f"Previous response with id '{created.id}' not found.",
+        "type": "invalid_request_error",
+        "param": "previous_response_id",
+        "code": "previous_response_not_found",
+    }
+
+
+def test_cancel_is_refused_for_a_synchronous_response(client: openai.OpenAI) -> None:
+    created = client.responses.create(model="ge", input="hi")
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.responses.cancel(created.id)
+    assert caught.value.body == {
+        "message": "Cannot cancel a synchronous response.",
+        "type": "invalid_request_error",
+        "param": None,
+        "code": None,
+    }
+    assert client.responses.retrieve(created.id).status == "completed"
+
+
+def test_input_items_list(client: openai.OpenAI) -> None:
+    input_items: list[Any] = [
+        {"role": "developer", "content": "Be brief."},
+        {"role": "user", "content": [{"type": "input_text", "text": "first"}]},
+        {"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": "an answer"}]},
+        {"role": "user", "content": "second"},
+    ]
+    created = client.responses.create(model="oa", input=input_items)
+    page = client.responses.input_items.list(created.id)
+    assert page.object == "list"  # type: ignore[attr-defined]
+    texts = [item.content[0].text for item in page.data]  # type: ignore[union-attr]
+    assert texts == ["second", "an answer", "first", "Be brief."], "newest first by default"
+    assert [item.role for item in page.data] == ["user", "assistant", "user", "developer"]  # type: ignore[union-attr]
+    assert all(item.id and item.type == "message" for item in page.data)
+    assert page.has_more is False  # type: ignore[attr-defined]
+    assert page.first_id == page.data[0].id and page.last_id == page.data[-1].id  # type: ignore[attr-defined]
+
+    ascending = client.responses.input_items.list(created.id, order="asc")
+    assert [i.id for i in ascending.data] == [i.id for i in reversed(page.data)]
+
+    first_page = client.responses.input_items.list(created.id, limit=3)
+    assert len(first_page.data) == 3 and first_page.has_more is True  # type: ignore[attr-defined]
+    walked = [item.id for item in client.responses.input_items.list(created.id, limit=1)]  # follows `after`
+    assert walked == [i.id for i in page.data]
+    with pytest.raises(openai.BadRequestError):
+        client.responses.input_items.list(created.id, limit=0)
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
+@pytest.mark.parametrize("alias", ALIASES)
+def test_function_tool_round_trip_through_previous_response_id(
+    client: openai.OpenAI, alias: str, stream: bool
+) -> None:
+    """Only the tool result is sent back: the gateway puts the stored conversation before it."""
+    model = STYLES[alias][1]
+    ask = "What is the weather in Rome?"
+    first = create(client, stream, model=alias, input=ask, tools=[WEATHER])
+    [call] = function_calls(first)
+    result = {"type": "function_call_output", "call_id": call.call_id, "output": TOOL_RESULT}
+    second = create(
+        client, stream, model=alias, input=[result], tools=[WEATHER], previous_response_id=first.id
+    )
+    assert second.previous_response_id == first.id
+    assert function_calls(second) == []
+    assert second.output_text == f"{model} says: the tool returned {TOOL_RESULT}"
+    third = create(client, stream, model=alias, input="thanks!", previous_response_id=second.id)
+    assert third.output_text == f"{model} says: thanks!"
+    items = client.responses.input_items.list(third.id, order="asc").data
+    assert [i.type for i in items] == ["message"], "input_items lists the response's own input only"
+
+
+def test_previous_response_id_sends_the_conversation(
+    client: openai.OpenAI, style_mocks: dict[str, Mock]
+) -> None:
+    """What reaches the upstream: the earlier turns (without the earlier instructions), then the new input."""
+    first = client.responses.create(model="oa", instructions="Old rules.", input="one")
+    second = client.responses.create(
+        model="oa", instructions="New rules.", input="two", previous_response_id=first.id
+    )
+    client.responses.create(model="oa", input="three", previous_response_id=second.id)
+    sent = style_mocks["openai"].stats()["last_body"]["messages"]
+    assert sent == [
+        {"role": "user", "content": "one"},
+        {"role": "assistant", "content": "gpt-4o says: one"},
+        {"role": "user", "content": "two"},
+        {"role": "assistant", "content": "gpt-4o says: two"},
+        {"role": "user", "content": "three"},
+    ]
+
+
+def test_a_virtual_key_sees_only_its_own_responses(gw: Gateway, client: openai.OpenAI) -> None:
+    headers = {"authorization": f"Bearer {MASTER_KEY}"}
+    created = httpx.post(f"{gw.url}/admin/keys", json={"name": "responses-scope"}, headers=headers)
+    assert created.status_code == 201
+    keyed = openai.OpenAI(base_url=gw.base_url, api_key=created.json()["key"], max_retries=0, timeout=20)
+
+    mine = client.responses.create(model="oa", input="master's secret")
+    with pytest.raises(openai.NotFoundError):
+        keyed.responses.retrieve(mine.id)
+    with pytest.raises(openai.NotFoundError):
+        keyed.responses.input_items.list(mine.id)
+    with pytest.raises(openai.NotFoundError):
+        keyed.responses.delete(mine.id)
+    with pytest.raises(openai.BadRequestError) as caught:
+        keyed.responses.create(model="oa", input="tell me", previous_response_id=mine.id)
+    assert caught.value.code == "previous_response_not_found"
+    assert client.responses.retrieve(mine.id).output_text == "gpt-4o says: master's secret", "still there"
+
+    theirs = keyed.responses.create(model="oa", input="key's own")
+    assert keyed.responses.retrieve(theirs.id).output_text == "gpt-4o says: key's own"
+    followed = keyed.responses.create(model="oa", input="and?", previous_response_id=theirs.id)
+    assert followed.output_text == "gpt-4o says: and?"
+    with pytest.raises(openai.NotFoundError):
+        client.responses.retrieve(theirs.id)
+
+
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
+def test_a_stored_response_survives_a_restart(
+    style_mocks: dict[str, Mock], logs: Path, tmp_path: Path, request: pytest.FixtureRequest, database: str
+) -> None:
+    state: dict[str, Any] = {"dir": str(tmp_path / "state")}
+    if database == "postgresql":
+        schema = request.getfixturevalue("pg_schema")
+        state["database_url"] = f"{PG_BASE}?search_path={schema}"
+    config = gateway_config(style_mocks, state=state)
+    first_gw = start_gateway(config, logs)
+    try:
+        sdk = openai.OpenAI(base_url=first_gw.base_url, api_key=MASTER_KEY, max_retries=0, timeout=20)
+        before = sdk.responses.create(model="an", input="keep this", tools=[WEATHER])
+        [call] = function_calls(before)
+    finally:
+        first_gw.stop()
+    second_gw = start_gateway(config, logs)
+    try:
+        sdk = openai.OpenAI(base_url=second_gw.base_url, api_key=MASTER_KEY, max_retries=0, timeout=20)
+        assert dump(sdk.responses.retrieve(before.id)) == dump(before)
+        result = {"type": "function_call_output", "call_id": call.call_id, "output": TOOL_RESULT}
+        after = sdk.responses.create(
+            model="an", input=[result], tools=[WEATHER], previous_response_id=before.id
+        )
+        assert after.output_text == f"claude-sonnet-4 says: the tool returned {TOOL_RESULT}"
+    finally:
+        second_gw.stop()
+
+
+def test_prune_command(style_mocks: dict[str, Mock], logs: Path, tmp_path: Path) -> None:
+    """``hedge responses prune`` deletes what is past retention, and only that."""
+    config = gateway_config(style_mocks, state={"dir": str(tmp_path / "state")})
+    gateway = start_gateway(config, logs)
+    try:
+        sdk = openai.OpenAI(base_url=gateway.base_url, api_key=MASTER_KEY, max_retries=0, timeout=20)
+        kept = sdk.responses.create(model="oa", input="recent")
+    finally:
+        gateway.stop()
+
+    def prune(*args: str) -> str:
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "hedge",
+                "responses",
+                "prune",
+                "--config",
+                str(gateway.config_path),
+                *args,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout.strip()
+
+    assert prune() == "pruned 0 stored responses older than 30 days"
+    assert prune("--days", "0.0000001") == "pruned 1 stored response older than 1e-07 days"
+    gateway = start_gateway(config, logs)
+    try:
+        sdk = openai.OpenAI(base_url=gateway.base_url, api_key=MASTER_KEY, max_retries=0, timeout=20)
+        with pytest.raises(openai.NotFoundError):
+            sdk.responses.retrieve(kept.id)
+    finally:
+        gateway.stop()

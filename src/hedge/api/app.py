@@ -38,7 +38,13 @@ from hedge.api.http import error_response
 from hedge.api.messages import messages
 from hedge.api.metrics import metrics_endpoint
 from hedge.api.models import get_model, health, list_models
-from hedge.api.responses import create_response
+from hedge.api.responses import (
+    cancel_response,
+    create_response,
+    delete_response,
+    get_response,
+    list_input_items,
+)
 from hedge.config import CONFIG_ENV, Config, load_config
 from hedge.errors import HedgeError
 from hedge.gateway.runtime import Runtime
@@ -132,6 +138,14 @@ def create_app(config: Config, runtime: Runtime | None = None) -> Starlette:
             Route("/v1/messages", messages, methods=["POST"]),
             Route("/v1/responses", create_response, methods=["POST"]),
             Route("/responses", create_response, methods=["POST"]),
+            Route("/v1/responses/{response_id}", get_response, methods=["GET"]),
+            Route("/v1/responses/{response_id}", delete_response, methods=["DELETE"]),
+            Route("/v1/responses/{response_id}/input_items", list_input_items, methods=["GET"]),
+            Route("/v1/responses/{response_id}/cancel", cancel_response, methods=["POST"]),
+            Route("/responses/{response_id}", get_response, methods=["GET"]),
+            Route("/responses/{response_id}", delete_response, methods=["DELETE"]),
+            Route("/responses/{response_id}/input_items", list_input_items, methods=["GET"]),
+            Route("/responses/{response_id}/cancel", cancel_response, methods=["POST"]),
             Route("/health", health, methods=["GET"]),
             Route("/admin/keys", create_key, methods=["POST"]),
             Route("/admin/keys", list_keys, methods=["GET"]),

@@ -1,15 +1,23 @@
-"""``POST /v1/responses``: OpenAI Responses API clients, served by any provider.
+"""``/v1/responses``: OpenAI Responses API clients, served by any provider, with stored conversations.
 
-The body is translated to an OpenAI chat request (:mod:`hedge.providers.responses_inbound`) and
-goes through exactly the same pipeline as ``/v1/chat/completions`` (keys, routing, failover,
-cost; recorded as endpoint ``responses``); what comes back is translated into a Response object,
-or, streamed, into the Responses event sequence (``event: response.output_text.delta`` ...).
-Errors keep OpenAI's shape. The translation is a module of its own, so a provider that speaks
-the Responses API natively could be passed the body as it is instead.
+``POST /v1/responses`` translates the body to an OpenAI chat request
+(:mod:`hedge.providers.responses_inbound`) and runs exactly the same pipeline as
+``/v1/chat/completions`` (keys, routing, failover, cost; recorded as endpoint ``responses``);
+what comes back becomes a Response object, or, streamed, the Responses event sequence
+(``event: response.output_text.delta`` ...). Errors keep OpenAI's shape. The translation is a
+module of its own, so a provider that speaks the Responses API natively could be passed the body
+as it is instead.
+
+Unless the request says ``store: false``, the response is stored (:mod:`hedge.store.responses`)
+for the key that created it: ``GET``/``DELETE /v1/responses/{id}``, ``GET .../input_items`` and
+``previous_response_id`` find it for that key only (any other key gets OpenAI's 404 or 400).
+Nothing runs in the background, so ``POST .../cancel`` answers as OpenAI does for a response
+that was not created with ``background: true``.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,24 +28,25 @@ from starlette.responses import Response
 
 from hedge.access.keys import VirtualKey
 from hedge.api.chat import hedge_headers, receive
-from hedge.api.http import JSON, error_response
+from hedge.api.http import (
+    JSON,
+    authenticate,
+    error_response,
+    json_response,
+    new_request_id,
+    runtime_of,
+    store_endpoint,
+)
 from hedge.api.sse import SSEResponse
-from hedge.errors import HedgeError
+from hedge.errors import HedgeError, InvalidRequest, StoreUnavailable
+from hedge.gateway.runtime import Runtime
 from hedge.gateway.stream import Stream
 from hedge.providers.responses_inbound import ResponsesEvents, to_chat, to_response
+from hedge.store.db import is_store_error, warn_store_unavailable
+from hedge.store.responses import ResponseStore
 from hedge.wire.sse import event_data
 
-
-@dataclass(slots=True)
-class _Turn:
-    """One Responses request as the face sees it: the client's body and what translation made of it."""
-
-    created_at: int
-    body: dict[str, Any] = field(default_factory=dict)
-    items: list[dict[str, Any]] = field(default_factory=list)
-    """This request's input items, in stored form."""
-    previous: list[dict[str, Any]] = field(default_factory=list)
-    """The conversation before it (``previous_response_id``)."""
+log = logging.getLogger("hedge")
 
 
 def response_id(request_id: str) -> str:
@@ -45,15 +54,62 @@ def response_id(request_id: str) -> str:
     return "resp_" + request_id.removeprefix("req_")
 
 
-async def create_response(request: Request) -> Response:
-    turn = _Turn(created_at=int(time.time()))
+def _store(runtime: Runtime) -> ResponseStore:
+    return ResponseStore(runtime.db, runtime.config.state.responses_retention_days)
 
-    async def inbound(body: dict[str, Any], key: VirtualKey | None) -> dict[str, Any]:
-        chat, turn.items = to_chat(body, turn.previous)
-        turn.body = body
+
+@dataclass(slots=True)
+class _Turn:
+    """One Responses request as the face sees it: the client's body and what translation made of it."""
+
+    store: ResponseStore
+    created_at: int
+    body: dict[str, Any] = field(default_factory=dict)
+    items: list[dict[str, Any]] = field(default_factory=list)
+    """This request's input items, in stored form."""
+    previous: list[dict[str, Any]] = field(default_factory=list)
+    """The conversation before it (``previous_response_id``): earlier input and output items."""
+
+    async def inbound(self, body: dict[str, Any], key: VirtualKey | None) -> dict[str, Any]:
+        previous_id = body.get("previous_response_id")
+        if isinstance(previous_id, str):
+            try:
+                stored = await self.store.get(previous_id, key.id if key is not None else None)
+            except Exception as exc:
+                if not is_store_error(exc):
+                    raise
+                warn_store_unavailable("previous_response_id lookup", exc)
+                raise StoreUnavailable(
+                    "The previous response cannot be read now: the state store is unavailable.",
+                    code="state_store_unavailable",
+                ) from None
+            if stored is None:
+                raise InvalidRequest(
+                    f"Previous response with id '{previous_id}' not found.",
+                    param="previous_response_id",
+                    code="previous_response_not_found",
+                )
+            self.previous = stored.conversation
+        chat, self.items = to_chat(body, self.previous)
+        self.body = body
         return chat
 
-    exchange, result = await receive(request, "responses", inbound=inbound)
+    async def keep(self, response: dict[str, Any], key_id: str | None) -> None:
+        """Store the response (unless ``store: false``); the client has its answer whatever happens."""
+        if self.body.get("store") is False:
+            return
+        conversation = [*self.previous, *self.items, *response["output"]]
+        try:
+            await self.store.save(response, self.items, conversation, key_id)
+        except Exception as exc:
+            if not is_store_error(exc):
+                raise
+            log.warning("response %s was answered but could not be stored (%s)", response["id"], exc)
+
+
+async def create_response(request: Request) -> Response:
+    turn = _Turn(_store(runtime_of(request)), created_at=int(time.time()))
+    exchange, result = await receive(request, "responses", inbound=turn.inbound)
     rec = exchange.record
     rid = response_id(rec.request_id)
     if result is None:
@@ -65,7 +121,7 @@ async def create_response(request: Request) -> Response:
         return response
     if isinstance(result, Stream):
         events = ResponsesEvents(turn.body, response_id=rid, created_at=turn.created_at)
-        return SSEResponse(result, hedge_headers(rec, result), ResponsesDialect(events))
+        return SSEResponse(result, hedge_headers(rec, result), ResponsesDialect(events, turn))
     out = to_response(
         orjson.loads(result.body),
         turn.body,
@@ -74,14 +130,17 @@ async def create_response(request: Request) -> Response:
         completed_at=int(time.time()),
     )
     out["usage"]["hedge_cost_usd"] = round(result.cost_usd, 10)  # as a streamed response's usage has it
+    await turn.keep(out, rec.key_id)
     return Response(orjson.dumps(out), headers=hedge_headers(rec, result), media_type=JSON)
 
 
 class ResponsesDialect:
-    """The pipeline's OpenAI chat chunks, re-framed as Responses API events as they pass."""
+    """The pipeline's OpenAI chat chunks, re-framed as Responses API events as they pass; at the end
+    the final response is stored (as OpenAI stores a failed one too)."""
 
-    def __init__(self, events: ResponsesEvents) -> None:
+    def __init__(self, events: ResponsesEvents, turn: _Turn) -> None:
         self._events = events
+        self._turn = turn
 
     def events(self, events: list[bytes]) -> bytes:
         out: list[bytes] = []
@@ -93,5 +152,126 @@ class ResponsesDialect:
 
     async def end(self, stream: Stream) -> bytes:
         if stream.failure is not None:
-            return b"".join(self._events.fail(stream.failure.message))
-        return b"".join(self._events.finish(stream.usage_object(), int(time.time())))
+            out = self._events.fail(stream.failure.message)
+        else:
+            out = self._events.finish(stream.usage_object(), int(time.time()))
+        if self._events.response is not None:
+            await self._turn.keep(self._events.response, stream.record.key_id)
+        return b"".join(out)
+
+
+# -- stored responses -------------------------------------------------------------------------------------
+
+
+def _not_found(rid: str) -> HedgeError:
+    return HedgeError(f"Response with id '{rid}' not found.", status=404, type="invalid_request_error")
+
+
+async def _caller(request: Request) -> tuple[ResponseStore, str | None, str]:
+    """The store, the caller's key id (``None``: the master key) and the response id in the path."""
+    runtime = runtime_of(request)
+    key = await authenticate(request, runtime)
+    return _store(runtime), key.id if key is not None else None, str(request.path_params["response_id"])
+
+
+def _answer(data: Any) -> Response:
+    return json_response(data, headers={"x-request-id": new_request_id()})
+
+
+def _error(exc: HedgeError) -> Response:
+    return error_response(exc, new_request_id())
+
+
+@store_endpoint
+async def get_response(request: Request) -> Response:
+    try:
+        store, key_id, rid = await _caller(request)
+        if request.query_params.get("stream", "false").lower() not in ("false", "0"):
+            raise InvalidRequest(
+                "Streaming a stored response is only possible for background responses, which this "
+                "gateway does not run.",
+                param="stream",
+                code="unsupported_parameter",
+            )
+        stored = await store.get(rid, key_id)
+        if stored is None:
+            raise _not_found(rid)
+        return _answer(stored.response)
+    except HedgeError as exc:
+        return _error(exc)
+
+
+@store_endpoint
+async def delete_response(request: Request) -> Response:
+    try:
+        store, key_id, rid = await _caller(request)
+        if not await store.delete(rid, key_id):
+            raise _not_found(rid)
+        return _answer({"id": rid, "object": "response", "deleted": True})
+    except HedgeError as exc:
+        return _error(exc)
+
+
+@store_endpoint
+async def cancel_response(request: Request) -> Response:
+    """Only background responses can be cancelled; every response here was answered synchronously."""
+    try:
+        store, key_id, rid = await _caller(request)
+        if await store.get(rid, key_id) is None:
+            raise _not_found(rid)
+        raise InvalidRequest("Cannot cancel a synchronous response.")
+    except HedgeError as exc:
+        return _error(exc)
+
+
+def _page_params(request: Request) -> tuple[int, str, str | None]:
+    query = request.query_params
+    raw = query.get("limit", "20")
+    if not raw.isdigit() or not 1 <= int(raw) <= 100:
+        raise InvalidRequest(
+            f"Invalid 'limit': {raw!r}. Expected an integer between 1 and 100.",
+            param="limit",
+            code="invalid_value",
+        )
+    order = query.get("order", "desc")
+    if order not in ("asc", "desc"):
+        raise InvalidRequest(
+            f"Invalid value: {order!r}. Supported values are: 'asc' and 'desc'.",
+            param="order",
+            code="invalid_value",
+        )
+    return int(raw), order, query.get("after")
+
+
+@store_endpoint
+async def list_input_items(request: Request) -> Response:
+    """The response's input items, newest first by default, a page at a time (``after`` an item id)."""
+    try:
+        store, key_id, rid = await _caller(request)
+        limit, order, after = _page_params(request)
+        stored = await store.get(rid, key_id)
+        if stored is None:
+            raise _not_found(rid)
+        items = stored.input_items if order == "asc" else stored.input_items[::-1]
+        start = 0
+        if after is not None:
+            ids = [item.get("id") for item in items]
+            if after not in ids:
+                raise InvalidRequest(
+                    f"No input item with id '{after}' in response '{rid}'.",
+                    param="after",
+                    code="invalid_value",
+                )
+            start = ids.index(after) + 1
+        page = items[start : start + limit]
+        return _answer(
+            {
+                "object": "list",
+                "data": page,
+                "first_id": page[0]["id"] if page else None,
+                "last_id": page[-1]["id"] if page else None,
+                "has_more": start + limit < len(items),
+            }
+        )
+    except HedgeError as exc:
+        return _error(exc)

@@ -1,4 +1,5 @@
-"""``hedge keys``, ``hedge spend`` and ``hedge prices``: the state store from the command line.
+"""``hedge keys``, ``hedge spend``, ``hedge prices`` and ``hedge responses``: the state store from the
+command line.
 
 They open the database the config names (the same one ``hedge serve`` uses), so
 they work with the gateway running or not.
@@ -23,6 +24,7 @@ from hedge.cost import catalogue
 from hedge.gateway.runtime import database_url
 from hedge.store.db import Database, connect
 from hedge.store.ledger import GROUPS, Ledger, parse_since
+from hedge.store.responses import ResponseStore
 from hedge.store.schema import MIGRATIONS
 
 
@@ -159,6 +161,20 @@ async def _spend(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _responses(args: argparse.Namespace) -> int:
+    """``hedge responses prune``: delete stored Responses API responses past their retention."""
+    days = args.days if args.days is not None else load_config(args.config).state.responses_retention_days
+    if not days > 0:
+        raise ValueError("--days must be a positive number of days")
+    db = await _open(args.config)
+    try:
+        count = await ResponseStore(db, days).prune()
+    finally:
+        await db.close()
+    print(f"pruned {count} stored response{'' if count == 1 else 's'} older than {days:g} days")
+    return 0
+
+
 def _state_dir(args: argparse.Namespace) -> str:
     if args.config:
         return load_config(args.config).state.dir
@@ -243,6 +259,17 @@ def add_parsers(sub: Any) -> None:
     spend.add_argument("--since", default="7d", help="how far back: 7d, 24h, 30m, or epoch seconds")
     spend.add_argument("--format", choices=["table", "json", "csv"], default="table")
     spend.set_defaults(func=lambda a: run(_spend, a))
+
+    responses = sub.add_parser("responses", help="stored Responses API responses (/v1/responses)")
+    responses_sub = responses.add_subparsers(dest="responses_command", required=True)
+    prune = responses_sub.add_parser("prune", help="delete responses older than the retention period")
+    prune.add_argument("--config", required=True, help="the gateway's YAML config (names the state store)")
+    prune.add_argument(
+        "--days",
+        type=float,
+        help="delete responses older than this (default: state.responses_retention_days)",
+    )
+    responses.set_defaults(func=lambda a: run(_responses, a))
 
     prices = sub.add_parser("prices", help="show the price catalogue, or install a newer one")
     prices.add_argument("--config", help="config whose state.dir holds an installed catalogue")

@@ -83,4 +83,20 @@ MIGRATIONS: list[tuple[int, list[Statement]]] = [
             },
         ],
     ),
+    (
+        4,
+        [
+            # Responses API responses kept for GET /v1/responses/{id} and previous_response_id
+            # (hedge.store.responses): JSON texts, scoped to the key that created them ('' = master key).
+            """CREATE TABLE IF NOT EXISTS hedge_responses (
+                id TEXT PRIMARY KEY,
+                owner TEXT NOT NULL,
+                created_at DOUBLE PRECISION NOT NULL,
+                response TEXT NOT NULL,
+                input_items TEXT NOT NULL,
+                conversation TEXT NOT NULL
+            )""",
+            "CREATE INDEX IF NOT EXISTS hedge_responses_created ON hedge_responses (created_at)",
+        ],
+    ),
 ]
