@@ -314,6 +314,9 @@ def test_failure_after_the_first_token_is_response_failed(client: openai.OpenAI,
     assert last.response.status == "failed"
     assert last.response.error is not None and last.response.error.code == "server_error"
     assert [e.sequence_number for e in events] == list(range(len(events)))
+    stored = client.responses.retrieve(last.response.id)
+    assert stored.status == "failed", "a failed response is stored, as OpenAI stores it"
+    assert stored.output_text and stored.output_text == last.response.output_text
 
 
 def test_sse_event_names_and_the_record(gw: Gateway) -> None:
