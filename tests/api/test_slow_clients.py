@@ -184,12 +184,14 @@ def test_unfinished_body_gets_408_request_timeout_and_is_recorded(slow_gateway: 
     assert "Traceback" not in log and "Exception in ASGI application" not in log
 
 
-def test_unfinished_body_on_messages_gets_anthropics_error_shape(slow_gateway: Gateway) -> None:
+@pytest.mark.parametrize("path", ["/v1/messages", "/v1/messages/count_tokens"])
+def test_unfinished_body_on_messages_gets_anthropics_error_shape(slow_gateway: Gateway, path: str) -> None:
     body = orjson.dumps({"model": "chat", "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}]})
     with connect(slow_gateway.port) as sock:
-        sock.sendall(request("/v1/messages", "POST", body)[:-10])
+        sock.sendall(request(path, "POST", body)[:-10])
         data = assert_timeout_answer(read_until_closed(sock))
     assert data["type"] == "error" and "not received" in data["error"]["message"]
+    assert data["error"]["type"] == "invalid_request_error"  # Anthropic: any 4xx it has no type for
 
 
 # -- connections per client address ------------------------------------------------------------------

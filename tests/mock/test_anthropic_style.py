@@ -245,6 +245,34 @@ def test_count_tokens(client: anthropic.Anthropic) -> None:
     assert counted.input_tokens == created.usage.input_tokens
 
 
+@pytest.mark.parametrize(
+    ("change", "status", "message"),
+    [
+        ({"max_tokens": 10}, 400, "max_tokens: Extra inputs are not permitted"),
+        ({"stream": False}, 400, "stream: Extra inputs are not permitted"),
+        ({"model": None}, 400, "model: Field required"),
+        ({"messages": None}, 400, "messages: at least one message is required"),
+        ({"messages": [{"role": "system", "content": "hi"}]}, 400, "messages.0.role"),
+        ({"messages": [{"role": "user", "content": ""}]}, 400, "messages.0.content.0: text content blocks"),
+        ({"model": "the-no-such-model"}, 404, "model: the-no-such-model"),
+    ],
+)
+def test_count_tokens_refuses_what_anthropic_refuses(
+    mock: Mock, change: dict[str, Any], status: int, message: str
+) -> None:
+    body = {"model": MODEL, "messages": [{"role": "user", "content": "hi"}], **change}
+    resp = httpx.post(
+        f"{mock.url}/v1/messages/count_tokens",
+        json={k: v for k, v in body.items() if v is not None},
+        headers={"x-api-key": "k", "anthropic-version": "2023-06-01"},
+    )
+    assert resp.status_code == status, resp.text
+    error = resp.json()
+    assert error["type"] == "error"
+    assert error["error"]["type"] == ("not_found_error" if status == 404 else "invalid_request_error")
+    assert error["error"]["message"].startswith(message)
+
+
 def test_raw_http_checks(mock: Mock) -> None:
     url = f"{mock.url}/v1/messages"
     ok = {"x-api-key": "k", "anthropic-version": "2023-06-01"}
@@ -311,6 +339,24 @@ def test_adapter_round_trip_with_tools(adapter: AnthropicAdapter) -> None:
     final = openai.types.chat.ChatCompletion.model_validate_json(second.body)
     assert final.choices[0].message.content == f"{MODEL} says: the tool returned 18C"
     assert final.choices[0].finish_reason == "stop"
+
+
+def test_adapter_count_tokens_against_mock(adapter: AnthropicAdapter, mock: Mock) -> None:
+    """The adapter's count request is one the mock (like the API) accepts, and counts as a message."""
+    body: dict[str, Any] = {
+        "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "hello there"}],
+        "max_tokens": 50,
+        "temperature": 0.5,
+        "stop": ["END"],
+        "user": "alice",
+    }
+    req = adapter.count_tokens_request(body, MODEL)
+    resp = httpx.post(req.url, content=req.body, headers=req.headers, timeout=10)
+    assert resp.status_code == 200, resp.text
+    assert mock.stats()["by_path"]["/v1/messages/count_tokens"] == 1
+    created = complete(adapter, body)
+    assert created.usage is not None
+    assert adapter.count_tokens_response(resp.content) == created.usage.prompt_tokens
 
 
 def test_adapter_stream_against_mock(adapter: AnthropicAdapter, mock: Mock) -> None:

@@ -537,7 +537,10 @@ VALID: dict[str, list[tuple[str, dict[str, Any]]]] = {
             tool_choice={"type": "tool", "name": "f"},
             stop_sequences=["x"],
         )),
-        ("/v1/messages/count_tokens", _message(system="s", tools=[{"name": "f", "input_schema": SCHEMA}])),
+        ("/v1/messages/count_tokens", {
+            k: v for k, v in _message(system="s", tools=[{"name": "f", "input_schema": SCHEMA}]).items()
+            if k != "max_tokens"  # refused by the token counting API
+        }),
     ],
     "gemini": [
         (GENERATE, {

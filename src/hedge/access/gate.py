@@ -53,6 +53,16 @@ def refuse_unusable(key: VirtualKey, now: float) -> None:
         raise AuthError("This API key has expired.", code="key_expired")
 
 
+def refuse_model(key: VirtualKey, alias: str) -> None:
+    """403 if ``key`` is restricted to other models than ``alias`` (the model the client asked for)."""
+    if key.models and alias not in key.models:
+        raise PermissionDenied(
+            f"This API key may not use model '{alias}'. Allowed: {', '.join(key.models)}.",
+            code="model_not_allowed",
+            param="model",
+        )
+
+
 class RateLimited(HedgeError):
     status = 429
     type = "rate_limit_error"
@@ -136,12 +146,7 @@ class Gate:
         """
         now = self._clock()
         refuse_unusable(key, now)
-        if key.models and alias not in key.models:
-            raise PermissionDenied(
-                f"This API key may not use model '{alias}'. Allowed: {', '.join(key.models)}.",
-                code="model_not_allowed",
-                param="model",
-            )
+        refuse_model(key, alias)
         if key.budget_usd is not None:
             name, _, ttl = self._spend_name(key, now)
             amount = max(0.0, estimate(self.config.reserve_output_tokens)) if estimate is not None else 0.0

@@ -1,9 +1,9 @@
 """The ASGI application: routes, lifespan and the catch-all error handlers.
 
 Starlette, with no middleware on the request path: each endpoint is a plain
-async function, and every error is rendered in OpenAI's shape, including
-unknown routes, wrong methods and anything unexpected (logged, never a traceback
-to the client).
+async function, and every error is rendered in OpenAI's shape (Anthropic's under
+``/v1/messages``), including unknown routes, wrong methods and anything unexpected
+(logged, never a traceback to the client).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from starlette.types import Receive, Scope, Send
 from hedge.api.admin import create_key, key_detail, list_keys, spend
 from hedge.api.chat import chat_completions, embeddings
 from hedge.api.completions import completions
+from hedge.api.count_tokens import count_tokens
 from hedge.api.dashboard import (
     breakers,
     conformance,
@@ -34,8 +35,8 @@ from hedge.api.dashboard import (
     ui_asset,
     ui_page,
 )
-from hedge.api.http import error_response
-from hedge.api.messages import messages
+from hedge.api.http import error_response, new_request_id
+from hedge.api.messages import anthropic_error, messages
 from hedge.api.metrics import metrics_endpoint
 from hedge.api.models import get_model, health, list_models
 from hedge.api.responses import (
@@ -67,12 +68,20 @@ async def _http_error(request: Request, exc: Exception) -> Response:
         )
     else:
         err = HedgeError(str(exc.detail), status=exc.status_code, type="invalid_request_error")
-    return error_response(err)
+    return _error(request, err)
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:
     log.exception("unexpected error on %s %s", request.method, request.url.path)
-    return error_response(HedgeError("The gateway hit an internal error; it has been logged.", status=500))
+    return _error(request, HedgeError("The gateway hit an internal error; it has been logged.", status=500))
+
+
+def _error(request: Request, err: HedgeError) -> Response:
+    """OpenAI's error shape, but Anthropic's under ``/v1/messages``, where the Anthropic SDK is the client."""
+    path = request.url.path
+    if path == "/v1/messages" or path.startswith("/v1/messages/"):
+        return anthropic_error(err, new_request_id())
+    return error_response(err)
 
 
 class HedgeApp(Starlette):
@@ -136,6 +145,7 @@ def create_app(config: Config, runtime: Runtime | None = None) -> Starlette:
             Route("/v1/models", list_models, methods=["GET"]),
             Route("/v1/models/{model:path}", get_model, methods=["GET"]),
             Route("/v1/messages", messages, methods=["POST"]),
+            Route("/v1/messages/count_tokens", count_tokens, methods=["POST"]),
             Route("/v1/responses", create_response, methods=["POST"]),
             Route("/responses", create_response, methods=["POST"]),
             Route("/v1/responses/{response_id}", get_response, methods=["GET"]),
@@ -174,6 +184,7 @@ def create_app(config: Config, runtime: Runtime | None = None) -> Starlette:
         ("POST", "/completions"): completions,
         ("POST", "/v1/embeddings"): embeddings,
         ("POST", "/v1/messages"): messages,
+        ("POST", "/v1/messages/count_tokens"): count_tokens,
         ("POST", "/v1/responses"): create_response,
         ("POST", "/responses"): create_response,
     }

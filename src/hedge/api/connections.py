@@ -8,7 +8,7 @@ worker. :class:`GuardedProtocol`, uvicorn's httptools protocol with three additi
   connecting (on a keep-alive connection, of the first byte of its next request), or it is answered
   408 and closed;
 - **body timeout**: a request's body must be complete within ``body_timeout_s`` of its headers, or the
-  client gets 408 ``request_timeout`` in OpenAI's error shape (Anthropic's on ``/v1/messages``), the
+  client gets 408 ``request_timeout`` in OpenAI's error shape (Anthropic's under ``/v1/messages``), the
   connection is closed, and the endpoint records a 408 (``read_body`` raises the error the protocol
   left in the request's scope rather than a client disconnect);
 - **connections per client**: past ``max_connections_per_client`` concurrent connections from one IP
@@ -222,7 +222,8 @@ class GuardedProtocol(HttpToolsProtocol):
         # no-op, so nothing it writes can follow the answer written here.
         cycle.disconnected = True
         cycle.message_event.set()
-        self._answer_and_close(err, anthropic=scope.get("path") == "/v1/messages")
+        path = str(scope.get("path") or "")
+        self._answer_and_close(err, anthropic=path == "/v1/messages" or path.startswith("/v1/messages/"))
 
     def _answer_and_close(self, err: RequestTimeout, anthropic: bool) -> None:
         self._deadline = 0.0

@@ -50,6 +50,16 @@ async def messages(request: Request) -> Response:
     return Response(orjson.dumps(body), status_code=status, headers=kept, media_type=JSON)
 
 
+def anthropic_error(exc: HedgeError, request_id: str | None = None) -> Response:
+    """``exc`` in Anthropic's error shape (``{"type": "error", "error": {"type", "message"}}``), with its
+    status and headers (``retry-after``), and the request id where the Anthropic SDK reads it."""
+    headers = dict(exc.headers)
+    if request_id:
+        headers["request-id"] = headers["x-request-id"] = headers["x-hedge-request-id"] = request_id
+    body = orjson.dumps(error_body(exc.status, exc.message))
+    return Response(body, status_code=exc.status, headers=headers, media_type=JSON)
+
+
 class AnthropicDialect:
     """The pipeline's OpenAI stream events, re-framed as Anthropic's as they pass."""
 

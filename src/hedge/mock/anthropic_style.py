@@ -3,7 +3,9 @@
 Faithful enough for the official ``anthropic`` SDK: ``POST /v1/messages`` (JSON
 or a named-event SSE stream: ``message_start``, ``content_block_start``,
 ``ping``, ``content_block_delta``, ``content_block_stop``, ``message_delta``,
-``message_stop``), ``POST /v1/messages/count_tokens``, authentication by
+``message_stop``), ``POST /v1/messages/count_tokens`` (the prompt's tokens as a message's usage
+would count them; a Messages-only field such as ``max_tokens`` is refused there, as the real API
+refuses it), authentication by
 ``x-api-key`` (or ``Authorization: Bearer``, which the SDK 2.x sends), a
 required ``anthropic-version`` header (any value) and Anthropic-shaped
 errors (``{"type": "error", "error": {...}}``, 529 ``overloaded_error``, 429
@@ -397,14 +399,39 @@ async def _stream(state: MockState, body: dict[str, Any], reply: Reply) -> Async
             state.stats.streams_cancelled += 1
 
 
+_COUNT_FIELDS = frozenset(
+    {
+        "model",
+        "messages",
+        "system",
+        "tools",
+        "tool_choice",
+        "thinking",
+        "cache_control",
+        "output_config",
+        "output_format",
+        "speed",
+        "mcp_servers",
+        "context_management",
+    }
+)
+"""The fields of a token counting request; any other (``max_tokens``, ``stream``, ``temperature`` ...)
+is refused, as the real API refuses it (``max_tokens: Extra inputs are not permitted``)."""
+
+
 async def count_tokens(request: Request) -> Response:
     state: MockState = request.app.state.mock
     body, early = await _admit(state, request)
     if early is not None or body is None:
         return early or error(state, 400)
+    extra = next((name for name in body if name not in _COUNT_FIELDS and name != "_mock_disconnect"), None)
+    if extra is not None:
+        return error(state, 400, f"{extra}: Extra inputs are not permitted")
     problem = _validate(body, need_max_tokens=False)
     if problem:
         return error(state, 400, problem)
+    if unknown_model(body["model"]):
+        return error(state, 404, f"model: {body['model']}")
     reply = _plan({**body, "max_tokens": None}, state)
     return Response(orjson.dumps({"input_tokens": reply.prompt_tokens}), media_type="application/json")
 

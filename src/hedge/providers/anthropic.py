@@ -22,6 +22,10 @@ Anthropic has no ``response_format``: JSON mode is honoured by instruction
 answer with one JSON object (conforming to the schema, for ``json_schema``);
 nothing enforces it, so a schema is best effort, not a guarantee.
 
+The same translation serves the token counting API (``POST {base_url}/v1/messages/count_tokens``,
+for the ``/v1/messages/count_tokens`` face): the Messages request without its generation
+settings, so the count is that of the request ``/v1/messages`` would send.
+
 Responses and streams are translated back to OpenAI chat completions; the
 prompt tokens reported to clients include cache reads and cache writes, as
 OpenAI's ``prompt_tokens`` includes cached tokens.
@@ -36,7 +40,7 @@ import orjson
 
 from hedge.config import ProviderConfig
 from hedge.errors import InvalidRequest, UpstreamError
-from hedge.providers.base import Capabilities, Translated, UpstreamRequest, Usage, token_count
+from hedge.providers.base import MAX_TOKENS, Capabilities, Translated, UpstreamRequest, Usage, token_count
 from hedge.providers.errors import load_object, upstream_error
 from hedge.providers.sse import DEFAULT_MAX_EVENT_BYTES, Event, SSETranslator, frame
 from hedge.wire.anthropic import FINISH_BY_STOP
@@ -47,6 +51,8 @@ MAX_TEMPERATURE = 1.0
 FINISH_REASONS = FINISH_BY_STOP
 
 _IMAGE_TYPES = {"image/jpeg", "image/png", "image/gif", "image/webp"}
+_COUNTED = ("model", "system", "messages", "tools", "tool_choice")
+"""What a token counting request keeps of a Messages request (its other fields are refused there)."""
 
 
 def finish_reason(stop_reason: Any) -> str:
@@ -86,6 +92,34 @@ class AnthropicAdapter:
     def chat_request(
         self, body: dict[str, Any], model: str, stream: bool, want_usage: bool
     ) -> UpstreamRequest:
+        out = self._message_request(body, model)
+        if stream:
+            out["stream"] = True
+        return UpstreamRequest(f"{self.base_url}/v1/messages", orjson.dumps(out), self._headers)
+
+    def count_tokens_request(self, body: dict[str, Any], model: str) -> UpstreamRequest:
+        """``POST /v1/messages/count_tokens`` for a chat body: the Messages request :meth:`chat_request`
+        would send, without the generation settings the token counting API refuses (``max_tokens``,
+        ``stop_sequences``, ``temperature``, ``top_p``, ``metadata``, ``stream``)."""
+        message = self._message_request(body, model)
+        out = {name: message[name] for name in _COUNTED if name in message}
+        return UpstreamRequest(f"{self.base_url}/v1/messages/count_tokens", orjson.dumps(out), self._headers)
+
+    def count_tokens_response(self, raw: bytes) -> int:
+        """The ``input_tokens`` of a token counting answer; anything else is the upstream's fault (502)."""
+        data = load_object(raw, self.name)
+        count = data.get("input_tokens")
+        if isinstance(count, bool) or not isinstance(count, int) or not 0 <= count <= MAX_TOKENS:
+            raise UpstreamError(
+                f"provider '{self.name}' sent a token count without valid input_tokens: {str(data)[:200]}",
+                status=502,
+                upstream_status=200,
+                code="upstream_bad_response",
+            )
+        return count
+
+    def _message_request(self, body: dict[str, Any], model: str) -> dict[str, Any]:
+        """The Messages request body (without ``stream``) for a client's chat body."""
         messages = body.get("messages")
         if not isinstance(messages, list) or not messages:
             raise InvalidRequest("'messages' must be a non-empty array", param="messages")
@@ -127,9 +161,7 @@ class AnthropicAdapter:
         user = body.get("user") or body.get("safety_identifier")
         if isinstance(user, str) and user:
             out["metadata"] = {"user_id": user}
-        if stream:
-            out["stream"] = True
-        return UpstreamRequest(f"{self.base_url}/v1/messages", orjson.dumps(out), self._headers)
+        return out
 
     # -- responses --------------------------------------------------------------------------------
 

@@ -26,8 +26,17 @@ _ERROR_TYPES = {**ERROR_TYPES, 503: "overloaded_error"}
 """Anthropic's error types, and the gateway's own 503 (nothing available) read as overloaded."""
 
 
+def error_type(status: int) -> str:
+    """Anthropic's ``error.type`` for an HTTP status: its table, else ``invalid_request_error`` for any
+    other 4xx (as its errors page says it does) and ``api_error`` for the rest."""
+    known = _ERROR_TYPES.get(status)
+    if known is not None:
+        return known
+    return "invalid_request_error" if 400 <= status < 500 else "api_error"
+
+
 def error_body(status: int, message: str) -> dict[str, Any]:
-    return {"type": "error", "error": {"type": _ERROR_TYPES.get(status, "api_error"), "message": message}}
+    return {"type": "error", "error": {"type": error_type(status), "message": message}}
 
 
 def _text_of(content: Any) -> str:
@@ -92,19 +101,40 @@ def _one_of(value: Any, where: str, allowed: tuple[str, ...]) -> None:
         raise _bad(where, f"Input should be {listed}")
 
 
-def validate_messages(body: dict[str, Any]) -> None:
+COUNT_REFUSES = (
+    "max_tokens",
+    "stream",
+    "stop_sequences",
+    "temperature",
+    "top_p",
+    "top_k",
+    "metadata",
+    "service_tier",
+)
+"""Messages fields that the token counting API (``/v1/messages/count_tokens``) refuses: its body is
+a Messages body without the generation settings, and an extra field is a 400 there
+(``max_tokens: Extra inputs are not permitted``)."""
+
+
+def validate_messages(body: dict[str, Any], *, counting: bool = False) -> None:
     """Type-check every field of a Messages request that translation reads, as Anthropic would.
 
     The client gets Anthropic's kind of 400 naming the field (``messages.0.content.1.source:
     Field required``) instead of a translation that trips over, say, a text block whose
-    ``text`` is a number.
+    ``text`` is a number. ``counting``: the body of a token counting request, which has no
+    ``max_tokens`` and refuses the generation settings (:data:`COUNT_REFUSES`).
     """
     model = _field(body, "model", "", str, required=True)
     if not model:
         raise _bad("model", "String should have at least 1 character")
-    max_tokens = _field(body, "max_tokens", "", int, required=True)
-    if max_tokens < 1:
-        raise _bad("max_tokens", "Input should be greater than or equal to 1")
+    if counting:
+        extra = next((name for name in COUNT_REFUSES if name in body), None)
+        if extra is not None:
+            raise _bad(extra, "Extra inputs are not permitted")
+    else:
+        max_tokens = _field(body, "max_tokens", "", int, required=True)
+        if max_tokens < 1:
+            raise _bad("max_tokens", "Input should be greater than or equal to 1")
     messages = _field(body, "messages", "", list, required=True)
     if not messages:
         raise _bad("messages", "List should have at least 1 item")
@@ -199,11 +229,14 @@ def _content_block(block: Any, where: str, nested: bool = False) -> None:
 # -- translation ------------------------------------------------------------------------------------------
 
 
-def to_openai(body: dict[str, Any]) -> dict[str, Any]:
-    """Translate an Anthropic Messages request body into an OpenAI chat completions body."""
-    validate_messages(body)
+def to_openai(body: dict[str, Any], *, counting: bool = False) -> dict[str, Any]:
+    """Translate an Anthropic Messages request body into an OpenAI chat completions body.
+
+    ``counting``: the body of a token counting request (no ``max_tokens``, see
+    :func:`validate_messages`); its translation has no ``max_tokens`` either.
+    """
+    validate_messages(body, counting=counting)
     model = body["model"]
-    max_tokens = body["max_tokens"]
     messages_in = body["messages"]
 
     messages: list[dict[str, Any]] = []
@@ -217,7 +250,9 @@ def to_openai(body: dict[str, Any]) -> dict[str, Any]:
         else:
             messages.extend(_user(content))
 
-    out: dict[str, Any] = {"model": model, "messages": messages, "max_tokens": max_tokens}
+    out: dict[str, Any] = {"model": model, "messages": messages}
+    if not counting:
+        out["max_tokens"] = body["max_tokens"]
     for src, dst in (("temperature", "temperature"), ("top_p", "top_p"), ("top_k", "top_k")):
         if body.get(src) is not None:
             out[dst] = body[src]
