@@ -95,6 +95,15 @@ class ProviderConfig(_Strict):
     must not take the gateway's memory)."""
     max_event_bytes: int = Field(16 * 1024 * 1024, ge=1024)
     """The most one stream event may hold; past it the stream fails (over, if nothing was sent yet)."""
+    responses_api: bool = False
+    """The upstream serves OpenAI's ``/responses`` itself (``openai`` style only): Responses API
+    requests routed to it are passed through instead of translated to chat completions."""
+
+    @model_validator(mode="after")
+    def _responses_api_is_openai(self) -> ProviderConfig:
+        if self.responses_api and self.style != "openai":
+            raise ValueError("responses_api: true needs style openai (the upstream's own /responses)")
+        return self
 
     @field_validator("base_url")
     @classmethod

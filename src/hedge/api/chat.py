@@ -22,6 +22,7 @@ from hedge.api.sse import SSEResponse, disconnected
 from hedge.api.validation import parse_json_object, validate_chat, validate_embeddings
 from hedge.cost.pricing import format_usd
 from hedge.errors import HedgeError, InvalidRequest
+from hedge.gateway.attempt import Native
 from hedge.gateway.pipeline import Completion, Exchange
 from hedge.gateway.runtime import Runtime
 from hedge.gateway.stream import Stream
@@ -50,11 +51,14 @@ Inbound = Callable[[dict[str, Any], VirtualKey | None], Awaitable[dict[str, Any]
 ``/v1/responses`` ...); it may look things up (e.g. a stored conversation) and raise a HedgeError."""
 
 
-async def receive(request: Request, endpoint: str, inbound: Inbound | None = None) -> tuple[Exchange, Result]:
+async def receive(
+    request: Request, endpoint: str, inbound: Inbound | None = None, native: Native | None = None
+) -> tuple[Exchange, Result]:
     """The whole request, up to what to render: auth, body, validation, then the pipeline.
 
     ``endpoint`` names the request in its record (``chat``, ``embeddings``, ``messages`` ...);
-    ``inbound`` translates another API's body into an OpenAI chat body first.
+    ``inbound`` translates another API's body into an OpenAI chat body first; ``native`` is that
+    body as it is, for deployments that serve its API themselves (see ``Exchange.serve``).
     """
     runtime = runtime_of(request)
     exchange = Exchange(runtime, endpoint, new_request_id(), request.headers)
@@ -81,7 +85,9 @@ async def receive(request: Request, endpoint: str, inbound: Inbound | None = Non
         exchange.broke(exc)
         raise
     try:
-        return exchange, await _unless_client_leaves(request, exchange.serve(body, key, tags, deadline))
+        return exchange, await _unless_client_leaves(
+            request, exchange.serve(body, key, tags, deadline, native)
+        )
     except _ClientGone:
         return exchange, None
     except HedgeError as exc:

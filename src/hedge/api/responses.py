@@ -41,6 +41,7 @@ from hedge.api.sse import SSEResponse
 from hedge.errors import HedgeError, InvalidRequest, StoreUnavailable
 from hedge.gateway.runtime import Runtime
 from hedge.gateway.stream import Stream
+from hedge.providers.openai_responses import Passthrough, ResponsesStream
 from hedge.providers.responses_inbound import ResponsesEvents, to_chat, to_response
 from hedge.store.db import is_store_error, warn_store_unavailable
 from hedge.store.responses import ResponseStore
@@ -69,6 +70,8 @@ class _Turn:
     """This request's input items, in stored form."""
     previous: list[dict[str, Any]] = field(default_factory=list)
     """The conversation before it (``previous_response_id``): earlier input and output items."""
+    passthrough: Passthrough | None = None
+    """The request as it is, for OpenAI-native upstreams (``responses_api: true``), if any exists."""
 
     async def inbound(self, body: dict[str, Any], key: VirtualKey | None) -> dict[str, Any]:
         previous_id = body.get("previous_response_id")
@@ -92,6 +95,13 @@ class _Turn:
             self.previous = stored.conversation
         chat, self.items = to_chat(body, self.previous)
         self.body = body
+        if self.passthrough is not None:
+            # The upstream knows neither the gateway's response ids nor its store: send the whole
+            # conversation, and keep nothing there (the gateway stores the answer itself).
+            native = {k: v for k, v in body.items() if k != "previous_response_id"}
+            native["input"] = [*self.previous, *self.items]
+            native["store"] = False
+            self.passthrough.body = native
         return chat
 
     async def keep(self, response: dict[str, Any], key_id: str | None) -> None:
@@ -108,8 +118,11 @@ class _Turn:
 
 
 async def create_response(request: Request) -> Response:
-    turn = _Turn(_store(runtime_of(request)), created_at=int(time.time()))
-    exchange, result = await receive(request, "responses", inbound=turn.inbound)
+    runtime = runtime_of(request)
+    turn = _Turn(_store(runtime), created_at=int(time.time()))
+    if any(p.responses_api for p in runtime.config.providers.values()):
+        turn.passthrough = Passthrough()
+    exchange, result = await receive(request, "responses", inbound=turn.inbound, native=turn.passthrough)
     rec = exchange.record
     rid = response_id(rec.request_id)
     if result is None:
@@ -119,9 +132,20 @@ async def create_response(request: Request) -> Response:
         if rec.attempts:
             response.headers.update(hedge_headers(rec))
         return response
+    if isinstance(result, Stream) and result.native:
+        return SSEResponse(result, hedge_headers(rec, result), PassthroughDialect(rid, turn, result))
     if isinstance(result, Stream):
         events = ResponsesEvents(turn.body, response_id=rid, created_at=turn.created_at)
         return SSEResponse(result, hedge_headers(rec, result), ResponsesDialect(events, turn))
+    if result.native:  # the upstream's own response object, under the gateway's id
+        out = orjson.loads(result.body)
+        out["id"] = rid
+        out["store"] = turn.body.get("store", True)
+        out["previous_response_id"] = turn.body.get("previous_response_id")
+        if isinstance(out.get("usage"), dict):
+            out["usage"]["hedge_cost_usd"] = round(result.cost_usd, 10)
+        await turn.keep(out, rec.key_id)
+        return Response(orjson.dumps(out), headers=hedge_headers(rec, result), media_type=JSON)
     out = to_response(
         orjson.loads(result.body),
         turn.body,
@@ -158,6 +182,35 @@ class ResponsesDialect:
         if self._events.response is not None:
             await self._turn.keep(self._events.response, stream.record.key_id)
         return b"".join(out)
+
+
+class PassthroughDialect:
+    """An OpenAI-native upstream's own Responses events, forwarded with the gateway's response id in
+    place of the upstream's; its final response is stored like a translated one."""
+
+    def __init__(self, response_id: str, turn: _Turn, stream: Stream) -> None:
+        self._ours = response_id.encode()
+        self._turn = turn
+        self._stream = stream
+
+    def events(self, events: list[bytes]) -> bytes:
+        out = b"".join(events)
+        translator = self._stream.translator
+        theirs = translator.upstream_id if isinstance(translator, ResponsesStream) else None
+        return out.replace(theirs.encode(), self._ours) if theirs else out
+
+    async def end(self, stream: Stream) -> bytes:
+        translator = stream.translator
+        final = translator.final if isinstance(translator, ResponsesStream) else None
+        if final is not None:
+            final = {**final, "id": self._ours.decode(), "store": self._turn.body.get("store", True)}
+            if stream.failure is None and isinstance(final.get("usage"), dict):
+                final["usage"] = {**final["usage"], "hedge_cost_usd": round(stream.record.cost_usd, 10)}
+            await self._turn.keep(final, stream.record.key_id)
+        if stream.failure is not None:
+            error = {"type": "error", "code": stream.failure.code, "message": stream.failure.message}
+            return b"event: error\ndata: " + orjson.dumps(error) + b"\n\n"
+        return b""
 
 
 # -- stored responses -------------------------------------------------------------------------------------

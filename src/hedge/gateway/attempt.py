@@ -11,17 +11,35 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
 from hedge.errors import HedgeError, UpstreamError
-from hedge.providers.base import StreamTranslator, Usage
+from hedge.providers.base import Adapter, StreamTranslator, Translated, UpstreamRequest, Usage
 from hedge.providers.capabilities import drop, unsupported
 from hedge.routing.deployment import Deployment
 from hedge.transport import Reply, Transport, network_error
 from hedge.wire.sse import event_data
+
+
+class Native(Protocol):
+    """A request some deployments take in the client's own API (e.g. the Responses API passed through
+    to an upstream that serves it), rather than translated to chat completions."""
+
+    def serves(self, adapter: Adapter) -> bool: ...
+
+    def request(self, adapter: Adapter, model: str, stream: bool) -> UpstreamRequest: ...
+
+    def answer(self, provider: str, raw: bytes) -> Translated: ...
+
+    def translator(self, adapter: Adapter) -> StreamTranslator: ...
+
+    def has_content(self, event: bytes) -> bool:
+        """Whether a stream event is past the preamble (the first token has arrived)."""
+        ...
 
 
 class InFlight:
@@ -109,6 +127,23 @@ async def complete(
     return Answer(translated.body, usage, latency)
 
 
+async def complete_native(transport: Transport, dep: Deployment, native: Native) -> Answer:
+    """Send the request in its own API to a deployment that serves it, and read the whole answer."""
+    upstream = native.request(dep.adapter, dep.model, False)
+    began = time.perf_counter()
+    flight = InFlight(dep)
+    latency: float | None = None
+    usage: Usage | None = None
+    try:
+        reply = await transport.send(dep.provider, upstream, dep.timeouts, dep.adapter.error)
+        translated = native.answer(dep.provider, await reply.read())
+        usage = translated.usage
+        latency = (time.perf_counter() - began) * 1000
+    finally:
+        flight.end(latency, None, usage.completion_tokens if usage is not None else None)
+    return Answer(translated.body, usage, latency)
+
+
 @dataclass(slots=True)
 class Opened:
     """A stream that has sent its first content: the upstream reply, still being read, and what
@@ -121,7 +156,12 @@ class Opened:
 
 
 async def open_stream(
-    transport: Transport, dep: Deployment, body: dict[str, Any], want_usage: bool, model: str | None = None
+    transport: Transport,
+    dep: Deployment,
+    body: dict[str, Any],
+    want_usage: bool,
+    model: str | None = None,
+    native: Native | None = None,
 ) -> Opened:
     """Send a (fitted) chat body as a stream and hold it back until its first content.
 
@@ -129,13 +169,21 @@ async def open_stream(
     over, invisibly to it. The time-to-first-token timeout, if set, bounds this phase.
     """
     model = model or dep.model
-    upstream = dep.adapter.chat_request(body, model, True, want_usage)
+    if native is not None:
+        upstream = native.request(dep.adapter, model, True)
+        content: Callable[[bytes], bool] = native.has_content
+    else:
+        upstream = dep.adapter.chat_request(body, model, True, want_usage)
+        content = _has_content
     flight = InFlight(dep)
     try:
         reply = await transport.send(dep.provider, upstream, dep.timeouts, dep.adapter.error)
-        translator = dep.adapter.stream_translator(model, want_usage)
+        if native is not None:
+            translator = native.translator(dep.adapter)
+        else:
+            translator = dep.adapter.stream_translator(model, want_usage)
         try:
-            first = await _first_events(reply, translator, dep)
+            first = await _first_events(reply, translator, dep, content)
         except BaseException:
             reply.close()
             raise
@@ -145,14 +193,16 @@ async def open_stream(
     return Opened(reply, translator, first, flight)
 
 
-async def _first_events(reply: Reply, translator: StreamTranslator, dep: Deployment) -> list[bytes]:
+async def _first_events(
+    reply: Reply, translator: StreamTranslator, dep: Deployment, content: Callable[[bytes], bool]
+) -> list[bytes]:
     held: list[bytes] = []
     try:
         async with asyncio.timeout(dep.timeouts.first_token):
             while data := await reply.piece():
                 events = translator.feed(data)
                 held.extend(events)
-                if any(_has_content(e) for e in events):
+                if any(content(e) for e in events):
                     return held
                 if translator.ended:
                     break

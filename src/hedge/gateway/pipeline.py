@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 from hedge.access.keys import VirtualKey
 from hedge.config import Price
 from hedge.errors import HedgeError, NoDeploymentAvailable, StoreUnavailable
-from hedge.gateway.attempt import complete, fit, open_stream
+from hedge.gateway.attempt import Native, complete, complete_native, fit, open_stream
 from hedge.gateway.booking import book, book_cache_hit
 from hedge.gateway.caching import cache_get, cache_put, cache_scope, cache_ttl
 from hedge.gateway.runtime import Runtime
@@ -53,12 +53,14 @@ class Completion:
     """``"hit"``: served from the response cache; ``"miss"``: cacheable, and now cached."""
     escalated: str | None = None
     """``"<reason> -> <alias>"`` when the first answer was escalated (and how that went)."""
+    native: bool = False
+    """The body is in the client's own API (a :class:`Native` request passed through), not chat."""
 
 
 class Exchange:
     """One request through the gateway, from its arrival to its one record."""
 
-    __slots__ = ("_key", "_recorded", "_trace", "endpoint", "kind", "record", "runtime", "started")
+    __slots__ = ("_key", "_native", "_recorded", "_trace", "endpoint", "kind", "record", "runtime", "started")
 
     def __init__(self, runtime: Runtime, endpoint: str, request_id: str, headers: Mapping[str, str]) -> None:
         self.runtime = runtime
@@ -75,6 +77,7 @@ class Exchange:
             tracer.start_request(self.record, headers) if tracer.enabled else None
         )
         self._key: VirtualKey | None = None
+        self._native: Native | None = None
         self._recorded = False
 
     @property
@@ -109,11 +112,17 @@ class Exchange:
         key: VirtualKey | None,
         tags: tuple[str, ...] = (),
         deadline_s: float | None = None,
+        native: Native | None = None,
     ) -> Completion | Stream:
         """Serve a validated request for ``key`` (``None``: the master key) within ``deadline_s``
-        (default ``resilience.request_timeout_s``); a stream's deadline ends at its first token."""
+        (default ``resilience.request_timeout_s``); a stream's deadline ends at its first token.
+
+        With ``native``, a deployment that serves the client's own API is sent the request as it is
+        (``body`` is still what every other deployment gets); such answers are neither cached nor
+        escalated, since both read chat completions."""
         runtime = self.runtime
         rec = self.record
+        self._native = native
         try:
             ctx = runtime.router.context(body, tags)
             if key is not None:
@@ -176,7 +185,7 @@ class Exchange:
         options = body.get("hedge") or {}
         baseline = alias.baseline_price
 
-        ttl = cache_ttl(alias.config.cache_ttl_s, options, stream)
+        ttl = None if self._native is not None else cache_ttl(alias.config.cache_ttl_s, options, stream)
         cache_id = None
         if ttl:
             scope = cache_scope(alias.config.cache_scope, rec.key_id, rec.team)
@@ -194,7 +203,7 @@ class Exchange:
         escalate = alias.config.escalate
         if escalate is not None and allowed is not None and escalate.to not in allowed:
             escalate = None  # a restricted key is never served by an alias outside its restriction
-        if escalate is not None and self.kind == "chat":
+        if escalate is not None and self.kind == "chat" and not done.native:
             reason = escalation_reason(done.body, body, escalate.when)
             if reason is not None:
                 done = await self._escalate(done, reason, escalate.to, whole, ctx, allowed)
@@ -225,12 +234,23 @@ class Exchange:
     ) -> tuple[dict[str, Any], list[str]]:
         """Fit the body to ``dep`` and take a slot of its upstream quota: then it counts as an attempt."""
         send, dropped = fit(dep, self.kind, body, options.get("on_unsupported"))
-        rec = self.record
-        rec.dropped_params = dropped
+        self.record.dropped_params = dropped
+        await self._count_attempt(dep)
+        return send, dropped
+
+    async def _count_attempt(self, dep: Deployment) -> None:
         await self.runtime.quotas.reserve(dep.id)
+        rec = self.record
         rec.attempts += 1
         rec.provider, rec.model = dep.provider, dep.model
-        return send, dropped
+
+    def _native_for(self, dep: Deployment) -> Native | None:
+        """The request in its own API, if ``dep`` serves that API natively."""
+        native = self._native
+        if native is not None and native.serves(dep.adapter):
+            self.record.dropped_params = []
+            return native
+        return None
 
     def _traced(self, dep: Deployment, sending: Awaitable[T]) -> Awaitable[T]:
         return sending if self._trace is None else self._trace.attempt(dep, sending)
@@ -245,7 +265,16 @@ class Exchange:
             book(self.record, answer.usage, dep.price_at(ctx.now), baseline)
             return Completion(answer.body, dep.provider, dep.model, self.record.cost_usd, dropped)
 
+        async def send_native(dep: Deployment, native: Native) -> Completion:
+            answer = await complete_native(runtime.transport, dep, native)
+            book(self.record, answer.usage, dep.price_at(ctx.now), baseline)
+            return Completion(answer.body, dep.provider, dep.model, self.record.cost_usd, native=True)
+
         async def attempt(dep: Deployment) -> Completion:
+            native = self._native_for(dep)
+            if native is not None:
+                await self._count_attempt(dep)
+                return await self._traced(dep, send_native(dep, native))
             fitted, dropped = await self._begin_attempt(dep, body, options)
             return await self._traced(dep, send(dep, fitted, dropped))
 
@@ -258,9 +287,15 @@ class Exchange:
         want_usage = bool((body.get("stream_options") or {}).get("include_usage"))
 
         async def attempt(dep: Deployment) -> Stream:
-            fitted, _ = await self._begin_attempt(dep, body, options)
+            native = self._native_for(dep)
+            if native is not None:
+                fitted = body
+                await self._count_attempt(dep)
+            else:
+                fitted, _ = await self._begin_attempt(dep, body, options)
             price = dep.price_at(ctx.now)
-            opened = await self._traced(dep, open_stream(runtime.transport, dep, fitted, want_usage))
+            opening = open_stream(runtime.transport, dep, fitted, want_usage, native=native)
+            opened = await self._traced(dep, opening)
             return Stream(
                 opened,
                 deployment=dep,
@@ -272,6 +307,7 @@ class Exchange:
                 prompt_estimate=ctx.prompt_tokens,
                 on_failure=runtime.failover.breaker(dep).failure,
                 finish=self._finish,
+                native=native is not None,
             )
 
         return attempt

@@ -26,7 +26,7 @@ from hedge.config import Price
 from hedge.errors import HedgeError, UpstreamError
 from hedge.gateway.attempt import Opened
 from hedge.gateway.booking import book
-from hedge.providers.base import Usage
+from hedge.providers.base import StreamTranslator, Usage
 from hedge.record import RequestRecord
 from hedge.routing.deployment import Deployment
 from hedge.store.bodies import BODY_LIMIT
@@ -51,8 +51,11 @@ class Stream:
         prompt_estimate: int,
         on_failure: Callable[[], None] | None,
         finish: Callable[[RequestRecord], None],
+        native: bool = False,
     ) -> None:
         self.deployment = deployment
+        self.native = native
+        """The events are in the client's own API (a request passed through), not chat chunks."""
         self.record = record
         self.failure: HedgeError | None = None
         """Why the upstream failed after the first token (``None``: it did not)."""
@@ -74,6 +77,11 @@ class Stream:
         self._closed = False
         self._kept: bytearray | None = bytearray() if record.request_body is not None else None
         """The stream as sent, when bodies are logged (up to the body log's limit)."""
+
+    @property
+    def translator(self) -> StreamTranslator:
+        """The upstream stream's translator: what it read of the stream's end (usage, final state)."""
+        return self._translator
 
     @property
     def provider(self) -> str:
@@ -132,6 +140,8 @@ class Stream:
         chunk (when the client asked for one) and ``[DONE]``."""
         if self.failure is not None:
             return self._keep([frame(self.failure.to_dict())])
+        if self.native:
+            return []  # the upstream's own last event has been forwarded already
         out = [frame(self.usage_chunk())] if self._want_usage else []
         out.append(DONE)
         return self._keep(out)

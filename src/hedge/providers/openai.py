@@ -47,6 +47,12 @@ class OpenAIAdapter:
             out["stream_options"] = options
         return UpstreamRequest(f"{self.base_url}/chat/completions", orjson.dumps(out), self._headers)
 
+    def responses_request(self, body: dict[str, Any], model: str, stream: bool) -> UpstreamRequest:
+        """A Responses API request passed through (``responses_api: true``): only ``model`` replaced."""
+        out = {**body, "model": model, "stream": stream}
+        out.pop("hedge", None)
+        return UpstreamRequest(f"{self.base_url}/responses", orjson.dumps(out), self._headers)
+
     def chat_response(self, raw: bytes, request: UpstreamRequest) -> Translated:
         data = load_object(raw, self.name)
         if "choices" not in data:
