@@ -10,11 +10,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from hedge.mock import anthropic_style, gemini_style, openai_style
+from hedge.mock import anthropic_style, gemini_style, openai_responses, openai_style
 from hedge.mock.state import Knobs, MockState
 
 STYLES: dict[str, Callable[[], list[Route]]] = {
-    "openai": openai_style.routes,
+    "openai": lambda: [*openai_style.routes(), *openai_responses.routes()],
     "anthropic": anthropic_style.routes,
     "gemini": gemini_style.routes,
 }
