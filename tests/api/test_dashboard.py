@@ -29,13 +29,13 @@ import pytest
 from conftest import MASTER_KEY, PG_BASE, Gateway, Mock, _drop_schema, _pg_schema, start_gateway, start_mock
 from hedge.access.keys import KeyStore
 from hedge.api.app import create_app
-from hedge.api.dashboard import read_conformance
+from hedge.api.dashboard import baseline_info, read_conformance
 from hedge.cli.net import free_port, serve_in_loop
 from hedge.config import parse_config
 from hedge.mock.server import create_mock_app
 from hedge.mock.state import Knobs
 from hedge.observe.logs import register_secrets
-from hedge.record import RequestRecord
+from hedge.record import Outcome, RequestRecord, RouteStep
 from hedge.store.analytics import Analytics, RequestFilter, auto_bucket, percentile
 from hedge.store.bodies import BODY_LIMIT, BodyLog, body_text
 from hedge.store.conformance import ConformanceRecord, JsonlResultStore
@@ -71,6 +71,16 @@ class Sent:
     key: str = "master key"
     attempts: int = 0
     cache_hit: bool = False
+    route: list[tuple[str, str]] = field(default_factory=list)
+    """``x-hedge-route`` as (deployment, reason) pairs: ``ok``, a skip, or a failure's error code."""
+
+    def attempts_on(self, deployment: str) -> tuple[int, int]:
+        """(served, failed) attempts on ``deployment`` as the route header tells them."""
+        skips = {o.value for o in Outcome if not o.attempted}
+        mine = [reason for target, reason in self.route if target == deployment]
+        served = sum(reason == "ok" for reason in mine)
+        failed = sum(reason not in skips and reason not in ("ok", "cancelled") for reason in mine)
+        return served, failed
 
     @property
     def baseline(self) -> float:
@@ -109,6 +119,13 @@ class Traffic:
             key="alice" if key else "master key",
             attempts=int(h.get("x-hedge-attempts", "0")),
             cache_hit=h.get("x-hedge-cache") == "hit",
+            route=[
+                (target, reason)
+                for target, _, reason in (
+                    step.rpartition("=") for step in h.get("x-hedge-route", "").split(", ")
+                )
+                if target
+            ],
         )
         if resp.status_code == 200:
             if stream:
@@ -215,7 +232,57 @@ def traffic(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Traffic]:
         flaky.stop()
 
 
-def get(t: Traffic, path: str, **params: Any) -> Any:
+@dataclass
+class FailingOver:
+    """A gateway without a baseline whose first deployment starts failing mid-run and fails over."""
+
+    gateway: Gateway
+    sent: list[Sent]
+    flaky_served: int
+    failed_over: int
+
+
+@pytest.fixture(scope="module")
+def failing_over(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FailingOver]:
+    logs = tmp_path_factory.mktemp("failing-over")
+    flaky = start_mock("openai", logs, "--seed", "3")
+    steady = start_mock("openai", logs, "--seed", "4")
+    config = {
+        "server": {"master_key": MASTER_KEY},
+        "providers": {
+            "flaky": {"style": "openai", "base_url": f"{flaky.url}/v1", "api_key": "sk-f"},
+            "steady": {"style": "openai", "base_url": f"{steady.url}/v1", "api_key": "sk-s"},
+        },
+        "models": {  # no alias has a baseline
+            "chat": {
+                "strategy": "ordered",
+                "deployments": [
+                    {"provider": "flaky", "model": "m1", "price": CHEAP_PRICE},
+                    {"provider": "steady", "model": "m2", "price": PREMIUM_PRICE},
+                ],
+            }
+        },
+        # The breaker stays closed, so every request tries flaky/m1 first.
+        "resilience": {"breaker": {"failures": 1000}, "backoff": {"base_ms": 1, "max_ms": 5}},
+        "state": {"dir": str(logs / "state"), "flush_interval_s": 0.2},
+    }
+    gw = start_gateway(config, logs)
+    try:
+        t = Traffic(gw, logs, "")
+        for i in range(3):
+            assert t.send("chat", f"flaky still answers {i}").provider == "flaky"
+        flaky.configure(fail_first=4, fail_status=503)
+        for i in range(4):
+            sent = t.send("chat", f"flaky fails, steady answers {i}")
+            assert (sent.status, sent.provider, sent.attempts) == (200, "steady", 2), sent
+        yield FailingOver(gw, t.sent, flaky_served=3, failed_over=4)
+    finally:
+        gw.stop()
+        flaky.stop()
+        steady.stop()
+
+
+def get(t: Traffic | FailingOver, path: str, **params: Any) -> Any:
     resp = httpx.get(f"{t.gateway.url}/admin/dashboard/{path}", params=params, headers=AUTH, timeout=10)
     assert resp.status_code == 200, resp.text
     return resp.json()
@@ -281,11 +348,17 @@ def test_latency_lists_each_deployment(traffic: Traffic) -> None:
     answered = Counter(f"{x.provider}/{x.model}" for x in traffic.sent if x.provider)
     assert set(deps) == set(answered) == {"cheap/small", "premium/big", "flaky/m1"}
     for name, d in deps.items():
-        assert d["requests"] == answered[name]
-        errors = sum(x.status >= 400 for x in traffic.sent if f"{x.provider}/{x.model}" == name)
-        assert d["errors"] == errors
-        assert d["error_rate"] == pytest.approx(errors / answered[name])
-    assert deps["flaky/m1"]["error_rate"] == 1.0
+        served = sum(x.attempts_on(name)[0] for x in traffic.sent)
+        failed = sum(x.attempts_on(name)[1] for x in traffic.sent)
+        assert (d["served"], d["failed_attempts"], d["cancelled_attempts"]) == (served, failed, 0), name
+        assert d["attempts"] == served + failed
+        assert d["failure_rate"] == pytest.approx(failed / (served + failed))
+    # Two requests of alias failover failed on flaky/m1 before cheap/small served them, and the
+    # request of alias broken failed there: three failed attempts, although only one request ended there.
+    assert (deps["flaky/m1"]["served"], deps["flaky/m1"]["failed_attempts"]) == (0, 3)
+    assert deps["flaky/m1"]["failure_rate"] == 1.0
+    assert deps["cheap/small"]["failed_attempts"] == 0
+    assert deps["cheap/small"]["failovers"] == 2, "it served both requests that failed over"
     assert deps["flaky/m1"]["latency_ms"]["p50"] is None, "only successful requests make latency percentiles"
     for name in ("cheap/small", "premium/big"):
         p = deps[name]["latency_ms"]
@@ -300,6 +373,70 @@ def test_latency_lists_each_deployment(traffic: Traffic) -> None:
     streams = Counter(f"{x.provider}/{x.model}" for x in traffic.sent if x.stream)
     for name, d in deps.items():
         assert d["ttft_samples"] == streams.get(name, 0)
+
+
+def test_failed_attempts_count_on_the_deployment_that_failed(failing_over: FailingOver) -> None:
+    """The ledger keeps each request's route: flaky/m1 shows the four attempts it failed, although
+    steady/m2 served those requests (the ledger's rows name only steady/m2)."""
+    t = failing_over
+    deps = {d["deployment"]: d for d in get(t, "latency", since="1h")["deployments"]}
+    assert set(deps) == {"flaky/m1", "steady/m2"}
+    flaky, steady = deps["flaky/m1"], deps["steady/m2"]
+    assert (flaky["served"], flaky["failed_attempts"]) == (t.flaky_served, t.failed_over) == (3, 4)
+    assert flaky["failure_rate"] == pytest.approx(4 / 7)
+    assert (steady["served"], steady["failed_attempts"]) == (t.failed_over, 0)
+    assert steady["failovers"] == 4 and flaky["failovers"] == 0
+    for name, d in deps.items():  # the API agrees with the x-hedge-route headers the client got
+        assert (d["served"], d["failed_attempts"]) == tuple(
+            sum(x.attempts_on(name)[i] for x in t.sent) for i in (0, 1)
+        )
+    assert get(t, "summary", since="1h")["failovers"] == 4
+    failed_over = next(x for x in t.sent if x.provider == "steady")
+    route = get(t, f"requests/{failed_over.request_id}")["route"]
+    assert [(s["target"], s["outcome"]) for s in route] == [("flaky/m1", "failed"), ("steady/m2", "ok")]
+
+
+def test_summary_says_when_no_baseline_is_configured(failing_over: FailingOver, traffic: Traffic) -> None:
+    s = get(failing_over, "summary", since="1h")
+    assert s["requests"] == 7 and s["baseline_requests"] == 0
+    assert s["baseline_configured"] is False and s["baselines"] == {}
+    assert s["no_baseline"]["reason"] == "not_configured"
+    assert s["no_baseline"]["message"] == "no baseline configured"
+    assert "baseline: <alias>" in s["no_baseline"]["hint"]
+    # With a baseline on alias chat, the savings are real and nothing is said.
+    priced = get(traffic, "summary", since="1h")
+    assert priced["baseline_configured"] is True and priced["baselines"] == {"chat": "yardstick"}
+    assert priced["no_baseline"] is None
+    assert priced["baseline_requests"] == sum(x.alias == "chat" and x.status == 200 for x in traffic.sent)
+
+
+def test_baseline_info_tells_an_unpriced_range_from_no_baseline() -> None:
+    def config(**chat: Any) -> Any:
+        deployments = [{"provider": "p", "model": "x"}]
+        models = {"chat": {"deployments": deployments, **chat}, "big": {"deployments": deployments}}
+        raw = {
+            "server": {"master_key": MASTER_KEY},
+            "providers": {"p": {"style": "openai", "base_url": "http://127.0.0.1:9/v1"}},
+            "models": models,
+        }
+        return parse_config(raw, "<test>")
+
+    priced, unpriced = config(baseline="big"), config()
+    assert (
+        baseline_info(unpriced, {"requests": 0, "baseline_requests": 0})["no_baseline"]["reason"]
+        == "not_configured"
+    )
+    # Traffic only on aliases without one, though alias chat has one: the range has nothing to compare.
+    none_in_range = baseline_info(priced, {"requests": 5, "baseline_requests": 0})["no_baseline"]
+    assert none_in_range["reason"] == "none_in_range" and "(chat)" in none_in_range["hint"]
+    assert baseline_info(priced, {"requests": 0, "baseline_requests": 0})["no_baseline"] is None
+    assert baseline_info(priced, {"requests": 5, "baseline_requests": 2}) == {
+        "baseline_configured": True,
+        "baselines": {"chat": "big"},
+        "no_baseline": None,
+    }
+    # Rows priced before the baseline was removed from the config still show their savings.
+    assert baseline_info(unpriced, {"requests": 5, "baseline_requests": 2})["no_baseline"] is None
 
 
 def test_breakers_show_the_open_one(traffic: Traffic) -> None:
@@ -452,7 +589,8 @@ async def _known_ledger(db: Database) -> str:
 
     cheap = {"provider": "cheap", "model": "small"}
     first = {"cost_usd": 0.001, "baseline_cost_usd": 0.01, "prompt_tokens": 10, "completion_tokens": 5}
-    ledger(rec(1, started_at=T0 + 5, **cheap, **first, latency_ms=100.0))
+    served = [RouteStep("cheap/small", Outcome.OK)]
+    ledger(rec(1, started_at=T0 + 5, **cheap, **first, latency_ms=100.0, route=served))
     premium = {"provider": "premium", "model": "big", "cost_usd": 0.01, "baseline_cost_usd": 0.01}
     ledger(
         rec(
@@ -465,12 +603,36 @@ async def _known_ledger(db: Database) -> str:
             attempts=2,
             key_id=key.id,
             alias="other",
+            route=[
+                RouteStep("cheap/small", Outcome.FAILED, "upstream_503"),
+                RouteStep("premium/big", Outcome.OK),
+            ],
         )
     )
     ledger(
-        rec(3, started_at=T0 + 70, **cheap, status=502, latency_ms=10.0, error="upstream 100% broken_thing")
+        rec(
+            3,
+            started_at=T0 + 70,
+            **cheap,
+            status=502,
+            latency_ms=10.0,
+            error="upstream 100% broken_thing",
+            route=[RouteStep("cheap/small", Outcome.FAILED, "upstream_error")],
+        )
     )
-    ledger(rec(4, started_at=T0 + 200, **cheap, cost_usd=0.002, latency_ms=300.0, cache_hit=True, attempts=0))
+    hit = [RouteStep("cache", Outcome.CACHE_HIT)]
+    ledger(
+        rec(
+            4,
+            started_at=T0 + 200,
+            **cheap,
+            cost_usd=0.002,
+            latency_ms=300.0,
+            cache_hit=True,
+            attempts=0,
+            route=hit,
+        )
+    )
     ledger(rec(5, started_at=T0 - 1000, provider="cheap", model="small", cost_usd=5.0))  # before the window
     await ledger.close()
     return key.id
@@ -508,8 +670,10 @@ async def test_analytics_latency_and_requests(db: Database) -> None:
     a = Analytics(db)
     lat = {d["deployment"]: d for d in (await a.latency(T0, T0 + 240))["deployments"]}
     cheap, premium = lat["cheap/small"], lat["premium/big"]
-    assert (cheap["requests"], cheap["errors"]) == (3, 1)
-    assert cheap["error_rate"] == pytest.approx(1 / 3)
+    assert (cheap["served"], cheap["failed_attempts"]) == (1, 2), "the cache served req_4, not cheap/small"
+    assert cheap["failure_rate"] == pytest.approx(2 / 3)
+    assert (premium["served"], premium["failed_attempts"], premium["failovers"]) == (1, 0, 1)
+    assert cheap["cost_usd"] == pytest.approx(0.003), "cost stays on the deployment the row names"
     assert cheap["latency_ms"] == {"p50": 200.0, "p95": 290.0, "p99": 298.0}, "the 502 is left out"
     assert cheap["ttft_ms"] == {"p50": None, "p95": None, "p99": None}
     assert premium["latency_ms"]["p99"] == 200.0 and premium["ttft_ms"]["p50"] == 50.0
@@ -545,6 +709,56 @@ async def test_analytics_latency_and_requests(db: Database) -> None:
     assert await a.request("req_none") is None
     facets = await a.facets(T0, T0 + 240)
     assert facets == {"provider": ["cheap", "premium"], "model": ["big", "small"], "alias": ["chat", "other"]}
+
+
+async def test_analytics_counts_each_deployments_attempts_from_the_routes(db: Database) -> None:
+    """Failed attempts count on the deployment that failed, whoever served the request; rows written
+    before routes were kept count by their deployment as they always did."""
+    ledger = Ledger(db, flush_interval_s=60)
+
+    def rec(i: int, route: list[RouteStep], **kw: Any) -> RequestRecord:
+        base: dict[str, Any] = {"started_at": T0 + i, "provider": "b", "model": "m", "attempts": len(route)}
+        return RequestRecord(f"req_{i}", "chat", "chat", route=route, **{**base, **kw})
+
+    a_failed, b_ok = RouteStep("a/m", Outcome.FAILED, "upstream_503"), RouteStep("b/m", Outcome.OK)
+    ledger(rec(1, [a_failed, b_ok]))  # a failed over to b
+    ledger(rec(2, [a_failed, RouteStep("a/m", Outcome.FAILED, "upstream_timeout"), b_ok]))
+    ledger(rec(3, [RouteStep("a/m", Outcome.CIRCUIT_OPEN), b_ok]))  # skipped: not an attempt
+    ledger(rec(4, [RouteStep("a/m", Outcome.OK)], provider="a", stream=True, status=502))  # broke mid-stream
+    ledger(rec(5, [RouteStep("a/m", Outcome.OK)], provider="a", stream=True, status=499))  # the client left
+    ledger(rec(6, [a_failed, RouteStep("b/m", Outcome.CANCELLED)], status=504))  # the deadline passed
+    ledger(rec(7, [RouteStep("a/m", Outcome.OK)], provider="a"))
+    ledger(
+        rec(
+            8,
+            [b_ok, RouteStep("c", Outcome.ESCALATED, "refusal"), RouteStep("c/m", Outcome.OK)],
+            provider="c",
+        )
+    )
+    await ledger.close()
+    for i, status in ((9, 200), (10, 500)):  # written before migration 5: no route
+        await db.execute(
+            "INSERT INTO hedge_requests (request_id, ts, provider, model, status, stream, prompt_tokens, "
+            "completion_tokens, cached_tokens, cost_usd, attempts, cache_hit) "
+            "VALUES (?, ?, 'a', 'm', ?, 0, 0, 0, 0, 0, 1, 0)",
+            [f"req_{i}", T0 + i, status],
+        )
+    deps = {d["deployment"]: d for d in (await Analytics(db).latency(T0, T0 + 240))["deployments"]}
+    got = {n: (d["served"], d["failed_attempts"], d["cancelled_attempts"]) for n, d in deps.items()}
+    assert got == {"a/m": (2, 6, 1), "b/m": (4, 0, 1), "c/m": (1, 0, 0)}
+    assert deps["a/m"]["failure_rate"] == pytest.approx(6 / 8), "cancelled attempts are no verdict"
+    assert [d["deployment"] for d in (await Analytics(db).latency(T0, T0 + 240))["deployments"]] == [
+        "a/m",
+        "b/m",
+        "c/m",
+    ], "most attempts first"
+    detail = await Analytics(db).request("req_1")
+    assert detail is not None and detail["route"] == [
+        {"target": "a/m", "outcome": "failed", "detail": "upstream_503"},
+        {"target": "b/m", "outcome": "ok", "detail": ""},
+    ]
+    old = await Analytics(db).request("req_9")
+    assert old is not None and old["route"] is None
 
 
 async def test_body_log(db: Database) -> None:
@@ -677,7 +891,11 @@ def test_demo_serve_keeps_the_dashboard_up(tmp_path: Path) -> None:
         headers = {"authorization": "Bearer sk-hedge-demo"}
         summary = httpx.get(f"http://127.0.0.1:{port}/admin/dashboard/summary", headers=headers).json()
         assert summary["requests"] == 24
-        assert summary["savings_usd"] > 0
+        assert summary["savings_usd"] > 0 and summary["no_baseline"] is None
+        latency = httpx.get(f"http://127.0.0.1:{port}/admin/dashboard/latency", headers=headers).json()
+        deps = latency["deployments"]
+        assert sum(d["served"] for d in deps) == summary["requests"] - summary["errors"], deps
+        assert sum(d["failed_attempts"] for d in deps) >= summary["failovers"], "each failover failed once"
         assert httpx.get(f"http://127.0.0.1:{port}/ui").status_code == 200
         proc.send_signal(signal.SIGINT)
         assert proc.wait(30) == (1 if summary["errors"] else 0), out.read_text()
@@ -723,6 +941,60 @@ def test_dashboard_in_a_browser(traffic: Traffic) -> None:
             pytest.skip(f"chromium could not be launched: {exc}")
         try:
             _drive_dashboard(browser, traffic, summary, series, latency)
+        finally:
+            browser.close()
+
+
+def test_failed_attempts_and_no_baseline_in_a_browser(failing_over: FailingOver) -> None:
+    from playwright import sync_api
+
+    executable = _chromium()
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_api.sync_playwright() as pw:
+        try:
+            browser = pw.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        except Exception as exc:
+            pytest.skip(f"chromium could not be launched: {exc}")
+        try:
+            errors: list[str] = []
+            ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
+            page = ctx.new_page()
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            page.goto(f"{failing_over.gateway.url}/ui")
+            page.fill("#login-key", MASTER_KEY)
+            page.click("#login-submit")
+            page.wait_for_selector("body[data-loaded]")
+
+            # The deployments table: served and failed attempts, from the routes.
+            def cells(deployment: str) -> list[str]:
+                row = page.locator(f'#table-latency tbody tr[data-deployment="{deployment}"]')
+                return row.locator("td").all_text_contents()[1:4]
+
+            assert cells("flaky/m1") == ["3", "4 (57.1%)", "0"]
+            assert cells("steady/m2") == ["4", "0", "0"]
+            assert page.locator("#table-latency tbody tr.has-failures").count() == 1
+
+            # No baseline: said so, with how to set one, instead of "$0.00 saved".
+            assert page.text_content("#savings-big") == "No baseline configured"
+            assert page.get_attribute("#savings-big", "data-baseline") == "not_configured"
+            assert page.text_content("#savings-pct") == ""
+            assert page.is_visible("#savings-hint")
+            assert "baseline: <alias>" in page.text_content("#savings-hint")
+            assert page.text_content("#kpi-savings") == "\N{EN DASH}"
+            assert page.text_content("#kpi-savings-sub") == "no baseline configured"
+            assert page.locator("svg[data-chart=savings]").count() == 0
+            assert "No baseline" in page.text_content("#chart-savings")
+            page.screenshot(path=str(ARTIFACTS / "failover-no-baseline.png"), full_page=True)
+
+            # The detail view shows the route.
+            steady = next(x for x in failing_over.sent if x.provider == "steady")
+            page.click(f'#table-log tbody tr[data-id="{steady.request_id}"]')
+            page.wait_for_selector("#detail", state="visible")
+            shown = ", ".join(f"{target}={reason}" for target, reason in steady.route)  # as x-hedge-route
+            assert shown.startswith("flaky/m1=") and shown.endswith(", steady/m2=ok")
+            assert "Route" + shown in page.text_content("#detail-fields")
+            ctx.close()
+            assert errors == [], errors
         finally:
             browser.close()
 

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 from conftest import PG_BASE, REDIS_URL, _drop_schema, _pg_schema
 from hedge.access.gate import Gate, period_bounds
 from hedge.access.keys import KeyStore
-from hedge.record import RequestRecord
+from hedge.record import Outcome, RequestRecord, RouteStep
+from hedge.store.analytics import Analytics
 from hedge.store.counters import Counters, MemoryCounters, RedisCounters
 from hedge.store.db import Database, connect
 from hedge.store.ledger import Ledger, parse_since
@@ -198,3 +201,59 @@ def test_budget_periods(period: str, when: str, start: str) -> None:
 @pytest.mark.parametrize(("text", "seconds"), [("7d", 7 * 86400), ("24h", 86400), ("30m", 1800), ("90s", 90)])
 def test_parse_since(text: str, seconds: int) -> None:
     assert parse_since(text, now=1e9) == 1e9 - seconds
+
+
+@pytest.mark.parametrize("dialect", ["sqlite", "postgresql"])
+async def test_migration_keeps_routes_and_old_rows_count_as_before(dialect: str, tmp_path: Path) -> None:
+    """Migration 5 adds the route; rows (and spooled rows) written before it count by their deployment."""
+    schema = None
+    if dialect == "sqlite":
+        url = f"sqlite:///{tmp_path / 'hedge.db'}"
+    else:
+        schema = await _pg_schema()
+        url = f"{PG_BASE}?search_path={schema}"
+    db = await connect(url)
+    try:
+        await db.migrate([m for m in MIGRATIONS if m[0] <= 4])  # a ledger written before routes were kept
+        now = time.time()
+        for request_id, status in (("old_ok", 200), ("old_failed", 503)):
+            await db.execute(
+                "INSERT INTO hedge_requests (request_id, ts, provider, model, status, stream, prompt_tokens, "
+                "completion_tokens, cached_tokens, cost_usd, attempts, cache_hit) "
+                "VALUES (?, ?, 'old', 'm', ?, 0, 1, 1, 0, 0.001, 1, 0)",
+                [request_id, now, status],
+            )
+        # A row the old version spooled (21 columns, no route) while the database was down, then died.
+        old_row = ["spooled_old", now, None, None, "chat", "chat", "old", "m", 200, 0, 1, 1, 0, 0.001]
+        old_row += [None, 5.0, None, 1, None, 0, None]
+        (tmp_path / "spool").mkdir()
+        (tmp_path / "spool" / "ledger-1-0ld0.jsonl").write_bytes(orjson.dumps(old_row) + b"\n")
+
+        await db.migrate(MIGRATIONS)
+        await db.migrate(MIGRATIONS)  # idempotent
+        ledger = Ledger(db, flush_interval_s=0.05, state_dir=tmp_path)
+        ledger.start()  # replays the old spool file
+        deadline = time.monotonic() + 10
+        while not await db.fetch("SELECT 1 FROM hedge_requests WHERE request_id = 'spooled_old'"):
+            assert time.monotonic() < deadline, "the old spool was not replayed"
+            await asyncio.sleep(0.02)
+        route = [RouteStep("new/a", Outcome.FAILED, "upstream_503"), RouteStep("new/b", Outcome.OK)]
+        ledger(_rec(1, provider="new", model="b", attempts=2, route=route))
+        ledger(_rec(2, provider=None, model=None, status=404))  # refused before routing: nothing tried
+        await ledger.close()
+
+        stored = {
+            r["request_id"]: r["route"]
+            for r in await db.fetch("SELECT request_id, route FROM hedge_requests")
+        }
+        assert stored["old_ok"] is None and stored["old_failed"] is None and stored["spooled_old"] is None
+        assert orjson.loads(stored["req_1"]) == [["new/a", "failed", "upstream_503"], ["new/b", "ok", ""]]
+        assert stored["req_2"] == "[]"
+
+        deps = {d["deployment"]: d for d in (await Analytics(db).latency(now - 60))["deployments"]}
+        counts = {name: (d["served"], d["failed_attempts"]) for name, d in deps.items()}
+        assert counts == {"old/m": (2, 1), "new/a": (0, 1), "new/b": (1, 0)}
+    finally:
+        await db.close()
+        if schema:
+            await _drop_schema(schema)

@@ -18,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from hedge.api.http import error_response, json_response, require_master, runtime_of, store_endpoint
+from hedge.config import Config
 from hedge.errors import HedgeError, InvalidRequest, NotFound
 from hedge.gateway.runtime import Runtime
 from hedge.store.analytics import TIMESERIES_GROUPS, Analytics, RequestFilter
@@ -98,11 +99,38 @@ def _int_param(request: Request, name: str, default: int, low: int, high: int) -
     return value
 
 
+NO_BASELINE_HINT = (
+    "Set 'baseline: <alias>' on an alias under 'models' in the config (for example "
+    "models.chat.baseline: premium): each of its requests is then also priced as if that alias had "
+    "served it, and the dashboard shows what routing saved against it."
+)
+
+
+def baseline_info(config: Config, summary: dict[str, Any]) -> dict[str, Any]:
+    """What the summary says about the baseline: the aliases that have one and, when the window's
+    savings mean nothing because no request in it was priced against one, why (``no_baseline``)."""
+    baselines = {name: m.baseline for name, m in config.models.items() if m.baseline}
+    note: dict[str, str] | None = None
+    if summary["baseline_requests"] == 0:
+        if not baselines:
+            note = {"reason": "not_configured", "message": "no baseline configured", "hint": NO_BASELINE_HINT}
+        elif summary["requests"]:
+            names = ", ".join(sorted(baselines))
+            note = {
+                "reason": "none_in_range",
+                "message": "no request in this range was priced against a baseline",
+                "hint": f"Only requests of aliases with a baseline ({names}) count. " + NO_BASELINE_HINT,
+            }
+    return {"baseline_configured": bool(baselines), "baselines": baselines, "no_baseline": note}
+
+
 @store_endpoint
 async def summary(request: Request) -> Response:
     try:
-        _, analytics = await _guard(request)
-        return json_response(await analytics.summary(*_since(request)))
+        runtime, analytics = await _guard(request)
+        data = await analytics.summary(*_since(request))
+        data.update(baseline_info(runtime.config, data))
+        return json_response(data)
     except HedgeError as exc:
         return error_response(exc)
 

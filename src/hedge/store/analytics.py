@@ -6,6 +6,13 @@ differences (integer division into time buckets) come from ``db.dialect``.
 Percentiles are computed in Python from the newest ``LATENCY_ROW_CAP`` rows of
 the window, so they cost the same on both databases and stay bounded as the
 ledger grows; counts and error rates are exact.
+
+Per deployment, attempts are counted from each request's route (the ``route``
+column, a JSON array of ``[target, outcome, detail]``), so a deployment that
+failed and was failed over shows its failed attempts although another one served
+the request. Rows written before the route was kept (``route`` NULL) count as
+they always did: one attempt on the deployment that served (or last tried) the
+request, served if the request succeeded, failed if not.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ from typing import Any
 
 import orjson
 
+from hedge.record import Outcome
 from hedge.store.db import Database
 
 LATENCY_ROW_CAP = 100_000
@@ -173,7 +181,56 @@ def _request_row(row: dict[str, Any]) -> dict[str, Any]:
         "tags": tags,
         "cache_hit": bool(row["cache_hit"]),
         "error": row["error"],
+        "route": _route_steps(row.get("route")),
     }
+
+
+def _route_steps(raw: Any) -> list[dict[str, str]] | None:
+    """The stored route as ``[{target, outcome, detail}]``; None for a row written before it was kept."""
+    if raw is None:
+        return None
+    try:
+        steps = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    return [
+        {"target": str(s[0]), "outcome": str(s[1]), "detail": str(s[2]) if len(s) > 2 else ""}
+        for s in steps
+        if isinstance(s, list) and len(s) >= 2
+    ]
+
+
+_STATUS_CLASS = "CASE WHEN r.status < 400 THEN 'ok' WHEN r.status = 499 THEN 'left' ELSE 'error' END"
+"""How the request ended: served, the client left (499), or failed."""
+
+
+def _attempt_kind(outcome: str, ended: str) -> str | None:
+    """What one step of a route says about its deployment: ``served``, ``failed``, ``cancelled``, or
+    None for a step that sent it nothing (a skip, the cache, an escalation).
+
+    ``ok`` is the deployment's answer (for a stream, its first token): it served unless the request
+    still ended in an error after it (a stream that broke mid-way counts as failed, one the client
+    left as cancelled). ``cancelled`` (the client left, or the request's deadline passed while the
+    attempt was in flight) is counted apart from the failures: it is no verdict on the deployment,
+    as failover tells its breaker nothing either.
+    """
+    if outcome == Outcome.OK:
+        return "served" if ended == "ok" else "cancelled" if ended == "left" else "failed"
+    if outcome == Outcome.FAILED:
+        return "failed"
+    if outcome == Outcome.CANCELLED:
+        return "cancelled"
+    return None
+
+
+@dataclass(slots=True)
+class _Attempts:
+    served: int = 0
+    failed: int = 0
+    cancelled: int = 0
+
+    def add(self, kind: str, n: int) -> None:
+        setattr(self, kind, getattr(self, kind) + n)
 
 
 class Analytics:
@@ -181,7 +238,12 @@ class Analytics:
         self.db = db
 
     async def summary(self, since: float, until: float | None = None) -> dict[str, Any]:
-        """Totals over every request in the window, failed ones included (their cost is what they cost)."""
+        """Totals over every request in the window, failed ones included (their cost is what they cost).
+
+        A request without a baseline (its alias has no ``baseline``) counts its own cost as the
+        baseline, so it saves nothing; ``baseline_requests`` says how many had one: with none, the
+        savings say nothing at all.
+        """
         where, args = RequestFilter(since, until).where()
         rows = await self.db.fetch(
             "SELECT COUNT(*) AS requests, "
@@ -191,6 +253,7 @@ class Analytics:
             "SUM(r.prompt_tokens) AS prompt_tokens, SUM(r.completion_tokens) AS completion_tokens, "
             "SUM(r.cached_tokens) AS cached_tokens, SUM(r.cost_usd) AS cost, "
             "SUM(COALESCE(r.baseline_cost_usd, r.cost_usd)) AS baseline, "
+            "COUNT(r.baseline_cost_usd) AS baseline_requests, "
             "AVG(r.latency_ms) AS avg_latency, MIN(r.ts) AS first_ts, MAX(r.ts) AS last_ts "
             f"FROM hedge_requests r WHERE {where}",
             args,
@@ -218,6 +281,7 @@ class Analytics:
             "baseline_cost_usd": _usd(baseline),
             "savings_usd": _usd(baseline - cost),
             "savings_rate": (baseline - cost) / baseline if baseline > 0 else 0.0,
+            "baseline_requests": _int(t["baseline_requests"]),
             "prompt_tokens": prompt,
             "completion_tokens": completion,
             "cached_tokens": _int(t["cached_tokens"]),
@@ -333,63 +397,101 @@ class Analytics:
     async def latency(
         self, since: float, until: float | None = None, row_cap: int = LATENCY_ROW_CAP
     ) -> dict[str, Any]:
-        """Per deployment that answered (provider/model): exact counts and error rate, sampled percentiles.
+        """Per deployment: its attempts (exact, from the routes), what it was paid (exact, on the
+        deployment that served) and sampled latency percentiles.
+
+        ``served`` counts the requests the deployment answered, ``failed_attempts`` the attempts it
+        failed (whether or not another deployment then served the request), ``cancelled_attempts``
+        those cut off by the client leaving or the deadline (see :func:`_attempt_kind`);
+        ``failure_rate`` is failed over failed plus served. ``failovers``, cost and tokens belong to
+        the deployment that served (or last tried) each request, like the ledger's rows.
 
         Latency percentiles are over successful requests (a failure's latency
         says how fast it failed, not how fast the deployment serves); time to
         first token over successful streams.
         """
         where, args = RequestFilter(since, until).where()
-        where += " AND r.provider IS NOT NULL"
+        answered = where + " AND r.provider IS NOT NULL"
         counts = await self.db.fetch(
-            "SELECT r.provider AS provider, r.model AS model, COUNT(*) AS requests, "
-            "SUM(CASE WHEN r.status >= 400 THEN 1 ELSE 0 END) AS errors, "
+            "SELECT r.provider AS provider, r.model AS model, "
             "SUM(CASE WHEN r.attempts > 1 THEN 1 ELSE 0 END) AS failovers, "
+            "SUM(CASE WHEN r.route IS NULL THEN 1 ELSE 0 END) AS unrouted, "
+            "SUM(CASE WHEN r.route IS NULL AND r.status >= 400 THEN 1 ELSE 0 END) AS unrouted_errors, "
             "SUM(r.cost_usd) AS cost, SUM(r.prompt_tokens) AS prompt_tokens, "
             "SUM(r.completion_tokens) AS completion_tokens "
-            f"FROM hedge_requests r WHERE {where} GROUP BY r.provider, r.model",
+            f"FROM hedge_requests r WHERE {answered} GROUP BY r.provider, r.model",
+            args,
+        )
+        if self.db.dialect == "sqlite":
+            steps = "json_each(r.route) AS s"
+            target, outcome = "json_extract(s.value, '$[0]')", "json_extract(s.value, '$[1]')"
+        else:
+            steps = "jsonb_array_elements(r.route::jsonb) AS s(value)"
+            target, outcome = "s.value->>0", "s.value->>1"
+        attempted = ", ".join(f"'{o.value}'" for o in Outcome if o.attempted)
+        routed = await self.db.fetch(
+            f"SELECT {target} AS target, {outcome} AS outcome, {_STATUS_CLASS} AS ended, COUNT(*) AS n "
+            f"FROM hedge_requests r, {steps} WHERE {where} AND r.route IS NOT NULL "
+            f"AND {outcome} IN ({attempted}) GROUP BY 1, 2, 3",
             args,
         )
         samples = await self.db.fetch(
             "SELECT r.provider AS provider, r.model AS model, r.latency_ms AS latency_ms, "
             "r.ttft_ms AS ttft_ms "
-            f"FROM hedge_requests r WHERE {where} AND r.status < 400 "
+            f"FROM hedge_requests r WHERE {answered} AND r.status < 400 "
             f"ORDER BY r.ts DESC LIMIT {int(row_cap)}",
             args,
         )
-        latencies: dict[tuple[str, str], list[float]] = {}
-        ttfts: dict[tuple[str, str], list[float]] = {}
-        for s in samples:
-            dep = (str(s["provider"]), str(s["model"]))
-            if s["latency_ms"] is not None:
-                latencies.setdefault(dep, []).append(float(s["latency_ms"]))
-            if s["ttft_ms"] is not None:
-                ttfts.setdefault(dep, []).append(float(s["ttft_ms"]))
-        out: list[dict[str, Any]] = []
+        latencies: dict[str, list[float]] = {}
+        ttfts: dict[str, list[float]] = {}
+        for row in samples:
+            dep = f"{row['provider']}/{row['model']}"
+            if row["latency_ms"] is not None:
+                latencies.setdefault(dep, []).append(float(row["latency_ms"]))
+            if row["ttft_ms"] is not None:
+                ttfts.setdefault(dep, []).append(float(row["ttft_ms"]))
+        attempts: dict[str, _Attempts] = {}
+        for row in routed:
+            kind = _attempt_kind(str(row["outcome"]), str(row["ended"]))
+            if kind is not None and row["target"] is not None:
+                attempts.setdefault(str(row["target"]), _Attempts()).add(kind, _int(row["n"]))
+        booked: dict[str, dict[str, Any]] = {}
         for c in counts:
-            dep = (str(c["provider"]), str(c["model"]))
+            dep = f"{c['provider']}/{c['model']}"
+            booked[dep] = c
+            unrouted, unrouted_errors = _int(c["unrouted"]), _int(c["unrouted_errors"])
+            if unrouted:  # written before routes were kept: one attempt on the row's deployment
+                a = attempts.setdefault(dep, _Attempts())
+                a.add("served", unrouted - unrouted_errors)
+                a.add("failed", unrouted_errors)
+        out: list[dict[str, Any]] = []
+        for dep in sorted(set(attempts) | set(booked)):
+            a = attempts.get(dep, _Attempts())
+            c = booked.get(dep, {})
+            provider, _, model = dep.partition("/")
             lat = sorted(latencies.get(dep, []))
             ttft = sorted(ttfts.get(dep, []))
-            requests, errors = _int(c["requests"]), _int(c["errors"])
             out.append(
                 {
-                    "deployment": f"{dep[0]}/{dep[1]}",
-                    "provider": dep[0],
-                    "model": dep[1],
-                    "requests": requests,
-                    "errors": errors,
-                    "error_rate": _rate(errors, requests),
-                    "failovers": _int(c["failovers"]),
-                    "cost_usd": _usd(_num(c["cost"])),
-                    "prompt_tokens": _int(c["prompt_tokens"]),
-                    "completion_tokens": _int(c["completion_tokens"]),
+                    "deployment": dep,
+                    "provider": provider,
+                    "model": model,
+                    "served": a.served,
+                    "failed_attempts": a.failed,
+                    "cancelled_attempts": a.cancelled,
+                    "attempts": a.served + a.failed + a.cancelled,
+                    "failure_rate": _rate(a.failed, a.failed + a.served),
+                    "failovers": _int(c.get("failovers")),
+                    "cost_usd": _usd(_num(c.get("cost"))),
+                    "prompt_tokens": _int(c.get("prompt_tokens")),
+                    "completion_tokens": _int(c.get("completion_tokens")),
                     "latency_samples": len(lat),
                     "latency_ms": {f"p{q}": _ms(percentile(lat, q / 100)) for q in (50, 95, 99)},
                     "ttft_samples": len(ttft),
                     "ttft_ms": {f"p{q}": _ms(percentile(ttft, q / 100)) for q in (50, 95, 99)},
                 }
             )
-        out.sort(key=lambda d: (-d["requests"], d["deployment"]))
+        out.sort(key=lambda d: (-d["attempts"], d["deployment"]))
         return {
             "since": since,
             "until": until if until is not None else time.time(),

@@ -10,6 +10,12 @@ rejects is quarantined without holding back the others (see
 :mod:`hedge.store.batch`). Rows are sanitized first: text without U+0000 and
 capped, integers inside their column's range, so no request's content can
 poison a batch.
+
+Each row keeps the request's route (``route``: a JSON array of ``[target, outcome,
+detail]``, see :class:`hedge.record.RouteStep`), written in the same INSERT, so the
+dashboard can count every deployment's attempts, not only the one that served. Rows
+written before it was kept have ``route`` NULL; a new row always has an array (``[]``
+when nothing was tried).
 """
 
 from __future__ import annotations
@@ -22,9 +28,10 @@ from typing import Any, Literal
 
 import orjson
 
-from hedge.record import RequestRecord
+from hedge.record import RequestRecord, RouteStep
 from hedge.store.batch import BatchWriter
 from hedge.store.db import Database
+from hedge.store.spool import Row
 from hedge.store.values import INT32, clamp_int, clean_float, clean_text
 
 log = logging.getLogger("hedge.ledger")
@@ -35,9 +42,12 @@ GROUPS: tuple[str, ...] = ("provider", "model", "alias", "key", "team", "tag", "
 _COLUMNS = (
     "request_id, ts, key_id, team, alias, endpoint, provider, model, status, stream, prompt_tokens, "
     "completion_tokens, cached_tokens, cost_usd, baseline_cost_usd, latency_ms, ttft_ms, attempts, tags, "
-    "cache_hit, error"
+    "cache_hit, error, route"
 )
-_INSERT = f"INSERT INTO hedge_requests ({_COLUMNS}) VALUES ({', '.join('?' * 21)}) ON CONFLICT DO NOTHING"
+_WIDTH = len(_COLUMNS.split(","))
+_INSERT = f"INSERT INTO hedge_requests ({_COLUMNS}) VALUES ({', '.join('?' * _WIDTH)}) ON CONFLICT DO NOTHING"
+_WIDTH_BEFORE_ROUTE = _WIDTH - 1
+"""Rows spooled by a version that did not keep the route have one column less."""
 
 
 ERROR_LIMIT = 500
@@ -45,12 +55,32 @@ TAG_LIMIT = 200
 MAX_TAGS = 64
 MAX_TOKENS = 2**48
 """Token counts are clamped to this: far beyond any real request, and a SUM of many still fits 64 bits."""
+MAX_ROUTE_STEPS = 256
+"""Steps kept of one route: beyond it the skips (which count as nothing) go first, then the oldest steps."""
+ROUTE_TEXT_LIMIT = 200
 
 
 def _tags(tags: frozenset[str]) -> str | None:
     """The tags as the JSON array ``by=tag`` reads: no U+0000 (jsonb rejects it), each capped, at most 64."""
     cleaned = sorted({t for t in (clean_text(tag, TAG_LIMIT) for tag in tags) if t})[:MAX_TAGS]
     return orjson.dumps(cleaned).decode() if cleaned else None
+
+
+def _route(route: list[RouteStep]) -> str:
+    """The route as the JSON array the dashboard reads: ``[[target, outcome, detail], ...]``, texts
+    without U+0000 (jsonb rejects it) and capped; ``[]`` for a request that tried nothing."""
+    if len(route) > MAX_ROUTE_STEPS:  # many deployments skipped round after round
+        route = [step for step in route if not step.outcome.skipped][-MAX_ROUTE_STEPS:]
+    return orjson.dumps(
+        [
+            [
+                clean_text(step.target, ROUTE_TEXT_LIMIT) or "",
+                str(step.outcome.value),
+                clean_text(step.detail, ROUTE_TEXT_LIMIT) or "",
+            ]
+            for step in route
+        ]
+    ).decode()
 
 
 def _row(r: RequestRecord) -> tuple[Any, ...]:
@@ -78,7 +108,13 @@ def _row(r: RequestRecord) -> tuple[Any, ...]:
         _tags(r.tags),
         int(bool(r.cache_hit)),
         clean_text(r.error, ERROR_LIMIT) or None,
+        _route(r.route),
     )
+
+
+def _with_route(row: Row) -> Row:
+    """A row spooled before the route was kept gets a NULL route: it counts as rows without one do."""
+    return (*row, None) if len(row) == _WIDTH_BEFORE_ROUTE else row
 
 
 @dataclass(slots=True)
@@ -131,6 +167,10 @@ class Ledger(BatchWriter[RequestRecord]):
 
     def __call__(self, record: RequestRecord) -> None:
         self.add(record)
+
+    async def _write(self, rows: list[Row]) -> int:
+        # Spool files outlive upgrades: rows an older version spooled are replayed with this INSERT.
+        return await super()._write([_with_route(row) for row in rows])
 
     async def spend(
         self, by: str, since: float, until: float | None = None

@@ -99,4 +99,16 @@ MIGRATIONS: list[tuple[int, list[Statement]]] = [
             "CREATE INDEX IF NOT EXISTS hedge_responses_created ON hedge_responses (created_at)",
         ],
     ),
+    (
+        5,
+        [
+            # Each request's route (hedge.record.RouteStep) as a JSON array of [target, outcome, detail]
+            # triples, so the dashboard can count per deployment the attempts that failed, not only the
+            # deployment that finally served. A column rather than a child table: the ledger stays one
+            # row per request, written by the same batched INSERT (and spooled, replayed and quarantined
+            # as one row). NULL on rows written before this migration; they count as they always did.
+            # A nullable column without a default: no table rewrite on either database.
+            "ALTER TABLE hedge_requests ADD COLUMN route TEXT",
+        ],
+    ),
 ]

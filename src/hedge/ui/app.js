@@ -318,7 +318,8 @@
         { name: "p99", cls: "lat99", value: fmtMs(d.latency_ms.p99) },
         { name: "TTFT p50", cls: "ttft50", value: fmtMs(d.ttft_ms.p50) },
         { name: "TTFT p95", cls: "ttft95", value: fmtMs(d.ttft_ms.p95) },
-        { name: "requests", value: fmtInt(d.requests) },
+        { name: "served", value: fmtInt(d.served) },
+        { name: "failed attempts", value: fmtInt(d.failed_attempts) },
       ]));
       hit.addEventListener("mouseleave", hideTooltip);
       g.append(hit);
@@ -341,10 +342,11 @@
   }
 
   function renderSummary(s) {
+    const none = s.no_baseline; // no request in the range was priced against a baseline: no savings to show
     setKpi("kpi-requests", s.requests, fmtInt(s.requests), fmtInt(s.streams) + " streamed");
-    setKpi("kpi-cost", s.cost_usd, fmtUsd(s.cost_usd), "baseline " + fmtUsd(s.baseline_cost_usd));
-    setKpi("kpi-savings", s.savings_usd, fmtUsd(s.savings_usd),
-      s.baseline_cost_usd > 0 ? fmtPct(s.savings_rate) + " of the baseline" : "no baseline configured");
+    setKpi("kpi-cost", s.cost_usd, fmtUsd(s.cost_usd), none ? "nothing to compare with" : "baseline " + fmtUsd(s.baseline_cost_usd));
+    if (none) setKpi("kpi-savings", "", "–", none.message);
+    else setKpi("kpi-savings", s.savings_usd, fmtUsd(s.savings_usd), fmtPct(s.savings_rate) + " of the baseline");
     setKpi("kpi-errors", s.error_rate, fmtPct(s.error_rate), fmtInt(s.errors) + " failed requests",
       s.error_rate >= 0.05 ? "bad" : s.error_rate > 0 ? "warn" : null);
     setKpi("kpi-failovers", s.failover_rate, fmtPct(s.failover_rate), fmtInt(s.failovers) + " needed more than one attempt",
@@ -352,11 +354,17 @@
     setKpi("kpi-cache", s.cache_hits, fmtInt(s.cache_hits), fmtPct(s.cache_hit_rate) + " of requests");
     setKpi("kpi-tokens", s.total_tokens, fmtCompact(s.total_tokens),
       fmtCompact(s.prompt_tokens) + " in · " + fmtCompact(s.completion_tokens) + " out");
-    $("savings-big").textContent = fmtUsd(s.savings_usd);
-    $("savings-big").dataset.value = String(s.savings_usd);
-    $("savings-pct").textContent = s.baseline_cost_usd > 0 ? fmtPct(s.savings_rate) + " saved" : "";
-    $("savings-note").textContent = "Spent " + fmtUsd(s.cost_usd) + " where the baseline models would have cost "
-      + fmtUsd(s.baseline_cost_usd) + ".";
+    const big = $("savings-big");
+    big.classList.toggle("none", Boolean(none));
+    big.dataset.baseline = none ? none.reason : "priced";
+    big.dataset.value = none ? "" : String(s.savings_usd);
+    big.textContent = none ? none.message.charAt(0).toUpperCase() + none.message.slice(1) : fmtUsd(s.savings_usd);
+    $("savings-pct").textContent = none ? "" : fmtPct(s.savings_rate) + " saved";
+    $("savings-note").textContent = none
+      ? "Spent " + fmtUsd(s.cost_usd) + "; there is nothing to compare it with."
+      : "Spent " + fmtUsd(s.cost_usd) + " where the baseline models would have cost " + fmtUsd(s.baseline_cost_usd) + ".";
+    $("savings-hint").textContent = none ? none.hint : "";
+    $("savings-hint").hidden = !none;
   }
 
   function groupLabel(name) { return name === "-" ? "(none)" : name; }
@@ -378,10 +386,10 @@
     legend($("legend-spend"), layers.map((l, i) => ({ name: l.name, color: l.color, value: fmtUsd(spent[i].total_cost_usd) })));
   }
 
-  function renderSavings(ts) {
+  function renderSavings(ts, summary) {
     const host = $("chart-savings");
-    if (!ts.series.length) {
-      empty(host, "No requests in this range yet.");
+    if (!ts.series.length || (summary && summary.no_baseline)) {
+      empty(host, ts.series.length ? "No baseline to compare the spend with." : "No requests in this range yet.");
       $("legend-savings").replaceChildren();
       return;
     }
@@ -442,13 +450,17 @@
     latencyChart($("chart-latency"), lat.deployments);
     const body = $("table-latency").tBodies[0];
     if (!lat.deployments.length) {
-      body.replaceChildren(h("tr", null, h("td", { class: "empty-row", colspan: 10, text: "No requests in this range yet." })));
+      body.replaceChildren(h("tr", null, h("td", { class: "empty-row", colspan: 11, text: "No requests in this range yet." })));
       return;
     }
-    body.replaceChildren(...lat.deployments.map((d) => h("tr", { dataset: { deployment: d.deployment } },
+    body.replaceChildren(...lat.deployments.map((d) => h("tr", {
+      class: d.failed_attempts ? "has-failures" : null,
+      dataset: { deployment: d.deployment, served: d.served, failed: d.failed_attempts, cancelled: d.cancelled_attempts },
+    },
       h("td", { text: d.deployment }),
-      h("td", { class: "num", text: fmtInt(d.requests) }),
-      h("td", { class: "num", text: fmtInt(d.errors) + " (" + fmtPct(d.error_rate) + ")" }),
+      h("td", { class: "num", text: fmtInt(d.served) }),
+      h("td", { class: "num", text: fmtInt(d.failed_attempts) + (d.failed_attempts ? " (" + fmtPct(d.failure_rate) + ")" : "") }),
+      h("td", { class: "num", text: fmtInt(d.cancelled_attempts) }),
       h("td", { class: "num", text: fmtMs(d.latency_ms.p50) }),
       h("td", { class: "num", text: fmtMs(d.latency_ms.p95) }),
       h("td", { class: "num", text: fmtMs(d.latency_ms.p99) }),
@@ -515,7 +527,7 @@
   function renderAll() {
     const d = state.data;
     if (d.summary) renderSummary(d.summary);
-    if (d.series) { renderSpend(d.series); renderSavings(d.series); renderTraffic(d.series); }
+    if (d.series) { renderSpend(d.series); renderSavings(d.series, d.summary); renderTraffic(d.series); }
     if (d.latency) renderLatency(d.latency);
     if (d.breakers) renderBreakers(d.breakers);
     if (d.conformance) renderConformance(d.conformance);
@@ -523,7 +535,7 @@
 
   function renderCharts() {
     const d = state.data;
-    if (d.series) { renderSpend(d.series); renderSavings(d.series); renderTraffic(d.series); }
+    if (d.series) { renderSpend(d.series); renderSavings(d.series, d.summary); renderTraffic(d.series); }
     if (d.latency) latencyChart($("chart-latency"), d.latency.deployments);
   }
 
@@ -601,6 +613,13 @@
       : pretty;
   }
 
+  // One step as x-hedge-route spells it: "provider/model=ok", "provider/model=<error code>", "cache=hit".
+  function routeStep(step) {
+    if (step.outcome === "cache_hit") return "cache=hit";
+    if (step.outcome === "escalated") return "escalate:" + step.detail + "->" + step.target;
+    return step.target + "=" + (step.outcome === "failed" ? step.detail : step.outcome);
+  }
+
   async function openDetail(id) {
     state.detailId = id;
     for (const tr of $("table-log").tBodies[0].rows) tr.classList.toggle("selected", tr.dataset.id === id);
@@ -621,6 +640,7 @@
       ["Latency", fmtMs(d.latency_ms)],
       ["Time to first token", fmtMs(d.ttft_ms)],
       ["Attempts", String(d.attempts)],
+      ["Route", d.route == null ? "not recorded (written before routes were kept)" : d.route.map(routeStep).join(", ")],
       ["Key", d.key_name || d.key_id || "–"],
       ["Team", d.team],
       ["Tags", d.tags.join(", ")],
