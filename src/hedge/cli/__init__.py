@@ -86,7 +86,9 @@ def _serve(args: argparse.Namespace) -> int:
 def _top(args: argparse.Namespace) -> int:
     from hedge.cli.top import run_top
 
-    return run_top(args.url, interval=args.interval, iterations=args.iterations, key=args.key)
+    return run_top(
+        args.url, interval=args.interval, iterations=args.iterations, key=args.key, fmt=args.format
+    )
 
 
 def _mock(args: argparse.Namespace) -> int:
@@ -154,6 +156,12 @@ def build_parser() -> argparse.ArgumentParser:
     top.add_argument("--interval", type=float, default=1.0, help="seconds between scrapes (default 1)")
     top.add_argument("--iterations", type=int, default=None, help="stop after N refreshes (default: run on)")
     top.add_argument("--key", default=None, help="bearer key, if the gateway protects /metrics")
+    top.add_argument(
+        "--format",
+        choices=["table", "json"],
+        default="table",
+        help="table (default), or one JSON object per refresh, a line each",
+    )
     top.set_defaults(func=_top)
 
     mock = sub.add_parser("mock", help="run a local mock upstream speaking a provider's wire format")

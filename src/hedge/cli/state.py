@@ -11,19 +11,24 @@ import argparse
 import asyncio
 import csv
 import io
+import math
 import sys
+import time
+from argparse import SUPPRESS
 from typing import Any
 
 import orjson
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
 from hedge.access.keys import KeyStore, VirtualKey
+from hedge.cli.tables import Col, fit_table
 from hedge.config import ConfigError, load_config
 from hedge.cost import catalogue
 from hedge.gateway.runtime import database_url
 from hedge.store.db import Database, connect
-from hedge.store.ledger import GROUPS, Ledger, parse_since
+from hedge.store.ledger import GROUPS, Ledger, SpendRow, parse_since
 from hedge.store.responses import ResponseStore
 from hedge.store.schema import MIGRATIONS
 
@@ -44,25 +49,63 @@ def _key_fields(args: argparse.Namespace) -> dict[str, Any]:
     return fields
 
 
-def _key_table(keys: list[VirtualKey], console: Console) -> None:
-    table = Table()
-    for col in ("id", "name", "team", "prefix", "models", "budget", "rpm", "tpm", "expires", "status"):
-        table.add_column(col)
+def amount(value: float) -> str:
+    """A number as written, never rounded away: thousands separated, no trailing zeros."""
+    if math.isfinite(value) and value == int(value) and abs(value) < 2**53:
+        return f"{int(value):,}"
+    return f"{value:,.12f}".rstrip("0").rstrip(".")
+
+
+def _status(k: VirtualKey, now: float) -> str:
+    if k.revoked_at:
+        return "revoked"
+    if k.expires_at is not None and k.expires_at <= now:
+        return "expired"
+    return "active"
+
+
+def _key_json(k: VirtualKey, now: float) -> dict[str, Any]:
+    """What ``--format json`` prints for a key: the admin API's fields, and the table's status."""
+    return {**k.public(), "status": _status(k, now)}
+
+
+# A key list must keep the id whole (it is what update and revoke take), its name and its status.
+# Left out first when narrow: the prefix (it only matches a secret you hold; the id names the key),
+# then the expiry (an expired key says so in status), the token and request rate limits, the team
+# (a reporting label), the models the key may use, and last its budget.
+KEY_COLUMNS = (
+    Col("id", "id"),
+    Col("name", squeeze=12),
+    Col("team", drop=5),
+    Col("prefix", "id", drop=1),
+    Col("models", drop=6),
+    Col("budget\nUSD", "number", drop=7, justify="right"),
+    Col("rpm", "number", drop=4, justify="right"),
+    Col("tpm", "number", drop=3, justify="right"),
+    Col("expires", drop=2),
+    Col("status", "id"),
+)
+
+
+def _key_table(keys: list[VirtualKey], console: Console, now: float) -> None:
+    rows = []
     for k in keys:
-        budget = f"{k.budget_usd:g} USD/{k.budget_period}" if k.budget_usd is not None else "-"
-        table.add_row(
-            k.id,
-            k.name,
-            k.team or "-",
-            k.key_prefix,
-            ",".join(k.models) if k.models else "all",
-            budget,
-            str(k.rpm or "-"),
-            str(k.tpm or "-"),
-            _when(k.expires_at),
-            "revoked" if k.revoked_at else "active",
+        budget = f"{amount(k.budget_usd)}/{k.budget_period}" if k.budget_usd is not None else "-"
+        rows.append(
+            [
+                k.id,
+                k.name,
+                k.team or "-",
+                k.key_prefix,
+                ", ".join(k.models) if k.models else "all",
+                budget,
+                amount(k.rpm) if k.rpm else "-",
+                amount(k.tpm) if k.tpm else "-",
+                _when(k.expires_at),
+                _status(k, now),
+            ]
         )
-    console.print(table)
+    console.print(fit_table(console.width, KEY_COLUMNS, rows), crop=False)
 
 
 def _when(ts: float | None) -> str:
@@ -77,21 +120,23 @@ async def _keys(args: argparse.Namespace) -> int:
     db = await _open(args.config)
     store = KeyStore(db)
     console = Console()
+    now = time.time()
+    json_out = args.format == "json"
     try:
         if args.keys_command == "create":
             key, secret = await store.create(_key_fields(args))
-            if args.json:
-                print(orjson.dumps({**key.public(), "key": secret}).decode())
+            if json_out:
+                print(orjson.dumps({**_key_json(key, now), "key": secret}).decode())
             else:
                 console.print(f"Created key [bold]{key.id}[/] ({key.name}). Its secret is shown only once:")
                 print(secret)
             return 0
         if args.keys_command == "list":
             keys = await store.list()
-            if args.json:
-                print(orjson.dumps([k.public() for k in keys]).decode())
+            if json_out:
+                print(orjson.dumps([_key_json(k, now) for k in keys]).decode())
             else:
-                _key_table(keys, console)
+                _key_table(keys, console, now)
             return 0
         if args.keys_command == "update":
             updated = await store.update(args.id, _key_fields(args))
@@ -100,10 +145,10 @@ async def _keys(args: argparse.Namespace) -> int:
         if updated is None:
             print(f"hedge: no key with id {args.id!r}", file=sys.stderr)
             return 1
-        if args.json:
-            print(orjson.dumps(updated.public()).decode())
+        if json_out:
+            print(orjson.dumps(_key_json(updated, now)).decode())
         else:
-            _key_table([updated], console)
+            _key_table([updated], console, now)
         return 0
     finally:
         await db.close()
@@ -134,31 +179,43 @@ async def _spend(args: argparse.Namespace) -> int:
             writer.writerow(r.to_dict())
         sys.stdout.write(out.getvalue())
     else:
-        table = Table(title=f"Spend by {args.by} since {args.since}")
-        for col in (
-            args.by,
-            "requests",
-            "input tok",
-            "output tok",
-            "cost USD",
-            "baseline USD",
-            "savings USD",
-        ):
-            table.add_column(col, justify="left" if col == args.by else "right")
-        for i, r in enumerate([*rows, total]):
-            if i == len(rows):
-                table.add_section()
-            table.add_row(
-                r.group,
-                str(r.requests),
-                str(r.input_tokens),
-                str(r.output_tokens),
-                f"{r.cost_usd:.6f}",
-                f"{r.baseline_cost_usd:.6f}",
-                f"{r.savings_usd:.6f}",
-            )
-        Console().print(table)
+        console = Console()
+        console.print(_spend_table(args.by, args.since, rows, total, console.width), crop=False)
     return 0
+
+
+def _spend_table(by: str, since: str, rows: list[SpendRow], total: SpendRow, width: int) -> Table:
+    # The group, what it cost and what it saved always show. Left out first when narrow: the
+    # baseline (cost plus savings), then the token counts, then the request count.
+    columns = (
+        Col(by, squeeze=16),
+        Col("requests", "number", drop=4, justify="right"),
+        Col("input\ntokens", "number", drop=2, justify="right"),
+        Col("output\ntokens", "number", drop=3, justify="right"),
+        Col("cost\nUSD", "number", justify="right"),
+        Col("baseline\nUSD", "number", drop=1, justify="right"),
+        Col("savings\nUSD", "number", justify="right"),
+    )
+
+    def cells(r: SpendRow) -> list[str]:
+        return [
+            r.group,
+            f"{r.requests:,}",
+            f"{r.input_tokens:,}",
+            f"{r.output_tokens:,}",
+            f"{r.cost_usd:,.6f}",
+            f"{r.baseline_cost_usd:,.6f}",
+            f"{r.savings_usd:,.6f}",
+        ]
+
+    return fit_table(
+        width,
+        columns,
+        [cells(r) for r in rows],
+        footer=cells(total),
+        title=f"Spend by {by} since {since}",
+        box=box.SIMPLE,
+    )
 
 
 async def _responses(args: argparse.Namespace) -> int:
@@ -198,13 +255,25 @@ def _prices(args: argparse.Namespace) -> int:
         prices = {m: p.model_dump() for m, p in sorted(cat.prices.items())}
         print(orjson.dumps({"version": cat.version, "source": cat.source, "models": prices}).decode())
         return 0
-    table = Table(title=f"Price catalogue {cat.version} ({cat.source}), USD per 1M tokens")
-    for col in ("model", "input", "output", "cached input"):
-        table.add_column(col, justify="left" if col == "model" else "right")
-    for model, price in sorted(cat.prices.items()):
-        cached = f"{price.cached_input:g}" if price.cached_input is not None else "-"
-        table.add_row(model, f"{price.input:g}", f"{price.output:g}", cached)
-    Console().print(table)
+    # The model name is copied into configs, so it is never cut; the cached-input price goes first.
+    columns = (
+        Col("model", "id"),
+        Col("input", "number", justify="right"),
+        Col("output", "number", justify="right"),
+        Col("cached\ninput", "number", drop=1, justify="right"),
+    )
+    rows = [
+        [
+            model,
+            amount(price.input),
+            amount(price.output),
+            amount(price.cached_input) if price.cached_input is not None else "-",
+        ]
+        for model, price in sorted(cat.prices.items())
+    ]
+    console = Console()
+    title = f"Price catalogue {cat.version} ({cat.source}), USD per 1M tokens"
+    console.print(fit_table(console.width, columns, rows, title=title), crop=False)
     return 0
 
 
@@ -226,7 +295,20 @@ def add_parsers(sub: Any) -> None:
 
     def common(p: argparse.ArgumentParser) -> None:
         p.add_argument("--config", required=True, help="the gateway's YAML config (names the state store)")
-        p.add_argument("--json", action="store_true", help="print JSON")
+        p.add_argument(
+            "--format",
+            choices=["table", "json"],
+            default="table",
+            help="table (default), or JSON: the key's fields (a list of them for list), with its status",
+        )
+        p.add_argument(
+            "--json",
+            dest="format",
+            action="store_const",
+            const="json",
+            default=SUPPRESS,
+            help="same as --format json",
+        )
 
     def limits(p: argparse.ArgumentParser) -> None:
         p.add_argument("--team")

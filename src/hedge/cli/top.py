@@ -10,17 +10,21 @@ estimated from the histogram buckets the way Prometheus's
 from __future__ import annotations
 
 import math
+import os
+import sys
 import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
+from typing import Any
 
+import orjson
 from prometheus_client.parser import text_string_to_metric_families
-from rich import box
 from rich.console import Console, Group, RenderableType
 from rich.live import Live
-from rich.table import Table
 from rich.text import Text
+
+from hedge.cli.tables import Col, fit_table
 
 Buckets = dict[float, float]
 """Upper bound ``le`` -> cumulative count."""
@@ -127,20 +131,36 @@ def _window_quantile(q: float, cur: Buckets, prev: Buckets | None) -> float | No
     return quantile(q, cur)
 
 
-def _seconds(value: float | None) -> str:
-    if value is None:
+def _ms(value: float | None) -> float | None:
+    return None if value is None else value * 1000
+
+
+def _seconds(ms: float | None) -> str:
+    if ms is None:
         return "-"
-    if value < 1:
-        return f"{value * 1000:.0f}ms"
-    return f"{value:.2f}s"
+    if ms < 1000:
+        return f"{ms:.0f}ms"
+    return f"{ms / 1000:.2f}s"
 
 
 def _usd(value: float) -> str:
     return f"${value:.6f}" if abs(value) < 1 else f"${value:,.2f}"
 
 
-def render(cur: Snapshot, prev: Snapshot | None, source: str, error: str | None = None) -> RenderableType:
-    """The view: a table per (alias, provider), the breakers, and a one-line summary."""
+def _fixed(value: float | None, digits: int = 1) -> str:
+    return "-" if value is None else f"{value:,.{digits}f}"
+
+
+def view(cur: Snapshot, prev: Snapshot | None) -> dict[str, Any]:
+    """One refresh's numbers: what the table shows, and what ``--format json`` prints.
+
+    ``rows``: one object per (alias, provider) with ``alias``, ``provider`` (null when the request
+    had none), ``requests_per_s``, ``error_pct``, ``p50_ms``, ``p95_ms``, ``ttft_p50_ms``,
+    ``tokens_per_s``, ``cost_usd_per_s`` (over the last interval; null when there is none yet),
+    and the lifetime ``requests``, ``cost_usd``, ``saved_usd`` and ``saved_pct``. ``breakers``: one
+    object per deployment with ``deployment``, ``state`` and ``cooling_down``. ``summary``: the
+    lifetime ``requests``, ``in_flight``, ``cost_usd``, ``baseline_usd`` and ``saved_usd``.
+    """
     dt = cur.at - prev.at if prev is not None else 0.0
 
     def per_second(now: float, before: float) -> float | None:
@@ -148,23 +168,8 @@ def render(cur: Snapshot, prev: Snapshot | None, source: str, error: str | None 
             return None
         return max(0.0, now - before) / dt
 
-    def rate(now: float, before: float) -> str:
-        value = per_second(now, before)
-        return "-" if value is None else f"{value:.1f}"
-
-    def usd_rate(now: float, before: float) -> str:
-        value = per_second(now, before)
-        return "-" if value is None else _usd(value)
-
-    table = Table(title=f"hedge top - {source}", expand=False, box=box.SIMPLE_HEAD)
-    for column in ("alias", "provider", "req/s", "err%", "p50", "p95", "ttft p50", "tok/s", "$/s"):
-        table.add_column(column, justify="left" if column in ("alias", "provider") else "right")
-    table.add_column("requests", justify="right")
-    table.add_column("cost", justify="right")
-    table.add_column("saved", justify="right")
-
-    total_cost = total_baseline = 0.0
-    total_requests = 0.0
+    rows: list[dict[str, Any]] = []
+    total_cost = total_baseline = total_requests = 0.0
     for (alias, provider), r in sorted(cur.rows.items()):
         p = prev.rows.get((alias, provider), Row()) if prev is not None else None
         before = p or Row()
@@ -172,42 +177,128 @@ def render(cur: Snapshot, prev: Snapshot | None, source: str, error: str | None 
         window_errors = r.errors - before.errors if p is not None else r.errors
         if window_requests <= 0:
             window_requests, window_errors = r.requests, r.errors
-        err = f"{100 * window_errors / window_requests:.1f}" if window_requests > 0 else "-"
-        tokens_now = r.input_tokens + r.output_tokens
-        tokens_before = before.input_tokens + before.output_tokens
         saved = r.baseline - r.cost
-        saved_pct = f" ({100 * saved / r.baseline:.0f}%)" if r.baseline > 0 else ""
-        table.add_row(
-            alias if alias != "none" else "(no alias)",
-            provider if provider != "none" else "-",
-            rate(r.requests, before.requests),
-            err,
-            _seconds(_window_quantile(0.5, r.latency, p.latency if p else None)),
-            _seconds(_window_quantile(0.95, r.latency, p.latency if p else None)),
-            _seconds(_window_quantile(0.5, r.ttft, p.ttft if p else None)),
-            rate(tokens_now, tokens_before),
-            usd_rate(r.cost, before.cost),
-            f"{r.requests:.0f}",
-            _usd(r.cost),
-            _usd(saved) + saved_pct,
+        rows.append(
+            {
+                "alias": alias if alias != "none" else None,
+                "provider": provider if provider != "none" else None,
+                "requests_per_s": per_second(r.requests, before.requests),
+                "error_pct": 100 * window_errors / window_requests if window_requests > 0 else None,
+                "p50_ms": _ms(_window_quantile(0.5, r.latency, p.latency if p else None)),
+                "p95_ms": _ms(_window_quantile(0.95, r.latency, p.latency if p else None)),
+                "ttft_p50_ms": _ms(_window_quantile(0.5, r.ttft, p.ttft if p else None)),
+                "tokens_per_s": per_second(
+                    r.input_tokens + r.output_tokens, before.input_tokens + before.output_tokens
+                ),
+                "cost_usd_per_s": per_second(r.cost, before.cost),
+                "requests": round(r.requests),
+                "cost_usd": r.cost,
+                "saved_usd": saved,
+                "saved_pct": 100 * saved / r.baseline if r.baseline > 0 else None,
+            }
         )
         total_cost += r.cost
         total_baseline += r.baseline
         total_requests += r.requests
+    breakers = [
+        {
+            "deployment": dep,
+            "state": STATE_NAMES.get(int(level), (str(level), ""))[0],
+            "cooling_down": bool(cur.cooling.get(dep)),
+        }
+        for dep, level in sorted(cur.breakers.items())
+    ]
+    summary = {
+        "requests": round(total_requests),
+        "in_flight": round(sum(cur.in_flight.values())),
+        "cost_usd": total_cost,
+        "baseline_usd": total_baseline,
+        "saved_usd": total_baseline - total_cost,
+    }
+    return {"rows": rows, "breakers": breakers, "summary": summary}
 
-    breakers = Table(title="breakers", expand=False, box=box.SIMPLE_HEAD)
-    breakers.add_column("deployment")
-    breakers.add_column("state")
-    breakers.add_column("cooling down")
-    for dep, level in sorted(cur.breakers.items()):
-        name, style = STATE_NAMES.get(int(level), (str(level), "white"))
-        breakers.add_row(dep, Text(name, style=style), "yes" if cur.cooling.get(dep) else "")
 
-    in_flight = sum(cur.in_flight.values())
-    saved = total_baseline - total_cost
+# Always shown: which alias and provider, how busy (req/s), how healthy (err%) and how fast (p50).
+# Left out first when narrow: the cost rate (tiny numbers; the lifetime cost column says more),
+# the token rate, the lifetime savings and request count (the summary line has their totals),
+# time to first token (streams only), then the lifetime cost, then p95.
+TOP_COLUMNS = (
+    Col("alias", squeeze=12),
+    Col("provider", squeeze=12),
+    Col("req/s", "number", justify="right"),
+    Col("err%", "number", justify="right"),
+    Col("p50", "number", justify="right"),
+    Col("p95", "number", drop=7, justify="right"),
+    Col("ttft\np50", "number", drop=5, justify="right"),
+    Col("tok/s", "number", drop=2, justify="right"),
+    Col("$/s", "number", drop=1, justify="right"),
+    Col("requests", "number", drop=4, justify="right"),
+    Col("cost", "number", drop=6, justify="right"),
+    Col("saved", "number", drop=3, justify="right"),
+)
+BREAKER_COLUMNS = (Col("deployment", "id"), Col("state", "id"), Col("cooling\ndown", "id", drop=1))
+
+
+def _packed(items: list[str], width: int, gap: str = "   ") -> str:
+    """``items`` on as few lines of at most ``width`` as they go, never breaking one."""
+    lines: list[str] = []
+    for item in items:
+        if lines and len(lines[-1]) + len(gap) + len(item) <= width:
+            lines[-1] += gap + item
+        else:
+            lines.append(item)
+    return "\n".join(lines)
+
+
+def render(
+    cur: Snapshot,
+    prev: Snapshot | None,
+    source: str,
+    error: str | None = None,
+    width: int = 160,
+) -> RenderableType:
+    """The view, ``width`` columns wide: a table per (alias, provider), the breakers, and a summary."""
+    data = view(cur, prev)
+    cells: list[list[str | Text]] = []
+    for r in data["rows"]:
+        saved_pct = f" ({r['saved_pct']:.0f}%)" if r["saved_pct"] is not None else ""
+        rate = r["cost_usd_per_s"]
+        cells.append(
+            [
+                r["alias"] or "(no alias)",
+                r["provider"] or "-",
+                _fixed(r["requests_per_s"]),
+                _fixed(r["error_pct"]),
+                _seconds(r["p50_ms"]),
+                _seconds(r["p95_ms"]),
+                _seconds(r["ttft_p50_ms"]),
+                _fixed(r["tokens_per_s"]),
+                "-" if rate is None else _usd(rate),
+                f"{r['requests']:,}",
+                _usd(r["cost_usd"]),
+                _usd(r["saved_usd"]) + saved_pct,
+            ]
+        )
+    table = fit_table(width, TOP_COLUMNS, cells, title=f"hedge top - {source}")
+    breaker_cells: list[list[str | Text]] = []
+    for b in data["breakers"]:
+        style = next((st for name, st in STATE_NAMES.values() if name == b["state"]), "white")
+        breaker_cells.append(
+            [b["deployment"], Text(b["state"], style=style), "yes" if b["cooling_down"] else ""]
+        )
+    breakers = fit_table(width, BREAKER_COLUMNS, breaker_cells, title="breakers")
+    s = data["summary"]
     summary = Text(
-        f"requests {total_requests:.0f}   in flight {in_flight:.0f}   cost {_usd(total_cost)}   "
-        f"baseline {_usd(total_baseline)}   saved {_usd(saved)}"
+        _packed(
+            [
+                f"requests {s['requests']:,}",
+                f"in flight {s['in_flight']:,}",
+                f"cost {_usd(s['cost_usd'])}",
+                f"baseline {_usd(s['baseline_usd'])}",
+                f"saved {_usd(s['saved_usd'])}",
+            ],
+            width,
+        )
     )
     parts: list[RenderableType] = [table, breakers, summary]
     if error:
@@ -231,12 +322,18 @@ def run_top(
     iterations: int | None = None,
     key: str | None = None,
     console: Console | None = None,
+    fmt: str = "table",
 ) -> int:
-    """Refresh every ``interval`` s, ``iterations`` times (forever if None); 1 if the last scrape failed."""
+    """Refresh every ``interval`` s, ``iterations`` times (forever if None); 1 if the last scrape failed.
+
+    ``fmt="json"`` prints one JSON object per refresh, a line each: ``source``, ``error`` (null, or
+    why the scrape failed; then ``rows`` and ``breakers`` are empty and ``summary`` null) and the
+    rest as :func:`view` describes.
+    """
     if console is None:
         console = Console()
-        if not console.is_terminal:
-            console.width = max(console.width, 160)  # piped: no terminal to fit, keep columns whole
+        if not console.is_terminal and "COLUMNS" not in os.environ:
+            console.width = max(console.width, 160)  # piped, width not given: keep every column
     metrics_url = url.rstrip("/") + "/metrics"
     interval = max(0.05, interval)
 
@@ -248,7 +345,8 @@ def run_top(
 
     prev, error = take()
     shown: RenderableType = Text("")
-    live = Live(console=console, auto_refresh=False) if console.is_terminal else None
+    json_out = fmt == "json"
+    live = Live(console=console, auto_refresh=False) if console.is_terminal and not json_out else None
     count = 0
     try:
         if live is not None:
@@ -256,8 +354,18 @@ def run_top(
         while iterations is None or count < iterations:
             time.sleep(interval)
             cur, error = take()
+            if json_out:
+                if cur is not None:
+                    doc: dict[str, Any] = {"source": metrics_url, "error": None, **view(cur, prev)}
+                    prev = cur
+                else:
+                    doc = {"source": metrics_url, "error": error, "rows": [], "breakers": [], "summary": None}
+                sys.stdout.write(orjson.dumps(doc).decode() + "\n")
+                sys.stdout.flush()
+                count += 1
+                continue
             if cur is not None:
-                shown = render(cur, prev, metrics_url)
+                shown = render(cur, prev, metrics_url, width=console.width)
                 prev = cur
                 frame = shown
             else:

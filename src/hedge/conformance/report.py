@@ -12,6 +12,7 @@ import xml.etree.ElementTree as ET
 from typing import Any
 
 from rich.console import Console, Group
+from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
@@ -51,45 +52,76 @@ def _header(case_id: str) -> str:
     return case_id.replace("-", "-\n")
 
 
-def _matrix_width(report: Report) -> int:
-    """Characters the deployments-by-cases matrix needs (cells padded by one space each side)."""
-    first = max([len("deployment"), *(len(d) for d in report.deployments)])
-    cases = sum(max(len(part) for part in _header(c.id).split("\n")) + 3 for c in report.cases)
-    return first + 3 + cases + len("latency") + 3 + len("$0.000000") + 3 + 1
+def _natural_width(renderable: Table) -> int:
+    """Characters ``renderable`` takes when nothing squeezes it."""
+    console = Console(width=100_000, file=io.StringIO(), color_system=None)
+    return Measurement.get(console, console.options, renderable).maximum
+
+
+def _wide(report: Report, number: dict[tuple[str, str], int]) -> Table:
+    """Deployments as rows, cases as columns, then latency and cost."""
+    by_dep = report.summary()["by_deployment"]
+    grid = Table(title="hedge check", title_justify="left", header_style="bold")
+    grid.add_column("deployment", no_wrap=True)
+    for case in report.cases:
+        grid.add_column(_header(case.id), justify="center", no_wrap=True)
+    grid.add_column("latency", justify="right", no_wrap=True)
+    grid.add_column("cost", justify="right", no_wrap=True)
+    for dep in report.deployments:
+        cells: list[Text | str] = [dep]
+        cells += [_cell(report.result(dep, c.id), number.get((dep, c.id))) for c in report.cases]
+        cells += [_ms(by_dep[dep]["latency_ms"]), _usd(by_dep[dep]["cost_usd"])]
+        grid.add_row(*cells)
+    return grid
+
+
+def _tall(report: Report, number: dict[tuple[str, str], int], deployments: list[str], title: str) -> Table:
+    """Cases as rows, ``deployments`` as columns (headed provider/ over model), latency and cost last."""
+    by_dep = report.summary()["by_deployment"]
+    grid = Table(title=title, title_justify="left", header_style="bold")
+    grid.add_column("case", no_wrap=True)
+    for dep in deployments:
+        # Folded, never cut, if one deployment alone is wider than the terminal.
+        grid.add_column(dep.replace("/", "/\n", 1), justify="center", overflow="fold")
+    for case in report.cases:
+        row: list[Text | str] = [case.id]
+        row += [_cell(report.result(dep, case.id), number.get((dep, case.id))) for dep in deployments]
+        grid.add_row(*row)
+    grid.add_section()
+    grid.add_row("latency", *(_ms(by_dep[dep]["latency_ms"]) for dep in deployments))
+    grid.add_row("cost", *(_usd(by_dep[dep]["cost_usd"]) for dep in deployments))
+    return grid
+
+
+def _tall_grids(report: Report, number: dict[tuple[str, str], int], width: int) -> list[Table]:
+    """As many deployments side by side as fit ``width``, in as many matrices as that takes."""
+    chunks: list[list[str]] = []
+    for dep in report.deployments:
+        if chunks and _natural_width(_tall(report, number, [*chunks[-1], dep], "")) <= width:
+            chunks[-1].append(dep)
+        else:
+            chunks.append([dep])
+    if len(chunks) == 1:
+        return [_tall(report, number, chunks[0], "hedge check")]
+    total = len(report.deployments)
+    grids, first = [], 1
+    for chunk in chunks:
+        last = first + len(chunk) - 1
+        span = f"deployment {first}" if first == last else f"deployments {first}-{last}"
+        grids.append(_tall(report, number, chunk, f"hedge check ({span} of {total})"))
+        first = last + 1
+    return grids
 
 
 def table(report: Report, width: int | None = None) -> Group:
     """The matrix: deployments as rows and cases as columns; if that is wider than ``width``,
-    cases as rows and deployments as columns, so it still reads in a narrow terminal."""
+    cases as rows and deployments as columns (in several matrices if they do not fit side by side),
+    so it still reads in a narrow terminal, with no deployment name or number cut."""
     notes = _notes(report)
     number = {(r.deployment, r.case): i + 1 for i, r in enumerate(notes)}
-    by_dep = report.summary()["by_deployment"]
-    grid = Table(title="hedge check", title_justify="left", header_style="bold")
-    if width is None or _matrix_width(report) <= width:
-        grid.add_column("deployment", no_wrap=True)
-        for case in report.cases:
-            grid.add_column(_header(case.id), justify="center", no_wrap=True)
-        grid.add_column("latency", justify="right", no_wrap=True)
-        grid.add_column("cost", justify="right", no_wrap=True)
-        for dep in report.deployments:
-            cells: list[Text | str] = [dep]
-            cells += [_cell(report.result(dep, c.id), number.get((dep, c.id))) for c in report.cases]
-            cells += [_ms(by_dep[dep]["latency_ms"]), _usd(by_dep[dep]["cost_usd"])]
-            grid.add_row(*cells)
-    else:
-        grid.add_column("case", no_wrap=True)
-        for dep in report.deployments:
-            grid.add_column(dep.replace("/", "/\n", 1), justify="center")
-        for case in report.cases:
-            row: list[Text | str] = [case.id]
-            row += [
-                _cell(report.result(dep, case.id), number.get((dep, case.id))) for dep in report.deployments
-            ]
-            grid.add_row(*row)
-        grid.add_section()
-        grid.add_row("latency", *(_ms(by_dep[dep]["latency_ms"]) for dep in report.deployments))
-        grid.add_row("cost", *(_usd(by_dep[dep]["cost_usd"]) for dep in report.deployments))
-    lines: list[Any] = [grid]
+    wide = _wide(report, number)
+    grids = [wide] if width is None or _natural_width(wide) <= width else _tall_grids(report, number, width)
+    lines: list[Any] = list(grids)
     for i, r in enumerate(notes, 1):
         style = "dim" if r.status == "skip" else ("red" if r.required else "yellow")
         label = r.status if r.status == "skip" or r.required else "fail (not required)"
@@ -116,7 +148,8 @@ def _cell(result: CaseResult | None, note: int | None) -> Text:
 
 def render_table(report: Report, width: int | None = None) -> str:
     """The table as plain text (for ``--output``): as wide as the matrix needs, unless ``width``."""
-    wide = _matrix_width(report) + 2
+    notes = _notes(report)
+    wide = _natural_width(_wide(report, {(r.deployment, r.case): i + 1 for i, r in enumerate(notes)})) + 2
     console = Console(width=width or wide, color_system=None, force_terminal=False, file=io.StringIO())
     console.print(table(report, width))
     assert isinstance(console.file, io.StringIO)
