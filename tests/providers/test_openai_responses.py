@@ -76,6 +76,15 @@ def test_a_whole_answer_must_be_a_response() -> None:
         passthrough.answer("p", orjson.dumps({"choices": []}))
 
 
+def test_an_error_answered_with_200_keeps_that_status_and_its_message() -> None:
+    """As the chat adapters report it: the provider's status was 200, and its message is the news."""
+    body = {"error": {"message": "model overloaded", "type": "server_error"}}
+    with pytest.raises(UpstreamError) as caught:
+        Passthrough().answer("p", orjson.dumps(body))
+    assert caught.value.status == 502 and caught.value.upstream_status == 200
+    assert caught.value.code == "upstream_bad_response" and "model overloaded" in caught.value.message
+
+
 def test_only_openai_style_providers_serve_the_responses_api() -> None:
     def config(provider: dict[str, Any]) -> dict[str, Any]:
         return {

@@ -62,9 +62,13 @@ class Passthrough:
         """A whole response, checked to be one, and its usage."""
         data = load_object(raw, provider)
         if data.get("object") != "response" or not isinstance(data.get("output"), list):
+            err = data.get("error")
+            said = err.get("message") if isinstance(err, dict) else err
             raise UpstreamError(
-                f"provider '{provider}' answered 200 without a response object",
+                f"provider '{provider}' answered 200 without a response object"
+                + (f": {str(said)[:400]}" if said else ""),
                 status=502,
+                upstream_status=200,
                 code="upstream_bad_response",
             )
         return Translated(raw, usage_of(data))
