@@ -7,6 +7,7 @@ itself runs in-process through ``hedge.cli.main`` (one test runs the real
 
 from __future__ import annotations
 
+import copy
 import json
 import subprocess
 import sys
@@ -25,31 +26,35 @@ from hedge.conformance.suite import load_cases
 from hedge.store.conformance import JsonlResultStore
 
 BUILTIN = [c.id for c in load_cases()]
-STREAM_CASES = {"stream", "stream-usage", "stream-tools", "stream-unicode"}
+CHAT_STREAM_CASES = {"stream", "stream-usage", "stream-tools", "stream-unicode"}
+STREAM_CASES = {*CHAT_STREAM_CASES, "responses-stream"}
 NON_STREAM_CASES = set(BUILTIN) - STREAM_CASES
+RESPONSES_CASES = {c.id for c in load_cases() if c.api == "responses"}
 
 # The deployments, by provider name: (mock key, style, upstream model).
 MODELS = {"openai": "gpt-4o", "anthropic": "claude-sonnet-4", "gemini": "gemini-2.5-flash"}
 
-# quirk -> (the cases it must fail, a phrase from the reason of the first of them)
+# quirk -> (the cases it must fail, a phrase from the reason of the first of them). The Responses
+# cases fail the same way whether the request is translated to chat or passed through to the mock's
+# own /v1/responses; the chat stream's role chunk never reaches a Responses client.
 OPENAI_QUIRKS: dict[str, tuple[set[str], str]] = {
     "ignore-stop": ({"stop"}, "content contains 'three'"),
     "stop-included": ({"stop"}, "content contains 'three'"),
-    "no-stream-usage": ({"stream-usage"}, "reported no usage in the stream"),
+    "no-stream-usage": ({"stream-usage", "responses-stream"}, "reported no usage in the stream"),
     "tool-args-object": (
-        {"tool-call", "parallel-tools", "stream-tools"},
+        {"tool-call", "parallel-tools", "stream-tools", "responses-function-call"},
         "are a JSON object, not a string holding JSON",
     ),
-    "drop-system": ({"system", "multi-turn"}, "does not match /HELLO WORLD/"),
-    "no-role-in-first-chunk": (STREAM_CASES, "has no role 'assistant'"),
+    "drop-system": ({"system", "multi-turn", "responses-instructions"}, "does not match /HELLO WORLD/"),
+    "no-role-in-first-chunk": (CHAT_STREAM_CASES, "has no role 'assistant'"),
     "error-as-200": (NON_STREAM_CASES, "upstream 200"),
 }
 # Quirks that reach a client through the native adapters (the others are normalised by design).
 NATIVE_QUIRKS: dict[str, set[str]] = {
     "ignore-stop": {"stop"},
     "stop-included": {"stop"},
-    "no-stream-usage": {"stream-usage"},
-    "drop-system": {"system", "multi-turn"},
+    "no-stream-usage": {"stream-usage", "responses-stream"},
+    "drop-system": {"system", "multi-turn", "responses-instructions"},
     "error-as-200": NON_STREAM_CASES,
 }
 
@@ -70,12 +75,16 @@ def mocks(logs: Path) -> Iterator[dict[str, Mock]]:
 
 
 def config_for(tmp_path: Path, providers: dict[str, tuple[Mock, str]], **price: float) -> Path:
-    """A config with one provider per entry (name -> (mock, style)) and one alias over all of them."""
+    """A config with one provider per entry (name -> (mock, style)) and one alias over all of them;
+    style ``openai-native`` is an openai provider with ``responses_api: true``."""
     config: dict[str, Any] = {"server": {"master_key": MASTER_KEY}, "providers": {}, "models": {}}
     deployments = []
-    for name, (mock, style) in providers.items():
+    for name, (mock, given) in providers.items():
+        style = given.removesuffix("-native")
         base = f"{mock.url}/v1" if style == "openai" else mock.url
         config["providers"][name] = {"style": style, "base_url": base, "api_key": "sk-x"}
+        if given == "openai-native":
+            config["providers"][name]["responses_api"] = True
         deployments.append(
             {"provider": name, "model": MODELS[style], "price": price or {"input": 2.0, "output": 8.0}}
         )
@@ -116,6 +125,7 @@ def by_status(data: dict[str, Any], status: str) -> dict[tuple[str, str], str]:
 def test_clean_mocks_of_every_style_pass_every_case(
     mocks: dict[str, Mock], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """The Responses cases among them, translated to each style's own API."""
     config = config_for(tmp_path, {style: (mocks[style], style) for style in MODELS})
     cases = write_cases(tmp_path, [CONTEXT_WINDOWS])
     code, data = check_json(capsys, config, tmp_path, "--all", "--cases", str(cases))
@@ -178,15 +188,21 @@ def test_long_context_fails_when_the_prompt_is_not_fully_counted(
 def test_each_openai_quirk_is_caught(
     quirk: str, mocks: dict[str, Mock], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    config = config_for(tmp_path, {"quirky": (mocks[f"quirk:{quirk}"], "openai")})
+    """On a deployment whose Responses requests are translated to chat, and on one that serves them
+    itself (``responses_api: true``) alike."""
+    mock = mocks[f"quirk:{quirk}"]
+    config = config_for(tmp_path, {"quirky": (mock, "openai"), "native": (mock, "openai-native")})
     cases = write_cases(tmp_path, [CONTEXT_WINDOWS])
     code, data = check_json(capsys, config, tmp_path, "--all", "--cases", str(cases))
     expected, phrase = OPENAI_QUIRKS[quirk]
-    failed = {case: reason for (_, case), reason in by_status(data, "fail").items()}
     assert code == 1
-    assert set(failed) == expected
-    assert any(phrase in reason for reason in failed.values()), failed
-    assert data["summary"]["required_failed"] == len(expected)
+    for deployment in ("quirky/gpt-4o", "native/gpt-4o"):
+        failed = {
+            case: reason for (dep, case), reason in by_status(data, "fail").items() if dep == deployment
+        }
+        assert set(failed) == expected, deployment
+        assert any(phrase in reason for reason in failed.values()), failed
+    assert data["summary"]["required_failed"] == 2 * len(expected)
 
 
 def test_error_as_200_is_caught_by_the_error_cases(
@@ -213,7 +229,8 @@ def test_native_style_quirks_are_caught(
             code, data = check_json(capsys, config, tmp_path, "--all", "--cases", str(cases))
             failed = {case for (_, case) in by_status(data, "fail")}
             if style == "anthropic" and quirk == "drop-system":
-                expected = expected | {"json-mode", "json-schema"}  # JSON mode is a system instruction
+                # JSON mode is a system instruction
+                expected = expected | {"json-mode", "json-schema", "responses-json-schema"}
             if style == "anthropic":
                 expected = expected - {"n"}  # skipped: no n > 1
             assert code == 1, quirk
@@ -282,6 +299,86 @@ def test_user_cases_can_pass_and_fail(
     assert code == 0
     assert data["results"][0]["status"] == "fail"
     assert data["summary"]["required_failed"] == 0
+
+
+def test_responses_cases_pass_on_a_provider_that_serves_the_responses_api(
+    mocks: dict[str, Mock], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``responses_api: true``: the cases' requests are passed through to the mock's own /v1/responses."""
+    mock = mocks["openai"]
+    before = mock.stats()["by_path"]
+    config = config_for(tmp_path, {"native": (mock, "openai-native")})
+    code, data = check_json(capsys, config, tmp_path, "--all", "--only", ",".join(sorted(RESPONSES_CASES)))
+    assert code == 0, by_status(data, "fail")
+    assert {r["case"]: r["status"] for r in data["results"]} == dict.fromkeys(RESPONSES_CASES, "pass")
+    after = mock.stats()["by_path"]
+    # One request per case, and one more for the function call round trip's second step; no chat.
+    assert after["/v1/responses"] - before.get("/v1/responses", 0) == len(RESPONSES_CASES) + 1
+    assert after.get("/v1/chat/completions") == before.get("/v1/chat/completions")
+
+
+WEATHER_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+    },
+}
+CHAT_ROUND_TRIP = {
+    "id": "chat-round-trip",
+    "requires": ["tools"],
+    "request": {
+        "messages": [{"role": "user", "content": "What is the weather in Paris? Use get_weather."}],
+        "tools": [WEATHER_TOOL],
+    },
+    "expect": [{"finish_reason": "tool_calls"}, {"tool_calls": {"count": 1, "names": ["get_weather"]}}],
+    "steps": [
+        {
+            "request": {
+                "messages": [{"role": "tool", "tool_call_id": "$call_id", "content": '{"temp_c": 21}'}],
+                "tools": [WEATHER_TOOL],
+            },
+            "expect": [{"finish_reason": "stop"}, {"content": {"regex": "21"}}],
+        }
+    ],
+}
+
+
+def test_steps_continue_the_conversation(
+    mocks: dict[str, Mock], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A chat case's step is sent after the earlier messages and the assistant's tool call; a Responses
+    case's step after the earlier items; a failing step is named; so is a call that is not there."""
+    builtin = next(c for c in load_cases() if c.id == "responses-function-call").model_dump(exclude_none=True)
+    (step,) = builtin["steps"]
+    wrong_answer = {
+        **builtin,
+        "id": "responses-wrong-step",
+        "steps": [{**step, "expect": [{"content": {"contains": "apple"}}]}],
+    }
+    no_such_call = copy.deepcopy({**builtin, "id": "responses-no-such-call"})
+    no_such_call["steps"][0]["request"]["input"][0]["call_id"] = "$call_id[1]"
+    wrong_first = {**builtin, "id": "responses-wrong-first", "expect": [{"tool_calls": {"count": 2}}]}
+    cases = write_cases(tmp_path, [CHAT_ROUND_TRIP, wrong_answer, no_such_call, wrong_first])
+    providers = {style: (mocks[style], style) for style in MODELS}
+    config = config_for(tmp_path, {**providers, "native": (mocks["openai"], "openai-native")})
+    code, data = check_json(capsys, config, tmp_path, "--all", "--cases", str(cases), "--no-builtin")
+    assert code == 1
+    results = {
+        (r["deployment"].split("/")[0], r["case"]): (r["status"], r["reason"]) for r in data["results"]
+    }
+    for provider in [*MODELS, "native"]:
+        assert results[provider, "chat-round-trip"] == ("pass", "")
+        status, reason = results[provider, "responses-wrong-step"]
+        assert (
+            status == "fail" and reason.startswith("step 2: content '") and reason.endswith("lacks 'apple'")
+        )
+        assert "the tool returned" in reason  # the mocks saw the function's output after their own call
+        assert results[provider, "responses-no-such-call"] == (
+            "fail",
+            "step 2: $call_id[1]: the answer before has 1 function calls",
+        )
+        assert results[provider, "responses-wrong-first"] == ("fail", "step 1: 1 function calls, expected 2")
 
 
 def test_user_case_overrides_a_builtin_by_id(

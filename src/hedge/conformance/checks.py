@@ -3,6 +3,10 @@
 Every check returns ``None`` when it holds, else one short reason for the
 matrix (what was wrong, with a snippet of what came back). All checks are
 deterministic: no model grades another.
+
+A check reads the answer of its case's API: the choices of a chat completion, or for
+``api: responses`` the Response object (its output text, its ``function_call`` items, its usage
+in input and output tokens, its event stream).
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from typing import Any
 
 import orjson
 
-from hedge.conformance import schema
+from hedge.conformance import events, schema
 from hedge.conformance.send import Exchange
 from hedge.conformance.suite import (
     Case,
@@ -40,8 +44,15 @@ def snippet(value: Any, limit: int = 60) -> str:
 
 
 def evaluate(case: Case, exchanges: list[Exchange], context_window: int | None = None) -> str | None:
+    """``None`` when every exchange passes every check of the case's first request, else the first
+    reason it does not."""
+    return evaluate_checks(case.checks, exchanges, context_window)
+
+
+def evaluate_checks(
+    checks: list[Check], exchanges: list[Exchange], context_window: int | None = None
+) -> str | None:
     """``None`` when every exchange passes every check, else the first reason it does not."""
-    checks = case.checks
     expects_error = any(c.kind == "error" for c in checks)
     for k, ex in enumerate(exchanges):
         prefix = f"call {k + 1}: " if len(exchanges) > 1 else ""
@@ -65,8 +76,14 @@ def _answered(ex: Exchange) -> str | None:
         return f"adapter crashed: {ex.crash}"
     if ex.error is not None:
         return _error_text(ex.error)
+    if ex.api == "responses" and ex.sse is not None and ex.body is None:
+        return events.check(ex.events) or "the stream has no final response"
     if ex.body is None:
         return "no answer"
+    if ex.api == "responses" and ex.body.get("status") == "failed":
+        error = ex.body.get("error")
+        message = error.get("message") if isinstance(error, dict) else error
+        return f"the response failed: {snippet(message, 120)}"
     return None
 
 
@@ -87,6 +104,54 @@ def _content(choice: dict[str, Any]) -> Any:
     return (choice.get("message") or {}).get("content")
 
 
+def _output(ex: Exchange) -> list[dict[str, Any]]:
+    output = (ex.body or {}).get("output")
+    return [i for i in output if isinstance(i, dict)] if isinstance(output, list) else []
+
+
+def output_text(response: dict[str, Any]) -> str | None:
+    """The text of a response's ``output_text`` parts, joined (the SDKs' ``response.output_text``);
+    ``None`` when it has none."""
+    texts = [
+        part.get("text")
+        for item in response.get("output") or []
+        if isinstance(item, dict) and item.get("type") == "message"
+        for part in item.get("content") or []
+        if isinstance(part, dict) and part.get("type") == "output_text"
+    ]
+    return "".join(t for t in texts if isinstance(t, str)) if texts else None
+
+
+def _texts(ex: Exchange) -> list[Any] | str:
+    """The answer's texts, one per choice (a response has one), or why there are none."""
+    if ex.api == "responses":
+        text = output_text(ex.body or {})
+        if text is None:
+            kinds = [i.get("type") for i in _output(ex)]
+            return f"no output_text in the response (output items: {kinds})"
+        return [text]
+    choices = _choices(ex)
+    return [_content(c) for c in choices] if choices else "no choices in the answer"
+
+
+def _calls(ex: Exchange) -> list[tuple[Any, str | None, Any]] | str:
+    """The first choice's tool calls (a response's ``function_call`` items) as (call, name, arguments)."""
+    if ex.api == "responses":
+        items = [i for i in _output(ex) if i.get("type") == "function_call"]
+        return [(i, i.get("name"), i.get("arguments")) for i in items]
+    choices = _choices(ex)
+    if not choices:
+        return "no choices in the answer"
+    calls = (choices[0].get("message") or {}).get("tool_calls") or []
+    if not isinstance(calls, list):
+        return f"tool_calls is {snippet(calls)}, not a list"
+    out: list[tuple[Any, str | None, Any]] = []
+    for call in calls:
+        fn = (call.get("function") or {}) if isinstance(call, dict) else {}
+        out.append((call, fn.get("name"), fn.get("arguments")))
+    return out
+
+
 # -- checks ---------------------------------------------------------------------------------------
 
 
@@ -99,6 +164,16 @@ def _finish_reason(check: Check, ex: Exchange, _window: int | None) -> str | Non
         if reason not in check.spec:
             expected = " or ".join(check.spec)
             return f"finish_reason {reason!r} (choice {choice.get('index', 0)}), expected {expected}"
+    return None
+
+
+def _status(check: Check, ex: Exchange, _window: int | None) -> str | None:
+    status = (ex.body or {}).get("status")
+    if status not in check.spec:
+        details = (ex.body or {}).get("incomplete_details")
+        reason = details.get("reason") if isinstance(details, dict) else details
+        why = f" ({reason})" if reason else ""
+        return f"status {status!r}{why}, expected {' or '.join(check.spec)}"
     return None
 
 
@@ -115,11 +190,10 @@ def _as_list(value: str | list[str] | None) -> list[str]:
 
 def _content_check(check: Check, ex: Exchange, _window: int | None) -> str | None:
     spec: ContentSpec = check.spec
-    choices = _choices(ex)
-    if not choices:
-        return "no choices in the answer"
-    for choice in choices:
-        text = _content(choice)
+    texts = _texts(ex)
+    if isinstance(texts, str):
+        return texts
+    for text in texts:
         if not isinstance(text, str):
             return f"content is {snippet(text)}, not text"
         if spec.equals is not None and text != spec.equals:
@@ -139,19 +213,26 @@ def _content_check(check: Check, ex: Exchange, _window: int | None) -> str | Non
     return None
 
 
-def _request_schema(request: dict[str, Any]) -> Any:
-    fmt = request.get("response_format")
+def _request_schema(ex: Exchange) -> Any:
+    if ex.api == "responses":
+        text = ex.request.get("text")
+        fmt = text.get("format") if isinstance(text, dict) else None
+        return fmt.get("schema") if isinstance(fmt, dict) and fmt.get("type") == "json_schema" else None
+    fmt = ex.request.get("response_format")
     spec = fmt.get("json_schema") if isinstance(fmt, dict) else None
     return spec.get("schema") if isinstance(spec, dict) else None
 
 
 def _json_check(check: Check, ex: Exchange, _window: int | None) -> str | None:
     spec: JsonSpec = check.spec
-    wanted = _request_schema(ex.request) if spec.json_schema == "request" else spec.json_schema
+    wanted = _request_schema(ex) if spec.json_schema == "request" else spec.json_schema
     if spec.json_schema == "request" and not isinstance(wanted, dict):
-        return "the case asks for the request's schema, but the request has no response_format schema"
-    for choice in _choices(ex):
-        text = _content(choice)
+        where = "text.format" if ex.api == "responses" else "response_format"
+        return f"the case asks for the request's schema, but the request has no {where} schema"
+    texts = _texts(ex)
+    if isinstance(texts, str):
+        return texts if ex.api == "responses" else None
+    for text in texts:
         if not isinstance(text, str):
             return f"content is {snippet(text)}, not JSON text"
         try:
@@ -171,34 +252,37 @@ def _json_check(check: Check, ex: Exchange, _window: int | None) -> str | None:
 def _tools_offered(request: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for tool in request.get("tools") or []:
-        fn = tool.get("function") if isinstance(tool, dict) else None
-        if isinstance(fn, dict) and isinstance(fn.get("name"), str):
+        if not isinstance(tool, dict):
+            continue
+        nested = tool.get("function")
+        fn: dict[str, Any] = nested if isinstance(nested, dict) else tool  # chat | responses
+        if tool.get("type", "function") == "function" and isinstance(fn.get("name"), str):
             out[fn["name"]] = fn.get("parameters") or {}
     return out
 
 
 def _tool_calls_check(check: Check, ex: Exchange, _window: int | None) -> str | None:
     spec: ToolCallsSpec = check.spec
-    choices = _choices(ex)
-    if not choices:
-        return "no choices in the answer"
-    calls = (choices[0].get("message") or {}).get("tool_calls") or []
-    if not isinstance(calls, list):
-        return f"tool_calls is {snippet(calls)}, not a list"
+    calls = _calls(ex)
+    if isinstance(calls, str):
+        return calls
+    what = "function calls" if ex.api == "responses" else "tool calls"
     if spec.count is not None and len(calls) != spec.count:
-        return f"{len(calls)} tool calls, expected {spec.count}"
+        return f"{len(calls)} {what}, expected {spec.count}"
     if spec.min_count is not None and len(calls) < spec.min_count:
-        return f"{len(calls)} tool calls, expected at least {spec.min_count}"
-    names = [((c.get("function") or {}).get("name") if isinstance(c, dict) else None) for c in calls]
+        return f"{len(calls)} {what}, expected at least {spec.min_count}"
+    names = [name for _, name, _ in calls]
     if spec.names is not None and Counter(names) != Counter(spec.names):
         return f"called {names}, expected {spec.names}"
     offered = _tools_offered(ex.request)
-    for call, name in zip(calls, names, strict=True):
-        if not isinstance(call, dict) or not call.get("id"):
+    for call, name, args in calls:
+        if ex.api == "responses":
+            if not call.get("call_id"):
+                return f"function call {name!r} has no call_id"
+        elif not isinstance(call, dict) or not call.get("id"):
             return f"tool call {name!r} has no id"
-        if call.get("type", "function") != "function":
+        elif call.get("type", "function") != "function":
             return f"tool call {name!r} has type {call.get('type')!r}"
-        args = (call.get("function") or {}).get("arguments")
         if not isinstance(args, str):
             return f"arguments of {name!r} are {_json_kind(args)}, not a string holding JSON"
         try:
@@ -238,14 +322,17 @@ def _usage_check(check: Check, ex: Exchange, window: int | None) -> str | None:
     usage = (ex.body or {}).get("usage")
     if not isinstance(usage, dict):
         return f"usage is {snippet(usage)}, not an object"
-    prompt, completion = usage.get("prompt_tokens"), usage.get("completion_tokens")
-    for name, value in (("prompt_tokens", prompt), ("completion_tokens", completion)):
+    names = (
+        ("input_tokens", "output_tokens") if ex.api == "responses" else ("prompt_tokens", "completion_tokens")
+    )
+    prompt, completion = usage.get(names[0]), usage.get(names[1])
+    for name, value in zip(names, (prompt, completion), strict=True):
         if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
             return f"usage.{name} is {value!r}, expected a positive count"
     assert isinstance(prompt, int) and isinstance(completion, int)
     total = usage.get("total_tokens")
     if total is not None and total != prompt + completion:
-        return f"usage.total_tokens {total} != prompt {prompt} + completion {completion}"
+        return f"usage.total_tokens {total} != {names[0]} {prompt} + {names[1]} {completion}"
     if spec.max_completion_tokens is not None and completion > spec.max_completion_tokens:
         return f"{completion} completion tokens, more than {spec.max_completion_tokens}"
     low = spec.min_prompt_tokens
@@ -264,6 +351,8 @@ def _error_check(check: Check, ex: Exchange, _window: int | None) -> str | None:
     if ex.crash is not None:
         return f"adapter crashed: {ex.crash}"
     err = ex.error
+    if err is None and ex.api == "responses":
+        return f"expected an error, got a response (status {(ex.body or {}).get('status')!r})"
     if err is None:
         choices = _choices(ex)
         finish = choices[0].get("finish_reason") if choices else None
@@ -287,21 +376,23 @@ def _stream_check(check: Check, ex: Exchange, _window: int | None) -> str | None
     spec: StreamSpec = check.spec
     if ex.sse is None:
         return "not a stream"
-    events = ex.events
-    if not events:
+    if ex.api == "responses":
+        return events.check(ex.events, spec.events)
+    sent = ex.events
+    if not sent:
         return "empty stream"
-    for event in events:
+    for event in sent:
         if isinstance(event, dict) and "_malformed" in event:
             return f"malformed SSE event: {snippet(event['_malformed'])}"
         if isinstance(event, dict) and "error" in event:
             message = (event["error"] or {}).get("message") if isinstance(event["error"], dict) else event
             return f"stream ended with an error event: {snippet(message, 120)}"
-    done = [i for i, e in enumerate(events) if e == "[DONE]"]
+    done = [i for i, e in enumerate(sent) if e == "[DONE]"]
     if not done:
         return "no 'data: [DONE]' at the end"
-    if len(done) > 1 or done[0] != len(events) - 1:
+    if len(done) > 1 or done[0] != len(sent) - 1:
         return "'data: [DONE]' is not the single last event"
-    chunks: list[dict[str, Any]] = [e for e in events[:-1] if isinstance(e, dict)]
+    chunks: list[dict[str, Any]] = [e for e in sent[:-1] if isinstance(e, dict)]
     if not chunks:
         return "no chunks before [DONE]"
     for chunk in chunks:
@@ -396,9 +487,10 @@ def _path_check(check: Check, ex: Exchange, _window: int | None) -> str | None:
 def _same_content(exchanges: list[Exchange]) -> str | None:
     answers = []
     for ex in exchanges:
-        choices = _choices(ex)
-        message = choices[0].get("message") or {} if choices else {}
-        answers.append((message.get("content"), orjson.dumps(message.get("tool_calls") or []).decode()))
+        texts, calls = _texts(ex), _calls(ex)
+        text = None if isinstance(texts, str) else texts[0]
+        called = [] if isinstance(calls, str) else [(name, args) for _, name, args in calls]
+        answers.append((text, orjson.dumps(called).decode()))
     if len(set(answers)) > 1:
         return f"answers differ: {snippet(answers[0][0], 40)} vs {snippet(answers[-1][0], 40)}"
     return None
@@ -406,6 +498,7 @@ def _same_content(exchanges: list[Exchange]) -> str | None:
 
 _CHECKS: dict[str, Callable[[Check, Exchange, int | None], str | None]] = {
     "finish_reason": _finish_reason,
+    "status": _status,
     "choices": _choices_count,
     "content": _content_check,
     "json": _json_check,

@@ -17,11 +17,12 @@ from typing import Any, Literal
 
 from hedge import __version__
 from hedge.config import Config, DeploymentConfig, Price
-from hedge.conformance.checks import evaluate
-from hedge.conformance.send import Exchange, exchange
-from hedge.conformance.suite import Case
+from hedge.conformance.checks import evaluate, evaluate_checks
+from hedge.conformance.send import Exchange, exchange, responses_route, substitute
+from hedge.conformance.suite import Case, Step
 from hedge.cost import catalogue
 from hedge.cost.pricing import cost_usd
+from hedge.errors import HedgeError
 from hedge.providers import make_adapter
 from hedge.providers.base import Adapter
 from hedge.providers.capabilities import unsupported
@@ -202,9 +203,9 @@ def context_window(case: Case, target: Target) -> int | None:
 # -- running --------------------------------------------------------------------------------------
 
 
-def build_body(case: Case, window: int | None) -> dict[str, Any]:
-    """The chat body a case sends (a fresh copy; long-context padding applied)."""
-    body = copy.deepcopy(case.request)
+def build_body(case: Case, window: int | None, step: Step | None = None) -> dict[str, Any]:
+    """The body a case (or one of its steps) sends: a fresh copy, long-context padding applied."""
+    body = copy.deepcopy(case.request if step is None else step.request)
     if case.stream:
         body["stream"] = True
     if case.context_fill is not None and window is not None:
@@ -225,6 +226,14 @@ def skip_reason(case: Case, target: Target, body: dict[str, Any], window: int | 
         return f"{adapter.style} adapter declares no {missing[0]!r} capability"
     if case.context_fill is not None and window is None:
         return "context window unknown (set context_window on the deployment)"
+    if case.api == "responses":
+        try:
+            chat, _, native = responses_route(target.deployment, {**body, "model": target.deployment.model})
+        except HedgeError:
+            return None  # the face refuses the request: sending it reports that
+        if native is not None:
+            return None  # passed through as it is: the upstream serves the Responses API itself
+        body = chat
     bad = unsupported(body, caps)
     if bad:
         return f"{adapter.style} adapter cannot honour {', '.join(bad)}"
@@ -242,18 +251,41 @@ async def run_case(transport: Transport, target: Target, case: Case, now: dateti
     skipped = skip_reason(case, target, body, window)
     if skipped is not None:
         return CaseResult(dep.id, case.id, "skip", skipped, 0.0, 0.0, case.required)
+    model = case.model or dep.model
     exchanges: list[Exchange] = []
     for _ in range(case.repeat):
-        exchanges.append(await exchange(transport, dep, body, case.model or dep.model, case.stream))
+        exchanges.append(await exchange(transport, dep, body, model, case.stream, case.api))
     reason = evaluate(case, exchanges, window)
+    if reason is not None and case.steps:
+        reason = f"step 1: {reason}"
+    sent = list(exchanges)
+    for n, step in enumerate(case.steps, 2):
+        if reason is not None:
+            break
+        before = sent[-1]
+        try:
+            body = substitute(build_body(case, window, step), before.call_ids())
+        except LookupError as exc:
+            reason = f"step {n}: {exc}"
+            break
+        if case.api == "responses":
+            body["previous_response_id"] = (before.body or {}).get("id")
+            ex = await exchange(transport, dep, body, model, case.stream, case.api, before.conversation)
+        else:
+            body["messages"] = [*before.conversation, *body["messages"]]
+            ex = await exchange(transport, dep, body, model, case.stream)
+        sent.append(ex)
+        reason = evaluate_checks(step.checks, [ex], window)
+        if reason is not None:
+            reason = f"step {n}: {reason}"
     price = dep.price_at(now)
     return CaseResult(
         dep.id,
         case.id,
         "fail" if reason else "pass",
         _short(reason or ""),
-        sum(ex.latency_ms for ex in exchanges),
-        sum(cost_usd(ex.usage, price) for ex in exchanges),
+        sum(ex.latency_ms for ex in sent),
+        sum(cost_usd(ex.usage, price) for ex in sent),
         case.required,
     )
 

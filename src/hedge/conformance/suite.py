@@ -19,11 +19,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from hedge.providers.base import Capabilities
 
 CAPABILITIES = frozenset(f.name for f in dataclasses.fields(Capabilities))
+Api = Literal["chat", "responses"]
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _STATUS = re.compile(r"^[1-5](\d\d|xx)$")
 
@@ -137,11 +138,15 @@ class ErrorSpec(_Strict):
 
 
 class StreamSpec(_Strict):
-    """The raw SSE the gateway would send: role first, deltas, one finish_reason per choice, [DONE]."""
+    """The raw SSE the gateway would send. Chat: role first, deltas, one finish_reason per choice,
+    [DONE]. Responses: named events numbered in order, each output item and part added, streamed
+    and done, the final response last (see :mod:`hedge.conformance.events`)."""
 
     usage: bool = False
-    """Expect the final usage chunk (the request asks ``stream_options.include_usage``); otherwise
-    no chunk may carry usage."""
+    """Chat: expect the final usage chunk (the request asks ``stream_options.include_usage``);
+    otherwise no chunk may carry usage."""
+    events: list[str] | None = None
+    """Responses: these event types occur in this order (other events may come between them)."""
 
 
 class PathSpec(_Strict):
@@ -173,17 +178,20 @@ _SPECS: dict[str, type[BaseModel]] = {
     "stream": StreamSpec,
     "path": PathSpec,
 }
-CHECK_KINDS = (*_SPECS, "finish_reason", "choices", "same_content")
+CHECK_KINDS = (*_SPECS, "finish_reason", "choices", "status", "same_content")
+CHAT_ONLY = {"finish_reason": "use 'status' on a responses case", "choices": "a response has no choices"}
+RESPONSES_ONLY = {"status": "use 'finish_reason' on a chat case"}
 
 
 def _parse_check(raw: Any, where: str) -> Check:
     if not isinstance(raw, dict) or len(raw) != 1:
         raise ValueError(f"{where}: each check is a mapping with one key, one of: {', '.join(CHECK_KINDS)}")
     ((kind, value),) = raw.items()
-    if kind == "finish_reason":
+    if kind in ("finish_reason", "status"):
         reasons = _as_list(value) if isinstance(value, str | list) else None
+        what = "reason" if kind == "finish_reason" else "status"
         if not reasons or not all(isinstance(r, str) for r in reasons):
-            raise ValueError(f"{where}.finish_reason: expected a reason or a list of reasons")
+            raise ValueError(f"{where}.{kind}: expected a {what} or a list of them")
         return Check(kind, reasons)
     if kind == "choices":
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -214,10 +222,51 @@ def _parse_check(raw: Any, where: str) -> Check:
     return Check(str(kind), spec, frozenset(value))
 
 
+def _checks_of(expect: list[Any], where: str = "expect") -> list[Check]:
+    return [_parse_check(raw, f"{where}[{i}]") for i, raw in enumerate(expect)]
+
+
+def request_problem(request: dict[str, Any], api: Api) -> str | None:
+    """What is wrong with a case's (or a step's) request for its API, if anything."""
+    if "stream" in request:
+        return "set 'stream' on the case, not in the request"
+    if api == "chat":
+        messages = request.get("messages")
+        return None if isinstance(messages, list) and messages else "needs a non-empty 'messages' list"
+    if "messages" in request:
+        return "a Responses request takes 'input', not 'messages'"
+    if "previous_response_id" in request:
+        return "leave out previous_response_id: each of a case's steps continues the one before it"
+    value = request.get("input")
+    if not (isinstance(value, str) or (isinstance(value, list) and value)):
+        return "needs an 'input': a string or a non-empty list of items"
+    return None
+
+
+class Step(_Strict):
+    """A further request of a case, sent once the one before it passed, continuing its conversation."""
+
+    title: str = ""
+    request: dict[str, Any]
+    """The next request: for ``chat`` a body whose ``messages`` follow the earlier ones and the
+    assistant's answer; for ``responses`` a body whose ``input`` follows the earlier items, as with
+    ``previous_response_id``. A string ``$call_id`` (``$call_id[N]``) anywhere in it becomes the id of
+    the first (N-th) tool or function call of the answer before."""
+    expect: list[Any] = Field(min_length=1)
+
+    @property
+    def checks(self) -> list[Check]:
+        return _checks_of(self.expect)
+
+
 class Case(_Strict):
     id: str
     title: str = ""
     description: str = ""
+    api: Api = "chat"
+    """``chat``: an OpenAI chat body, answered by a chat completion. ``responses``: a Responses API
+    body, sent as Hedge's ``/v1/responses`` sends it (translated to chat, or passed through to a
+    provider with ``responses_api: true``) and answered by a Response object."""
     required: bool = True
     """A failing required case makes ``hedge check`` exit 1."""
     stream: bool = False
@@ -233,6 +282,8 @@ class Case(_Strict):
     number) is read by ``context_fill`` and ``usage.min_prompt_tokens: "NN%"``."""
     request: dict[str, Any]
     expect: list[Any] = Field(min_length=1)
+    steps: list[Step] = Field(default_factory=list)
+    """Further requests, each sent after the one before it passed and continuing its conversation."""
     source: str = Field("", exclude=True)
 
     @field_validator("id")
@@ -252,27 +303,56 @@ class Case(_Strict):
 
     @field_validator("request")
     @classmethod
-    def _request(cls, value: dict[str, Any]) -> dict[str, Any]:
-        messages = value.get("messages")
-        if not isinstance(messages, list) or not messages:
-            raise ValueError("needs a non-empty 'messages' list")
-        if "stream" in value:
-            raise ValueError("set 'stream' on the case, not in the request")
+    def _request(cls, value: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        problem = request_problem(value, info.data.get("api", "chat"))
+        if problem is not None:
+            raise ValueError(problem)
         return value
 
     @property
     def checks(self) -> list[Check]:
-        return [_parse_check(raw, f"expect[{i}]") for i, raw in enumerate(self.expect)]
+        return _checks_of(self.expect)
 
     def validate_checks(self) -> None:
-        checks = self.checks
+        if self.api == "responses" and self.context_fill is not None:
+            raise ValueError("context_fill: only for chat cases")
+        if self.steps and self.repeat > 1:
+            raise ValueError("repeat: not with steps")
+        expects = [
+            ("expect", self.expect),
+            *((f"steps[{i}].expect", s.expect) for i, s in enumerate(self.steps)),
+        ]
+        for i, step in enumerate(self.steps):
+            problem = request_problem(step.request, self.api)
+            if problem is not None:
+                raise ValueError(f"steps[{i}].request: {problem}")
+        for n, (where, expect) in enumerate(expects):
+            self._validate(where, _checks_of(expect, where), last=n == len(expects) - 1)
+
+    def _validate(self, where: str, checks: list[Check], last: bool) -> None:
         kinds = [c.kind for c in checks]
+        wrong = CHAT_ONLY if self.api == "responses" else RESPONSES_ONLY
+        for i, check in enumerate(checks):
+            if check.kind in wrong:
+                raise ValueError(
+                    f"{where}[{i}]: '{check.kind}' is not for a {self.api} case: {wrong[check.kind]}"
+                )
+            if check.kind == "stream":
+                key = "usage" if self.api == "responses" else "events"
+                if key in check.explicit:
+                    other = "chat" if self.api == "responses" else "responses"
+                    raise ValueError(f"{where}[{i}].stream.{key}: only for {other} cases")
         if "error" in kinds and len(kinds) > 1:
-            raise ValueError("expect: an 'error' check must be the case's only check")
+            whose = "case's" if where == "expect" else "step's"
+            raise ValueError(f"{where}: an 'error' check must be the {whose} only check")
+        if "error" in kinds and not last:
+            raise ValueError(f"{where}: an 'error' check can only be in the last step")
         if "stream" in kinds and not self.stream:
-            raise ValueError("expect: a 'stream' check needs 'stream: true' on the case")
+            raise ValueError(f"{where}: a 'stream' check needs 'stream: true' on the case")
+        if "same_content" in kinds and where != "expect":
+            raise ValueError(f"{where}: 'same_content' is not for steps")
         if "same_content" in kinds and self.repeat < 2:
-            raise ValueError("expect: 'same_content' needs 'repeat: 2' or more")
+            raise ValueError(f"{where}: 'same_content' needs 'repeat: 2' or more")
 
 
 def _documents(data: Any) -> list[Any]:
