@@ -148,3 +148,37 @@ class StoreUnavailable(HedgeError):
 
     status = 503
     type = "service_unavailable"
+
+
+def json_type(value: object) -> str:
+    """A JSON value's type as OpenAI's error messages name it ("an integer", "an array" ...)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a decimal number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    return "an object"
+
+
+def invalid_type(param: str, expected: str, value: object, *, instead: bool = False) -> InvalidRequest:
+    """OpenAI's 400 for a parameter of the wrong JSON type (the Responses API adds "instead")."""
+    tail = " instead." if instead else "."
+    return InvalidRequest(
+        f"Invalid type for '{param}': expected {expected}, but got {json_type(value)}{tail}",
+        param=param,
+        code="invalid_type",
+    )
+
+
+def missing_parameter(param: str) -> InvalidRequest:
+    """OpenAI's 400 for a required parameter that is absent."""
+    return InvalidRequest(
+        f"Missing required parameter: '{param}'.", param=param, code="missing_required_parameter"
+    )

@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from hedge.errors import InvalidRequest
+from hedge.errors import InvalidRequest, invalid_type, missing_parameter
 
 _ROLES = {"system", "developer", "user", "assistant", "tool", "function"}
 _TOOL_CHOICES = {"none", "auto", "required"}
@@ -92,34 +92,8 @@ def too_deep(data: Any, limit: int) -> bool:
     return False
 
 
-def _json_type(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int):
-        return "an integer"
-    if isinstance(value, float):
-        return "a decimal number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "an array"
-    return "an object"
-
-
 def _type_error(param: str, expected: str, value: Any) -> InvalidRequest:
-    return InvalidRequest(
-        f"Invalid type for '{param}': expected {expected}, but got {_json_type(value)}.",
-        param=param,
-        code="invalid_type",
-    )
-
-
-def _missing(param: str) -> InvalidRequest:
-    return InvalidRequest(
-        f"Missing required parameter: '{param}'.", param=param, code="missing_required_parameter"
-    )
+    return invalid_type(param, expected, value)
 
 
 def _show(value: Any) -> str:
@@ -175,7 +149,7 @@ def _string(body: dict[str, Any], key: str, where: str = "", required: bool = Fa
     value = body.get(key)
     if value is None:
         if required:
-            raise _missing(where + key)
+            raise missing_parameter(where + key)
     elif not isinstance(value, str):
         raise _type_error(where + key, "a string", value)
 
@@ -189,7 +163,7 @@ def _bool(body: dict[str, Any], key: str, where: str = "") -> None:
 def model_of(body: dict[str, Any]) -> str:
     model = body.get("model")
     if model is None:
-        raise _missing("model")
+        raise missing_parameter("model")
     if not isinstance(model, str) or not model:
         raise _type_error("model", "a non-empty string", model)
     return model
@@ -199,7 +173,7 @@ def validate_chat(body: dict[str, Any]) -> None:
     model_of(body)
     messages = body.get("messages")
     if messages is None:
-        raise _missing("messages")
+        raise missing_parameter("messages")
     if not isinstance(messages, list):
         raise _type_error("messages", "an array", messages)
     if not messages:
@@ -302,7 +276,7 @@ def _validate_message(i: int, message: Any) -> None:
     if not isinstance(role, str) or role not in _ROLES:
         where = f"messages[{i}].role"
         if role is None:
-            raise _missing(where)
+            raise missing_parameter(where)
         if not isinstance(role, str):
             raise _type_error(where, "a string", role)
         raise _one_of(where, role, _ROLES)
@@ -312,7 +286,7 @@ def _validate_message(i: int, message: Any) -> None:
             _validate_part(i, j, part)
     elif content is None:
         if role in ("system", "developer", "user", "tool"):
-            raise _missing(f"messages[{i}].content")
+            raise missing_parameter(f"messages[{i}].content")
     elif not isinstance(content, str):
         raise _type_error(f"messages[{i}].content", "a string or an array of content parts", content)
     if len(message) == 2 and "content" in message:
@@ -338,7 +312,7 @@ def _validate_message(i: int, message: Any) -> None:
             if function is not None:
                 _validate_function_call(function, i, f"tool_calls[{k}].function")
             elif kind in (None, "function"):
-                raise _missing(f"messages[{i}].tool_calls[{k}].function")
+                raise missing_parameter(f"messages[{i}].tool_calls[{k}].function")
     legacy = message.get("function_call")
     if legacy is not None:
         _validate_function_call(legacy, i, "function_call")
@@ -380,7 +354,7 @@ def _validate_part(i: int, j: int, part: Any) -> None:
     if not isinstance(part, dict):
         raise _type_error(where, "an object", part)
     if kind is None:
-        raise _missing(f"{where}.type")
+        raise missing_parameter(f"{where}.type")
     if not isinstance(kind, str):
         raise _type_error(f"{where}.type", "a string", kind)
     if text is not None:
@@ -391,7 +365,7 @@ def _validate_part(i: int, j: int, part: Any) -> None:
         return
     value = _object(part, kind, f"{where}.")
     if value is None:
-        raise _missing(f"{where}.{kind}")
+        raise missing_parameter(f"{where}.{kind}")
     for name, required in fields:
         _string(value, name, f"{where}.{kind}.", required)
 
@@ -433,7 +407,7 @@ def _validate_tools(body: dict[str, Any]) -> None:
         _string(tool, "type", f"{where}.")
         fn = _object(tool, "function", f"{where}.")
         if fn is None or fn.get("name") is None:
-            raise _missing(f"{where}.function.name")
+            raise missing_parameter(f"{where}.function.name")
         _string(fn, "name", f"{where}.function.")
         _string(fn, "description", f"{where}.function.")
         _object(fn, "parameters", f"{where}.function.")
@@ -459,7 +433,7 @@ def _validate_tool_choice(body: dict[str, Any]) -> None:
     fn = _object(choice, "function", "tool_choice.")
     if fn is None:
         if choice.get("type") == "function":
-            raise _missing("tool_choice.function")
+            raise missing_parameter("tool_choice.function")
         return
     _string(fn, "name", "tool_choice.function.", required=True)
 
@@ -470,7 +444,7 @@ def _validate_response_format(body: dict[str, Any]) -> None:
         return
     kind = fmt.get("type")
     if kind is None:
-        raise _missing("response_format.type")
+        raise missing_parameter("response_format.type")
     if not isinstance(kind, str):
         raise _type_error("response_format.type", "a string", kind)
     if kind not in _FORMATS:
@@ -478,7 +452,7 @@ def _validate_response_format(body: dict[str, Any]) -> None:
     if kind == "json_schema":
         spec = fmt.get("json_schema")
         if spec is None:
-            raise _missing("response_format.json_schema")
+            raise missing_parameter("response_format.json_schema")
         if not isinstance(spec, dict):
             raise _type_error("response_format.json_schema", "an object", spec)
         _string(spec, "name", "response_format.json_schema.")
@@ -518,7 +492,7 @@ def validate_embeddings(body: dict[str, Any]) -> None:
     model_of(body)
     value = body.get("input")
     if value is None:
-        raise _missing("input")
+        raise missing_parameter("input")
     ok = isinstance(value, str) or (
         isinstance(value, list)
         and bool(value)

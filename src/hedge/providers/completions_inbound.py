@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from hedge.errors import InvalidRequest
+from hedge.errors import InvalidRequest, invalid_type
 from hedge.wire.sse import DONE, frame
 
 LEGACY_DEFAULT_MAX_TOKENS = 16
@@ -77,28 +77,8 @@ class Legacy:
 # -- the request ---------------------------------------------------------------------------------------
 
 
-def _json_type(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int):
-        return "an integer"
-    if isinstance(value, float):
-        return "a decimal number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "an array"
-    return "an object"
-
-
 def _type_error(param: str, expected: str, value: Any) -> InvalidRequest:
-    return InvalidRequest(
-        f"Invalid type for '{param}': expected {expected}, but got {_json_type(value)}.",
-        param=param,
-        code="invalid_type",
-    )
+    return invalid_type(param, expected, value)
 
 
 def _refused(param: str, message: str) -> InvalidRequest:

@@ -41,7 +41,7 @@ import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from hedge.errors import InvalidRequest
+from hedge.errors import InvalidRequest, invalid_type, missing_parameter
 from hedge.providers.sse import frame_event
 
 IdMaker = Callable[[str], str]
@@ -101,34 +101,8 @@ MIN_OUTPUT_TOKENS = 16
 """OpenAI's lower bound for ``max_output_tokens``."""
 
 
-def _type_name(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int):
-        return "an integer"
-    if isinstance(value, float):
-        return "a decimal number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "an array"
-    return "an object"
-
-
 def _wrong_type(param: str, expected: str, value: Any) -> InvalidRequest:
-    return InvalidRequest(
-        f"Invalid type for '{param}': expected {expected}, but got {_type_name(value)} instead.",
-        param=param,
-        code="invalid_type",
-    )
-
-
-def _missing(param: str) -> InvalidRequest:
-    return InvalidRequest(
-        f"Missing required parameter: '{param}'.", param=param, code="missing_required_parameter"
-    )
+    return invalid_type(param, expected, value, instead=True)
 
 
 def _bad_value(param: str, value: Any, allowed: Sequence[str]) -> InvalidRequest:
@@ -159,7 +133,7 @@ def _get(obj: dict[str, Any], key: str, where: str, kind: type | tuple[type, ...
 def _string(obj: dict[str, Any], key: str, where: str = "", required: bool = False) -> str | None:
     value: str | None = _get(obj, key, where, str, "a string")
     if value is None and required:
-        raise _missing(where + key)
+        raise missing_parameter(where + key)
     return value
 
 
@@ -196,7 +170,7 @@ def validate_request(body: dict[str, Any]) -> None:
             raise unsupported(name, why)
     model = body.get("model")
     if model is None:
-        raise _missing("model")
+        raise missing_parameter("model")
     if not isinstance(model, str) or not model:
         raise _wrong_type("model", "a non-empty string", model)
     if _get(body, "background", "", bool, "a boolean"):
@@ -266,7 +240,7 @@ def input_items(body: dict[str, Any], ids: IdMaker = new_id) -> list[dict[str, A
     """
     value = body.get("input")
     if value is None:
-        raise _missing("input")
+        raise missing_parameter("input")
     if isinstance(value, str):
         return [_message_item(ids, "user", [{"type": "input_text", "text": value}])]
     if not isinstance(value, list):
@@ -293,16 +267,20 @@ def _input_item(item: Any, where: str, ids: IdMaker) -> dict[str, Any]:
     if kind is None and "role" in item:
         kind = "message"
     if not isinstance(kind, str):
-        raise _missing(f"{where}.type") if kind is None else _wrong_type(f"{where}.type", "a string", kind)
+        raise (
+            missing_parameter(f"{where}.type")
+            if kind is None
+            else _wrong_type(f"{where}.type", "a string", kind)
+        )
     if kind == "message":
         role = item.get("role")
         if role is None:
-            raise _missing(f"{where}.role")
+            raise missing_parameter(f"{where}.role")
         if role not in _INPUT_ROLES:
             raise _bad_value(f"{where}.role", role, _INPUT_ROLES)
         content = item.get("content")
         if content is None:
-            raise _missing(f"{where}.content")
+            raise missing_parameter(f"{where}.content")
         item_id = _string(item, "id", f"{where}.")
         if role == "assistant":
             parts = _assistant_parts(content, f"{where}.content")
@@ -325,7 +303,7 @@ def _input_item(item: Any, where: str, ids: IdMaker) -> dict[str, Any]:
         call_id = _string(item, "call_id", f"{where}.", required=True)
         output = item.get("output")
         if output is None:
-            raise _missing(f"{where}.output")
+            raise missing_parameter(f"{where}.output")
         if isinstance(output, list):
             output = _input_parts(output, f"{where}.output")
         elif not isinstance(output, str):
@@ -388,7 +366,7 @@ def _input_parts(content: Any, where: str) -> list[dict[str, Any]]:
                 out["filename"] = filename
             parts.append(out)
         elif kind is None:
-            raise _missing(f"{at}.type")
+            raise missing_parameter(f"{at}.type")
         else:
             raise _bad_value(f"{at}.type", kind, ("input_text", "input_image", "input_file"))
     return parts
@@ -411,7 +389,7 @@ def _assistant_parts(content: Any, where: str) -> list[dict[str, Any]]:
         elif kind == "refusal":
             parts.append({"type": "refusal", "refusal": _string(part, "refusal", f"{at}.", required=True)})
         elif kind is None:
-            raise _missing(f"{at}.type")
+            raise missing_parameter(f"{at}.type")
         else:
             raise _bad_value(f"{at}.type", kind, ("output_text", "refusal"))
     return parts
@@ -495,7 +473,7 @@ def function_tools(body: dict[str, Any]) -> list[dict[str, Any]]:
             raise _wrong_type(where, "an object", tool)
         kind = tool.get("type")
         if kind is None:
-            raise _missing(f"{where}.type")
+            raise missing_parameter(f"{where}.type")
         if kind != "function":
             raise unsupported(
                 f"{where}.type",
@@ -554,7 +532,7 @@ def _response_format(text: dict[str, Any] | None) -> dict[str, Any] | None:
         return None
     kind = fmt.get("type")
     if kind is None:
-        raise _missing("text.format.type")
+        raise missing_parameter("text.format.type")
     if kind == "text":
         return None
     if kind == "json_object":
@@ -563,7 +541,7 @@ def _response_format(text: dict[str, Any] | None) -> dict[str, Any] | None:
         name = _string(fmt, "name", "text.format.", required=True)
         schema = _get(fmt, "schema", "text.format.", dict, "an object")
         if schema is None:
-            raise _missing("text.format.schema")
+            raise missing_parameter("text.format.schema")
         spec: dict[str, Any] = {"name": name, "schema": schema}
         description = _string(fmt, "description", "text.format.")
         if description is not None:
