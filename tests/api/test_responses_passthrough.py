@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import openai
 import pytest
 
@@ -126,3 +127,21 @@ def test_an_alias_fails_over_from_native_to_translated(
     assert raw.headers["x-hedge-route"] == "oai/gpt-4o=upstream_unavailable, claude/claude-sonnet-4-5=ok"
     assert raw.parse().output_text
     assert translated.stats()["by_path"].get("/v1/messages") == 1
+
+
+def test_a_native_stream_cut_part_way_ends_with_an_error_event(
+    gateway: Gateway, client: openai.OpenAI, native: Mock
+) -> None:
+    native.configure(fail_rate=1.0, fail_mode="disconnect")
+    body = {"model": "native", "input": "Tell me a long story about whales.", "stream": True}
+    headers = {"authorization": f"Bearer {MASTER_KEY}"}
+    with httpx.stream(
+        "POST", f"{gateway.base_url}/responses", json=body, headers=headers, timeout=20
+    ) as resp:
+        assert resp.status_code == 200
+        text = resp.read().decode()
+    events = [block for block in text.split("\n\n") if block.strip()]
+    assert events[0].startswith("event: response.created")
+    assert events[-1].startswith("event: error"), events[-1]
+    code = json.loads(events[-1].split("data: ", 1)[1])["code"]
+    assert code in ("upstream_stream_truncated", "upstream_connection_error")

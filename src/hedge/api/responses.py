@@ -41,11 +41,10 @@ from hedge.api.sse import SSEResponse
 from hedge.errors import HedgeError, InvalidRequest, StoreUnavailable
 from hedge.gateway.runtime import Runtime
 from hedge.gateway.stream import Stream
-from hedge.providers.openai_responses import Passthrough, ResponsesStream
+from hedge.providers.openai_responses import Passthrough, ResponsesStream, error_event, under_our_id
 from hedge.providers.responses_inbound import ResponsesEvents, to_chat, to_response
 from hedge.store.db import is_store_error, warn_store_unavailable
 from hedge.store.responses import ResponseStore
-from hedge.wire.sse import event_data
 
 log = logging.getLogger("hedge")
 
@@ -167,12 +166,7 @@ class ResponsesDialect:
         self._turn = turn
 
     def events(self, events: list[bytes]) -> bytes:
-        out: list[bytes] = []
-        for event in events:
-            data = event_data(event)
-            if data and data != b"[DONE]":
-                out += self._events.chunk(orjson.loads(data))
-        return b"".join(out)
+        return b"".join(self._events.frames(events))
 
     async def end(self, stream: Stream) -> bytes:
         if stream.failure is not None:
@@ -194,10 +188,7 @@ class PassthroughDialect:
         self._stream = stream
 
     def events(self, events: list[bytes]) -> bytes:
-        out = b"".join(events)
-        translator = self._stream.translator
-        theirs = translator.upstream_id if isinstance(translator, ResponsesStream) else None
-        return out.replace(theirs.encode(), self._ours) if theirs else out
+        return under_our_id(events, self._stream.translator, self._ours.decode())
 
     async def end(self, stream: Stream) -> bytes:
         translator = stream.translator
@@ -208,8 +199,7 @@ class PassthroughDialect:
                 final["usage"] = {**final["usage"], "hedge_cost_usd": round(stream.record.cost_usd, 10)}
             await self._turn.keep(final, stream.record.key_id)
         if stream.failure is not None:
-            error = {"type": "error", "code": stream.failure.code, "message": stream.failure.message}
-            return b"event: error\ndata: " + orjson.dumps(error) + b"\n\n"
+            return error_event(stream.failure.code, stream.failure.message)
         return b""
 
 

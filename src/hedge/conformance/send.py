@@ -34,12 +34,11 @@ from hedge.errors import HedgeError, UpstreamError
 from hedge.gateway.attempt import Opened, complete, complete_native, open_stream
 from hedge.gateway.stream import Stream
 from hedge.providers.base import Usage
-from hedge.providers.openai_responses import Passthrough, ResponsesStream
+from hedge.providers.openai_responses import Passthrough, error_event, under_our_id
 from hedge.providers.responses_inbound import ResponsesEvents, to_chat, to_response
 from hedge.record import RequestRecord
 from hedge.routing.deployment import Deployment
 from hedge.transport import Transport
-from hedge.wire.sse import event_data
 
 TERMINAL_EVENTS = ("response.completed", "response.incomplete", "response.failed")
 """The events that end a Responses stream, each carrying the final response."""
@@ -266,20 +265,12 @@ async def _responses_stream(
     try:
         async for events in stream:
             if translate is None:  # the upstream's own events, under the gateway's response id
-                theirs = (
-                    stream.translator.upstream_id if isinstance(stream.translator, ResponsesStream) else None
-                )
-                joined = b"".join(events)
-                parts.append(joined.replace(theirs.encode(), rid.encode()) if theirs else joined)
-                continue
-            for event in events:
-                data = event_data(event)
-                if data and data != b"[DONE]":
-                    parts += translate.chunk(orjson.loads(data))
+                parts.append(under_our_id(events, stream.translator, rid))
+            else:
+                parts += translate.frames(events)
         if translate is None:
             if stream.failure is not None:
-                error = {"type": "error", "code": stream.failure.code, "message": stream.failure.message}
-                parts.append(b"event: error\ndata: " + orjson.dumps(error) + b"\n\n")
+                parts.append(error_event(stream.failure.code, stream.failure.message))
         elif stream.failure is not None:
             parts += translate.fail(stream.failure.message)
         else:

@@ -17,7 +17,7 @@ from hedge.errors import UpstreamError
 from hedge.providers.base import Adapter, Translated, UpstreamRequest, Usage, token_count
 from hedge.providers.errors import load_object
 from hedge.providers.openai import OpenAIAdapter
-from hedge.providers.sse import DEFAULT_MAX_EVENT_BYTES, Event, SSETranslator
+from hedge.providers.sse import DEFAULT_MAX_EVENT_BYTES, Event, SSETranslator, frame_event
 
 _FINAL_EVENTS = {b"response.completed", b"response.incomplete", b"response.failed"}
 _CONTENT_EVENTS = (
@@ -118,3 +118,15 @@ class ResponsesStream(SSETranslator):
                     self.usage = usage_of(final)
                 self.finished = self.ended = True
         return out
+
+
+def under_our_id(events: list[bytes], translator: object, ours: str) -> bytes:
+    """A batch of an upstream's Responses events with its response id replaced by the gateway's."""
+    joined = b"".join(events)
+    theirs = translator.upstream_id if isinstance(translator, ResponsesStream) else None
+    return joined.replace(theirs.encode(), ours.encode()) if theirs else joined
+
+
+def error_event(code: str | None, message: str) -> bytes:
+    """The Responses API's ``error`` event, for a passed-through stream that failed part-way."""
+    return frame_event("error", {"type": "error", "code": code, "message": message})

@@ -41,8 +41,11 @@ import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import orjson
+
 from hedge.errors import InvalidRequest, invalid_type, missing_parameter
 from hedge.providers.sse import frame_event
+from hedge.wire.sse import event_data
 
 IdMaker = Callable[[str], str]
 
@@ -914,6 +917,15 @@ class ResponsesEvents:
         else:
             part["refusal"] += text
             out.append(self._event("response.refusal.delta", **fields, delta=text))
+        return out
+
+    def frames(self, events: list[bytes]) -> list[bytes]:
+        """A batch of the pipeline's OpenAI chat ``data:`` events, as Responses events."""
+        out: list[bytes] = []
+        for event in events:
+            data = event_data(event)
+            if data and data != b"[DONE]":
+                out += self.chunk(orjson.loads(data))
         return out
 
     def chunk(self, chunk: dict[str, Any]) -> list[bytes]:
