@@ -63,7 +63,11 @@ def _serve(args: argparse.Namespace) -> int:
         )
     from hedge.cli.banner import serve_banner
 
-    print(serve_banner(config, args.config, host, port, args.workers), flush=True)
+    banner = serve_banner(config, args.config, host, port, args.workers)
+    if args.log_format == "json":  # every line of a JSON log is JSON: the summary is one log record
+        logging.getLogger("hedge").info(banner)
+    else:
+        print(banner, flush=True)
     if args.workers > 1:
         # Workers are separate processes: each re-reads the (already validated) file.
         os.environ[CONFIG_ENV] = str(Path(args.config).resolve())
