@@ -53,6 +53,9 @@ def gateway(native: Mock, translated: Mock, logs: Path) -> Iterator[Gateway]:
         },
         "models": {
             "native": {"deployments": [{"provider": "oai", "model": "gpt-4o", "price": PRICE}]},
+            "claude-only": {
+                "deployments": [{"provider": "claude", "model": "claude-sonnet-4-5", "price": PRICE}]
+            },
             "mixed": {
                 "strategy": "ordered",
                 "deployments": [
@@ -145,3 +148,25 @@ def test_a_native_stream_cut_part_way_ends_with_an_error_event(
     assert events[-1].startswith("event: error"), events[-1]
     code = json.loads(events[-1].split("data: ", 1)[1])["code"]
     assert code in ("upstream_stream_truncated", "upstream_connection_error")
+
+
+HOSTED = [{"type": "web_search_preview"}]
+
+
+def test_hosted_tools_go_to_a_native_upstream(client: openai.OpenAI, native: Mock) -> None:
+    response = client.responses.create(model="native", input="Search the news.", tools=HOSTED)  # type: ignore[arg-type]
+    assert response.output_text
+    assert native.stats()["last_body"]["tools"] == HOSTED
+
+
+def test_hosted_tools_are_refused_where_no_native_upstream_can_run_them(
+    client: openai.OpenAI, native: Mock, translated: Mock
+) -> None:
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.responses.create(model="claude-only", input="Search the news.", tools=HOSTED)  # type: ignore[arg-type]
+    assert caught.value.code == "unsupported_parameter" and caught.value.param == "tools[0]"
+    assert "responses_api" in caught.value.message
+    assert translated.stats()["requests"] == 0, "nothing was sent to the upstream that cannot run it"
+    native.configure(fail_rate=1.0, fail_status=503)  # the native one is down: the other cannot stand in
+    with pytest.raises(openai.BadRequestError):
+        client.responses.create(model="mixed", input="Search the news.", tools=HOSTED)  # type: ignore[arg-type]

@@ -92,7 +92,14 @@ class _Turn:
                     code="previous_response_not_found",
                 )
             self.previous = stored.conversation
-        chat, self.items = to_chat(body, self.previous)
+        hosted = hosted_tools(body) if self.passthrough is not None else []
+        if hosted and self.passthrough is not None:
+            # Hosted tools run only on an upstream that serves the Responses API itself: the others
+            # are refused (and failed over from) by the pipeline; the translation leaves them out.
+            self.passthrough.needs_native = hosted[0]
+            chat, self.items = to_chat(without_hosted_tools(body), self.previous)
+        else:
+            chat, self.items = to_chat(body, self.previous)
         self.body = body
         if self.passthrough is not None:
             # The upstream knows neither the gateway's response ids nor its store: send the whole
@@ -201,6 +208,30 @@ class PassthroughDialect:
         if stream.failure is not None:
             return error_event(stream.failure.code, stream.failure.message)
         return b""
+
+
+def hosted_tools(body: dict[str, Any]) -> list[str]:
+    """The parameters naming tools that OpenAI hosts (web search, file search ...), e.g. ``tools[1]``."""
+    tools = body.get("tools")
+    if not isinstance(tools, list):
+        return []
+    return [
+        f"tools[{i}]"
+        for i, tool in enumerate(tools)
+        if isinstance(tool, dict) and isinstance(tool.get("type"), str) and tool["type"] != "function"
+    ]
+
+
+def without_hosted_tools(body: dict[str, Any]) -> dict[str, Any]:
+    """The body as the chat translation sees it: function tools only, and no hosted ``tool_choice``."""
+    tools = [t for t in body.get("tools") or () if not (isinstance(t, dict) and t.get("type") != "function")]
+    out = {**body, "tools": tools}
+    choice = body.get("tool_choice")
+    if isinstance(choice, dict) and choice.get("type") not in ("function", None):
+        out.pop("tool_choice")
+    if not tools:
+        out.pop("tools")
+    return out
 
 
 # -- stored responses -------------------------------------------------------------------------------------

@@ -41,6 +41,11 @@ class Native(Protocol):
         """Whether a stream event is past the preamble (the first token has arrived)."""
         ...
 
+    def only_native(self) -> str | None:
+        """The parameter that only a deployment serving the API natively can honour (e.g. a hosted
+        tool), or None: the others may serve the translated body."""
+        ...
+
 
 class InFlight:
     """One request counted in flight on a deployment, from send to the end of its answer."""

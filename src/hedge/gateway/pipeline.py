@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 
 from hedge.access.keys import VirtualKey
 from hedge.config import Price
-from hedge.errors import HedgeError, NoDeploymentAvailable, StoreUnavailable
+from hedge.errors import HedgeError, NoDeploymentAvailable, StoreUnavailable, UpstreamError
 from hedge.gateway.attempt import Native, complete, complete_native, fit, open_stream
 from hedge.gateway.booking import book, book_cache_hit
 from hedge.gateway.caching import cache_get, cache_put, cache_scope, cache_ttl
@@ -245,11 +245,26 @@ class Exchange:
         rec.provider, rec.model = dep.provider, dep.model
 
     def _native_for(self, dep: Deployment) -> Native | None:
-        """The request in its own API, if ``dep`` serves that API natively."""
+        """The request in its own API, if ``dep`` serves that API natively; a 400 that failover may
+        take elsewhere if the request needs such a deployment and ``dep`` is not one."""
         native = self._native
-        if native is not None and native.serves(dep.adapter):
+        if native is None:
+            return None
+        if native.serves(dep.adapter):
             self.record.dropped_params = []
             return native
+        param = native.only_native()
+        if param is not None:
+            raise UpstreamError(
+                f"Provider '{dep.provider}' (model {dep.model}) cannot honour '{param}': only a provider "
+                "that serves the Responses API itself (responses_api: true) can.",
+                status=400,
+                type="invalid_request_error",
+                code="unsupported_parameter",
+                param=param,
+                retryable=True,
+                blame=False,
+            )
         return None
 
     def _traced(self, dep: Deployment, sending: Awaitable[T]) -> Awaitable[T]:

@@ -47,6 +47,8 @@ class Passthrough:
     """One Responses request, for the deployments that serve the Responses API natively."""
 
     def __init__(self) -> None:
+        self.needs_native: str | None = None
+        """A parameter only a native deployment can honour (a hosted tool), set by the face."""
         self.body: dict[str, Any] | None = None
         """What to send (set by the face once the request is validated), ``model`` still the alias."""
 
@@ -76,6 +78,9 @@ class Passthrough:
     def translator(self, adapter: Adapter) -> ResponsesStream:
         assert isinstance(adapter, OpenAIAdapter)
         return ResponsesStream(adapter.name, adapter.config.max_event_bytes)
+
+    def only_native(self) -> str | None:
+        return self.needs_native
 
     def has_content(self, event: bytes) -> bool:
         """Whether a Responses stream event is past the preamble (``response.created``/``in_progress``)."""
