@@ -972,3 +972,29 @@ def test_stream_failure_event_carries_the_partial_output() -> None:
     assert failed["output"][0]["status"] == "incomplete"
     assert failed["output"][0]["content"][0]["text"] == "Hel"
     assert failed["usage"] is None
+
+
+@pytest.mark.parametrize(
+    ("value", "text"), [('{"a": 1}', '{"a": 1}'), ({"a": 1}, '{"a":1}'), (None, ""), ([1], "[1]")]
+)
+def test_tool_arguments_are_always_text(value: object, text: str) -> None:
+    """An upstream that sends arguments as an object must not crash a Responses answer or stream."""
+    from hedge.providers.responses_inbound import arguments_text
+
+    assert arguments_text(value) == text
+
+
+def test_a_stream_with_object_arguments_still_streams() -> None:
+    from hedge.providers.responses_inbound import ResponsesEvents
+
+    events = ResponsesEvents({"model": "m", "input": "x"}, response_id="resp_1", created_at=1)
+    call = {"index": 0, "id": "call_1", "function": {"name": "f", "arguments": {"a": 1}}}
+    out = events.chunk({"id": "c", "model": "m", "choices": [{"index": 0, "delta": {"tool_calls": [call]}}]})
+    assert any(b"response.function_call_arguments.delta" in e for e in out)
+    events.chunk(
+        {"id": "c", "model": "m", "choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]}
+    )
+    events.finish({"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}, 2)
+    assert events.response is not None
+    (item,) = [i for i in events.response["output"] if i["type"] == "function_call"]
+    assert item["arguments"] == '{"a":1}'

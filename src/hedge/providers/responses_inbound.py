@@ -734,10 +734,18 @@ def output_items(
                 "status": item_status,
                 "call_id": call.get("id") or ids("call"),
                 "name": fn.get("name") or "",
-                "arguments": fn.get("arguments") or "",
+                "arguments": arguments_text(fn.get("arguments")),
             }
         )
     return items
+
+
+def arguments_text(value: Any) -> str:
+    """A tool call's arguments as the Responses API types them, a string; an upstream that sent an
+    object (a known chat-completions bug) gets it serialized rather than a crash mid-answer."""
+    if isinstance(value, str):
+        return value
+    return "" if value is None else orjson.dumps(value).decode()
 
 
 def to_response(
@@ -953,7 +961,7 @@ class ResponsesEvents:
                     }
                     self.calls[index], added = self._add(item)
                     out += added
-                arguments = fn.get("arguments")
+                arguments = arguments_text(fn.get("arguments"))
                 if arguments:
                     position = self.calls[index]
                     self.output[position]["arguments"] += arguments
