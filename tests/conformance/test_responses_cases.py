@@ -267,11 +267,11 @@ def test_function_call_case_and_its_step() -> None:
     ]:
         reason = evaluate(case, [whole(case, _completion(None, calls, "tool_calls"))])
         assert reason is not None and problem in reason, (calls, reason)
+    # Arguments sent as an object are repaired by the translation (the face answers what the SDK
+    # accepts); a deployment that passes the upstream's own output through is still caught
+    # (tests/conformance/test_check.py, the tool-args-object quirk on a native deployment).
     as_object = whole(case, _completion(None, [("get_weather", {"city": "Paris"})], "tool_calls"))
-    assert (
-        evaluate(case, [as_object])
-        == "arguments of 'get_weather' are a JSON object, not a string holding JSON"
-    )
+    assert evaluate(case, [as_object]) is None
 
     (step,) = case.steps
     request = substitute(step.request, called.call_ids())
