@@ -60,13 +60,12 @@ class Completion:
 class Exchange:
     """One request through the gateway, from its arrival to its one record."""
 
-    __slots__ = ("_key", "_native", "_recorded", "_trace", "endpoint", "kind", "record", "runtime", "started")
+    __slots__ = ("_key", "_native", "_recorded", "_trace", "kind", "record", "runtime", "started")
 
     def __init__(self, runtime: Runtime, endpoint: str, request_id: str, headers: Mapping[str, str]) -> None:
+        """``endpoint`` is what the client called (``chat``, ``embeddings``, ``messages``,
+        ``responses`` ...): the record's and the metrics' name for it."""
         self.runtime = runtime
-        self.endpoint = endpoint
-        """What the client called (``chat``, ``embeddings``, ``messages``, ``responses`` ...): the
-        record's and the metrics' name for it."""
         self.kind = "embeddings" if endpoint == "embeddings" else "chat"
         """What the pipeline sends upstream: every face but embeddings arrives as a chat body."""
         self.started = time.perf_counter()
@@ -79,10 +78,6 @@ class Exchange:
         self._key: VirtualKey | None = None
         self._native: Native | None = None
         self._recorded = False
-
-    @property
-    def request_id(self) -> str:
-        return self.record.request_id
 
     def keep_request_body(self, raw: bytes) -> None:
         """With ``server.log_bodies``, the client's body goes into the body log with the record."""
@@ -217,7 +212,6 @@ class Exchange:
             await cache_put(runtime.cache, cache_id, entry, ttl)
             done.cache = "miss"
         done.cost_usd = rec.cost_usd
-        rec.latency_ms = (time.perf_counter() - self.started) * 1000
         if runtime.config.server.log_bodies:
             rec.response_body = done.body
         self._finish(rec)
@@ -362,7 +356,6 @@ class Exchange:
         rec.cache_hit = True
         rec.provider, rec.model = hit["provider"], hit["model"]
         book_cache_hit(rec, Usage(prompt, completion, cached), baseline)
-        rec.latency_ms = (time.perf_counter() - self.started) * 1000
         rec.route.append(RouteStep("cache", Outcome.CACHE_HIT))
         body = hit["body"].encode()
         if self.runtime.config.server.log_bodies:
@@ -373,13 +366,13 @@ class Exchange:
     def _fail(self, exc: HedgeError) -> None:
         rec = self.record
         rec.status, rec.error = exc.status, exc.message
-        rec.latency_ms = (time.perf_counter() - self.started) * 1000
         if self.runtime.config.server.log_bodies:
             rec.response_body = exc.to_bytes()
         self._finish(rec)
 
     def _finish(self, rec: RequestRecord) -> None:
-        """Hand the final record to the runtime's sinks, once (a stream calls this at its end)."""
+        """Hand the final record to the runtime's sinks, once (a stream calls this at its end, having
+        set the latency itself; for everything else it is the time until now)."""
         if self._recorded:
             return
         self._recorded = True
