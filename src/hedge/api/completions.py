@@ -22,7 +22,7 @@ from hedge.api.sse import SSEResponse
 from hedge.gateway.pipeline import Completion
 from hedge.gateway.stream import Stream
 from hedge.providers.completions_inbound import CompletionEvents, Legacy, to_chat, to_text_completion
-from hedge.wire.sse import event_data, frame
+from hedge.wire.sse import chunks, frame
 
 
 async def completions(request: Request) -> Response:
@@ -51,8 +51,8 @@ class CompletionsDialect:
 
     def events(self, events: list[bytes]) -> bytes:
         out: list[bytes] = []
-        for event in events:
-            out += self._events.chunk(orjson.loads(event_data(event)))
+        for chunk in chunks(events):
+            out += self._events.chunk(chunk)
         return b"".join(out)
 
     async def end(self, stream: Stream) -> bytes:

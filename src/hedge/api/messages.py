@@ -22,7 +22,7 @@ from hedge.api.sse import SSEResponse
 from hedge.errors import HedgeError
 from hedge.gateway.stream import Stream
 from hedge.providers.anthropic_inbound import AnthropicEvents, error_body, to_anthropic, to_openai
-from hedge.wire.sse import event_data
+from hedge.wire.sse import chunks
 
 
 async def _inbound(body: dict[str, Any], _key: VirtualKey | None) -> dict[str, Any]:
@@ -68,8 +68,8 @@ class AnthropicDialect:
 
     def events(self, events: list[bytes]) -> bytes:
         out: list[bytes] = []
-        for event in events:
-            out += self._events.chunk(orjson.loads(event_data(event)))
+        for chunk in chunks(events):
+            out += self._events.chunk(chunk)
         return b"".join(out)
 
     async def end(self, stream: Stream) -> bytes:

@@ -27,7 +27,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from hedge.access.keys import VirtualKey
-from hedge.api.chat import hedge_headers, receive
+from hedge.api.chat import hedge_headers, receive, render
 from hedge.api.http import (
     JSON,
     authenticate,
@@ -131,13 +131,8 @@ async def create_response(request: Request) -> Response:
     exchange, result = await receive(request, "responses", inbound=turn.inbound, native=turn.passthrough)
     rec = exchange.record
     rid = response_id(rec.request_id)
-    if result is None:
-        return Response(status_code=499)
-    if isinstance(result, HedgeError):
-        response = error_response(result, rec.request_id)
-        if rec.attempts:
-            response.headers.update(hedge_headers(rec))
-        return response
+    if result is None or isinstance(result, HedgeError):
+        return render(rec, result)  # an error in OpenAI's shape, or the client left (499)
     if isinstance(result, Stream) and result.native:
         return SSEResponse(result, hedge_headers(rec, result), PassthroughDialect(rid, turn, result))
     if isinstance(result, Stream):

@@ -45,7 +45,7 @@ import orjson
 
 from hedge.errors import InvalidRequest, invalid_type, missing_parameter
 from hedge.providers.sse import frame_event
-from hedge.wire.sse import event_data
+from hedge.wire.sse import chunks
 
 IdMaker = Callable[[str], str]
 
@@ -930,10 +930,8 @@ class ResponsesEvents:
     def frames(self, events: list[bytes]) -> list[bytes]:
         """A batch of the pipeline's OpenAI chat ``data:`` events, as Responses events."""
         out: list[bytes] = []
-        for event in events:
-            data = event_data(event)
-            if data and data != b"[DONE]":
-                out += self.chunk(orjson.loads(data))
+        for chunk in chunks(events):
+            out += self.chunk(chunk)
         return out
 
     def chunk(self, chunk: dict[str, Any]) -> list[bytes]:

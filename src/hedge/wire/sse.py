@@ -6,6 +6,9 @@ upstreams all frame events with these, and it imports nothing of Hedge's.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
+from typing import Any
+
 import orjson
 
 DONE = b"data: [DONE]\n\n"
@@ -35,3 +38,12 @@ def event_data(event: bytes) -> bytes:
         if line.startswith(b"data:"):
             lines.append(line[5:].removeprefix(b" "))
     return b"\n".join(lines)
+
+
+def chunks(events: Iterable[bytes]) -> Iterator[Any]:
+    """Each OpenAI stream event's payload, parsed (``[DONE]`` and empty events left out): what a face
+    that speaks another dialect translates, event by event."""
+    for event in events:
+        data = event_data(event)
+        if data and data != b"[DONE]":
+            yield orjson.loads(data)
