@@ -8,7 +8,7 @@ import secrets
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +19,8 @@ import pytest
 import yaml
 
 from hedge.cli.net import free_port
+from hedge.store.db import Database, connect
+from hedge.store.schema import MIGRATIONS
 
 MASTER_KEY = "sk-hedge-test"
 
@@ -280,3 +282,21 @@ def client(gateway: Gateway) -> Any:
     import openai
 
     return openai.OpenAI(base_url=gateway.base_url, api_key=MASTER_KEY, max_retries=0, timeout=20)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
+    """A migrated state database, once on SQLite and once on PostgreSQL (a schema of the test's own,
+    dropped after it). A module may define its own ``db`` (tests/store/test_state.py does)."""
+    schema = None
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'hedge.db'}"
+    else:
+        schema = await _pg_schema()
+        url = f"{PG_BASE}?search_path={schema}"
+    database = await connect(url)
+    await database.migrate(MIGRATIONS)
+    yield database
+    await database.close()
+    if schema:
+        await _drop_schema(schema)

@@ -17,7 +17,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,7 +26,7 @@ from typing import Any
 import httpx
 import pytest
 
-from conftest import MASTER_KEY, PG_BASE, Gateway, Mock, _drop_schema, _pg_schema, start_gateway, start_mock
+from conftest import MASTER_KEY, Gateway, Mock, start_gateway, start_mock
 from hedge.access.keys import KeyStore
 from hedge.api.app import create_app
 from hedge.api.dashboard import baseline_info, read_conformance
@@ -39,9 +39,8 @@ from hedge.record import Outcome, RequestRecord, RouteStep
 from hedge.store.analytics import Analytics, RequestFilter, auto_bucket, percentile
 from hedge.store.bodies import BODY_LIMIT, BodyLog, body_text
 from hedge.store.conformance import ConformanceRecord, JsonlResultStore
-from hedge.store.db import Database, connect
+from hedge.store.db import Database
 from hedge.store.ledger import Ledger
-from hedge.store.schema import MIGRATIONS
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts" / "dashboard"
@@ -557,22 +556,6 @@ def test_ui_is_static_and_needs_no_key(traffic: Traffic) -> None:
 
 
 # -- the analytics SQL on both databases ------------------------------------------------------------
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
-    schema = None
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'hedge.db'}"
-    else:
-        schema = await _pg_schema()
-        url = f"{PG_BASE}?search_path={schema}"
-    database = await connect(url)
-    await database.migrate(MIGRATIONS)
-    yield database
-    await database.close()
-    if schema:
-        await _drop_schema(schema)
 
 
 T0 = float((int(time.time()) // 3600) * 3600 - 3600)

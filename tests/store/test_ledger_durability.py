@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -290,29 +290,13 @@ async def test_an_outage_during_isolation_spools_only_what_was_not_written(tmp_p
 # -- the ledger on real databases ------------------------------------------------------------------
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def real_db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
-    schema = None
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'hedge.db'}"
-    else:
-        schema = await _pg_schema()
-        url = f"{PG_BASE}?search_path={schema}"
-    database = await connect(url)
-    await database.migrate(MIGRATIONS)
-    yield database
-    await database.close()
-    if schema:
-        await _drop_schema(schema)
-
-
 def _rec(i: int, **kw: Any) -> RequestRecord:
     base: dict[str, Any] = {"request_id": f"req_{i}", "endpoint": "chat", "alias": "chat", "provider": "p"}
     return RequestRecord(**{**base, "model": "m", "cost_usd": 0.001, **kw})
 
 
-async def test_poisoned_records_are_cleaned_and_booked(real_db: Database) -> None:
-    ledger = Ledger(real_db, flush_interval_s=60)
+async def test_poisoned_records_are_cleaned_and_booked(db: Database) -> None:
+    ledger = Ledger(db, flush_interval_s=60)
     ledger(_rec(1, model="gpt\x00-4o", error="unknown model 'x\x00y'", status=404))
     ledger(_rec(2, prompt_tokens=3_000_000_000, completion_tokens=2**70, tags=frozenset({"a\x00b", "c"})))
     ledger(_rec(3, team="t\x00", tags=frozenset({"c"})))
@@ -326,25 +310,25 @@ async def test_poisoned_records_are_cleaned_and_booked(real_db: Database) -> Non
     assert rows["req_1"]["model"] == "gpt-4o" and rows["req_1"]["error"] == "unknown model 'xy'"
 
 
-async def test_a_replay_after_a_partial_write_books_nothing_twice(real_db: Database, tmp_path: Path) -> None:
-    ledger = Ledger(real_db, flush_interval_s=0.05, state_dir=tmp_path)
+async def test_a_replay_after_a_partial_write_books_nothing_twice(db: Database, tmp_path: Path) -> None:
+    ledger = Ledger(db, flush_interval_s=0.05, state_dir=tmp_path)
     for i in range(4):
         ledger(_rec(i))
     assert await ledger.flush() == 4
-    real = real_db.executemany
+    real = db.executemany
 
     async def gone(sql: str, rows: Any) -> None:
         raise ConnectionRefusedError(111, "Connection refused")
 
-    real_db.executemany = gone  # type: ignore[method-assign]
+    db.executemany = gone  # type: ignore[method-assign]
     for i in (2, 3, 4, 5):  # 2 and 3 were written already: as if the database went away mid-write
         ledger(_rec(i))
     await ledger.flush()
     assert ledger.spooled == 4
-    real_db.executemany = real  # type: ignore[method-assign]
+    db.executemany = real  # type: ignore[method-assign]
     await _until("the replay", lambda: ledger.spooled == 0)
     await ledger.flush()
-    count = await real_db.fetch("SELECT COUNT(*) AS n, COUNT(DISTINCT request_id) AS d FROM hedge_requests")
+    count = await db.fetch("SELECT COUNT(*) AS n, COUNT(DISTINCT request_id) AS d FROM hedge_requests")
     assert (count[0]["n"], count[0]["d"]) == (6, 6)
     await ledger.close()
 

@@ -2,34 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
-import pytest
-
-from conftest import PG_BASE, _drop_schema, _pg_schema
-from hedge.store.db import Database, connect
+from hedge.store.db import Database
 from hedge.store.responses import DAY_S, ResponseStore
-from hedge.store.schema import MIGRATIONS
 
 NOW = 1_800_000_000.0
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
-    schema = None
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'hedge.db'}"
-    else:
-        schema = await _pg_schema()
-        url = f"{PG_BASE}?search_path={schema}"
-    database = await connect(url)
-    await database.migrate(MIGRATIONS)
-    yield database
-    await database.close()
-    if schema:
-        await _drop_schema(schema)
 
 
 def response(rid: str, created_at: float, text: str = "hi") -> dict[str, Any]:
