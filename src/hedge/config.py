@@ -25,6 +25,9 @@ from hedge.windows import parse_window
 
 _ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
+_NAME_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+"""Experiment and arm names: they appear in a response header and in URLs."""
+
 Style = Literal["openai", "anthropic", "gemini"]
 
 CONFIG_ENV = "HEDGE_CONFIG"
@@ -174,6 +177,20 @@ class EscalationConfig(_Strict):
     when: list[EscalationCheck] = ["length", "invalid_json", "empty", "tool_schema"]
 
 
+class ShadowConfig(_Strict):
+    """A sampled copy of this alias's answered requests, sent to a candidate after the client has its
+    answer, graded against it and booked as shadow spend (never on the caller's key)."""
+
+    to: str = Field(min_length=1)
+    """An alias, or the id (``provider/model``) of a deployment some alias declares."""
+    sample: float = Field(0.05, ge=0, le=1)
+    """Share of the alias's successful requests copied."""
+    max_usd_per_day: float = Field(1.0, ge=0)
+    """Shadow spend of this alias on this target per UTC day; past it, no more copies that day."""
+    grader: str = Field("exact", min_length=1)
+    """How the candidate's answer is graded against the primary's (see ``hedge.experiments.grading``)."""
+
+
 class ModelConfig(_Strict):
     strategy: Literal["weighted", "ordered", "cheapest", "least-latency", "least-busy"] = "weighted"
     deployments: list[DeploymentConfig] = Field(min_length=1)
@@ -194,6 +211,8 @@ class ModelConfig(_Strict):
     """Opt-in exact-match response cache for non-streaming requests to this alias."""
     cache_scope: Literal["key", "team", "global"] = "key"
     """Who shares cached answers: each virtual key its own (default), a team, or every caller."""
+    shadow: list[ShadowConfig] = Field(default_factory=list)
+    """Candidates that get a sampled copy of this alias's traffic off the request path."""
 
 
 class BackoffConfig(_Strict):
@@ -309,6 +328,62 @@ class TracingConfig(_Strict):
         return value.rstrip("/")
 
 
+class ArmConfig(_Strict):
+    use: str = Field(min_length=1)
+    """The alias that serves requests assigned to this arm."""
+    weight: float = Field(ge=0)
+    """Relative share of the experiment's traffic (adaptive experiments move it)."""
+
+
+class AdaptiveConfig(_Strict):
+    """Guardrails for moving traffic toward the cheapest arm that is not worse than control."""
+
+    min_samples: int = Field(100, ge=2)
+    """Metric values an arm (and control) needs before its weight may move."""
+    max_step: float = Field(10.0, gt=0, le=100)
+    """Most percentage points of traffic one change moves."""
+    control_floor: float = Field(10.0, ge=0, le=100)
+    """Control keeps at least this share (percent), so the comparison never loses its baseline."""
+    confidence: float = Field(0.95, gt=0.5, lt=1)
+    """One-sided confidence of the non-inferiority test (and of the bar's lower bound)."""
+    interval_s: float = Field(3600.0, gt=0)
+    """Seconds between two decisions (a decision may change nothing)."""
+
+
+class ExperimentConfig(_Strict):
+    alias: str
+    """Requests for this alias are split across the arms."""
+    arms: dict[str, ArmConfig] = Field(min_length=2)
+    """Must include ``control``; the others are compared with it."""
+    assign_by: str = "key"
+    """``key`` (the virtual key), ``user`` (the body's ``user`` field) or ``header:NAME``: the unit
+    hashed to an arm, so one caller keeps its arm while the weights stay."""
+    metric: str = Field(min_length=1, max_length=64)
+    """The feedback metric (``POST /v1/feedback``) that measures quality."""
+    bar: float | None = None
+    """An arm meets the bar when the lower bound of its metric's interval is at or above it."""
+    margin: float | None = Field(None, ge=0)
+    """Non-inferiority margin: an arm may be at most this much worse than control."""
+    adaptive: AdaptiveConfig | None = None
+
+    @field_validator("assign_by")
+    @classmethod
+    def _assign_by(cls, value: str) -> str:
+        if value in ("key", "user") or (value.startswith("header:") and len(value) > len("header:")):
+            return value
+        raise ValueError(f"must be key, user or header:NAME, got {value!r}")
+
+    @model_validator(mode="after")
+    def _control(self) -> ExperimentConfig:
+        if "control" not in self.arms:
+            raise ValueError("needs an arm named 'control'")
+        if not any(arm.weight > 0 for arm in self.arms.values()):
+            raise ValueError("at least one arm needs a positive weight")
+        if self.adaptive is not None and self.bar is None and self.margin is None:
+            raise ValueError("adaptive needs a margin (non-inferiority to control) or a bar")
+        return self
+
+
 class Config(_Strict):
     server: ServerConfig
     providers: dict[str, ProviderConfig] = Field(min_length=1)
@@ -317,6 +392,8 @@ class Config(_Strict):
     state: StateConfig = StateConfig()
     budgets: BudgetConfig = BudgetConfig()
     tracing: TracingConfig = TracingConfig()
+    experiments: dict[str, ExperimentConfig] = Field(default_factory=dict)
+    """Online A/B experiments, by name (``hedge experiments``, ``/admin/experiments``)."""
 
     @model_validator(mode="after")
     def _references(self) -> Config:
@@ -345,6 +422,34 @@ class Config(_Strict):
                 if fallback not in self.models or fallback == alias:
                     raise _PathError(
                         f"models.{alias}.fallbacks[{i}]", f"unknown or self-referencing alias {fallback!r}"
+                    )
+            deployments = {f"{d.provider}/{d.model}" for m in self.models.values() for d in m.deployments}
+            for i, shadow in enumerate(model.shadow):
+                if shadow.to == alias or (shadow.to not in self.models and shadow.to not in deployments):
+                    raise _PathError(
+                        f"models.{alias}.shadow[{i}].to",
+                        f"{shadow.to!r} is neither another alias nor a configured deployment "
+                        "(provider/model)",
+                    )
+        experimented: dict[str, str] = {}
+        for name, exp in self.experiments.items():
+            for label in (name, *exp.arms):
+                if not _NAME_RE.fullmatch(label):
+                    raise _PathError(
+                        f"experiments.{name}", f"{label!r}: names are 1-64 letters, digits, '-', '_' or '.'"
+                    )
+            if exp.alias not in self.models:
+                raise _PathError(f"experiments.{name}.alias", f"unknown model alias {exp.alias!r}")
+            if exp.alias in experimented:
+                raise _PathError(
+                    f"experiments.{name}.alias",
+                    f"alias {exp.alias!r} is already split by experiment {experimented[exp.alias]!r}",
+                )
+            experimented[exp.alias] = name
+            for arm, spec in exp.arms.items():
+                if spec.use not in self.models:
+                    raise _PathError(
+                        f"experiments.{name}.arms.{arm}.use", f"unknown model alias {spec.use!r}"
                     )
         return self
 

@@ -126,6 +126,12 @@ class RequestRecord:
     team: str | None = None
     tags: frozenset[str] = frozenset()
     cache_hit: bool = False
+    experiment: str | None = None
+    """The experiment that assigned this request an arm (``experiments:`` in the config)."""
+    arm: str | None = None
+    shadow: bool = False
+    """A shadow copy of another request, sent to a candidate off that request's path: booked apart,
+    never on a key's budget."""
     started_at: float = field(default_factory=time.time)
     request_body: bytes | None = field(default=None, repr=False)
     """The client's request body, set only with ``server.log_bodies`` (for the body log; never headers)."""

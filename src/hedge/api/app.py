@@ -35,6 +35,7 @@ from hedge.api.dashboard import (
     ui_asset,
     ui_page,
 )
+from hedge.api.experiments import experiment_detail, feedback, list_experiments
 from hedge.api.http import error_response, new_request_id
 from hedge.api.messages import anthropic_error, messages
 from hedge.api.metrics import metrics_endpoint
@@ -48,6 +49,7 @@ from hedge.api.responses import (
 )
 from hedge.config import CONFIG_ENV, Config, load_config
 from hedge.errors import HedgeError
+from hedge.experiments.service import Experiments
 from hedge.gateway.runtime import Runtime
 from hedge.store.bodies import BodyLog
 
@@ -111,12 +113,18 @@ class HedgeApp(Starlette):
         await super().__call__(scope, receive, send)
 
 
-def create_app(config: Config, runtime: Runtime | None = None) -> Starlette:
-    rt = runtime or Runtime(config)
+def create_app(
+    config: Config, runtime: Runtime | None = None, experiments: Experiments | None = None
+) -> Starlette:
+    """The gateway's ASGI app; ``runtime`` and ``experiments`` (built on that runtime, e.g. with a
+    test's clock) are made from ``config`` unless given."""
+    rt = runtime or (experiments.runtime if experiments is not None else Runtime(config))
+    experiments = experiments or Experiments(rt)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await rt.start()
+        await experiments.start()
         body_log = None
         if config.server.log_bodies:
             body_log = BodyLog(
@@ -130,6 +138,7 @@ def create_app(config: Config, runtime: Runtime | None = None) -> Starlette:
         try:
             yield
         finally:
+            await experiments.close()  # running shadow copies finish (or are cut) before the ledger closes
             if body_log is not None:
                 await body_log.close()
             await rt.close()
@@ -161,6 +170,10 @@ def create_app(config: Config, runtime: Runtime | None = None) -> Starlette:
             Route("/admin/keys", list_keys, methods=["GET"]),
             Route("/admin/keys/{key_id}", key_detail, methods=["GET", "PATCH", "DELETE"]),
             Route("/admin/spend", spend, methods=["GET"]),
+            Route("/v1/feedback", feedback, methods=["POST"]),
+            Route("/feedback", feedback, methods=["POST"]),
+            Route("/admin/experiments", list_experiments, methods=["GET"]),
+            Route("/admin/experiments/{name}", experiment_detail, methods=["GET"]),
             Route("/metrics", metrics_endpoint, methods=["GET"]),
             Route("/ui", ui_page, methods=["GET"]),
             Route("/ui/", ui_page, methods=["GET"]),
@@ -177,6 +190,7 @@ def create_app(config: Config, runtime: Runtime | None = None) -> Starlette:
         lifespan=lifespan,
     )
     app.state.runtime = rt
+    app.state.experiments = experiments
     app.fast = {
         ("POST", "/v1/chat/completions"): chat_completions,
         ("POST", "/chat/completions"): chat_completions,

@@ -17,6 +17,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from hedge.access.keys import VirtualKey
+from hedge.api.experiments import follow_up
 from hedge.api.http import JSON, authenticate, error_response, new_request_id, read_body, runtime_of
 from hedge.api.sse import SSEResponse, disconnected
 from hedge.api.validation import parse_json_object, validate_chat, validate_embeddings
@@ -43,7 +44,7 @@ async def embeddings(request: Request) -> Response:
 
 async def handle(request: Request, endpoint: str) -> Response:
     exchange, result = await receive(request, endpoint)
-    return render(exchange.record, result)
+    return follow_up(request, exchange, result, render(exchange.record, result))
 
 
 Inbound = Callable[[dict[str, Any], VirtualKey | None], Awaitable[dict[str, Any]]]
@@ -115,6 +116,8 @@ def hedge_headers(rec: RequestRecord, result: Completion | Stream | None = None)
         "x-hedge-request-id": rec.request_id,
         "x-hedge-attempts": str(rec.attempts),
     }
+    if rec.experiment is not None:
+        headers["x-hedge-experiment"] = f"{rec.experiment}/{rec.arm}"
     if isinstance(result, Completion) and result.cache == "hit":
         headers["x-hedge-provider"] = result.provider
         headers["x-hedge-model"] = result.model

@@ -17,6 +17,7 @@ from starlette.responses import Response
 
 from hedge.access.keys import VirtualKey
 from hedge.api.chat import hedge_headers, receive
+from hedge.api.experiments import follow_up
 from hedge.api.http import JSON
 from hedge.api.sse import SSEResponse
 from hedge.errors import HedgeError
@@ -36,7 +37,7 @@ async def messages(request: Request) -> Response:
         return Response(status_code=499)
     if isinstance(result, Stream):
         headers = {**hedge_headers(rec, result), "request-id": rec.request_id}
-        return SSEResponse(result, headers, AnthropicDialect())
+        return follow_up(request, exchange, result, SSEResponse(result, headers, AnthropicDialect()))
     if isinstance(result, HedgeError):
         headers = {**result.headers, "x-hedge-request-id": rec.request_id, "x-request-id": rec.request_id}
         if rec.attempts:
@@ -47,7 +48,8 @@ async def messages(request: Request) -> Response:
         status, body = 200, to_anthropic(orjson.loads(result.body))
     kept = {k: v for k, v in headers.items() if k.startswith(("x-hedge-", "x-request-id", "retry-after"))}
     kept["request-id"] = rec.request_id  # what the Anthropic SDK exposes as ``_request_id``
-    return Response(orjson.dumps(body), status_code=status, headers=kept, media_type=JSON)
+    response = Response(orjson.dumps(body), status_code=status, headers=kept, media_type=JSON)
+    return follow_up(request, exchange, result, response)
 
 
 def anthropic_error(exc: HedgeError, request_id: str | None = None) -> Response:

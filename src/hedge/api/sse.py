@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from typing import Protocol
 
 from starlette.responses import Response
@@ -50,6 +51,10 @@ class SSEResponse(Response):
         self.init_headers({**SSE_HEADERS, **headers})
         self.stream = stream
         self.dialect = dialect or OpenAIDialect()
+        self.watch: Callable[[list[bytes]], None] | None = None
+        """Sees each batch of the pipeline's events as it passes (e.g. to gather a shadow's reference)."""
+        self.after: Callable[[], None] | None = None
+        """Called once the stream is over and closed, if the client stayed to its end."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         pump = asyncio.ensure_future(self._pump(send))
@@ -67,11 +72,16 @@ class SSEResponse(Response):
             if not pump.done():
                 pump.cancel()
             await self.stream.close(client_gone=gone)
+        if not gone and self.after is not None and not pump.cancelled() and pump.exception() is None:
+            self.after()
 
     async def _pump(self, send: Send) -> None:
         await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
         dialect = self.dialect
+        watch = self.watch
         async for events in self.stream:
+            if watch is not None:
+                watch(events)
             await send({"type": "http.response.body", "body": dialect.events(events), "more_body": True})
         await send({"type": "http.response.body", "body": await dialect.end(self.stream), "more_body": False})
 

@@ -60,16 +60,39 @@ class Completion:
 class Exchange:
     """One request through the gateway, from its arrival to its one record."""
 
-    __slots__ = ("_key", "_native", "_recorded", "_trace", "kind", "record", "runtime", "started")
+    __slots__ = (
+        "_headers",
+        "_key",
+        "_native",
+        "_recorded",
+        "_trace",
+        "body",
+        "kind",
+        "record",
+        "runtime",
+        "started",
+    )
 
-    def __init__(self, runtime: Runtime, endpoint: str, request_id: str, headers: Mapping[str, str]) -> None:
+    def __init__(
+        self,
+        runtime: Runtime,
+        endpoint: str,
+        request_id: str,
+        headers: Mapping[str, str],
+        *,
+        shadow: bool = False,
+    ) -> None:
         """``endpoint`` is what the client called (``chat``, ``embeddings``, ``messages``,
-        ``responses`` ...): the record's and the metrics' name for it."""
+        ``responses`` ...): the record's and the metrics' name for it. A ``shadow`` exchange is a
+        copy of another request: booked as shadow spend and never split by an experiment."""
         self.runtime = runtime
+        self._headers = headers
+        self.body: dict[str, Any] | None = None
+        """The chat (or embeddings) body as served, once :meth:`serve` was called."""
         self.kind = "embeddings" if endpoint == "embeddings" else "chat"
         """What the pipeline sends upstream: every face but embeddings arrives as a chat body."""
         self.started = time.perf_counter()
-        self.record = RequestRecord(request_id, endpoint, alias="")
+        self.record = RequestRecord(request_id, endpoint, alias="", shadow=shadow)
         """The request's record: read it freely; the pipeline alone writes it."""
         tracer = runtime.tracer
         self._trace: RequestTrace | None = (
@@ -118,14 +141,16 @@ class Exchange:
         runtime = self.runtime
         rec = self.record
         self._native = native
+        self.body = body
         try:
             ctx = runtime.router.context(body, tags)
+            serving = self._assign(body, key)
             if key is not None:
                 self._key = key
                 rec.key_id, rec.team = key.id, key.team
-                await self._admit(key, body["model"], ctx)
+                await self._admit(key, body["model"], serving, ctx)
             seconds = runtime.config.resilience.request_timeout_s if deadline_s is None else deadline_s
-            return await _within(seconds, self._route(body, ctx))
+            return await _within(seconds, self._route(body, serving, ctx))
         except HedgeError as exc:
             self._fail(exc)
             raise
@@ -137,14 +162,27 @@ class Exchange:
             self.broke(exc)
             raise
 
-    async def _admit(self, key: VirtualKey, alias: str, ctx: RouteContext) -> None:
+    def _assign(self, body: dict[str, Any], key: VirtualKey | None) -> str:
+        """The alias that plans this request: the one asked for, or its experiment arm's. A key
+        restricted to other aliases than the arm's stays out of the experiment."""
+        asked = body.get("model")
+        assigner = self.runtime.assigner
+        if assigner is None or self.record.shadow or not isinstance(asked, str):
+            return str(asked)
+        arm = assigner.assign(asked, key, body, self._headers)
+        if arm is None or (key is not None and key.models and arm.use not in key.models):
+            return asked
+        self.record.experiment, self.record.arm = arm.experiment, arm.arm
+        return arm.use
+
+    async def _admit(self, key: VirtualKey, alias: str, serving: str, ctx: RouteContext) -> None:
         runtime = self.runtime
         try:
             await runtime.gate.admit(
                 key,
                 alias,
                 self.record.request_id,
-                lambda reserve: runtime.router.max_cost(alias, ctx, reserve),
+                lambda reserve: runtime.router.max_cost(serving, ctx, reserve),
             )
         except HedgeError:
             raise
@@ -155,12 +193,12 @@ class Exchange:
                 code="limits_unavailable",
             ) from None
 
-    async def _route(self, body: dict[str, Any], ctx: RouteContext) -> Completion | Stream:
+    async def _route(self, body: dict[str, Any], serving: str, ctx: RouteContext) -> Completion | Stream:
         runtime = self.runtime
         rec = self.record
         key = self._key
         allowed = key.models if key is not None and key.models else None
-        alias, plan = runtime.router.plan(body["model"], ctx, allowed)
+        alias, plan = runtime.router.plan(serving, ctx, allowed)
         plan = self._conformant(plan)
         if not plan:
             reasons = "; ".join(

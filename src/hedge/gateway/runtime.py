@@ -19,6 +19,7 @@ from hedge.access.keys import KeyStore, VirtualKey
 from hedge.access.quotas import Quotas
 from hedge.config import Config
 from hedge.cost import catalogue
+from hedge.gateway.hooks import Assigner
 from hedge.observe.logs import AccessLog, config_secrets, register_secrets
 from hedge.observe.metrics import Metrics
 from hedge.observe.tracing import Tracer, header_secrets, make_tracer
@@ -88,6 +89,8 @@ class Runtime:
         self.quotas = Quotas(config, self.counters)
         self.gate = Gate(self.counters, self.ledger, config.budgets)
         self.sinks.append(self.ledger)
+        self.assigner: Assigner | None = None
+        """Splits aliases under experiment across their arms; set by ``hedge.experiments``."""
 
     def started(self, rec: RequestRecord) -> None:
         """A request's alias is known: it counts as in flight until ``record(rec)``."""

@@ -42,12 +42,17 @@ GROUPS: tuple[str, ...] = ("provider", "model", "alias", "key", "team", "tag", "
 _COLUMNS = (
     "request_id, ts, key_id, team, alias, endpoint, provider, model, status, stream, prompt_tokens, "
     "completion_tokens, cached_tokens, cost_usd, baseline_cost_usd, latency_ms, ttft_ms, attempts, tags, "
-    "cache_hit, error, route"
+    "cache_hit, error, route, shadow, experiment, arm"
 )
 _WIDTH = len(_COLUMNS.split(","))
 _INSERT = f"INSERT INTO hedge_requests ({_COLUMNS}) VALUES ({', '.join('?' * _WIDTH)}) ON CONFLICT DO NOTHING"
-_WIDTH_BEFORE_ROUTE = _WIDTH - 1
-"""Rows spooled by a version that did not keep the route have one column less."""
+_WIDTH_BEFORE_ROUTE = _WIDTH - 4
+"""Rows spooled by a version that did not keep the route have four columns less (route, shadow,
+experiment, arm); those spooled before experiments were kept, three less."""
+_ADDED_LATER: tuple[Any, ...] = (None, 0, None, None)
+"""What an old spooled row gets for the columns it lacks (route, shadow, experiment, arm)."""
+SHADOW_GROUP = "(shadow)"
+"""The group of a spend report that holds every shadow copy, whatever the grouping."""
 
 
 ERROR_LIMIT = 500
@@ -109,12 +114,19 @@ def _row(r: RequestRecord) -> tuple[Any, ...]:
         int(bool(r.cache_hit)),
         clean_text(r.error, ERROR_LIMIT) or None,
         _route(r.route),
+        int(bool(r.shadow)),
+        clean_text(r.experiment, TAG_LIMIT),
+        clean_text(r.arm, TAG_LIMIT),
     )
 
 
 def _with_route(row: Row) -> Row:
-    """A row spooled before the route was kept gets a NULL route: it counts as rows without one do."""
-    return (*row, None) if len(row) == _WIDTH_BEFORE_ROUTE else row
+    """A row spooled before the route (or the experiment columns) was kept gets the defaults of the
+    columns it lacks: a NULL route counts as rows without one do; it is no shadow and in no experiment."""
+    missing = _WIDTH - len(row)
+    if 0 < missing <= len(_ADDED_LATER):
+        return (*row, *_ADDED_LATER[len(_ADDED_LATER) - missing :])
+    return row
 
 
 @dataclass(slots=True)
@@ -199,6 +211,8 @@ class Ledger(BatchWriter[RequestRecord]):
         if until is not None:
             where += " AND r.ts < ?"
             args.append(until)
+        # Shadow copies are one line of their own (whatever the grouping), counted in the total.
+        group = f"CASE WHEN COALESCE(r.shadow, 0) = 1 THEN '{SHADOW_GROUP}' ELSE {group} END"
         sql = (
             f"SELECT {group} AS grp, COUNT(*) AS requests, SUM(r.prompt_tokens) AS input_tokens, "
             "SUM(r.completion_tokens) AS output_tokens, SUM(r.cost_usd) AS cost, "
@@ -234,7 +248,9 @@ class Ledger(BatchWriter[RequestRecord]):
 
     async def key_spend(self, key_id: str, since: float) -> float:
         rows = await self.db.fetch(
-            "SELECT SUM(cost_usd) AS cost FROM hedge_requests WHERE key_id = ? AND ts >= ?", [key_id, since]
+            "SELECT SUM(cost_usd) AS cost FROM hedge_requests "
+            "WHERE key_id = ? AND ts >= ? AND COALESCE(shadow, 0) = 0",
+            [key_id, since],
         )
         return float(rows[0]["cost"] or 0.0)
 

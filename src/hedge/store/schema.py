@@ -111,4 +111,59 @@ MIGRATIONS: list[tuple[int, list[Statement]]] = [
             "ALTER TABLE hedge_requests ADD COLUMN route TEXT",
         ],
     ),
+    (
+        11,
+        [
+            # Experiments (hedge.experiments). The ledger marks shadow copies (booked apart from the
+            # traffic they copy, never on a key's budget) and the experiment arm a request was
+            # assigned; nullable columns without defaults, so no table rewrite.
+            "ALTER TABLE hedge_requests ADD COLUMN shadow INTEGER",
+            "ALTER TABLE hedge_requests ADD COLUMN experiment TEXT",
+            "ALTER TABLE hedge_requests ADD COLUMN arm TEXT",
+            "CREATE INDEX IF NOT EXISTS hedge_requests_experiment ON hedge_requests (experiment, ts)",
+            # Quality feedback on a request (POST /v1/feedback): one value per request and metric,
+            # the latest wins; key_id is the key that made (and so may rate) the request.
+            """CREATE TABLE IF NOT EXISTS hedge_feedback (
+                request_id TEXT NOT NULL,
+                metric TEXT NOT NULL,
+                value DOUBLE PRECISION NOT NULL,
+                key_id TEXT,
+                ts DOUBLE PRECISION NOT NULL,
+                PRIMARY KEY (request_id, metric)
+            )""",
+            # A shadow pair: the primary's answer and the candidate's, and the grade of the one
+            # against the other (score NULL and grade_error set when the grader failed).
+            """CREATE TABLE IF NOT EXISTS hedge_shadow_pairs (
+                shadow_request_id TEXT PRIMARY KEY,
+                primary_request_id TEXT NOT NULL,
+                ts DOUBLE PRECISION NOT NULL,
+                alias TEXT NOT NULL,
+                target TEXT NOT NULL,
+                grader TEXT NOT NULL,
+                status INTEGER NOT NULL,
+                score DOUBLE PRECISION,
+                grade_error TEXT,
+                primary_answer TEXT,
+                shadow_answer TEXT,
+                primary_cost_usd DOUBLE PRECISION NOT NULL,
+                shadow_cost_usd DOUBLE PRECISION NOT NULL,
+                primary_latency_ms DOUBLE PRECISION,
+                shadow_latency_ms DOUBLE PRECISION
+            )""",
+            "CREATE INDEX IF NOT EXISTS hedge_shadow_pairs_ts ON hedge_shadow_pairs (alias, target, ts)",
+            # Each change of an adaptive experiment's weights, with its evidence (JSON). One row per
+            # decision slot (floor(ts / interval_s)): replicas deciding the same slot insert the same
+            # key and the first one wins, so the weights move once per interval across replicas.
+            # config_hash ties a change to the arms it was made for: a new config starts afresh.
+            """CREATE TABLE IF NOT EXISTS hedge_experiment_changes (
+                experiment TEXT NOT NULL,
+                slot BIGINT NOT NULL,
+                ts DOUBLE PRECISION NOT NULL,
+                config_hash TEXT NOT NULL,
+                weights TEXT NOT NULL,
+                evidence TEXT NOT NULL,
+                PRIMARY KEY (experiment, slot)
+            )""",
+        ],
+    ),
 ]
