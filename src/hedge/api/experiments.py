@@ -55,7 +55,11 @@ def follow_up(request: Request, exchange: Exchange, result: object, response: Re
         response.after = lambda: shadows.start(exchange, sampled, text.text)
     elif isinstance(result, Completion):
         primary = completion_text(result.body)
-        response.background = BackgroundTask(shadows.start, exchange, sampled, primary)
+
+        async def start() -> None:  # async: Starlette runs a plain function in a worker thread
+            shadows.start(exchange, sampled, primary)
+
+        response.background = BackgroundTask(start)
     return response
 
 

@@ -233,6 +233,7 @@ class Experiments:
         return {
             "experiments": [await self.report(name, changes=5) for name in self.configs],
             "shadow": await self.shadow_summary(),
+            "shadow_copies": self.shadows.counts(),
         }
 
 

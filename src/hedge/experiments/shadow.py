@@ -124,6 +124,10 @@ class Shadows:
         """A deployment id -> the (first) alias that declares it: how a shadow reaches one deployment."""
         self.dropped = 0
         """Copies not sent because ``max_in_flight`` were already running."""
+        self.capped = 0
+        """Copies not sent because their target's daily cap was reached."""
+        self.sent = 0
+        """Copies sent (whatever came of them)."""
 
     def sample(self, exchange: Exchange, result: Completion | Stream) -> list[ShadowConfig]:
         """The shadows this request gets (sampled now, sent after the response): none for a shadow,
@@ -149,6 +153,15 @@ class Shadows:
             task = asyncio.ensure_future(self._run(primary, shadow, primary_text))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
+
+    def counts(self) -> dict[str, int]:
+        """This replica's copies: running now, and since start sent, dropped and stopped by a cap."""
+        return {
+            "running": len(self._tasks),
+            "sent": self.sent,
+            "dropped": self.dropped,
+            "capped": self.capped,
+        }
 
     async def drain(self, timeout_s: float) -> None:
         """Let running copies finish for up to ``timeout_s``, then cancel the rest."""
@@ -177,7 +190,9 @@ class Shadows:
             day = now - now % DAY
             spent = await self.store.shadow_spent(primary.alias, shadow.to, day)
             if spent >= shadow.max_usd_per_day:
+                self.capped += 1
                 return
+            self.sent += 1
             await self._pair(primary, shadow, primary_text, now)
         except asyncio.CancelledError:
             raise
