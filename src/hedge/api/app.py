@@ -27,6 +27,7 @@ from hedge.api.count_tokens import count_tokens
 from hedge.api.dashboard import (
     breakers,
     conformance,
+    experiments_panel,
     latency,
     request_detail,
     requests,
@@ -185,6 +186,7 @@ def create_app(
             Route("/admin/dashboard/requests", requests, methods=["GET"]),
             Route("/admin/dashboard/requests/{request_id}", request_detail, methods=["GET"]),
             Route("/admin/dashboard/conformance", conformance, methods=["GET"]),
+            Route("/admin/dashboard/experiments", experiments_panel, methods=["GET"]),
         ],
         exception_handlers={HTTPException: _http_error, Exception: _unexpected},
         lifespan=lifespan,

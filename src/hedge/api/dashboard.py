@@ -17,6 +17,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from hedge.api.experiments import experiments_of
 from hedge.api.http import error_response, json_response, require_master, runtime_of, store_endpoint
 from hedge.config import Config
 from hedge.errors import HedgeError, InvalidRequest, NotFound
@@ -271,6 +272,16 @@ def read_conformance(path: Path, deployments: list[str]) -> dict[str, Any]:
                 }
             )
     return {"results": results, "path": str(path)}
+
+
+@store_endpoint
+async def experiments_panel(request: Request) -> Response:
+    """The Experiments panel: the same overview as ``GET /admin/experiments``."""
+    try:
+        require_master(request, runtime_of(request))
+        return json_response(await experiments_of(request).overview())
+    except HedgeError as exc:
+        return error_response(exc)
 
 
 async def conformance(request: Request) -> Response:

@@ -524,6 +524,66 @@
     host.replaceChildren(h("table", { class: "data conf" }, h("thead", null, head), h("tbody", null, ...rows)));
   }
 
+  function fmtScore(v) { return v == null ? "–" : v.toFixed(3); }
+  function fmtInterval(mid, low, high, signed) {
+    if (mid == null) return "–";
+    const f = (v) => (signed && v > 0 ? "+" : "") + v.toFixed(3);
+    return low == null ? f(mid) : f(mid) + " [" + f(low) + ", " + f(high) + "]";
+  }
+
+  function renderExperiments(x) {
+    const host = $("experiments");
+    const experiments = x.experiments || [];
+    const shadow = x.shadow || [];
+    $("experiments-note").textContent = experiments.length + " experiment" + (experiments.length === 1 ? "" : "s") +
+      " · " + shadow.reduce((n, p) => n + p.pairs, 0) + " shadow pairs";
+    if (!experiments.length && !shadow.length) {
+      host.replaceChildren(h("p", { class: "muted", id: "experiments-empty" },
+        "No experiments or shadow traffic yet. Add ", h("code", { text: "experiments:" }), " or ",
+        h("code", { text: "models.ALIAS.shadow:" }), " to the config (see the README); results show here."));
+      return;
+    }
+    const parts = [];
+    for (const e of experiments) {
+      const verdict = (q) => (q === true ? "✓ qualifies" : q === false ? "✗ does not" : "not yet");
+      const head = h("tr", null, ...["Arm", "Alias", "Weight", "n", e.metric + " (95% CI)", "vs control (95% CI)",
+        "Cost / request", "Savings", "Latency", ""].map((t) => h("th", { text: t })));
+      const rows = e.arms.map((a) => h("tr", { dataset: { arm: a.arm } },
+        h("td", { text: a.arm + (a.arm === e.recommended ? " ★" : "") }), h("td", { text: a.use }),
+        h("td", { class: "num", text: a.weight.toFixed(1) + "%" }), h("td", { class: "num", text: fmtInt(a.n) }),
+        h("td", { class: "num", text: fmtInterval(a.metric_mean, a.ci_low, a.ci_high) }),
+        h("td", { class: "num", text: fmtInterval(a.diff_to_control, a.diff_ci_low, a.diff_ci_high, true) }),
+        h("td", { class: "num", text: fmtUsd(a.cost_per_request_usd) }),
+        h("td", { class: "num", text: fmtPct(a.savings_vs_control) }),
+        h("td", { class: "num", text: fmtMs(a.latency_ms) }),
+        h("td", null, h("span", { class: "badge " + (a.qualifies ? "pass" : a.qualifies === false ? "fail" : "skip"), text: verdict(a.qualifies) }))));
+      const rule = e.margin != null ? "not worse than control by more than " + e.margin : "lower bound at or above " + e.bar;
+      parts.push(h("h3", { class: "small", dataset: { experiment: e.name } }, e.name + " on " + e.alias + ": recommended ",
+        h("strong", { class: "recommended", text: e.recommended || "none yet" }),
+        h("span", { class: "muted", text: " (" + (e.margin != null || e.bar != null ? rule : "no bar") + (e.adaptive ? ", adaptive" : "") + ")" })));
+      parts.push(h("table", { class: "data experiments" }, h("thead", null, head), h("tbody", null, ...rows)));
+      if (e.changes && e.changes.length) {
+        const c = e.changes[0];
+        parts.push(h("p", { class: "muted small" }, "Last weight change " + fmtStamp(c.ts) + ": " +
+          Object.entries(c.weights).map(([k, v]) => k + " " + v.toFixed(1) + "%").join(", ") +
+          (c.evidence && c.evidence.target ? " (toward " + c.evidence.target + ")" : "")));
+      }
+    }
+    if (shadow.length) {
+      const head = h("tr", null, ...["Alias", "Shadow to", "Grader", "Pairs", "Errors", "Score (95% CI)", "Shadow cost",
+        "Savings", "Latency (primary → shadow)"].map((t) => h("th", { text: t })));
+      const rows = shadow.map((p) => h("tr", { dataset: { target: p.target } },
+        h("td", { text: p.alias }), h("td", { text: p.target }), h("td", { text: p.grader }),
+        h("td", { class: "num", text: fmtInt(p.pairs) }), h("td", { class: "num", text: fmtInt(p.errors) }),
+        h("td", { class: "num", text: fmtInterval(p.score, p.ci_low, p.ci_high) }),
+        h("td", { class: "num", text: fmtUsd(p.shadow_cost_usd) }), h("td", { class: "num", text: fmtPct(p.savings) }),
+        h("td", { class: "num", text: fmtMs(p.primary_latency_ms) + " → " + fmtMs(p.shadow_latency_ms) })));
+      parts.push(h("h3", { class: "small", text: "Shadow traffic" }));
+      parts.push(h("table", { class: "data shadow" }, h("thead", null, head), h("tbody", null, ...rows)));
+    }
+    host.replaceChildren(...parts);
+  }
+
   function renderAll() {
     const d = state.data;
     if (d.summary) renderSummary(d.summary);
@@ -531,6 +591,7 @@
     if (d.latency) renderLatency(d.latency);
     if (d.breakers) renderBreakers(d.breakers);
     if (d.conformance) renderConformance(d.conformance);
+    if (d.experiments) renderExperiments(d.experiments);
   }
 
   function renderCharts() {
@@ -683,14 +744,15 @@
     state.busy = true;
     const since = state.range;
     try {
-      const [summary, series, latency, breakers, conformance] = await Promise.all([
+      const [summary, series, latency, breakers, conformance, experiments] = await Promise.all([
         api("summary", { since }),
         api("timeseries", { since, by: state.by, bucket: "auto" }),
         api("latency", { since }),
         api("breakers"),
         api("conformance"),
+        api("experiments"),
       ]);
-      state.data = { summary, series, latency, breakers, conformance };
+      state.data = { summary, series, latency, breakers, conformance, experiments };
       renderAll();
       await refreshLog(true);
       setBanner(null);
