@@ -90,16 +90,18 @@ async def test_the_experiments_panel_shows_arms_and_shadow_pairs(tmp_path: Path)
         client = await stack.enter_async_context(
             httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", headers=AUTH, timeout=20)
         )
+        on_control = 0
         for i in range(40):
             resp = await client.post(
                 "/v1/chat/completions",
                 json={"model": "chat", "user": f"u{i}", "messages": [{"role": "user", "content": "hi"}]},
             )
             rid = resp.headers["x-hedge-request-id"]
+            on_control += resp.headers["x-hedge-experiment"] == "trial/control"
             await client.post("/v1/feedback", json={"request_id": rid, "metric": "ok", "value": True})
         for _ in range(400):  # the shadow copies of control's requests run in the background
             data = (await client.get("/admin/dashboard/experiments")).json()
-            if data["shadow"] and data["shadow_copies"]["running"] == 0 and data["shadow"][0]["pairs"] > 0:
+            if data["shadow"] and data["shadow"][0]["pairs"] == on_control:
                 break
             await asyncio.sleep(0.025)
         shown = await asyncio.to_thread(_browse, f"http://127.0.0.1:{port}")
@@ -113,4 +115,6 @@ async def test_the_experiments_panel_shows_arms_and_shadow_pairs(tmp_path: Path)
     assert small[4].startswith("1.000 [") and "✓ qualifies" in small[-1]
     assert shown["shadow"][:3] == ["chat", "mini", "contains"]
     assert shown["shadow"][3] == str(data["shadow"][0]["pairs"])
+    # Requests the cheap arm served (by the shadow target itself) were not copied to it.
+    assert data["shadow_copies"]["sent"] == on_control == arms["control"]["requests"] < 40
     assert "1 experiment" in shown["note"]

@@ -131,14 +131,16 @@ class Shadows:
 
     def sample(self, exchange: Exchange, result: Completion | Stream) -> list[ShadowConfig]:
         """The shadows this request gets (sampled now, sent after the response): none for a shadow,
-        a failure, embeddings, or an answer in another API than chat."""
+        a failure, embeddings, or an answer in another API than chat, and none to the alias or
+        deployment that served it (an experiment arm may already be the candidate)."""
         rec, body = exchange.record, exchange.body
         if rec.shadow or body is None or exchange.kind != "chat" or rec.status >= 400 or result.native:
             return []
         model = self.runtime.config.models.get(str(body.get("model")))
         if model is None or not model.shadow:
             return []
-        return [s for s in model.shadow if s.sample > 0 and self._rng() < s.sample]
+        served = (rec.alias, rec.deployment)
+        return [s for s in model.shadow if s.to not in served and s.sample > 0 and self._rng() < s.sample]
 
     def start(self, exchange: Exchange, shadows: list[ShadowConfig], primary_text: str) -> None:
         """Send the copies (the primary's response is complete). Never raises; never waits."""
