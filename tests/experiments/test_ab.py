@@ -171,6 +171,20 @@ async def test_arms_are_sticky_and_only_the_requesting_key_may_rate(setup: Setup
     assert (await s.client.post("/v1/feedback", json={"request_id": request_id})).status_code == 401
 
 
+async def test_a_key_restricted_away_from_an_arm_stays_out_of_the_experiment(setup: Setup) -> None:
+    s = setup
+    made = await s.client.post("/admin/keys", json={"name": "chat-only", "models": ["chat"]}, headers=AUTH)
+    key = made.json()["key"]
+    for i in range(20):
+        resp = await s.client.post(
+            "/v1/chat/completions",
+            json={"model": "chat", "messages": [{"role": "user", "content": "hi"}]},
+            headers={"Authorization": f"Bearer {key}", "x-user": f"u{i}"},
+        )
+        assert resp.status_code == 200 and resp.headers["x-hedge-model"] == "large"
+        assert "x-hedge-experiment" not in resp.headers  # not in it at all: on one arm only, a bias
+
+
 async def test_feedback_moves_weights_to_the_cheap_arm_that_is_not_worse(
     setup: Setup, tmp_path: Path
 ) -> None:

@@ -81,6 +81,8 @@ class Experiments:
         if name is None:
             return None
         config = self.configs[name]
+        if key is not None and key.models and any(arm.use not in key.models for arm in config.arms.values()):
+            return None  # a key that may not use every arm stays out: on one arm only, it would bias it
         arm = pick(self.weights[name], point(name, unit_of(config, key, body, headers)))
         return Arm(name, arm, config.arms[arm].use)
 

@@ -178,7 +178,8 @@ class Shadows:
                 await task
 
     def _body(self, primary: Primary, shadow: ShadowConfig) -> dict[str, Any]:
-        body = {k: v for k, v in primary.body.items() if k not in ("stream", "stream_options")}
+        # Not streamed; and the client's routing preferences named the primary's deployments, not these.
+        body = {k: v for k, v in primary.body.items() if k not in ("stream", "stream_options", "hedge")}
         if shadow.to in self.runtime.config.models:
             body["model"] = shadow.to
         else:  # one deployment: its alias, held to it

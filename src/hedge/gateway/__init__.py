@@ -8,6 +8,8 @@
 - :mod:`hedge.gateway.booking`: what an answer costs. :mod:`hedge.gateway.caching`: the response
   cache's policy.
 - :mod:`hedge.gateway.runtime`: the composition root, everything a running gateway holds.
+- :mod:`hedge.gateway.hooks`: the seam an experiment (above the gateway) splits an alias's
+  traffic through.
 
 It returns result objects, never HTTP responses: the faces (``hedge.api``, ``hedge.conformance``
 ...) render them. It imports neither starlette nor aiohttp.

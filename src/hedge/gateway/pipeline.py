@@ -6,7 +6,9 @@ as soon as a request arrives, so even one refused at the door is recorded once; 
 against the key's budget and limits, asks the router for a plan, holds back deployments that
 have not passed their conformance cases, answers from the response cache if it may, and
 otherwise tries the plan through failover, one :mod:`~hedge.gateway.attempt` at a time,
-escalating a weak answer to a stronger alias when the alias says so. It returns a
+escalating a weak answer to a stronger alias when the alias says so. An experiment on the alias
+(the runtime's :class:`~hedge.gateway.hooks.Assigner`) may first hand the request to one of its
+arms' aliases. It returns a
 :class:`Completion` or a :class:`~hedge.gateway.stream.Stream` (which records itself at its
 end), or raises a :class:`~hedge.errors.HedgeError`; either way the request's record is final
 and handed to the runtime's sinks exactly once. Nothing here knows HTTP.
