@@ -90,6 +90,7 @@ class Experiments:
 
     async def start(self) -> None:
         """Load the shared weights; with experiments configured, keep them fresh in the background."""
+        self.shadows.open()
         if not self.configs:
             return
         with contextlib.suppress(Exception):  # a database that is down now is retried by the loop
@@ -101,7 +102,7 @@ class Experiments:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        await self.shadows.drain(self.runtime.config.state.shutdown_timeout_s)
+        await self.shadows.close(self.runtime.config.state.shutdown_timeout_s)
 
     async def _loop(self) -> None:
         while True:
@@ -227,6 +228,7 @@ class Experiments:
 
     async def shadow_summary(self, alias: str | None = None, since: float = 0.0) -> list[dict[str, Any]]:
         """Per alias and target: pairs, grader errors, the score with its interval, cost and latency."""
+        await self.shadows.flush()
         return [_pairs_json(p) for p in await self.store.pair_summary(since, alias)]
 
     async def overview(self) -> dict[str, Any]:

@@ -9,7 +9,8 @@ own task, bounded in number (past ``max_in_flight`` a copy is dropped, not queue
 the master key's rights, so the ledger books it as shadow spend and no key's budget pays for it.
 A day's shadow spend per alias and target stops at ``max_usd_per_day`` (read from the shared
 pairs table, so replicas share it; copies already running when the cap is reached may pass it
-by what they cost).
+by what they cost, and other replicas' spend is seen within ``SPEND_REFRESH_S`` plus a flush).
+Pairs are written in batches, like the ledger.
 """
 
 from __future__ import annotations
@@ -33,11 +34,14 @@ from hedge.gateway.pipeline import Completion, Exchange
 from hedge.gateway.runtime import Runtime
 from hedge.gateway.stream import Stream
 from hedge.record import RequestRecord
-from hedge.store.experiments import ExperimentStore
+from hedge.store.experiments import ExperimentStore, PairLog
 from hedge.wire.sse import chunks
 
 log = logging.getLogger("hedge.shadow")
 DAY = 86400
+SPEND_REFRESH_S = 10.0
+"""How long a replica trusts its running total of a target's daily shadow spend before re-reading
+the shared one (its own copies are added as they end)."""
 
 
 def answer_text(message: Any) -> str:
@@ -112,6 +116,15 @@ class Shadows:
     ) -> None:
         self.runtime = runtime
         self.store = store
+        state = runtime.config.state
+        self.pairs = PairLog(
+            runtime.db,
+            state.flush_interval_s,
+            state_dir=state.dir,
+            shutdown_timeout_s=state.shutdown_timeout_s,
+        )
+        self._spent: dict[tuple[str, str], tuple[float, float, float]] = {}
+        """(alias, target) -> (day start, spend that day, when it was read from the database)."""
         self._clock = clock
         self._rng = rng
         self.max_in_flight = max_in_flight
@@ -165,17 +178,41 @@ class Shadows:
             "capped": self.capped,
         }
 
-    async def drain(self, timeout_s: float) -> None:
-        """Let running copies finish for up to ``timeout_s``, then cancel the rest."""
+    def open(self) -> None:
+        """Start writing pairs (once the database is connected)."""
+        self.pairs.start()
+
+    async def flush(self) -> None:
+        """Write the pairs that wait, so a report sees them."""
+        await self.pairs.flush()
+
+    async def close(self, timeout_s: float) -> None:
+        """Let running copies finish for up to ``timeout_s``, cancel the rest, write their pairs."""
         tasks = list(self._tasks)
-        if not tasks:
-            return
-        _, pending = await asyncio.wait(tasks, timeout=timeout_s)
-        for task in pending:
-            task.cancel()
-        for task in pending:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=timeout_s)
+            for task in pending:
+                task.cancel()
+            for task in pending:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+        await self.pairs.close()
+
+    async def _spent_today(self, alias: str, target: str, now: float) -> float:
+        day = now - now % DAY
+        cached = self._spent.get((alias, target))
+        if cached is not None and cached[0] == day and now - cached[2] < SPEND_REFRESH_S:
+            return cached[1]
+        await self.pairs.flush()  # this replica's own pairs count too
+        spent = await self.store.shadow_spent(alias, target, day)
+        self._spent[(alias, target)] = (day, spent, now)
+        return spent
+
+    def _booked(self, alias: str, target: str, now: float, cost: float) -> None:
+        day = now - now % DAY
+        cached = self._spent.get((alias, target))
+        if cached is not None and cached[0] == day:
+            self._spent[(alias, target)] = (day, cached[1] + cost, cached[2])
 
     def _body(self, primary: Primary, shadow: ShadowConfig) -> dict[str, Any]:
         # Not streamed; and the client's routing preferences named the primary's deployments, not these.
@@ -190,9 +227,7 @@ class Shadows:
     async def _run(self, primary: Primary, shadow: ShadowConfig, primary_text: str) -> None:
         try:
             now = self._clock()
-            day = now - now % DAY
-            spent = await self.store.shadow_spent(primary.alias, shadow.to, day)
-            if spent >= shadow.max_usd_per_day:
+            if await self._spent_today(primary.alias, shadow.to, now) >= shadow.max_usd_per_day:
                 self.capped += 1
                 return
             self.sent += 1
@@ -221,7 +256,8 @@ class Shadows:
             score, error = grade.score, grade.error
         else:
             score = None
-        await self.store.add_pair(
+        self._booked(primary.alias, shadow.to, now, rec.cost_usd)
+        self.pairs.add(
             {
                 "shadow_request_id": rec.request_id,
                 "primary_request_id": primary.record.request_id,

@@ -9,13 +9,16 @@ statistics: no per-request rows are read however long an experiment runs.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import orjson
 
+from hedge.store.batch import BatchWriter
 from hedge.store.db import Database
-from hedge.store.values import clean_float, clean_text
+from hedge.store.values import INT32, clamp_int, clean_float, clean_text
 
 ANSWER_LIMIT = 64 * 1024
 """Characters kept of each answer of a shadow pair."""
@@ -58,6 +61,58 @@ class Change:
     ts: float
     weights: dict[str, float]
     evidence: dict[str, Any]
+
+
+PAIR_INSERT = (
+    "INSERT INTO hedge_shadow_pairs (shadow_request_id, primary_request_id, ts, alias, target, grader, "
+    "status, score, grade_error, primary_answer, shadow_answer, primary_cost_usd, shadow_cost_usd, "
+    "primary_latency_ms, shadow_latency_ms) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
+)
+
+
+def pair_row(pair: Mapping[str, Any]) -> tuple[Any, ...]:
+    """A shadow pair (the ``hedge_shadow_pairs`` columns by name) as a row: texts cleaned and capped."""
+    return (
+        clean_text(pair["shadow_request_id"]) or "",
+        clean_text(pair["primary_request_id"]) or "",
+        clean_float(pair["ts"]),
+        clean_text(pair["alias"]) or "",
+        clean_text(pair["target"]) or "",
+        clean_text(pair["grader"]) or "",
+        clamp_int(pair["status"], *INT32),
+        clean_float(pair.get("score"), nullable=True),
+        clean_text(pair.get("grade_error"), 500),
+        clean_text(pair.get("primary_answer"), ANSWER_LIMIT),
+        clean_text(pair.get("shadow_answer"), ANSWER_LIMIT),
+        clean_float(pair["primary_cost_usd"]),
+        clean_float(pair["shadow_cost_usd"]),
+        clean_float(pair.get("primary_latency_ms"), nullable=True),
+        clean_float(pair.get("shadow_latency_ms"), nullable=True),
+    )
+
+
+class PairLog(BatchWriter[Mapping[str, Any]]):
+    """Shadow pairs, written in batches like the ledger (spooled while the database is down)."""
+
+    def __init__(
+        self,
+        db: Database,
+        flush_interval_s: float = 1.0,
+        *,
+        state_dir: str | Path | None = None,
+        shutdown_timeout_s: float = 5.0,
+    ) -> None:
+        super().__init__(
+            db,
+            PAIR_INSERT,
+            pair_row,
+            what="shadow pairs",
+            flush_interval_s=flush_interval_s,
+            max_buffer=100_000,
+            state_dir=state_dir,
+            shutdown_timeout_s=shutdown_timeout_s,
+        )
 
 
 class ExperimentStore:
@@ -115,30 +170,8 @@ class ExperimentStore:
     # -- shadow pairs -----------------------------------------------------------------------------
 
     async def add_pair(self, pair: dict[str, Any]) -> None:
-        """One shadow pair (see the ``hedge_shadow_pairs`` columns); texts cleaned and capped."""
-        await self.db.execute(
-            "INSERT INTO hedge_shadow_pairs (shadow_request_id, primary_request_id, ts, alias, target, "
-            "grader, status, score, grade_error, primary_answer, shadow_answer, primary_cost_usd, "
-            "shadow_cost_usd, primary_latency_ms, shadow_latency_ms) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-            [
-                pair["shadow_request_id"],
-                pair["primary_request_id"],
-                clean_float(pair["ts"]),
-                clean_text(pair["alias"]) or "",
-                clean_text(pair["target"]) or "",
-                clean_text(pair["grader"]) or "",
-                int(pair["status"]),
-                clean_float(pair.get("score"), nullable=True),
-                clean_text(pair.get("grade_error"), 500),
-                clean_text(pair.get("primary_answer"), ANSWER_LIMIT),
-                clean_text(pair.get("shadow_answer"), ANSWER_LIMIT),
-                clean_float(pair["primary_cost_usd"]),
-                clean_float(pair["shadow_cost_usd"]),
-                clean_float(pair.get("primary_latency_ms"), nullable=True),
-                clean_float(pair.get("shadow_latency_ms"), nullable=True),
-            ],
-        )
+        """One shadow pair, written now (:class:`PairLog` batches them off the request path)."""
+        await self.db.execute(PAIR_INSERT, pair_row(pair))
 
     async def shadow_spent(self, alias: str, target: str, since: float) -> float:
         rows = await self.db.fetch(
