@@ -9,6 +9,7 @@ from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
+import anthropic
 import httpx
 import openai
 import pytest
@@ -30,14 +31,14 @@ def _watch(
     app: ASGIApp,
     events: list[str],
     name: str,
-    path: str,
+    paths: tuple[str, ...],
     before_end: Callable[[], Awaitable[None]] | None = None,
 ) -> ASGIApp:
-    """``app``, noting in ``events`` when a request to ``path`` arrives and when its response is complete;
-    ``before_end`` runs before the last body message is sent."""
+    """``app``, noting in ``events`` when a request to one of ``paths`` arrives and when its response
+    is complete; ``before_end`` runs before the last body message is sent."""
 
     async def watched(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] != path:
+        if scope["type"] != "http" or scope["path"] not in paths:
             await app(scope, receive, send)
             return
         events.append(f"{name} request")
@@ -92,7 +93,7 @@ async def gateway(tmp_path: Path) -> AsyncIterator[Run]:
         async def run(extra: dict[str, Any]) -> tuple[list[str], httpx.AsyncClient, openai.AsyncOpenAI]:
             events: list[str] = []
             primary, candidate, port = free_port(), free_port(), free_port()
-            path = "/v1/chat/completions"
+            path = ("/v1/chat/completions",)
             await stack.enter_async_context(
                 serve_in_loop(_watch(create_mock_app("openai", Knobs()), events, "primary", path), primary)
             )
@@ -119,7 +120,9 @@ async def gateway(tmp_path: Path) -> AsyncIterator[Run]:
                 for _ in range(3):
                     await runtime.db.fetch("SELECT 1")
 
-            await stack.enter_async_context(serve_in_loop(_watch(app, events, "gateway", path, settle), port))
+            await stack.enter_async_context(
+                serve_in_loop(_watch(app, events, "gateway", (*path, "/v1/messages"), settle), port)
+            )
             admin = await stack.enter_async_context(
                 httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", headers=AUTH, timeout=20)
             )
@@ -166,25 +169,33 @@ async def test_shadow_pairs_are_graded_after_the_primary_and_booked_apart(gatewa
     shadow = await _pairs(admin, 4)
     assert events.index("gateway response complete") < events.index("shadow attempt starts")
 
+    # The Anthropic dialect's answers are copied too (the pipeline's chat answer is the reference).
+    events.clear()
+    claude = anthropic.AsyncAnthropic(base_url=str(sdk.base_url).removesuffix("/v1/"), api_key=sdk.api_key)
+    message = await claude.messages.create(
+        model="chat", max_tokens=64, messages=[{"role": "user", "content": "What is 2 + 2?"}]
+    )
+    await claude.close()
+    assert message.content[0].type == "text"
+    shadow = await _pairs(admin, 6)
+    assert events.index("gateway response complete") < events.index("shadow attempt starts")
+
     by_target = {p["target"]: p for p in shadow}
     assert set(by_target) == {"twin", "cand/other"}
     twin, other = by_target["twin"], by_target["cand/other"]
-    assert (twin["pairs"], twin["graded"], twin["errors"], twin["score"]) == (2, 2, 0, 1.0)
-    assert (other["pairs"], other["graded"], other["errors"], other["score"]) == (2, 2, 0, 0.0)
-    assert twin["ci_low"] == pytest.approx(0.342, abs=1e-3)  # Wilson for 2 of 2
+    assert (twin["pairs"], twin["graded"], twin["errors"], twin["score"]) == (3, 3, 0, 1.0)
+    assert (other["pairs"], other["graded"], other["errors"], other["score"]) == (3, 3, 0, 0.0)
+    assert twin["ci_low"] == pytest.approx(0.4385, abs=1e-4)  # Wilson for 3 of 3
     assert twin["shadow_cost_usd"] > 0 and twin["savings"] > 0.9
 
     spend = (await admin.get("/admin/spend", params={"by": "key"})).json()
     rows = {r["group"]: r for r in spend["rows"]}
-    assert rows["(shadow)"]["requests"] == 4 and rows["(shadow)"]["cost_usd"] > 0
-    assert rows["app"]["requests"] == 2  # the key's own line holds only its own requests
-    assert spend["total"]["requests"] == 6
-    key_id = (await admin.get("/admin/keys")).json()["data"][0]["id"]
-    assert key_id and rows["app"]["cost_usd"] == pytest.approx(2 * whole_cost(whole.headers), rel=1e-6)
-
-
-def whole_cost(headers: httpx.Headers) -> float:
-    return float(headers["x-hedge-cost-usd"])
+    assert rows["(shadow)"]["requests"] == 6 and rows["(shadow)"]["cost_usd"] > 0
+    assert rows["app"]["requests"] == 3  # the key's own line holds only its own requests
+    assert spend["total"]["requests"] == 9
+    shadow_cost = rows["(shadow)"]["cost_usd"]
+    assert rows["app"]["cost_usd"] == pytest.approx(spend["total"]["cost_usd"] - shadow_cost)
+    assert rows["app"]["cost_usd"] >= 3 * float(whole.headers["x-hedge-cost-usd"]) * 0.99
 
 
 async def test_the_daily_cap_stops_shadow_copies(gateway: Run) -> None:
