@@ -240,3 +240,19 @@ def test_config_accepts_a_deployment_as_shadow_target() -> None:
     }
     config = parse_config({**BASE, "models": models}, "hedge.yaml")
     assert config.models["a"].shadow[0].sample == 0.05 and config.models["a"].shadow[0].grader == "exact"
+
+
+def test_a_shadow_grader_the_gateway_lacks_stops_start_up(tmp_path: Any) -> None:
+    from hedge.experiments.service import Experiments
+    from hedge.experiments.shadow import config_problems
+    from hedge.gateway.runtime import Runtime
+
+    models = {
+        **BASE["models"],
+        "a": {"deployments": [{"provider": "p", "model": "m"}], "shadow": [{"to": "b", "grader": "judge:b"}]},
+    }
+    config = parse_config({**BASE, "models": models, "state": {"dir": str(tmp_path)}}, "hedge.yaml")
+    [problem] = config_problems(config)
+    assert problem.startswith("models.a.shadow[0].grader: grader 'judge:b' is not available")
+    with pytest.raises(ConfigError, match="judge:b"):
+        Experiments(Runtime(config))
