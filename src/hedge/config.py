@@ -398,6 +398,7 @@ class Config(_Strict):
     @model_validator(mode="after")
     def _references(self) -> Config:
         known = ", ".join(sorted(self.providers))
+        deployments = {f"{d.provider}/{d.model}" for m in self.models.values() for d in m.deployments}
         for alias, model in self.models.items():
             for i, dep in enumerate(model.deployments):
                 if dep.provider not in self.providers:
@@ -423,7 +424,6 @@ class Config(_Strict):
                     raise _PathError(
                         f"models.{alias}.fallbacks[{i}]", f"unknown or self-referencing alias {fallback!r}"
                     )
-            deployments = {f"{d.provider}/{d.model}" for m in self.models.values() for d in m.deployments}
             for i, shadow in enumerate(model.shadow):
                 if shadow.to == alias or (shadow.to not in self.models and shadow.to not in deployments):
                     raise _PathError(

@@ -24,11 +24,6 @@ class Arm:
     arm: str
     use: str
 
-    @property
-    def label(self) -> str:
-        """``NAME/ARM``, as ``x-hedge-experiment`` shows it."""
-        return f"{self.experiment}/{self.arm}"
-
 
 class Assigner(Protocol):
     def assign(
