@@ -101,6 +101,8 @@ def results(
             out.append(NativeResult(custom_id, 200, orjson.loads(answer.body), answer.usage))
         elif kind == "errored":
             body = result.get("error")
+            if isinstance(body, dict) and body.get("type") != "error" and "message" in body:
+                body = {"type": "error", "error": body}  # the bare error object, not its response
             inner = body.get("error") if isinstance(body, dict) else None
             etype = inner.get("type") if isinstance(inner, dict) else None
             status = STATUS_BY_TYPE.get(etype, 500) if isinstance(etype, str) else 500
