@@ -213,3 +213,12 @@ def test_create_is_refused_for_bad_parameters(client: openai.OpenAI) -> None:
     with pytest.raises(openai.NotFoundError):
         client.batches.retrieve("batch_nope")
     assert httpx.get(f"{client.base_url}batches/x").status_code == 401
+
+
+def test_a_file_over_a_megabyte_is_taken(client: openai.OpenAI, mock: Mock) -> None:
+    mock.configure(batch_polls=0)
+    filler = "word " * 2000  # ~10 KB a line, ~1.2 MB in all: past form parsers' in-memory part size
+    rows = [line(f"r{i}", f"{filler} {i}") for i in range(120)]
+    batch = client.batches.retrieve(submit(client, rows).id)
+    assert batch.status == "completed"
+    assert batch.request_counts is not None and batch.request_counts.completed == 120
