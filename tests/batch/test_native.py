@@ -209,3 +209,23 @@ def test_only_declared_batch_providers_get_one() -> None:
     assert native_batches(transport, "g", gemini) is None
     declared = ProviderConfig(style="anthropic", base_url="http://127.0.0.1:1", batch=True)
     assert native_batches(transport, "a", declared) is not None
+
+
+async def test_a_results_url_elsewhere_is_not_sent_the_key(mocks: dict[str, Mock]) -> None:
+    mock = mocks["anthropic"]
+    mock.configure(batch_polls=0, api_key="sk-up")
+    # The mock builds results_url from the Host it was sent: another host than base_url names.
+    cfg = config(mock, headers={"host": "results.elsewhere.example"})
+    transport = Transport({"up": cfg})
+    native = native_batches(transport, "up", cfg)
+    assert native is not None
+    try:
+        upstream_id = await native.submit(lines("anthropic", 2))
+        assert (await native.poll(upstream_id)).status == "ended"
+        results = await native.results(upstream_id)
+        assert {r.custom_id for r in results} == {"line-0", "line-1"}
+        assert mock.stats()["last_headers"]["host"] == "results.elsewhere.example"
+    finally:
+        await transport.close()
+        mock.reset()
+        mock.configure(api_key=None)
