@@ -100,8 +100,8 @@ class ProviderConfig(_Strict):
     requests routed to it are passed through instead of translated to chat completions."""
 
     batch: bool = False
-    """The upstream has a native batch API (OpenAI's ``/batches``, Anthropic's Message Batches) that
-    batch work may be handed to at its batch price; a style without one (gemini) ignores it."""
+    """The upstream has a native batch API (OpenAI's ``/batches``, Anthropic's Message Batches, Gemini
+    batch mode) that batch work may be handed to at its batch price."""
 
     @model_validator(mode="after")
     def _responses_api_is_openai(self) -> ProviderConfig:

@@ -7,12 +7,14 @@ itself). Each line is an OpenAI chat-completions body with the upstream ``model`
 it goes up translated by the provider's ordinary chat adapter and comes back as the same
 adapter translates an answer, so a batch line means exactly what the interactive request means
 (and is booked on the usage the adapter read). The envelopes are pure translations in
-:mod:`hedge.providers.batch_openai` and :mod:`hedge.providers.batch_anthropic`; HTTP goes
+:mod:`hedge.providers.batch_openai`, :mod:`hedge.providers.batch_anthropic` and
+:mod:`hedge.providers.batch_gemini`; HTTP goes
 through :class:`~hedge.transport.Transport`, whose errors are the adapter's
 (:class:`~hedge.errors.UpstreamError`).
 
 An upstream id is all that needs to survive a restart: :meth:`NativeBatches.poll` and
-:meth:`NativeBatches.results` need nothing else. Gemini's batch mode is not supported yet.
+:meth:`NativeBatches.results` need nothing else. Gemini batch mode takes one model per batch and
+inlined requests only (Google bounds those at 20 MB a batch).
 """
 
 from __future__ import annotations
@@ -25,10 +27,11 @@ from urllib.parse import quote
 
 from hedge.config import ProviderConfig
 from hedge.errors import InvalidRequest, UpstreamError
-from hedge.providers import batch_anthropic, batch_openai, make_adapter
+from hedge.providers import batch_anthropic, batch_gemini, batch_openai, make_adapter
 from hedge.providers.anthropic import ANTHROPIC_VERSION
 from hedge.providers.base import Adapter, Translated, UpstreamRequest
 from hedge.providers.batch_base import CUSTOM_ID, NativeLine, NativeProgress, NativeResult
+from hedge.providers.gemini import GeminiAdapter
 from hedge.transport import Transport
 
 __all__ = [
@@ -60,7 +63,8 @@ class NativeBatches(Protocol):
 
     async def results(self, upstream_id: str) -> list[NativeResult]:
         """Every line's outcome, once the batch has ended (:class:`BatchNotEnded` before); a batch
-        refused as a whole (``failed``) has none."""
+        refused as a whole (``failed``) has none. A line missing from the results was never run
+        (Gemini lists only the requests a cancelled or expired batch ran; the others list all)."""
         ...
 
     async def cancel(self, upstream_id: str) -> None:
@@ -72,14 +76,14 @@ def native_batches(
     transport: Transport, provider_name: str, provider_config: ProviderConfig
 ) -> NativeBatches | None:
     """The batch API of a provider that declares ``batch: true``; None if it does not or its wire
-    format has none this gateway speaks."""
+    format has none (every style Hedge speaks has one)."""
     if not provider_config.batch:
         return None
     if provider_config.style == "openai":
         return OpenAIBatches(transport, provider_name, provider_config)
     if provider_config.style == "anthropic":
         return AnthropicBatches(transport, provider_name, provider_config)
-    return None
+    return GeminiBatches(transport, provider_name, provider_config)
 
 
 class _Native:
@@ -215,3 +219,41 @@ class AnthropicBatches(_Native):
 
     async def cancel(self, upstream_id: str) -> None:
         await self.call("POST", f"{self.batches_url}/{quote(upstream_id, safe='')}/cancel")
+
+
+class GeminiBatches(_Native):
+    """Gemini batch mode: the requests go up inlined, their responses come back in the operation."""
+
+    def __init__(self, transport: Transport, name: str, config: ProviderConfig) -> None:
+        auth = {"x-goog-api-key": config.api_key} if config.api_key else {}
+        super().__init__(transport, name, config, auth)
+        self.gemini = GeminiAdapter(name, config)
+        self.adapter = self.gemini
+
+    async def submit(self, lines: Sequence[NativeLine]) -> str:
+        models = {line.body.get("model") for line in lines}
+        if len(models) > 1:
+            raise InvalidRequest("a Gemini batch takes one model: split the lines by model", param="model")
+        translated = self.translate(lines)
+        model = str(lines[0].body["model"])
+        display = f"hedge-{lines[0].custom_id}-{len(lines)}"
+        body = batch_gemini.create_body(translated, display)
+        raw = await self.call("POST", self.gemini.url(model, "batchGenerateContent"), body)
+        return batch_gemini.batch_name(raw, self.name)
+
+    def _url(self, upstream_id: str) -> str:
+        if not upstream_id.startswith("batches/"):
+            raise InvalidRequest(f"not a Gemini batch name: {upstream_id!r}", param="upstream_id")
+        return f"{self.gemini.root}/{quote(upstream_id, safe='/')}"
+
+    async def poll(self, upstream_id: str) -> NativeProgress:
+        return batch_gemini.progress(await self.call("GET", self._url(upstream_id)), self.name)
+
+    async def results(self, upstream_id: str) -> list[NativeResult]:
+        raw = await self.call("GET", self._url(upstream_id))
+        if batch_gemini.progress(raw, self.name).status == "running":
+            raise BatchNotEnded(f"batch {upstream_id} on provider '{self.name}' has not ended")
+        return batch_gemini.results(raw, self.name, self.answer, self.adapter.error)
+
+    async def cancel(self, upstream_id: str) -> None:
+        await self.call("POST", f"{self._url(upstream_id)}:cancel")

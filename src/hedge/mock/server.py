@@ -13,6 +13,7 @@ from starlette.routing import Route
 from hedge.mock import (
     anthropic_batches,
     anthropic_style,
+    gemini_batches,
     gemini_style,
     openai_batches,
     openai_responses,
@@ -23,7 +24,7 @@ from hedge.mock.state import Knobs, MockState
 STYLES: dict[str, Callable[[], list[Route]]] = {
     "openai": lambda: [*openai_style.routes(), *openai_responses.routes(), *openai_batches.routes()],
     "anthropic": lambda: [*anthropic_style.routes(), *anthropic_batches.routes()],
-    "gemini": gemini_style.routes,
+    "gemini": lambda: [*gemini_batches.routes(), *gemini_style.routes()],
 }
 
 
