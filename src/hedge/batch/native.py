@@ -2,15 +2,17 @@
 
 A deployment whose provider declares ``batch: true`` can take a whole set of lines at the
 provider's batch price (about half the interactive one). :func:`native_batches` returns the
-client for its wire format, or None when it has no batch API (so the scheduler runs the lines
-itself). Each line is an OpenAI chat-completions body with the upstream ``model`` already set;
-it goes up translated by the provider's ordinary chat adapter and comes back as the same
-adapter translates an answer, so a batch line means exactly what the interactive request means
-(and is booked on the usage the adapter read). The envelopes are pure translations in
-:mod:`hedge.providers.batch_openai`, :mod:`hedge.providers.batch_anthropic` and
-:mod:`hedge.providers.batch_gemini`; HTTP goes
+client for its wire format (OpenAI, Anthropic, Gemini), or None when the provider does not
+declare one (so the scheduler runs the lines itself). Each line is an OpenAI chat-completions
+body with the upstream ``model`` already set; it goes up translated by the provider's ordinary
+chat adapter and comes back as the same adapter translates an answer, so a batch line means
+exactly what the interactive request means (and is booked on the usage the adapter read).
+
+The envelopes are pure translations in :mod:`hedge.providers.batch_openai`,
+:mod:`hedge.providers.batch_anthropic` and :mod:`hedge.providers.batch_gemini`; HTTP goes
 through :class:`~hedge.transport.Transport`, whose errors are the adapter's
-(:class:`~hedge.errors.UpstreamError`).
+(:class:`~hedge.errors.UpstreamError`). A results file is read whole, bounded by the provider's
+``max_response_bytes``: size native batches to fit it.
 
 An upstream id is all that needs to survive a restart: :meth:`NativeBatches.poll` and
 :meth:`NativeBatches.results` need nothing else. Gemini batch mode takes one model per batch and
