@@ -102,6 +102,10 @@ class ProviderConfig(_Strict):
     """The upstream serves OpenAI's ``/responses`` itself (``openai`` style only): Responses API
     requests routed to it are passed through instead of translated to chat completions."""
 
+    batch: bool = False
+    """The upstream has a native batch API (OpenAI's ``/batches``, Anthropic's Message Batches, Gemini
+    batch mode) that batch work may be handed to at its batch price."""
+
     @model_validator(mode="after")
     def _responses_api_is_openai(self) -> ProviderConfig:
         if self.responses_api and self.style != "openai":

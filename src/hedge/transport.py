@@ -49,15 +49,19 @@ class Transport:
         return session
 
     async def open(
-        self, provider: str, request: UpstreamRequest, timeouts: Timeouts
+        self, provider: str, request: UpstreamRequest, timeouts: Timeouts, method: str = "POST"
     ) -> aiohttp.ClientResponse:
-        """Send a request and return the response with its body still unread."""
+        """Send a request and return the response with its body still unread.
+
+        ``method`` is POST for every inference call; the batch APIs also GET (a body-less
+        request: ``request.body`` is then ignored)."""
         timeout = _client_timeout(timeouts)
         session: aiohttp.ClientSession | None = None
+        data = None if method == "GET" else request.body
         try:
             session = self.session(provider)
-            return await session.post(
-                request.url, data=request.body, headers=request.headers, timeout=timeout
+            return await session.request(
+                method, request.url, data=data, headers=request.headers, timeout=timeout
             )
         except BaseException as exc:
             # A connect timeout while every pooled connection is taken was spent in aiohttp's queue.
@@ -70,12 +74,13 @@ class Transport:
         request: UpstreamRequest,
         timeouts: Timeouts,
         error: Callable[[int, dict[str, str], bytes], Exception],
+        method: str = "POST",
     ) -> Reply:
         """Send ``request``; an error status is read and raised as ``error(status, headers, body)``.
 
         ``error`` is the provider adapter's translation; header names are lower-cased for it.
         """
-        resp = await self.open(provider, request, timeouts)
+        resp = await self.open(provider, request, timeouts, method)
         limit = self._configs[provider].max_response_bytes
         if resp.status >= 400:
             raw = await read_upstream(resp, provider, limit)

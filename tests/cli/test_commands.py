@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 
 def test_demo_runs_and_reports_savings() -> None:
     result = subprocess.run(
@@ -30,3 +32,12 @@ def test_mock_rejects_bad_fail_rate() -> None:
     )
     assert result.returncode == 2
     assert "--fail-rate" in result.stderr
+
+
+@pytest.mark.parametrize("flags", [["--batch-fail-rate", "1.5"], ["--batch-polls", "-1"]])
+def test_mock_rejects_bad_batch_knobs(flags: list[str]) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "hedge", "mock", *flags], capture_output=True, text=True, timeout=30
+    )
+    assert result.returncode == 2
+    assert flags[0] in result.stderr

@@ -111,6 +111,9 @@ def _mock(args: argparse.Namespace) -> int:
     if not 0.0 <= args.fail_rate <= 1.0:
         print("hedge: --fail-rate must be between 0 and 1", file=sys.stderr)
         return 2
+    if not 0.0 <= args.batch_fail_rate <= 1.0 or args.batch_polls < 0:
+        print("hedge: --batch-fail-rate must be between 0 and 1, --batch-polls at least 0", file=sys.stderr)
+        return 2
     knobs = Knobs(
         latency_ms=args.latency_ms,
         fail_rate=args.fail_rate,
@@ -119,6 +122,9 @@ def _mock(args: argparse.Namespace) -> int:
         retry_after=args.retry_after,
         api_key=args.api_key,
         quirks=list(args.quirk or []),
+        batch_polls=args.batch_polls,
+        batch_fail_rate=args.batch_fail_rate,
+        batch_fail_ids=list(args.batch_fail_id or []),
     )
     app = create_mock_app(args.style, knobs, args.seed)
     from hedge.cli.banner import mock_banner
@@ -189,6 +195,18 @@ def build_parser() -> argparse.ArgumentParser:
     mock.add_argument("--seed", type=int, default=None, help="seed for the failure draw (reproducible runs)")
     mock.add_argument("--api-key", default=None, help="require exactly this key (default: any non-empty key)")
     mock.add_argument("--quirk", action="append", help="reproduce a known incompatibility (repeatable)")
+    mock.add_argument(
+        "--batch-polls",
+        type=int,
+        default=2,
+        help="retrievals a batch takes to end (0: ended at the first); POST /_mock/batches/complete ends all",
+    )
+    mock.add_argument(
+        "--batch-fail-rate", type=float, default=0.0, help="share of batch lines that fail (0..1)"
+    )
+    mock.add_argument(
+        "--batch-fail-id", action="append", help="custom_id of a batch line that fails (repeatable)"
+    )
     mock.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
     mock.set_defaults(func=_mock)
 

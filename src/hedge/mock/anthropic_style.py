@@ -79,9 +79,7 @@ def _request_id(seed: Any) -> str:
 
 
 def error(state: MockState, status: int, message: str | None = None) -> Response:
-    etype = ERROR_TYPES.get(status, "api_error")
-    default = _MESSAGES.get(status, f"Mock failure {status}.")
-    body = {"type": "error", "error": {"type": etype, "message": message or default}}
+    body = error_body(status, message)
     headers = {"request-id": _request_id([status, state.stats.requests])}
     if status == 429:
         headers["retry-after"] = f"{state.knobs.retry_after:g}"
@@ -307,13 +305,41 @@ async def messages(request: Request) -> Response:
     if body.get("stream"):
         return StreamingResponse(_stream(state, body, reply), media_type="text/event-stream", headers=headers)
     await state.delay()
+    data = _message(body, reply, state)
+    if state.quirk("error-as-200"):
+        data = {"type": "error", "error": {"type": "api_error", "message": "Mock error with status 200."}}
+    return Response(orjson.dumps(data), media_type="application/json", headers=headers)
+
+
+def answer(state: MockState, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    """What ``POST /v1/messages`` answers a non-streaming ``body``: (status, JSON body).
+
+    The Message Batches API runs each request's ``params`` through this, so a request fails in a
+    batch exactly as it would alone (its error is the ``errored`` result).
+    """
+    problem = _validate(body)
+    if problem:
+        return 400, error_body(400, problem)
+    if unknown_model(body["model"]):
+        return 404, error_body(404, f"model: {body['model']}")
+    return 200, _message(body, _plan(body, state), state)
+
+
+def error_body(status: int, message: str | None = None) -> dict[str, Any]:
+    """Anthropic's error object for ``status`` (the default message is Anthropic's own)."""
+    etype = ERROR_TYPES.get(status, "api_error")
+    default = _MESSAGES.get(status, f"Mock failure {status}.")
+    return {"type": "error", "error": {"type": etype, "message": message or default}}
+
+
+def _message(body: dict[str, Any], reply: Reply, state: MockState) -> dict[str, Any]:
     content: list[dict[str, Any]] = []
     if reply.pieces:
         content.append({"type": "text", "text": reply.text})
     for call in reply.tool_calls:
         content.append({"type": "tool_use", "id": call.id, "name": call.name, "input": call.arguments})
     stop_reason, stop_sequence = _stop(reply)
-    data = {
+    return {
         "id": _message_id(body),
         "type": "message",
         "role": "assistant",
@@ -323,9 +349,6 @@ async def messages(request: Request) -> Response:
         "stop_sequence": stop_sequence,
         "usage": _usage(state, reply),
     }
-    if state.quirk("error-as-200"):
-        data = {"type": "error", "error": {"type": "api_error", "message": "Mock error with status 200."}}
-    return Response(orjson.dumps(data), media_type="application/json", headers=headers)
 
 
 async def _stream(state: MockState, body: dict[str, Any], reply: Reply) -> AsyncIterator[bytes]:

@@ -98,11 +98,16 @@ _FUNCTION_NAME_RULE = (
 )
 
 
+def error_body(status: int, message: str | None = None) -> dict[str, Any]:
+    """Google's error object for ``status`` (the default message is Google's own)."""
+    gstatus, default = _STATUS.get(status, ("UNKNOWN", f"Mock failure {status}."))
+    return {"error": {"code": status, "message": message or default, "status": gstatus}}
+
+
 def error(
     state: MockState, status: int, message: str | None = None, details: list[dict[str, Any]] | None = None
 ) -> Response:
-    gstatus, default = _STATUS.get(status, ("UNKNOWN", f"Mock failure {status}."))
-    err: dict[str, Any] = {"code": status, "message": message or default, "status": gstatus}
+    err = error_body(status, message)["error"]
     headers = None
     if status == 429:
         delay = f"{state.knobs.retry_after:g}"
@@ -359,49 +364,80 @@ async def generate(state: MockState, request: Request, model: str, stream: bool)
     body, early = await _admit(state, request, stream)
     if early is not None or body is None:
         return early or error(state, 400)
-    contents = body.get("contents")
-    if not isinstance(contents, list) or not contents:
-        return error(state, 400, "* GenerateContentRequest.contents: contents is not specified\n")
-    config = _field(body, "generationConfig")
-    stops = _field(config, "stopSequences")
-    if isinstance(stops, list) and len(stops) > MAX_STOP_SEQUENCES:
-        return error(
-            state, 400, "* GenerateContentRequest.generation_config.stop_sequences: at most 5 allowed\n"
-        )
-    invalid = _invalid_argument(config)
-    if invalid is not None:
-        return error(state, 400, *invalid)
-    bad_name = _bad_function_name(body)
-    if bad_name is not None:
-        return error(state, 400, bad_name)
-    if unknown_model(model):
-        version = request.url.path.split("/")[1]
-        return error(
-            state, 404, f"models/{model} is not found for API version {version}, or is not supported."
-        )
-    reply = _plan(state, model, body)
-    n = _int32(_field(config, "candidateCount")) or 1
-    response_id = _response_id(model, body)
+    refused = _refusal(model, body, request.url.path.split("/")[1])
+    if refused is not None:
+        status, problem = refused
+        return error(state, status, problem["error"]["message"], problem["error"].get("details"))
     if stream:
+        config = _field(body, "generationConfig")
+        reply = _plan(state, model, body)
+        n = _int32(_field(config, "candidateCount")) or 1
         sse = request.query_params.get("alt") == "sse"
         return StreamingResponse(
-            _stream(state, body, model, reply, n, response_id, sse),
+            _stream(state, body, model, reply, n, _response_id(model, body), sse),
             media_type="text/event-stream" if sse else "application/json",
         )
     await state.delay()
+    data = _generated(state, model, body)
+    if state.quirk("error-as-200"):
+        data = {"error": {"code": 500, "message": "Mock error with status 200.", "status": "INTERNAL"}}
+    return Response(orjson.dumps(data), media_type="application/json")
+
+
+def answer(
+    state: MockState, model: str, body: dict[str, Any], version: str = "v1beta"
+) -> tuple[int, dict[str, Any]]:
+    """What ``models/{model}:generateContent`` answers ``body``: (status, JSON body).
+
+    Batch mode runs each inlined request through this, so a request fails in a batch exactly as it
+    would alone.
+    """
+    refused = _refusal(model, body, version)
+    return refused if refused is not None else (200, _generated(state, model, body))
+
+
+def _refusal(model: str, body: dict[str, Any], version: str) -> tuple[int, dict[str, Any]] | None:
+    """The error Google answers this request with, if any: (status, error body)."""
+    contents = body.get("contents")
+    if not isinstance(contents, list) or not contents:
+        return 400, error_body(400, "* GenerateContentRequest.contents: contents is not specified\n")
+    config = _field(body, "generationConfig")
+    stops = _field(config, "stopSequences")
+    if isinstance(stops, list) and len(stops) > MAX_STOP_SEQUENCES:
+        message = "* GenerateContentRequest.generation_config.stop_sequences: at most 5 allowed\n"
+        return 400, error_body(400, message)
+    invalid = _invalid_argument(config)
+    if invalid is not None:
+        message, details = invalid
+        problem = error_body(400, message)
+        if details:
+            problem["error"]["details"] = details
+        return 400, problem
+    bad_name = _bad_function_name(body)
+    if bad_name is not None:
+        return 400, error_body(400, bad_name)
+    if unknown_model(model):
+        return 404, error_body(
+            404, f"models/{model} is not found for API version {version}, or is not supported."
+        )
+    return None
+
+
+def _generated(state: MockState, model: str, body: dict[str, Any]) -> dict[str, Any]:
+    """The ``GenerateContentResponse`` for a valid, non-streaming request."""
+    config = _field(body, "generationConfig")
+    reply = _plan(state, model, body)
+    n = _int32(_field(config, "candidateCount")) or 1
     parts = _call_parts(reply) if reply.tool_calls else [{"text": reply.text}]
-    data = {
+    return {
         "candidates": [
             {"content": {"parts": parts, "role": "model"}, "finishReason": _finish(reply), "index": i}
             for i in range(n)
         ],
         "usageMetadata": _usage(reply, n),
         "modelVersion": model,
-        "responseId": response_id,
+        "responseId": _response_id(model, body),
     }
-    if state.quirk("error-as-200"):
-        data = {"error": {"code": 500, "message": "Mock error with status 200.", "status": "INTERNAL"}}
-    return Response(orjson.dumps(data), media_type="application/json")
 
 
 async def _stream(

@@ -99,6 +99,28 @@ _INVALID_INPUT = (
 )
 
 
+def error_body(
+    status: int,
+    message: str | None = None,
+    param: str | None = None,
+    *,
+    code: str | None = None,
+    etype: str | None = None,
+) -> dict[str, Any]:
+    """OpenAI's error object for ``status`` (the defaults are OpenAI's own words)."""
+    default_type, default, default_code = _ERRORS.get(
+        status, ("server_error", f"Mock failure {status}.", None)
+    )
+    return {
+        "error": {
+            "message": message or default,
+            "type": etype or default_type,
+            "param": param,
+            "code": code or default_code,
+        }
+    }
+
+
 def error(
     state: MockState,
     status: int,
@@ -108,17 +130,7 @@ def error(
     code: str | None = None,
     etype: str | None = None,
 ) -> Response:
-    default_type, default, default_code = _ERRORS.get(
-        status, ("server_error", f"Mock failure {status}.", None)
-    )
-    body = {
-        "error": {
-            "message": message or default,
-            "type": etype or default_type,
-            "param": param,
-            "code": code or default_code,
-        }
-    }
+    body = error_body(status, message, param, code=code, etype=etype)
     after = state.knobs.retry_after  # a string is sent verbatim: "inf", an HTTP date, garbage
     headers = {"retry-after": after if isinstance(after, str) else f"{after:g}"} if status == 429 else None
     if state.quirk("error-as-200"):
@@ -137,6 +149,9 @@ class _Invalid(Exception):
 
     def response(self, state: MockState) -> Response:
         return error(state, 400, self.message, self.param, code=self.code, etype=self.etype)
+
+    def body(self) -> dict[str, Any]:
+        return error_body(400, self.message, self.param, code=self.code, etype=self.etype)
 
 
 def _kind(value: Any) -> str:
@@ -327,24 +342,53 @@ async def chat(request: Request) -> Response:
     body, early = await _admit(state, request)
     if early is not None or body is None:
         return early or error(state, 400)
+    refused = _refusal(body)
+    if refused is not None:
+        status, data = refused
+        e = data["error"]
+        return error(state, status, e["message"], e["param"], code=e["code"], etype=e["type"])
+    if body.get("stream"):
+        reply = _plan(state, body)
+        n = body.get("n") or 1
+        return StreamingResponse(_stream(state, body, reply, n), media_type="text/event-stream")
+    await state.delay()
+    data = _completion(state, body)
+    if state.quirk("error-as-200"):
+        data = {"error": {"message": "Mock error reported with status 200.", "type": "server_error"}}
+    return Response(orjson.dumps(data), media_type="application/json")
+
+
+def completion(state: MockState, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    """What ``POST /v1/chat/completions`` answers a non-streaming ``body``: (status, JSON body).
+
+    The batch API runs each line through this, so a line fails exactly as the request would.
+    """
+    refused = _refusal(body)
+    return refused if refused is not None else (200, _completion(state, body))
+
+
+def _refusal(body: dict[str, Any]) -> tuple[int, dict[str, Any]] | None:
+    """The 400 or 404 OpenAI answers this chat body with, if any."""
     if (
         not isinstance(body.get("model"), str)
         or not isinstance(body.get("messages"), list)
         or not body["messages"]
     ):
-        return error(state, 400, "'model' and a non-empty 'messages' array are required.", "messages")
+        return 400, error_body(400, "'model' and a non-empty 'messages' array are required.", "messages")
     if unknown_model(body["model"]):
         missing = f"The model `{body['model']}` does not exist or you do not have access to it."
-        return error(state, 404, missing, "model")
+        return 404, error_body(404, missing, "model")
     try:
         _check_chat(body)
     except _Invalid as exc:
-        return exc.response(state)
+        return 400, exc.body()
+    return None
+
+
+def _completion(state: MockState, body: dict[str, Any]) -> dict[str, Any]:
+    """The chat completion for a valid, non-streaming body."""
     reply = _plan(state, body)
     n = body.get("n") or 1
-    if body.get("stream"):
-        return StreamingResponse(_stream(state, body, reply, n), media_type="text/event-stream")
-    await state.delay()
     message: dict[str, Any] = {
         "role": "assistant",
         "content": reply.text if reply.pieces else None,
@@ -352,7 +396,7 @@ async def chat(request: Request) -> Response:
     }
     if reply.tool_calls:
         message["tool_calls"] = _tool_call_json(state, reply)
-    data = {
+    return {
         "id": _completion_id(body),
         "object": "chat.completion",
         "created": int(time.time()),
@@ -365,9 +409,6 @@ async def chat(request: Request) -> Response:
         "service_tier": "default",
         "system_fingerprint": "fp_hedge_mock",
     }
-    if state.quirk("error-as-200"):
-        data = {"error": {"message": "Mock error reported with status 200.", "type": "server_error"}}
-    return Response(orjson.dumps(data), media_type="application/json")
 
 
 def _check_chat(body: dict[str, Any]) -> None:

@@ -21,6 +21,7 @@ from typing import Any, Literal
 import orjson
 from starlette.requests import Request
 
+from hedge.mock.batches import BatchBook
 from hedge.mock.behaviour import cut_depth
 
 FailMode = Literal["status", "disconnect", "early-disconnect", "hang"]
@@ -40,6 +41,15 @@ class Knobs:
     quirks: list[str] = field(default_factory=list)
     max_body_bytes: int = 32 * 1024 * 1024
     """Bodies above this are refused unread (:class:`BodyTooLarge`)."""
+    batch_polls: int = 2
+    """How many retrievals a batch takes to end (0: the first retrieval sees it ended); see
+    :mod:`hedge.mock.batches`."""
+    batch_fail_rate: float = 0.0
+    """Share of batch lines that fail with a server error (drawn when the batch is created)."""
+    batch_fail_ids: list[str] = field(default_factory=list)
+    """``custom_id`` of batch lines that fail with a server error, for certain."""
+    batch_expire: bool = False
+    """Batches end as expired, with part of their lines never run."""
 
 
 class BodyTooLarge(Exception):
@@ -71,10 +81,19 @@ class MockState:
         self.stats = Stats()
         self._seed = seed
         self.rng = random.Random(seed)
+        self.batches = BatchBook()
 
     def reset(self) -> None:
         self.stats = Stats()
         self.rng = random.Random(self._seed)
+        self.batches = BatchBook()
+
+    def batch_line_fails(self, custom_id: str) -> bool:
+        """Whether a batch line is one the knobs make fail (a server error instead of its answer)."""
+        if custom_id in self.knobs.batch_fail_ids:
+            return True
+        rate = self.knobs.batch_fail_rate
+        return rate > 0 and (rate >= 1 or self.rng.random() < rate)
 
     def configure(self, changes: dict[str, Any]) -> None:
         for key, value in changes.items():
