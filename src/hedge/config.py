@@ -174,6 +174,27 @@ class EscalationConfig(_Strict):
     when: list[EscalationCheck] = ["length", "invalid_json", "empty", "tool_schema"]
 
 
+class StickyConfig(_Strict):
+    """Keep one session (or one prompt prefix) on one deployment, so the provider's prompt cache stays
+    warm. ``by`` names what identifies a session: the body's ``user`` (or ``safety_identifier``), its
+    ``prompt_cache_key``, a request header (``header:x-session-id``), or ``prefix``: the system
+    prompt, the tools and the first user message, which every turn of one conversation repeats."""
+
+    by: str = "user"
+    ttl_s: float = Field(3600.0, gt=0)
+    """How long a session stays pinned after its last request."""
+
+    @field_validator("by")
+    @classmethod
+    def _by(cls, value: str) -> str:
+        if value in ("user", "prompt_cache_key", "prefix"):
+            return value
+        name = value.removeprefix("header:").strip().lower()
+        if value.startswith("header:") and name:
+            return f"header:{name}"
+        raise ValueError(f"must be user, prompt_cache_key, prefix or header:NAME, got {value!r}")
+
+
 class ModelConfig(_Strict):
     strategy: Literal["weighted", "ordered", "cheapest", "least-latency", "least-busy"] = "weighted"
     deployments: list[DeploymentConfig] = Field(min_length=1)
@@ -194,6 +215,21 @@ class ModelConfig(_Strict):
     """Opt-in exact-match response cache for non-streaming requests to this alias."""
     cache_scope: Literal["key", "team", "global"] = "key"
     """Who shares cached answers: each virtual key its own (default), a team, or every caller."""
+    sticky: StickyConfig | None = None
+    """Cache-warm routing: a session stays on the deployment that first served it while that one is
+    healthy; the strategy's split then holds across sessions rather than requests."""
+    hedge_after_ms: float | Literal["p95"] | None = None
+    """Hedged requests: when the first deployment has not answered (a stream: not sent its first
+    token) after this many milliseconds (``p95``: its observed 95th percentile), the same request
+    goes to the next deployment of the plan too; the first answer wins and the other is cancelled.
+    Each hedge spends the retry budget."""
+
+    @field_validator("hedge_after_ms")
+    @classmethod
+    def _hedge_after(cls, value: float | str | None) -> float | str | None:
+        if isinstance(value, int | float) and not isinstance(value, bool) and value <= 0:
+            raise ValueError("must be a positive number of milliseconds or p95")
+        return value
 
 
 class BackoffConfig(_Strict):

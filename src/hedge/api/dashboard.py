@@ -194,6 +194,13 @@ async def breakers(request: Request) -> Response:
                     "ewma_latency_ms": _round(stats.ewma_latency_ms if stats is not None else None),
                     "ewma_ttft_ms": _round(stats.ewma_ttft_ms if stats is not None else None),
                     "p95_latency_ms": _round(stats.p95_latency_ms() if stats is not None else None),
+                    "prompt_tokens": stats.prompt_tokens if stats is not None else 0,
+                    "cached_tokens": stats.cached_tokens if stats is not None else 0,
+                    "cache_read_ratio": _round(
+                        stats.cached_tokens / stats.prompt_tokens
+                        if stats is not None and stats.prompt_tokens
+                        else None
+                    ),
                 }
             )
         return json_response({"deployments": rows, "scope": "process"})

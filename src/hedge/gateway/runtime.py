@@ -29,6 +29,7 @@ from hedge.resilience.failover import Failover
 from hedge.resilience.shared import SharedBreakers
 from hedge.routing.conformance import ConformanceGate
 from hedge.routing.router import Router
+from hedge.store.affinity import Affinity, MemoryAffinity, RedisAffinity
 from hedge.store.cache import MemoryCache, RedisCache, ResponseCache
 from hedge.store.conformance import JsonlResultStore, results_path
 from hedge.store.counters import Counters, MemoryCounters, RedisCounters
@@ -78,13 +79,16 @@ class Runtime:
         self.counters: Counters
         self.cache: ResponseCache
         self.shared_breakers: SharedBreakers | None = None
+        self.affinity: Affinity
         if state.redis_url:
             self.counters = RedisCounters(state.redis_url, state.redis_prefix)
             self.cache = RedisCache(state.redis_url, state.redis_prefix)
             self.shared_breakers = SharedBreakers(state.redis_url, state.redis_prefix, self.failover)
+            self.affinity = RedisAffinity(state.redis_url, state.redis_prefix)
         else:
             self.counters = MemoryCounters()
             self.cache = MemoryCache()
+            self.affinity = MemoryAffinity()
         self.quotas = Quotas(config, self.counters)
         self.gate = Gate(self.counters, self.ledger, config.budgets)
         self.sinks.append(self.ledger)
@@ -107,6 +111,10 @@ class Runtime:
         if key is not None:
             self.gate.book(rec, key)
         self.quotas.book(rec)
+        if rec.provider is not None and rec.prompt_tokens:
+            stats = self.router.stats.get(f"{rec.provider}/{rec.model}")
+            if stats is not None:
+                stats.tokens(rec.prompt_tokens, rec.cached_tokens)
         for sink in self.sinks:
             try:
                 sink(rec)
@@ -119,6 +127,7 @@ class Runtime:
         await self.ledger.close()
         await self.db.close()
         await self.counters.close()
+        await self.affinity.close()
         if self.shared_breakers is not None:
             await self.shared_breakers.close()
         if isinstance(self.cache, RedisCache):

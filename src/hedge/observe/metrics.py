@@ -80,6 +80,7 @@ _KIND_BY_STATUS = {
 
 _KNOWN_REASONS = (
     "ok",
+    "hedge_lost",
     "stream_interrupted",
     "no_deployment_available",
     "client_disconnected",
@@ -371,7 +372,7 @@ class Metrics:
             if step.outcome.skipped:
                 self._at(self.skips, alias, dep_provider, dep_label, step.reason).inc()
             else:
-                failed = failed or step.outcome is not Outcome.OK
+                failed = failed or step.outcome not in (Outcome.OK, Outcome.HEDGE_LOST)
                 self._at(self.attempts, alias, dep_provider, dep_label, self._reason(step.reason)).inc()
         if rec.cache_hit:
             self._at(self.cache_hits, alias).inc()
