@@ -308,6 +308,31 @@ class StateConfig(_Strict):
         return value
 
 
+class BudgetAlertsConfig(_Strict):
+    """Soft-limit alerts: when a key's or team's spend reaches a share of its budget, once per
+    threshold and budget period (across replicas): a WARNING log line, the ``hedge_budget_alerts``
+    metric, and a POST to ``webhook_url`` if one is set (sent off the request path)."""
+
+    thresholds_pct: list[float] = Field(default_factory=lambda: [80.0, 100.0])
+    """Percentages of the (soft) budget, ``budget_usd``; of ``hard_budget_usd`` when only that is set."""
+    webhook_url: str | None = None
+    webhook_timeout_s: float = Field(5.0, gt=0)
+
+    @field_validator("thresholds_pct")
+    @classmethod
+    def _pct(cls, value: list[float]) -> list[float]:
+        if any(not 0 < v <= 1000 for v in value):
+            raise ValueError("each threshold must be a percentage above 0 (and at most 1000)")
+        return sorted(set(value))
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError(f"must start with http:// or https://, got {value!r}")
+        return value
+
+
 class BudgetConfig(_Strict):
     """How virtual-key budgets hold under concurrency and across replicas."""
 
@@ -319,6 +344,7 @@ class BudgetConfig(_Strict):
     reconcile_interval_s: float = Field(60.0, gt=0)
     """How often each replica raises the shared spend counters of active keys to what the ledger holds,
     so a booking that was lost cannot leave a key under-counted for a whole budget period."""
+    alerts: BudgetAlertsConfig = BudgetAlertsConfig()
 
 
 class TracingConfig(_Strict):

@@ -20,7 +20,15 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from hedge.api.admin import create_key, key_detail, list_keys, spend
+from hedge.api.admin import (
+    create_key,
+    create_team,
+    key_detail,
+    list_keys,
+    list_teams,
+    spend,
+    team_detail,
+)
 from hedge.api.chat import chat_completions, embeddings
 from hedge.api.completions import completions
 from hedge.api.count_tokens import count_tokens
@@ -160,6 +168,9 @@ def create_app(config: Config, runtime: Runtime | None = None) -> Starlette:
             Route("/admin/keys", create_key, methods=["POST"]),
             Route("/admin/keys", list_keys, methods=["GET"]),
             Route("/admin/keys/{key_id}", key_detail, methods=["GET", "PATCH", "DELETE"]),
+            Route("/admin/teams", create_team, methods=["POST"]),
+            Route("/admin/teams", list_teams, methods=["GET"]),
+            Route("/admin/teams/{name}", team_detail, methods=["GET", "PATCH"]),
             Route("/admin/spend", spend, methods=["GET"]),
             Route("/metrics", metrics_endpoint, methods=["GET"]),
             Route("/ui", ui_page, methods=["GET"]),

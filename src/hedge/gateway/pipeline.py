@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from hedge.access.gate import BudgetExceeded
 from hedge.access.keys import VirtualKey
 from hedge.config import Price
 from hedge.errors import HedgeError, NoDeploymentAvailable, StoreUnavailable, UpstreamError
@@ -137,7 +138,10 @@ class Exchange:
             if key is not None:
                 self._key = key
                 rec.key_id, rec.team = key.id, key.team
-                await self._admit(key, body["model"], ctx)
+                fallback = await self._admit(key, body["model"], ctx)
+                if fallback is not None:  # over a soft budget: a cheaper alias serves, and says so
+                    body = {**body, "model": fallback}
+                    rec.budget = "fallback"
             seconds = runtime.config.resilience.request_timeout_s if deadline_s is None else deadline_s
             return await _within(seconds, self._route(body, ctx))
         except HedgeError as exc:
@@ -151,15 +155,26 @@ class Exchange:
             self.broke(exc)
             raise
 
-    async def _admit(self, key: VirtualKey, alias: str, ctx: RouteContext) -> None:
+    async def _admit(self, key: VirtualKey, alias: str, ctx: RouteContext) -> str | None:
+        """Admit the request on the key's (and its team's) budget and limits; returns the fallback
+        alias that is to serve it when one of them is over its soft budget."""
         runtime = self.runtime
         try:
-            await runtime.gate.admit(
+            team = await runtime.teams.find(key.team) if key.team else None
+            admission = await runtime.gate.admit(
                 key,
                 alias,
                 self.record.request_id,
                 lambda reserve: runtime.router.max_cost(alias, ctx, reserve),
+                team,
             )
+            fallback = admission.fallback
+            if fallback is not None and fallback not in runtime.router.aliases:
+                raise BudgetExceeded(
+                    f"This API key is over its budget, and its budget_fallback alias '{fallback}' is not "
+                    "configured."
+                )
+            return fallback
         except HedgeError:
             raise
         except Exception as exc:
@@ -174,6 +189,8 @@ class Exchange:
         rec = self.record
         key = self._key
         allowed = key.models if key is not None and key.models else None
+        if allowed is not None and rec.budget == "fallback":
+            allowed = [*allowed, body["model"]]  # the fallback an administrator named is allowed
         session = await self._session(body, ctx, allowed)
         alias, plan = runtime.router.plan(body["model"], ctx, allowed, session.pinned if session else None)
         plan = self._conformant(plan)

@@ -14,9 +14,11 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from hedge.access.alerts import Alerts
 from hedge.access.gate import Gate
 from hedge.access.keys import KeyStore, VirtualKey
 from hedge.access.quotas import Quotas
+from hedge.access.teams import TeamStore
 from hedge.config import Config
 from hedge.cost import catalogue
 from hedge.observe.logs import AccessLog, config_secrets, register_secrets
@@ -75,7 +77,8 @@ class Runtime:
             state_dir=state.dir,  # its spool, for records the database cannot take
             shutdown_timeout_s=state.shutdown_timeout_s,
         )
-        self.keys = KeyStore(self.db, state.key_cache_ttl_s)
+        self.keys = KeyStore(self.db, state.key_cache_ttl_s, aliases=config.models)
+        self.teams = TeamStore(self.db, state.key_cache_ttl_s, aliases=config.models)
         self.counters: Counters
         self.cache: ResponseCache
         self.shared_breakers: SharedBreakers | None = None
@@ -90,7 +93,10 @@ class Runtime:
             self.cache = MemoryCache()
             self.affinity = MemoryAffinity()
         self.quotas = Quotas(config, self.counters)
-        self.gate = Gate(self.counters, self.ledger, config.budgets)
+        self.alerts = Alerts(
+            config.budgets.alerts, self.counters, self.transport.post_json, self.metrics.budget_alert
+        )
+        self.gate = Gate(self.counters, self.ledger, config.budgets, alerts=self.alerts)
         self.sinks.append(self.ledger)
 
     def started(self, rec: RequestRecord) -> None:
@@ -123,6 +129,7 @@ class Runtime:
 
     async def close(self) -> None:
         await self.gate.drain()
+        await self.alerts.drain()
         await self.quotas.drain()
         await self.ledger.close()
         await self.db.close()

@@ -40,6 +40,7 @@ from prometheus_client.registry import Collector
 from hedge.record import Outcome, RequestRecord, RouteStep
 
 if TYPE_CHECKING:
+    from hedge.access.alerts import Alert
     from hedge.resilience.breaker import Breaker
 
 M = TypeVar("M", bound=MetricWrapperBase)
@@ -299,6 +300,18 @@ class Metrics:
         self.cache_hits = Counter(
             "hedge_cache_hits", "Requests answered from Hedge's response cache.", ["alias"], registry=reg
         )
+        self.budget_fallbacks = Counter(
+            "hedge_budget_fallbacks",
+            "Requests served by a key's or team's budget_fallback alias because it was over its budget.",
+            ["alias"],
+            registry=reg,
+        )
+        self.budget_alerts = Counter(
+            "hedge_budget_alerts",
+            "Soft-limit budget alerts raised (each at most once per threshold and budget period).",
+            ["scope", "threshold_pct"],
+            registry=reg,
+        )
         self.in_flight = Gauge(
             "hedge_requests_in_flight",
             "Requests being served now, by alias (summed over live workers).",
@@ -324,6 +337,10 @@ class Metrics:
         alias = self._alias(rec.alias or NONE)
         self._inflight[rec.request_id] = alias
         self._at(self.in_flight, alias).inc()
+
+    def budget_alert(self, alert: Alert) -> None:
+        """A key or team reached a budget threshold (thresholds are few: the config lists them)."""
+        self._at(self.budget_alerts, alert.scope, f"{alert.threshold_pct:g}").inc()
 
     def cache_hit(self, alias: str) -> None:
         self._at(self.cache_hits, self._alias(alias or NONE)).inc()
@@ -376,6 +393,8 @@ class Metrics:
                 self._at(self.attempts, alias, dep_provider, dep_label, self._reason(step.reason)).inc()
         if rec.cache_hit:
             self._at(self.cache_hits, alias).inc()
+        if rec.budget == "fallback":
+            self._at(self.budget_fallbacks, alias).inc()
         if rec.attempts > 1:
             self._at(self.retries, alias).inc(rec.attempts - 1)
         if failed and ok:
