@@ -79,6 +79,17 @@ class ServerConfig(_Strict):
     """Keep request and response bodies (64 KiB each, credentials masked) for the dashboard's request log."""
 
 
+class HealthCheckConfig(_Strict):
+    """Active health checks: each deployment of the provider that has had no traffic for
+    ``interval_s`` is sent a one-token chat request (to ``model`` if set, e.g. a cheap model of the
+    same provider, else the deployment's own), at most once per deployment per interval across all
+    replicas. The answer feeds the deployment's breaker as a request's would."""
+
+    interval_s: float = Field(30.0, gt=0)
+    model: str | None = Field(None, min_length=1)
+    timeout_s: float = Field(10.0, gt=0)
+
+
 class ProviderConfig(_Strict):
     style: Style
     base_url: str
@@ -98,6 +109,8 @@ class ProviderConfig(_Strict):
     responses_api: bool = False
     """The upstream serves OpenAI's ``/responses`` itself (``openai`` style only): Responses API
     requests routed to it are passed through instead of translated to chat completions."""
+    health_check: HealthCheckConfig | None = None
+    """Probe idle deployments of this provider (off unless set)."""
 
     @model_validator(mode="after")
     def _responses_api_is_openai(self) -> ProviderConfig:

@@ -33,6 +33,7 @@ from hedge.api.chat import chat_completions, embeddings
 from hedge.api.completions import completions
 from hedge.api.count_tokens import count_tokens
 from hedge.api.dashboard import (
+    admin_health,
     breakers,
     conformance,
     latency,
@@ -172,6 +173,7 @@ def create_app(config: Config, runtime: Runtime | None = None) -> Starlette:
             Route("/admin/teams", list_teams, methods=["GET"]),
             Route("/admin/teams/{name}", team_detail, methods=["GET", "PATCH"]),
             Route("/admin/spend", spend, methods=["GET"]),
+            Route("/admin/health", admin_health, methods=["GET"]),
             Route("/metrics", metrics_endpoint, methods=["GET"]),
             Route("/ui", ui_page, methods=["GET"]),
             Route("/ui/", ui_page, methods=["GET"]),

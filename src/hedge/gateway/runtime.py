@@ -21,6 +21,7 @@ from hedge.access.quotas import Quotas
 from hedge.access.teams import TeamStore
 from hedge.config import Config
 from hedge.cost import catalogue
+from hedge.gateway.health import Prober
 from hedge.observe.logs import AccessLog, config_secrets, register_secrets
 from hedge.observe.metrics import Metrics
 from hedge.observe.tracing import Tracer, header_secrets, make_tracer
@@ -36,6 +37,7 @@ from hedge.store.cache import MemoryCache, RedisCache, ResponseCache
 from hedge.store.conformance import JsonlResultStore, results_path
 from hedge.store.counters import Counters, MemoryCounters, RedisCounters
 from hedge.store.db import Database, database
+from hedge.store.leases import CounterLeases, DatabaseLeases, Leases
 from hedge.store.ledger import Ledger
 from hedge.store.schema import MIGRATIONS
 from hedge.transport import Transport
@@ -93,6 +95,16 @@ class Runtime:
             self.cache = MemoryCache()
             self.affinity = MemoryAffinity()
         self.quotas = Quotas(config, self.counters)
+        checks = {name: p.health_check for name, p in config.providers.items() if p.health_check is not None}
+        leases: Leases = CounterLeases(self.counters) if state.redis_url else DatabaseLeases(self.db)
+        self.prober = Prober(
+            [dep for alias in self.router.aliases.values() for dep in alias.deployments],
+            checks,
+            self.transport,
+            self.failover,
+            leases,
+            on_probe=lambda dep, probe: self.metrics.probe(dep.id, probe.error),
+        )
         self.alerts = Alerts(
             config.budgets.alerts, self.counters, self.transport.post_json, self.metrics.budget_alert
         )
@@ -111,6 +123,7 @@ class Runtime:
         if self.shared_breakers is not None:
             self.shared_breakers.start()
         self.gate.start()
+        self.prober.start()
 
     def record(self, rec: RequestRecord, key: VirtualKey | None = None) -> None:
         """A request is over: book its spend on ``key`` and its deployment's quota, then every sink."""
@@ -128,6 +141,7 @@ class Runtime:
                 log.exception("request record sink failed")
 
     async def close(self) -> None:
+        await self.prober.close()
         await self.gate.drain()
         await self.alerts.drain()
         await self.quotas.drain()

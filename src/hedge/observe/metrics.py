@@ -300,6 +300,12 @@ class Metrics:
         self.cache_hits = Counter(
             "hedge_cache_hits", "Requests answered from Hedge's response cache.", ["alias"], registry=reg
         )
+        self.probes = Counter(
+            "hedge_health_probes",
+            "Active health probes sent to idle deployments, by outcome (ok or the error code).",
+            ["provider", "deployment", "outcome"],
+            registry=reg,
+        )
         self.budget_fallbacks = Counter(
             "hedge_budget_fallbacks",
             "Requests served by a key's or team's budget_fallback alias because it was over its budget.",
@@ -337,6 +343,12 @@ class Metrics:
         alias = self._alias(rec.alias or NONE)
         self._inflight[rec.request_id] = alias
         self._at(self.in_flight, alias).inc()
+
+    def probe(self, deployment: str, error: str | None) -> None:
+        """A health probe of ``deployment`` came back (``error``: None, or a bounded error code)."""
+        outcome = "ok" if error is None else self._reason(error)
+        provider = self._provider(deployment.partition("/")[0])
+        self._at(self.probes, provider, self._deployment(deployment), outcome).inc()
 
     def budget_alert(self, alert: Alert) -> None:
         """A key or team reached a budget threshold (thresholds are few: the config lists them)."""

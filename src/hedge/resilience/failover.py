@@ -142,7 +142,7 @@ class Failover:
                         raise
                     if _refused_credentials(exc):
                         refused.add(dep.id)
-                    _judge(breaker, exc)
+                    judge(breaker, exc)
                     continue
                 except BaseException:
                     # Cancelled (the client left, or the request's deadline passed): no verdict on it.
@@ -167,8 +167,9 @@ def _refused_credentials(exc: UpstreamError) -> bool:
     return exc.code == "upstream_auth_error" or exc.upstream_status in (401, 403)
 
 
-def _judge(breaker: Breaker, exc: UpstreamError) -> None:
-    """Tell the deployment's breaker what a retryable failure says about the deployment's health."""
+def judge(breaker: Breaker, exc: UpstreamError) -> None:
+    """Tell the deployment's breaker what a retryable failure says about the deployment's health
+    (a failed request, or a failed health probe)."""
     if not exc.blame:
         breaker.release()
     elif exc.status == 429 or exc.upstream_status == 429:

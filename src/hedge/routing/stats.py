@@ -6,6 +6,8 @@ load-aware strategies. Kept per process, in memory, O(1) per update.
 
 from __future__ import annotations
 
+import time
+
 _ALPHA = 0.2
 _RING = 128
 
@@ -21,12 +23,15 @@ class DeploymentStats:
         "ewma_latency_ms",
         "ewma_ttft_ms",
         "in_flight",
+        "last_active",
         "prompt_tokens",
         "samples",
     )
 
     def __init__(self) -> None:
         self.in_flight = 0
+        self.last_active: float | None = None
+        """``time.monotonic()`` when a request last started or ended here (health checks probe idle ones)."""
         self.ewma_latency_ms: float | None = None
         self.ewma_ttft_ms: float | None = None
         self.avg_completion_tokens: float | None = None
@@ -42,12 +47,14 @@ class DeploymentStats:
 
     def start(self) -> None:
         self.in_flight += 1
+        self.last_active = time.monotonic()
 
     def end(
         self, latency_ms: float | None, ttft_ms: float | None = None, completion_tokens: int | None = None
     ) -> None:
         """An attempt ended; ``latency_ms`` is None when it failed (failures are the breaker's business)."""
         self.in_flight = max(0, self.in_flight - 1)
+        self.last_active = time.monotonic()
         if latency_ms is None:
             return
         self.samples += 1
