@@ -261,6 +261,8 @@ class Exchange:
         """The request's sticky session, if its alias has one, and the deployment it is pinned to
         (only while that one is healthy: otherwise the strategy picks, and the session moves)."""
         runtime = self.runtime
+        if not runtime.router.sticky:
+            return None
         target = runtime.router.resolve(body["model"], ctx, allowed)
         sticky = target.config.sticky
         if sticky is None:

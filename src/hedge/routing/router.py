@@ -75,6 +75,8 @@ class Router:
         self.stats: dict[str, DeploymentStats] = {}
         self._top_prices: dict[str, Price] = {}
         self.aliases: dict[str, Alias] = {}
+        self.sticky = any(model.sticky is not None for model in config.models.values())
+        """Whether any alias keeps sticky sessions (else the pipeline never looks for one)."""
         for name, model in config.models.items():
             deps = []
             for d in model.deployments:
