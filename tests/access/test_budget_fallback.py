@@ -317,3 +317,25 @@ def test_a_team_budget_over_http(budget_gateway: Gateway) -> None:
     with pytest.raises(openai.RateLimitError):
         _ask(second)
     assert _admin(gw, "GET", "/admin/teams/none").status_code == 404
+
+
+async def test_a_team_counter_starts_from_the_ledger_and_is_reconciled_with_it(db: Database) -> None:
+    ledger = Ledger(db)
+    counters = MemoryCounters()
+    gate = Gate(counters, ledger)
+    team = Team("lab", 0.0, budget_usd=10.0, budget_period="month")
+    key = _key(team="lab")
+    earlier = RequestRecord("old", "chat", "chat", provider="p", model="m", cost_usd=2.0, team="lab")
+    ledger(earlier)
+    await ledger.flush()
+    await gate.admit(key, "chat", "n1", lambda _: 0.1, team)
+    assert await gate.spent(Budgeted.of_team(team)) == pytest.approx(2.0)  # initialised from the ledger
+    rec = _booked(gate, key, "n1", 0.5)
+    rec.team = "lab"
+    await gate.drain()
+    ledger(rec)
+    await ledger.flush()
+    name = gate._spend_name(Budgeted.of_team(team), time.time())[0]
+    counters._spend[name] = 0.0  # as if every booking had been lost
+    assert await gate.reconcile() == 1
+    assert await gate.spent(Budgeted.of_team(team)) == pytest.approx(2.5)

@@ -226,11 +226,15 @@ class Exchange:
             opened = await self._run(
                 alias, plan, self._stream_attempt(body, ctx, baseline, options, race), race, stream
             )
+            if race is not None:  # a losing lane may have started its attempt after the winner
+                rec.provider, rec.model = opened.provider, opened.model
             await self._pin(session, alias, opened.deployment.id)
             return opened
         done = await self._run(
             alias, plan, self._whole_attempt(body, ctx, baseline, options, race), race, stream
         )
+        if race is not None:
+            rec.provider, rec.model = done.provider, done.model
         await self._pin(session, alias, f"{done.provider}/{done.model}")
         whole = self._whole_attempt(body, ctx, baseline, options, None)
         escalate = alias.config.escalate
