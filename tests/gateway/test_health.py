@@ -131,6 +131,17 @@ async def test_failed_probes_open_the_breaker_and_a_probe_closes_it(runtime: Run
     assert breaker.state is State.CLOSED
 
 
+async def test_a_refused_probe_is_no_verdict_on_the_deployment(runtime: Runtime, mock: Mock) -> None:
+    prober, failover = _prober(runtime, Clock())
+    mock.configure(fail_rate=1.0, fail_status=400)
+    try:
+        await prober.tick()
+    finally:
+        mock.configure(fail_rate=0.0, fail_status=500)
+    assert not prober.last["watched/m1"].ok
+    assert failover.breaker_by_id("watched/m1")._failures == 0
+
+
 async def test_a_probe_that_times_out_is_a_strike(mock: Mock, tmp_path: Path) -> None:
     rt = await open_runtime(parse_config(_config(mock, tmp_path, timeout_s=0.05)))
     mock.configure(latency_ms=5_000)

@@ -126,7 +126,10 @@ class Prober:
                 adapter.chat_response(await reply.read(), upstream)
         except UpstreamError as exc:
             error = str(exc.code or exc.upstream_status or exc.status)
-            judge(breaker, exc)
+            if exc.retryable:
+                judge(breaker, exc)
+            else:  # the probe itself was refused (a 400): as for a request, no verdict on the deployment
+                breaker.release()
         except TimeoutError:
             error = "upstream_timeout"
             breaker.failure()
