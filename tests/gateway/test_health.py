@@ -63,6 +63,7 @@ def _config(mock: Mock, tmp: Path, **check: Any) -> dict[str, Any]:
 @pytest.fixture
 async def runtime(mock: Mock, tmp_path: Path) -> AsyncIterator[Runtime]:
     rt = await open_runtime(parse_config(_config(mock, tmp_path)))
+    await rt.prober.close()  # the tests drive their own probers: no background round may interleave
     try:
         yield rt
     finally:
@@ -144,6 +145,7 @@ async def test_a_refused_probe_is_no_verdict_on_the_deployment(runtime: Runtime,
 
 async def test_a_probe_that_times_out_is_a_strike(mock: Mock, tmp_path: Path) -> None:
     rt = await open_runtime(parse_config(_config(mock, tmp_path, timeout_s=0.05)))
+    await rt.prober.close()
     mock.configure(latency_ms=5_000)
     try:
         prober, failover = _prober(rt, Clock())
