@@ -77,10 +77,11 @@ class Alerts:
             claim = f"alert:{scope}:{subject_id}:{period_key}:{pct:g}"
             if claim in self._fired:
                 continue
+            claimed = await self.counters.once(claim, ttl_s)  # a store error: asked again next booking
             if len(self._fired) > 100_000:
                 self._fired.clear()
             self._fired.add(claim)
-            if not await self.counters.once(claim, ttl_s):
+            if not claimed:
                 continue
             alert = Alert(scope, subject_id, name, pct, round(spent, 6), budget, period)
             self._raise(alert)
