@@ -82,6 +82,17 @@ class ServerConfig(_Strict):
     """Keep request and response bodies (64 KiB each, credentials masked) for the dashboard's request log."""
 
 
+class HealthCheckConfig(_Strict):
+    """Active health checks: each deployment of the provider that has had no traffic for
+    ``interval_s`` is sent a one-token chat request (to ``model`` if set, e.g. a cheap model of the
+    same provider, else the deployment's own), at most once per deployment per interval across all
+    replicas. The answer feeds the deployment's breaker as a request's would."""
+
+    interval_s: float = Field(30.0, gt=0)
+    model: str | None = Field(None, min_length=1)
+    timeout_s: float = Field(10.0, gt=0)
+
+
 class ProviderConfig(_Strict):
     style: Style
     base_url: str
@@ -101,6 +112,8 @@ class ProviderConfig(_Strict):
     responses_api: bool = False
     """The upstream serves OpenAI's ``/responses`` itself (``openai`` style only): Responses API
     requests routed to it are passed through instead of translated to chat completions."""
+    health_check: HealthCheckConfig | None = None
+    """Probe idle deployments of this provider (off unless set)."""
 
     batch: bool = False
     """The upstream has a native batch API (OpenAI's ``/batches``, Anthropic's Message Batches, Gemini
@@ -195,6 +208,27 @@ class ShadowConfig(_Strict):
     """How the candidate's answer is graded against the primary's (see ``hedge.experiments.grading``)."""
 
 
+class StickyConfig(_Strict):
+    """Keep one session (or one prompt prefix) on one deployment, so the provider's prompt cache stays
+    warm. ``by`` names what identifies a session: the body's ``user`` (or ``safety_identifier``), its
+    ``prompt_cache_key``, a request header (``header:x-session-id``), or ``prefix``: the system
+    prompt, the tools and the first user message, which every turn of one conversation repeats."""
+
+    by: str = "user"
+    ttl_s: float = Field(3600.0, gt=0)
+    """How long a session stays pinned after its last request."""
+
+    @field_validator("by")
+    @classmethod
+    def _by(cls, value: str) -> str:
+        if value in ("user", "prompt_cache_key", "prefix"):
+            return value
+        name = value.removeprefix("header:").strip().lower()
+        if value.startswith("header:") and name:
+            return f"header:{name}"
+        raise ValueError(f"must be user, prompt_cache_key, prefix or header:NAME, got {value!r}")
+
+
 class ModelConfig(_Strict):
     strategy: Literal["weighted", "ordered", "cheapest", "least-latency", "least-busy"] = "weighted"
     deployments: list[DeploymentConfig] = Field(min_length=1)
@@ -217,6 +251,21 @@ class ModelConfig(_Strict):
     """Who shares cached answers: each virtual key its own (default), a team, or every caller."""
     shadow: list[ShadowConfig] = Field(default_factory=list)
     """Candidates that get a sampled copy of this alias's traffic off the request path."""
+    sticky: StickyConfig | None = None
+    """Cache-warm routing: a session stays on the deployment that first served it while that one is
+    healthy; the strategy's split then holds across sessions rather than requests."""
+    hedge_after_ms: float | Literal["p95"] | None = None
+    """Hedged requests: when the first deployment has not answered (a stream: not sent its first
+    token) after this many milliseconds (``p95``: its observed 95th percentile), the same request
+    goes to the next deployment of the plan too; the first answer wins and the other is cancelled.
+    Each hedge spends the retry budget."""
+
+    @field_validator("hedge_after_ms")
+    @classmethod
+    def _hedge_after(cls, value: float | str | None) -> float | str | None:
+        if isinstance(value, int | float) and not isinstance(value, bool) and value <= 0:
+            raise ValueError("must be a positive number of milliseconds or p95")
+        return value
 
 
 class BackoffConfig(_Strict):
@@ -295,6 +344,31 @@ class StateConfig(_Strict):
         return value
 
 
+class BudgetAlertsConfig(_Strict):
+    """Soft-limit alerts: when a key's or team's spend reaches a share of its budget, once per
+    threshold and budget period (across replicas): a WARNING log line, the ``hedge_budget_alerts``
+    metric, and a POST to ``webhook_url`` if one is set (sent off the request path)."""
+
+    thresholds_pct: list[float] = Field(default_factory=lambda: [80.0, 100.0])
+    """Percentages of the (soft) budget, ``budget_usd``; of ``hard_budget_usd`` when only that is set."""
+    webhook_url: str | None = None
+    webhook_timeout_s: float = Field(5.0, gt=0)
+
+    @field_validator("thresholds_pct")
+    @classmethod
+    def _pct(cls, value: list[float]) -> list[float]:
+        if any(not 0 < v <= 1000 for v in value):
+            raise ValueError("each threshold must be a percentage above 0 (and at most 1000)")
+        return sorted(set(value))
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError(f"must start with http:// or https://, got {value!r}")
+        return value
+
+
 class BudgetConfig(_Strict):
     """How virtual-key budgets hold under concurrency and across replicas."""
 
@@ -306,6 +380,7 @@ class BudgetConfig(_Strict):
     reconcile_interval_s: float = Field(60.0, gt=0)
     """How often each replica raises the shared spend counters of active keys to what the ledger holds,
     so a booking that was lost cannot leave a key under-counted for a whole budget period."""
+    alerts: BudgetAlertsConfig = BudgetAlertsConfig()
 
 
 class TracingConfig(_Strict):

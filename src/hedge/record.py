@@ -40,6 +40,9 @@ class Outcome(StrEnum):
     """Served from the response cache (the step's deployment is ``cache``)."""
     ESCALATED = "escalated"
     """The answer was escalated; the step's deployment is the target alias, ``detail`` the reason."""
+    HEDGE_LOST = "hedge_lost"
+    """A hedged request was sent here too, and the other deployment answered first: this attempt
+    was cancelled (and booked as the provider bills it)."""
 
     @property
     def skipped(self) -> bool:
@@ -60,7 +63,7 @@ _SKIPS = frozenset(
         Outcome.RETRY_BUDGET_EXHAUSTED,
     }
 )
-_ATTEMPTS = frozenset({Outcome.OK, Outcome.FAILED, Outcome.CANCELLED})
+_ATTEMPTS = frozenset({Outcome.OK, Outcome.FAILED, Outcome.CANCELLED, Outcome.HEDGE_LOST})
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +135,12 @@ class RequestRecord:
     shadow: bool = False
     """A shadow copy of another request, sent to a candidate off that request's path: booked apart,
     never on a key's budget."""
+    lost_cost_usd: float = 0.0
+    """What the attempts that lost a hedged request's race were billed (already in ``cost_usd``)."""
+    lost_prompt_tokens: int = 0
+    lost_completion_tokens: int = 0
+    budget: str | None = None
+    """``fallback`` when the key or team was over its budget and the request went to its fallback alias."""
     started_at: float = field(default_factory=time.time)
     request_body: bytes | None = field(default=None, repr=False)
     """The client's request body, set only with ``server.log_bodies`` (for the body log; never headers)."""

@@ -87,9 +87,32 @@ class Transport:
             raise error(resp.status, {k.lower(): v for k, v in resp.headers.items()}, raw)
         return Reply(resp, provider, limit)
 
+    async def post_json(self, url: str, payload: object, timeout_s: float) -> int:
+        """POST a JSON notification (a budget alert's webhook) and return the status; network
+        failures raise as :class:`~hedge.errors.UpstreamError`. Not a provider: its own session."""
+        session = self._sessions.get(_NOTIFY)
+        if session is None or session.closed:
+            session = self._sessions[_NOTIFY] = aiohttp.ClientSession(raise_for_status=False)
+        try:
+            async with session.post(
+                url,
+                data=orjson.dumps(payload),
+                headers={"content-type": "application/json"},
+                timeout=aiohttp.ClientTimeout(total=timeout_s),
+            ) as resp:
+                await resp.read()
+                return resp.status
+        except BaseException as exc:
+            raise network_error("webhook", exc) from None
+
     async def close(self) -> None:
         sessions, self._sessions = list(self._sessions.values()), {}
         await asyncio.gather(*(s.close() for s in sessions), return_exceptions=True)
+
+
+_NOTIFY = "\x00notify"
+"""The session key of notifications, which no provider name can be (provider names are YAML keys,
+but none is sent a NUL)."""
 
 
 class Reply:

@@ -11,6 +11,7 @@ import hmac
 import math
 import secrets
 import time
+from collections.abc import Collection, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
@@ -22,7 +23,18 @@ from hedge.store.db import Database
 Period = Literal["day", "week", "month", "total"]
 PERIODS: tuple[str, ...] = ("day", "week", "month", "total")
 SECRET_PREFIX = "sk-hedge-"
-_FIELDS = ("name", "team", "models", "budget_usd", "budget_period", "rpm", "tpm", "expires_at")
+_FIELDS = (
+    "name",
+    "team",
+    "models",
+    "budget_usd",
+    "budget_period",
+    "hard_budget_usd",
+    "budget_fallback",
+    "rpm",
+    "tpm",
+    "expires_at",
+)
 MAX_LIMIT = 2**31 - 1
 """Largest rpm/tpm: the columns are 32-bit INTEGERs."""
 MAX_TEXT = 200
@@ -47,6 +59,10 @@ class VirtualKey:
     expires_at: float | None = None
     revoked_at: float | None = None
     key_hash: str = ""
+    hard_budget_usd: float | None = None
+    """Past this the key is refused (429), fallback or not."""
+    budget_fallback: str | None = None
+    """The alias that serves the key's requests once it is past ``budget_usd`` (until the hard limit)."""
 
     def public(self) -> dict[str, Any]:
         """What the admin API shows: everything but the hash."""
@@ -71,12 +87,20 @@ class VirtualKey:
             expires_at=row.get("expires_at"),
             revoked_at=row.get("revoked_at"),
             key_hash=row["key_hash"],
+            hard_budget_usd=row.get("hard_budget_usd"),
+            budget_fallback=row.get("budget_fallback"),
         )
 
 
-def validate_fields(fields: dict[str, Any], creating: bool) -> dict[str, Any]:
-    """Check a create/update payload; raise ValueError naming the field."""
-    unknown = set(fields) - set(_FIELDS)
+def validate_fields(
+    fields: dict[str, Any],
+    creating: bool,
+    aliases: Collection[str] | None = None,
+    allowed: Sequence[str] = _FIELDS,
+) -> dict[str, Any]:
+    """Check a create/update payload; raise ValueError naming the field. With ``aliases`` (the
+    configured models), a ``budget_fallback`` must be one of them."""
+    unknown = set(fields) - set(allowed)
     if unknown:
         raise ValueError(f"unknown field(s): {', '.join(sorted(unknown))}")
     out: dict[str, Any] = {}
@@ -88,10 +112,14 @@ def validate_fields(fields: dict[str, Any], creating: bool) -> dict[str, Any]:
                 raise ValueError("name: must be a non-empty string")
             out[key] = None
             continue
-        if key in ("name", "team") and not (isinstance(value, str) and value.strip()):
+        if key in ("name", "team", "budget_fallback") and not (isinstance(value, str) and value.strip()):
             raise ValueError(f"{key}: must be a non-empty string")
-        if key in ("name", "team"):
+        if key in ("name", "team", "budget_fallback"):
             _storable(key, value)
+        if key == "budget_fallback" and aliases is not None and value not in aliases:
+            raise ValueError(
+                f"budget_fallback: unknown model alias {value!r} (known: {', '.join(sorted(aliases))})"
+            )
         if key == "models":
             if isinstance(value, str):
                 value = [m.strip() for m in value.split(",") if m.strip()]
@@ -99,10 +127,10 @@ def validate_fields(fields: dict[str, Any], creating: bool) -> dict[str, Any]:
                 raise ValueError("models: must be a list of model aliases")
             for model in value:
                 _storable(key, model)
-        if key == "budget_usd" and (
+        if key in ("budget_usd", "hard_budget_usd") and (
             isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < math.inf
         ):
-            raise ValueError("budget_usd: must be a number >= 0")
+            raise ValueError(f"{key}: must be a number >= 0")
         if key == "budget_period" and value not in PERIODS:
             raise ValueError(f"budget_period: must be one of {', '.join(PERIODS)}")
         if key in ("rpm", "tpm") and (
@@ -112,7 +140,8 @@ def validate_fields(fields: dict[str, Any], creating: bool) -> dict[str, Any]:
         if key == "expires_at":
             value = parse_expiry(value)
         out[key] = value
-    if creating and out.get("budget_usd") is not None and not out.get("budget_period"):
+    budgeted = out.get("budget_usd") is not None or out.get("hard_budget_usd") is not None
+    if creating and budgeted and not out.get("budget_period"):
         out["budget_period"] = "total"
     return out
 
@@ -146,14 +175,17 @@ def parse_expiry(value: Any) -> float:
 
 
 class KeyStore:
-    def __init__(self, db: Database, cache_ttl_s: float = 2.0) -> None:
+    def __init__(
+        self, db: Database, cache_ttl_s: float = 2.0, aliases: Collection[str] | None = None
+    ) -> None:
         self.db = db
+        self.aliases = aliases
         self.cache_ttl_s = cache_ttl_s
         self._cache: dict[str, tuple[float, VirtualKey | None]] = {}
         self._loading: Coalescer[VirtualKey | None] = Coalescer()
 
     async def create(self, fields: dict[str, Any]) -> tuple[VirtualKey, str]:
-        values = validate_fields(fields, creating=True)
+        values = validate_fields(fields, creating=True, aliases=self.aliases)
         secret = SECRET_PREFIX + secrets.token_urlsafe(24)
         key = VirtualKey(
             id="key_" + secrets.token_hex(8),
@@ -168,10 +200,13 @@ class KeyStore:
             tpm=values.get("tpm"),
             expires_at=values.get("expires_at"),
             key_hash=hash_secret(secret),
+            hard_budget_usd=values.get("hard_budget_usd"),
+            budget_fallback=values.get("budget_fallback"),
         )
         await self.db.execute(
             "INSERT INTO hedge_keys (id, name, team, key_hash, key_prefix, models, budget_usd, "
-            "budget_period, rpm, tpm, expires_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "budget_period, rpm, tpm, expires_at, created_at, hard_budget_usd, budget_fallback) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 key.id,
                 key.name,
@@ -185,6 +220,8 @@ class KeyStore:
                 key.tpm,
                 key.expires_at,
                 key.created_at,
+                key.hard_budget_usd,
+                key.budget_fallback,
             ],
         )
         return key, secret
@@ -200,7 +237,7 @@ class KeyStore:
         ]
 
     async def update(self, key_id: str, fields: dict[str, Any]) -> VirtualKey | None:
-        values = validate_fields(fields, creating=False)
+        values = validate_fields(fields, creating=False, aliases=self.aliases)
         if values:
             if "models" in values and values["models"] is not None:
                 values["models"] = orjson.dumps(values["models"]).decode()

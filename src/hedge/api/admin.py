@@ -1,4 +1,4 @@
-"""``/admin``: virtual keys and spend reports. Master key only.
+"""``/admin``: virtual keys, teams and spend reports. Master key only.
 
 Every endpoint here reads or writes the database, so each is a ``store_endpoint``:
 with the database down or not answering (within ``state.db_timeout_s``) it answers
@@ -13,6 +13,8 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
+from hedge.access.gate import Budgeted
+from hedge.access.teams import Team, TeamExists
 from hedge.api.http import (
     error_response,
     json_response,
@@ -115,5 +117,57 @@ async def spend(request: Request) -> Response:
                 "total": total.to_dict(),
             }
         )
+    except HedgeError as exc:
+        return error_response(exc)
+
+
+async def _team_view(runtime: Runtime, team: Team) -> dict[str, Any]:
+    """A team's fields, with what it has spent in its current budget period (when it has a budget)."""
+    subject = Budgeted.of_team(team)
+    spent = await runtime.gate.spent(subject) if subject.enforced else None
+    return {**team.public(), "spent_usd": spent}
+
+
+@store_endpoint
+async def create_team(request: Request) -> Response:
+    try:
+        runtime = await _guard(request)
+        try:
+            team = await runtime.teams.create(await _json(request))
+        except TeamExists as exc:
+            raise HedgeError(str(exc), status=409, type="invalid_request_error", code="team_exists") from None
+        except ValueError as exc:
+            raise _invalid(exc) from None
+        return json_response(await _team_view(runtime, team), status=201)
+    except HedgeError as exc:
+        return error_response(exc)
+
+
+@store_endpoint
+async def list_teams(request: Request) -> Response:
+    try:
+        runtime = await _guard(request)
+        teams = [await _team_view(runtime, t) for t in await runtime.teams.list()]
+        return json_response({"object": "list", "data": teams})
+    except HedgeError as exc:
+        return error_response(exc)
+
+
+@store_endpoint
+async def team_detail(request: Request) -> Response:
+    """GET and PATCH one team."""
+    try:
+        runtime = await _guard(request)
+        name = request.path_params["name"]
+        if request.method == "GET":
+            team = await runtime.teams.get(name)
+        else:
+            try:
+                team = await runtime.teams.update(name, await _json(request))
+            except ValueError as exc:
+                raise _invalid(exc) from None
+        if team is None:
+            raise NotFound(f"No team named '{name}'.", code="team_not_found", param="name")
+        return json_response(await _team_view(runtime, team))
     except HedgeError as exc:
         return error_response(exc)

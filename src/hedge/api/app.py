@@ -20,11 +20,20 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from hedge.api.admin import create_key, key_detail, list_keys, spend
+from hedge.api.admin import (
+    create_key,
+    create_team,
+    key_detail,
+    list_keys,
+    list_teams,
+    spend,
+    team_detail,
+)
 from hedge.api.chat import chat_completions, embeddings
 from hedge.api.completions import completions
 from hedge.api.count_tokens import count_tokens
 from hedge.api.dashboard import (
+    admin_health,
     breakers,
     conformance,
     experiments_panel,
@@ -170,11 +179,15 @@ def create_app(
             Route("/admin/keys", create_key, methods=["POST"]),
             Route("/admin/keys", list_keys, methods=["GET"]),
             Route("/admin/keys/{key_id}", key_detail, methods=["GET", "PATCH", "DELETE"]),
+            Route("/admin/teams", create_team, methods=["POST"]),
+            Route("/admin/teams", list_teams, methods=["GET"]),
+            Route("/admin/teams/{name}", team_detail, methods=["GET", "PATCH"]),
             Route("/admin/spend", spend, methods=["GET"]),
             Route("/v1/feedback", feedback, methods=["POST"]),
             Route("/feedback", feedback, methods=["POST"]),
             Route("/admin/experiments", list_experiments, methods=["GET"]),
             Route("/admin/experiments/{name}", experiment_detail, methods=["GET"]),
+            Route("/admin/health", admin_health, methods=["GET"]),
             Route("/metrics", metrics_endpoint, methods=["GET"]),
             Route("/ui", ui_page, methods=["GET"]),
             Route("/ui/", ui_page, methods=["GET"]),

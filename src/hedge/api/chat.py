@@ -126,6 +126,8 @@ def hedge_headers(rec: RequestRecord, result: Completion | Stream | None = None)
         return headers
     if rec.route:
         headers["x-hedge-route"] = render_route(rec.route)
+    if rec.budget is not None:
+        headers["x-hedge-budget"] = rec.budget
     dropped = result.dropped_params if isinstance(result, Completion) else rec.dropped_params
     if dropped:
         headers["x-hedge-dropped-params"] = ", ".join(dropped)

@@ -171,35 +171,75 @@ async def breakers(request: Request) -> Response:
     try:
         runtime = runtime_of(request)
         require_master(request, runtime)
-        aliases: dict[str, list[str]] = {}
-        for alias in runtime.router.aliases.values():
-            for dep in alias.deployments:
-                aliases.setdefault(dep.id, []).append(alias.name)
-        rows: list[dict[str, Any]] = []
-        for dep_id, names in aliases.items():
-            breaker = runtime.failover.breakers.get(dep_id)
-            stats = runtime.router.stats.get(dep_id)
-            provider, _, model = dep_id.partition("/")
-            rows.append(
-                {
-                    "deployment": dep_id,
-                    "provider": provider,
-                    "model": model,
-                    "aliases": names,
-                    "state": breaker.observed_state().value if breaker is not None else "closed",
-                    "cooling_down": breaker.cooling_down() if breaker is not None else False,
-                    "misconfigured": breaker is not None and breaker.misconfigured is not None,
-                    "misconfigured_reason": breaker.misconfigured if breaker is not None else None,
-                    "in_flight": stats.in_flight if stats is not None else 0,
-                    "samples": stats.samples if stats is not None else 0,
-                    "ewma_latency_ms": _round(stats.ewma_latency_ms if stats is not None else None),
-                    "ewma_ttft_ms": _round(stats.ewma_ttft_ms if stats is not None else None),
-                    "p95_latency_ms": _round(stats.p95_latency_ms() if stats is not None else None),
-                }
-            )
-        return json_response({"deployments": rows, "scope": "process"})
+        return json_response({"deployments": deployment_rows(runtime), "scope": "process"})
     except HedgeError as exc:
         return error_response(exc)
+
+
+async def admin_health(request: Request) -> Response:
+    """``/admin/health``: every deployment's breaker, live stats, health check and last probe."""
+    try:
+        runtime = runtime_of(request)
+        require_master(request, runtime)
+        rows = deployment_rows(runtime)
+        down = [r["deployment"] for r in rows if r["state"] != "closed" or r["misconfigured"]]
+        return json_response(
+            {
+                "status": "degraded" if down else "ok",
+                "unhealthy": down,
+                "deployments": rows,
+                "scope": "process",
+            }
+        )
+    except HedgeError as exc:
+        return error_response(exc)
+
+
+def deployment_rows(runtime: Runtime) -> list[dict[str, Any]]:
+    """One row per configured deployment: its breaker, stats, cache reads and health probes."""
+    aliases: dict[str, list[str]] = {}
+    for alias in runtime.router.aliases.values():
+        for dep in alias.deployments:
+            aliases.setdefault(dep.id, []).append(alias.name)
+    rows: list[dict[str, Any]] = []
+    for dep_id, names in aliases.items():
+        breaker = runtime.failover.breakers.get(dep_id)
+        stats = runtime.router.stats.get(dep_id)
+        provider, _, model = dep_id.partition("/")
+        rows.append(
+            {
+                "deployment": dep_id,
+                "provider": provider,
+                "model": model,
+                "aliases": names,
+                "state": breaker.observed_state().value if breaker is not None else "closed",
+                "cooling_down": breaker.cooling_down() if breaker is not None else False,
+                "misconfigured": breaker is not None and breaker.misconfigured is not None,
+                "misconfigured_reason": breaker.misconfigured if breaker is not None else None,
+                "in_flight": stats.in_flight if stats is not None else 0,
+                "samples": stats.samples if stats is not None else 0,
+                "ewma_latency_ms": _round(stats.ewma_latency_ms if stats is not None else None),
+                "ewma_ttft_ms": _round(stats.ewma_ttft_ms if stats is not None else None),
+                "p95_latency_ms": _round(stats.p95_latency_ms() if stats is not None else None),
+                "prompt_tokens": stats.prompt_tokens if stats is not None else 0,
+                "cached_tokens": stats.cached_tokens if stats is not None else 0,
+                "cache_read_ratio": _round(
+                    stats.cached_tokens / stats.prompt_tokens
+                    if stats is not None and stats.prompt_tokens
+                    else None
+                ),
+                "health_check": _check(runtime, provider),
+                "probe": probe.to_dict() if (probe := runtime.prober.last.get(dep_id)) else None,
+            }
+        )
+
+    return rows
+
+
+def _check(runtime: Runtime, provider: str) -> dict[str, Any] | None:
+    config = runtime.config.providers.get(provider)
+    check = config.health_check if config is not None else None
+    return check.model_dump() if check is not None else None
 
 
 def _round(value: float | None) -> float | None:

@@ -20,6 +20,7 @@ from pathlib import Path
 from hedge.cli.experiments import add_parser as add_experiments_parser
 from hedge.cli.init import add_parser as add_init_parser
 from hedge.cli.state import add_parsers as add_state_parsers
+from hedge.cli.teams import add_parser as add_teams_parser
 from hedge.config import CONFIG_ENV, ConfigError, load_config
 from hedge.conformance.cli import add_check_parser
 from hedge.observe.logs import log_config
@@ -212,6 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_state_parsers(sub)
     add_experiments_parser(sub)
+    add_teams_parser(sub)
 
     demo = sub.add_parser("demo", help="run mock providers and the gateway in-process and drive traffic")
     demo.add_argument("--requests", type=int, default=300)

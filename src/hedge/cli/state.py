@@ -42,7 +42,18 @@ async def _open(config_path: str) -> Database:
 
 def _key_fields(args: argparse.Namespace) -> dict[str, Any]:
     fields: dict[str, Any] = {}
-    for name in ("name", "team", "models", "budget_usd", "budget_period", "rpm", "tpm", "expires"):
+    for name in (
+        "name",
+        "team",
+        "models",
+        "budget_usd",
+        "budget_period",
+        "hard_budget_usd",
+        "budget_fallback",
+        "rpm",
+        "tpm",
+        "expires",
+    ):
         value = getattr(args, name, None)
         if value is not None:
             fields["expires_at" if name == "expires" else name] = value
@@ -118,7 +129,7 @@ def _when(ts: float | None) -> str:
 
 async def _keys(args: argparse.Namespace) -> int:
     db = await _open(args.config)
-    store = KeyStore(db)
+    store = KeyStore(db, aliases=load_config(args.config).models)
     console = Console()
     now = time.time()
     json_out = args.format == "json"
@@ -289,6 +300,22 @@ def run(coro_fn: Any, args: argparse.Namespace) -> int:
         return 2
 
 
+def budget_options(p: argparse.ArgumentParser) -> None:
+    """The options of a budget that degrades (keys and teams alike)."""
+    p.add_argument(
+        "--hard-budget-usd",
+        dest="hard_budget_usd",
+        type=float,
+        help="refuse requests (429) past this spend, fallback or not",
+    )
+    p.add_argument(
+        "--budget-fallback",
+        dest="budget_fallback",
+        metavar="ALIAS",
+        help="past --budget-usd, serve requests with this (cheaper) alias instead of refusing them",
+    )
+
+
 def add_parsers(sub: Any) -> None:
     keys = sub.add_parser("keys", help="create, list, update and revoke virtual keys")
     keys_sub = keys.add_subparsers(dest="keys_command", required=True)
@@ -315,6 +342,7 @@ def add_parsers(sub: Any) -> None:
         p.add_argument("--models", help="comma-separated aliases this key may use (default: all)")
         p.add_argument("--budget-usd", dest="budget_usd", type=float)
         p.add_argument("--budget-period", dest="budget_period", choices=["day", "week", "month", "total"])
+        budget_options(p)
         p.add_argument("--rpm", type=int, help="requests per minute")
         p.add_argument("--tpm", type=int, help="tokens per minute")
         p.add_argument("--expires", help="epoch seconds, ISO date/time, or a duration like 30d")

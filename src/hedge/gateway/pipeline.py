@@ -22,12 +22,14 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from hedge.access.gate import BudgetExceeded
 from hedge.access.keys import VirtualKey
 from hedge.config import Price
 from hedge.errors import HedgeError, NoDeploymentAvailable, StoreUnavailable, UpstreamError
 from hedge.gateway.attempt import Native, complete, complete_native, fit, open_stream
-from hedge.gateway.booking import book, book_cache_hit
+from hedge.gateway.booking import book, book_cache_hit, book_lost
 from hedge.gateway.caching import cache_get, cache_put, cache_scope, cache_ttl
+from hedge.gateway.hedging import LostRace, Race, hedged
 from hedge.gateway.runtime import Runtime
 from hedge.gateway.stream import Stream
 from hedge.observe.tracing import RequestTrace
@@ -36,6 +38,8 @@ from hedge.record import Outcome, RequestRecord, RouteStep
 from hedge.routing.context import RouteContext
 from hedge.routing.deployment import Deployment
 from hedge.routing.escalation import escalation_reason
+from hedge.routing.router import Alias
+from hedge.routing.sticky import pin_name, session_of
 from hedge.store.cache import cache_key
 from hedge.store.db import warn_store_unavailable
 
@@ -100,6 +104,7 @@ class Exchange:
         self._trace: RequestTrace | None = (
             tracer.start_request(self.record, headers) if tracer.enabled else None
         )
+        self._headers = headers
         self._key: VirtualKey | None = None
         self._native: Native | None = None
         self._recorded = False
@@ -150,7 +155,12 @@ class Exchange:
             if key is not None:
                 self._key = key
                 rec.key_id, rec.team = key.id, key.team
-                await self._admit(key, body["model"], serving, ctx)
+                fallback = await self._admit(key, body["model"], serving, ctx)
+                if fallback is not None:  # over a soft budget: a cheaper alias serves, and says so
+                    body = self.body = {**body, "model": fallback}
+                    serving = fallback
+                    rec.budget = "fallback"
+                    rec.experiment = rec.arm = None  # not the arm's answer: it must not count for it
             seconds = runtime.config.resilience.request_timeout_s if deadline_s is None else deadline_s
             return await _within(seconds, self._route(body, serving, ctx))
         except HedgeError as exc:
@@ -177,15 +187,26 @@ class Exchange:
         self.record.experiment, self.record.arm = arm.experiment, arm.arm
         return arm.use
 
-    async def _admit(self, key: VirtualKey, alias: str, serving: str, ctx: RouteContext) -> None:
+    async def _admit(self, key: VirtualKey, alias: str, serving: str, ctx: RouteContext) -> str | None:
+        """Admit the request on the key's (and its team's) budget and limits; returns the fallback
+        alias that is to serve it when one of them is over its soft budget."""
         runtime = self.runtime
         try:
-            await runtime.gate.admit(
+            team = await runtime.teams.find(key.team) if key.team else None
+            admission = await runtime.gate.admit(
                 key,
                 alias,
                 self.record.request_id,
                 lambda reserve: runtime.router.max_cost(serving, ctx, reserve),
+                team,
             )
+            fallback = admission.fallback
+            if fallback is not None and fallback not in runtime.router.aliases:
+                raise BudgetExceeded(
+                    f"This API key is over its budget, and its budget_fallback alias '{fallback}' is not "
+                    "configured."
+                )
+            return fallback
         except HedgeError:
             raise
         except Exception as exc:
@@ -200,7 +221,10 @@ class Exchange:
         rec = self.record
         key = self._key
         allowed = key.models if key is not None and key.models else None
-        alias, plan = runtime.router.plan(serving, ctx, allowed)
+        if allowed is not None and rec.budget == "fallback":
+            allowed = [*allowed, serving]  # the fallback an administrator named is allowed
+        session = await self._session(body, serving, ctx, allowed)
+        alias, plan = runtime.router.plan(serving, ctx, allowed, session.pinned if session else None)
         plan = self._conformant(plan)
         if not plan:
             reasons = "; ".join(
@@ -229,12 +253,22 @@ class Exchange:
             if hit is not None:
                 return self._cached(hit, baseline)
 
+        race = self._race(alias, plan)
         if stream:
-            return await runtime.failover.run(
-                plan, self._stream_attempt(body, ctx, baseline, options), rec.route, alias.max_attempts
+            opened = await self._run(
+                alias, plan, self._stream_attempt(body, ctx, baseline, options, race), race, stream
             )
-        whole = self._whole_attempt(body, ctx, baseline, options)
-        done = await runtime.failover.run(plan, whole, rec.route, alias.max_attempts)
+            if race is not None:  # a losing lane may have started its attempt after the winner
+                rec.provider, rec.model = opened.provider, opened.model
+            await self._pin(session, alias, opened.deployment.id)
+            return opened
+        done = await self._run(
+            alias, plan, self._whole_attempt(body, ctx, baseline, options, race), race, stream
+        )
+        if race is not None:
+            rec.provider, rec.model = done.provider, done.model
+        await self._pin(session, alias, f"{done.provider}/{done.model}")
+        whole = self._whole_attempt(body, ctx, baseline, options, None)
         escalate = alias.config.escalate
         if escalate is not None and allowed is not None and escalate.to not in allowed:
             escalate = None  # a restricted key is never served by an alias outside its restriction
@@ -256,6 +290,67 @@ class Exchange:
             rec.response_body = done.body
         self._finish(rec)
         return done
+
+    async def _session(
+        self, body: dict[str, Any], serving: str, ctx: RouteContext, allowed: list[str] | None
+    ) -> Session | None:
+        """The request's sticky session, if its alias has one, and the deployment it is pinned to
+        (only while that one is healthy: otherwise the strategy picks, and the session moves)."""
+        runtime = self.runtime
+        if not runtime.router.sticky:
+            return None
+        target = runtime.router.resolve(serving, ctx, allowed)
+        sticky = target.config.sticky
+        if sticky is None:
+            return None
+        session = session_of(sticky, body, self._headers)
+        if session is None:
+            return None
+        name = pin_name(target.name, session)
+        try:
+            pinned = await runtime.affinity.get(name)
+        except Exception as exc:
+            warn_store_unavailable("sticky sessions", exc)
+            pinned = None
+        if pinned is not None and not runtime.failover.healthy(pinned):
+            pinned = None
+        return Session(name, pinned, sticky.ttl_s)
+
+    async def _pin(self, session: Session | None, alias: Alias, served: str) -> None:
+        """Keep the session on the deployment that served it (its own alias's only), for its TTL."""
+        if session is None or not any(dep.id == served for dep in alias.deployments):
+            return
+        try:
+            await self.runtime.affinity.put(session.name, served, session.ttl_s)
+        except Exception as exc:
+            warn_store_unavailable("sticky sessions", exc)
+
+    def _race(self, alias: Alias, plan: list[Deployment]) -> Race | None:
+        """A race if this request is to be hedged: the alias hedges and the plan has a second deployment."""
+        if alias.config.hedge_after_ms is None or len(plan) < 2 or self._native is not None:
+            return None
+        return Race()
+
+    async def _run(
+        self,
+        alias: Alias,
+        plan: list[Deployment],
+        attempt: Callable[[Deployment], Awaitable[T]],
+        race: Race | None,
+        stream: bool,
+    ) -> T:
+        """Failover over ``plan``, hedged when the alias says so and the delay is known."""
+        failover = self.runtime.failover
+        after_s = _hedge_delay(alias.config.hedge_after_ms, plan[0], stream) if race is not None else None
+        if race is None or after_s is None:
+            return await failover.run(plan, attempt, self.record.route, alias.max_attempts)
+        return await hedged(failover, plan, attempt, self.record.route, alias.max_attempts, after_s, race)
+
+    def _lost(self, dep: Deployment, usage: Usage | None, ctx: RouteContext) -> None:
+        """An attempt that lost a hedged request's race: book what its provider bills (its usage, or
+        the prompt estimate when it was cut off before answering)."""
+        billed = usage if usage is not None else Usage(ctx.prompt_tokens, 0)
+        book_lost(self.record, billed, dep.price_at(ctx.now))
 
     def _conformant(self, plan: list[Deployment]) -> list[Deployment]:
         """The plan without the deployments the conformance gate holds back (noted on the route)."""
@@ -305,12 +400,27 @@ class Exchange:
         return sending if self._trace is None else self._trace.attempt(dep, sending)
 
     def _whole_attempt(
-        self, body: dict[str, Any], ctx: RouteContext, baseline: Price | None, options: dict[str, Any]
+        self,
+        body: dict[str, Any],
+        ctx: RouteContext,
+        baseline: Price | None,
+        options: dict[str, Any],
+        race: Race | None,
     ) -> Callable[[Deployment], Awaitable[Completion]]:
         runtime = self.runtime
 
         async def send(dep: Deployment, fitted: dict[str, Any], dropped: list[str]) -> Completion:
-            answer = await complete(runtime.transport, dep, self.kind, fitted)
+            try:
+                answer = await complete(runtime.transport, dep, self.kind, fitted)
+            except asyncio.CancelledError:
+                if race is not None and race.lost(dep.id):
+                    self._lost(dep, None, ctx)
+                raise
+            if race is not None:
+                if not race.claim(dep.id):
+                    self._lost(dep, answer.usage, ctx)
+                    raise LostRace(dep.id)
+                self._served_by(dep, dropped)
             book(self.record, answer.usage, dep.price_at(ctx.now), baseline)
             return Completion(answer.body, dep.provider, dep.model, self.record.cost_usd, dropped)
 
@@ -329,22 +439,45 @@ class Exchange:
 
         return attempt
 
+    def _served_by(self, dep: Deployment, dropped: list[str]) -> None:
+        """A hedged request's winner: the record names it, whichever attempt started last."""
+        rec = self.record
+        rec.provider, rec.model, rec.dropped_params = dep.provider, dep.model, dropped
+
     def _stream_attempt(
-        self, body: dict[str, Any], ctx: RouteContext, baseline: Price | None, options: dict[str, Any]
+        self,
+        body: dict[str, Any],
+        ctx: RouteContext,
+        baseline: Price | None,
+        options: dict[str, Any],
+        race: Race | None,
     ) -> Callable[[Deployment], Awaitable[Stream]]:
         runtime = self.runtime
         want_usage = bool((body.get("stream_options") or {}).get("include_usage"))
 
         async def attempt(dep: Deployment) -> Stream:
             native = self._native_for(dep)
+            dropped: list[str] = []
             if native is not None:
                 fitted = body
                 await self._count_attempt(dep)
             else:
-                fitted, _ = await self._begin_attempt(dep, body, options)
+                fitted, dropped = await self._begin_attempt(dep, body, options)
             price = dep.price_at(ctx.now)
             opening = open_stream(runtime.transport, dep, fitted, want_usage, native=native)
-            opened = await self._traced(dep, opening)
+            try:
+                opened = await self._traced(dep, opening)
+            except asyncio.CancelledError:
+                if race is not None and race.lost(dep.id):
+                    self._lost(dep, None, ctx)
+                raise
+            if race is not None:
+                if not race.claim(dep.id):
+                    opened.reply.close()
+                    opened.flight.end(None)
+                    self._lost(dep, Usage(ctx.prompt_tokens, max(0, len(opened.first) - 1)), ctx)
+                    raise LostRace(dep.id)
+                self._served_by(dep, dropped)
             return Stream(
                 opened,
                 deployment=dep,
@@ -375,6 +508,7 @@ class Exchange:
         runtime = self.runtime
         rec = self.record
         paid = (rec.cost_usd, rec.prompt_tokens, rec.completion_tokens, rec.provider, rec.model)
+        rec.lost_cost_usd, rec.lost_prompt_tokens, rec.lost_completion_tokens = 0.0, 0, 0  # in ``paid``
         rec.route.append(RouteStep(to, Outcome.ESCALATED, reason))
         target, plan = runtime.router.plan(to, ctx, allowed)
         plan = self._conformant(plan)
@@ -419,6 +553,26 @@ class Exchange:
         if not rec.latency_ms:
             rec.latency_ms = (time.perf_counter() - self.started) * 1000
         self.runtime.record(rec, self._key)
+
+
+@dataclass(slots=True, frozen=True)
+class Session:
+    """A sticky session of one request: where its pin lives, the deployment pinned (if healthy)."""
+
+    name: str
+    pinned: str | None
+    ttl_s: float
+
+
+def _hedge_delay(setting: float | str | None, first: Deployment, stream: bool) -> float | None:
+    """Seconds before a hedge goes out: the configured milliseconds, or the first deployment's
+    observed p95 (time to first token for streams); None while it has no observations yet."""
+    if setting is None:
+        return None
+    if isinstance(setting, int | float):
+        return float(setting) / 1000
+    p95 = first.stats.p95_ttft_ms() if stream else first.stats.p95_latency_ms()
+    return None if p95 is None else p95 / 1000
 
 
 async def _within(seconds: float, work: Awaitable[T]) -> T:

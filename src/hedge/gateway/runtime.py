@@ -14,11 +14,14 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from hedge.access.alerts import Alerts
 from hedge.access.gate import Gate
 from hedge.access.keys import KeyStore, VirtualKey
 from hedge.access.quotas import Quotas
+from hedge.access.teams import TeamStore
 from hedge.config import Config
 from hedge.cost import catalogue
+from hedge.gateway.health import Prober
 from hedge.gateway.hooks import Assigner
 from hedge.observe.logs import AccessLog, config_secrets, register_secrets
 from hedge.observe.metrics import Metrics
@@ -30,10 +33,12 @@ from hedge.resilience.failover import Failover
 from hedge.resilience.shared import SharedBreakers
 from hedge.routing.conformance import ConformanceGate
 from hedge.routing.router import Router
+from hedge.store.affinity import Affinity, MemoryAffinity, RedisAffinity
 from hedge.store.cache import MemoryCache, RedisCache, ResponseCache
 from hedge.store.conformance import JsonlResultStore, results_path
 from hedge.store.counters import Counters, MemoryCounters, RedisCounters
 from hedge.store.db import Database, database
+from hedge.store.leases import CounterLeases, DatabaseLeases, Leases
 from hedge.store.ledger import Ledger
 from hedge.store.schema import MIGRATIONS
 from hedge.transport import Transport
@@ -75,19 +80,36 @@ class Runtime:
             state_dir=state.dir,  # its spool, for records the database cannot take
             shutdown_timeout_s=state.shutdown_timeout_s,
         )
-        self.keys = KeyStore(self.db, state.key_cache_ttl_s)
+        self.keys = KeyStore(self.db, state.key_cache_ttl_s, aliases=config.models)
+        self.teams = TeamStore(self.db, state.key_cache_ttl_s, aliases=config.models)
         self.counters: Counters
         self.cache: ResponseCache
         self.shared_breakers: SharedBreakers | None = None
+        self.affinity: Affinity
         if state.redis_url:
             self.counters = RedisCounters(state.redis_url, state.redis_prefix)
             self.cache = RedisCache(state.redis_url, state.redis_prefix)
             self.shared_breakers = SharedBreakers(state.redis_url, state.redis_prefix, self.failover)
+            self.affinity = RedisAffinity(state.redis_url, state.redis_prefix)
         else:
             self.counters = MemoryCounters()
             self.cache = MemoryCache()
+            self.affinity = MemoryAffinity()
         self.quotas = Quotas(config, self.counters)
-        self.gate = Gate(self.counters, self.ledger, config.budgets)
+        checks = {name: p.health_check for name, p in config.providers.items() if p.health_check is not None}
+        leases: Leases = CounterLeases(self.counters) if state.redis_url else DatabaseLeases(self.db)
+        self.prober = Prober(
+            [dep for alias in self.router.aliases.values() for dep in alias.deployments],
+            checks,
+            self.transport,
+            self.failover,
+            leases,
+            on_probe=lambda dep, probe: self.metrics.probe(dep.id, probe.error),
+        )
+        self.alerts = Alerts(
+            config.budgets.alerts, self.counters, self.transport.post_json, self.metrics.budget_alert
+        )
+        self.gate = Gate(self.counters, self.ledger, config.budgets, alerts=self.alerts)
         self.sinks.append(self.ledger)
         self.assigner: Assigner | None = None
         """Splits aliases under experiment across their arms; set by ``hedge.experiments``."""
@@ -104,12 +126,17 @@ class Runtime:
         if self.shared_breakers is not None:
             self.shared_breakers.start()
         self.gate.start()
+        self.prober.start()
 
     def record(self, rec: RequestRecord, key: VirtualKey | None = None) -> None:
         """A request is over: book its spend on ``key`` and its deployment's quota, then every sink."""
         if key is not None:
             self.gate.book(rec, key)
         self.quotas.book(rec)
+        if rec.provider is not None and rec.prompt_tokens:
+            stats = self.router.stats.get(f"{rec.provider}/{rec.model}")
+            if stats is not None:
+                stats.tokens(rec.prompt_tokens, rec.cached_tokens)
         for sink in self.sinks:
             try:
                 sink(rec)
@@ -117,11 +144,14 @@ class Runtime:
                 log.exception("request record sink failed")
 
     async def close(self) -> None:
+        await self.prober.close()
         await self.gate.drain()
+        await self.alerts.drain()
         await self.quotas.drain()
         await self.ledger.close()
         await self.db.close()
         await self.counters.close()
+        await self.affinity.close()
         if self.shared_breakers is not None:
             await self.shared_breakers.close()
         if isinstance(self.cache, RedisCache):

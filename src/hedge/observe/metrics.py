@@ -40,6 +40,7 @@ from prometheus_client.registry import Collector
 from hedge.record import Outcome, RequestRecord, RouteStep
 
 if TYPE_CHECKING:
+    from hedge.access.alerts import Alert
     from hedge.resilience.breaker import Breaker
 
 M = TypeVar("M", bound=MetricWrapperBase)
@@ -80,6 +81,7 @@ _KIND_BY_STATUS = {
 
 _KNOWN_REASONS = (
     "ok",
+    "hedge_lost",
     "stream_interrupted",
     "no_deployment_available",
     "client_disconnected",
@@ -298,6 +300,24 @@ class Metrics:
         self.cache_hits = Counter(
             "hedge_cache_hits", "Requests answered from Hedge's response cache.", ["alias"], registry=reg
         )
+        self.probes = Counter(
+            "hedge_health_probes",
+            "Active health probes sent to idle deployments, by outcome (ok or the error code).",
+            ["provider", "deployment", "outcome"],
+            registry=reg,
+        )
+        self.budget_fallbacks = Counter(
+            "hedge_budget_fallbacks",
+            "Requests served by a key's or team's budget_fallback alias because it was over its budget.",
+            ["alias"],
+            registry=reg,
+        )
+        self.budget_alerts = Counter(
+            "hedge_budget_alerts",
+            "Soft-limit budget alerts raised (each at most once per threshold and budget period).",
+            ["scope", "threshold_pct"],
+            registry=reg,
+        )
         self.in_flight = Gauge(
             "hedge_requests_in_flight",
             "Requests being served now, by alias (summed over live workers).",
@@ -323,6 +343,16 @@ class Metrics:
         alias = self._alias(rec.alias or NONE)
         self._inflight[rec.request_id] = alias
         self._at(self.in_flight, alias).inc()
+
+    def probe(self, deployment: str, error: str | None) -> None:
+        """A health probe of ``deployment`` came back (``error``: None, or a bounded error code)."""
+        outcome = "ok" if error is None else self._reason(error)
+        provider = self._provider(deployment.partition("/")[0])
+        self._at(self.probes, provider, self._deployment(deployment), outcome).inc()
+
+    def budget_alert(self, alert: Alert) -> None:
+        """A key or team reached a budget threshold (thresholds are few: the config lists them)."""
+        self._at(self.budget_alerts, alert.scope, f"{alert.threshold_pct:g}").inc()
 
     def cache_hit(self, alias: str) -> None:
         self._at(self.cache_hits, self._alias(alias or NONE)).inc()
@@ -371,10 +401,12 @@ class Metrics:
             if step.outcome.skipped:
                 self._at(self.skips, alias, dep_provider, dep_label, step.reason).inc()
             else:
-                failed = failed or step.outcome is not Outcome.OK
+                failed = failed or step.outcome not in (Outcome.OK, Outcome.HEDGE_LOST)
                 self._at(self.attempts, alias, dep_provider, dep_label, self._reason(step.reason)).inc()
         if rec.cache_hit:
             self._at(self.cache_hits, alias).inc()
+        if rec.budget == "fallback":
+            self._at(self.budget_fallbacks, alias).inc()
         if rec.attempts > 1:
             self._at(self.retries, alias).inc(rec.attempts - 1)
         if failed and ok:

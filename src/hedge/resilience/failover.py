@@ -87,15 +87,27 @@ class Failover:
         now = self._clock()
         return min((self.breaker(dep).ready_in(now) for dep in plan), default=0.0)
 
+    def healthy(self, dep_id: str) -> bool:
+        """Whether the deployment may take a request now, read without claiming a probe slot:
+        what sticky routing and hedging ask before they prefer a deployment."""
+        breaker = self.breakers.get(dep_id)
+        if breaker is None:
+            return True
+        return breaker.misconfigured is None and breaker.ready_in(self._clock()) <= 0
+
     async def run(
         self,
         plan: Sequence[D],
         attempt: Callable[[D], Awaitable[T]],
         trace: list[RouteStep],
         max_attempts: int | None = None,
+        new_request: bool = True,
     ) -> T:
+        """Try ``plan`` until one deployment answers. ``new_request=False`` for a second lane of one
+        request (a hedge): it must not count as another request in the retry budget's ratio."""
         limit = max_attempts or self.config.max_attempts
-        self.budget.request()
+        if new_request:
+            self.budget.request()
         attempts = 0
         last: HedgeError | None = None
         round_no = 0
@@ -130,7 +142,7 @@ class Failover:
                         raise
                     if _refused_credentials(exc):
                         refused.add(dep.id)
-                    _judge(breaker, exc)
+                    judge(breaker, exc)
                     continue
                 except BaseException:
                     # Cancelled (the client left, or the request's deadline passed): no verdict on it.
@@ -155,8 +167,9 @@ def _refused_credentials(exc: UpstreamError) -> bool:
     return exc.code == "upstream_auth_error" or exc.upstream_status in (401, 403)
 
 
-def _judge(breaker: Breaker, exc: UpstreamError) -> None:
-    """Tell the deployment's breaker what a retryable failure says about the deployment's health."""
+def judge(breaker: Breaker, exc: UpstreamError) -> None:
+    """Tell the deployment's breaker what a retryable failure says about the deployment's health
+    (a failed request, or a failed health probe)."""
     if not exc.blame:
         breaker.release()
     elif exc.status == 429 or exc.upstream_status == 429:

@@ -75,6 +75,8 @@ class Router:
         self.stats: dict[str, DeploymentStats] = {}
         self._top_prices: dict[str, Price] = {}
         self.aliases: dict[str, Alias] = {}
+        self.sticky = any(model.sticky is not None for model in config.models.values())
+        """Whether any alias keeps sticky sessions (else the pipeline never looks for one)."""
         for name, model in config.models.items():
             deps = []
             for d in model.deployments:
@@ -146,16 +148,27 @@ class Router:
         return alias
 
     def plan(
-        self, name: str, ctx: RouteContext | None = None, allowed: Collection[str] | None = None
+        self,
+        name: str,
+        ctx: RouteContext | None = None,
+        allowed: Collection[str] | None = None,
+        pinned: str | None = None,
     ) -> tuple[Alias, list[Deployment]]:
         """The serving alias and the deployments to try, in order.
 
         ``allowed`` is the caller's model restriction: every alias the plan reaches (through
-        rules, fallbacks and so what preferences may reorder) must be in it.
+        rules, fallbacks and so what preferences may reorder) must be in it. ``pinned`` is the
+        deployment a sticky session is kept on: if the serving alias has it, it goes first and
+        the strategy's own state (a weighted split's round-robin) does not move, so the split
+        counts sessions, not requests.
         """
         ctx = ctx or self.context({})
         alias = self.resolve(name, ctx, allowed)
-        plan = alias.strategy.order(ctx)
+        first = next((d for d in alias.deployments if d.id == pinned), None) if pinned else None
+        if first is not None:
+            plan = [first, *(d for d in alias.strategy.peek(ctx) if d is not first)]
+        else:
+            plan = alias.strategy.order(ctx)
         if alias.fallbacks:
             seen = {d.id for d in plan}
             for fallback in alias.fallbacks:

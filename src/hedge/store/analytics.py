@@ -218,7 +218,7 @@ def _attempt_kind(outcome: str, ended: str) -> str | None:
         return "served" if ended == "ok" else "cancelled" if ended == "left" else "failed"
     if outcome == Outcome.FAILED:
         return "failed"
-    if outcome == Outcome.CANCELLED:
+    if outcome == Outcome.CANCELLED or outcome == Outcome.HEDGE_LOST:
         return "cancelled"
     return None
 

@@ -49,6 +49,11 @@ class Counters(Protocol):
         """Atomically drop ``holder``'s reservation and add what it really spent."""
         ...
 
+    async def once(self, name: str, ttl_s: float) -> bool:
+        """True for the first caller (on any replica) to claim ``name`` until ``ttl_s`` passes: what
+        keeps a budget alert to one per threshold and period, and a health probe to one per interval."""
+        ...
+
     async def close(self) -> None: ...
 
 
@@ -65,6 +70,8 @@ class MemoryCounters:
         self._spend: dict[str, float] = {}
         self._reserved: dict[str, dict[str, tuple[float, float]]] = {}
         """Per spend counter: holder -> (amount, held until)."""
+        self._claims: dict[str, float] = {}
+        """:meth:`once` claims: name -> claimed until."""
 
     async def add(self, name: str, amount: float, window_s: int) -> float:
         now = self._clock()
@@ -121,6 +128,15 @@ class MemoryCounters:
                 del self._reserved[name]
         if amount:
             self._spend[name] = self._spend.get(name, 0.0) + amount
+
+    async def once(self, name: str, ttl_s: float) -> bool:
+        now = self._clock()
+        if self._claims.get(name, 0.0) > now:
+            return False
+        if len(self._claims) > 10_000:
+            self._claims = {k: until for k, until in self._claims.items() if until > now}
+        self._claims[name] = now + ttl_s
+        return True
 
     async def close(self) -> None:
         return None
@@ -228,6 +244,12 @@ class RedisCounters:
             keys=[f"{self._prefix}s:{name}", f"{self._prefix}r:{name}"],
             args=[holder, repr(amount), ttl_s or _FOREVER],
         )
+
+    async def once(self, name: str, ttl_s: float) -> bool:
+        claimed = await self._redis.set(
+            f"{self._prefix}once:{name}", "1", nx=True, px=max(1, int(ttl_s * 1000))
+        )
+        return bool(claimed)
 
     async def spend_get(self, name: str) -> float | None:
         value = await self._redis.get(f"{self._prefix}s:{name}")

@@ -254,6 +254,12 @@ class Ledger(BatchWriter[RequestRecord]):
         )
         return float(rows[0]["cost"] or 0.0)
 
+    async def team_spend(self, team: str, since: float) -> float:
+        rows = await self.db.fetch(
+            "SELECT SUM(cost_usd) AS cost FROM hedge_requests WHERE team = ? AND ts >= ?", [team, since]
+        )
+        return float(rows[0]["cost"] or 0.0)
+
     async def records(self, limit: int = 100) -> list[dict[str, Any]]:
         return await self.db.fetch(f"SELECT * FROM hedge_requests ORDER BY ts DESC LIMIT {int(limit)}")
 

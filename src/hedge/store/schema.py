@@ -112,6 +112,33 @@ MIGRATIONS: list[tuple[int, list[Statement]]] = [
         ],
     ),
     (
+        10,
+        [
+            # Budgets that degrade (hedge.access.gate): past budget_usd a key is served by its
+            # budget_fallback alias, until hard_budget_usd refuses. Nullable columns, no rewrite.
+            "ALTER TABLE hedge_keys ADD COLUMN budget_fallback TEXT",
+            "ALTER TABLE hedge_keys ADD COLUMN hard_budget_usd DOUBLE PRECISION",
+            # Team budgets, enforced with the key budgets of every key whose team is the name.
+            """CREATE TABLE IF NOT EXISTS hedge_teams (
+                name TEXT PRIMARY KEY,
+                budget_usd DOUBLE PRECISION,
+                budget_period TEXT,
+                hard_budget_usd DOUBLE PRECISION,
+                budget_fallback TEXT,
+                created_at DOUBLE PRECISION NOT NULL
+            )""",
+            # A team's spend is initialised from the ledger once per period, like a key's.
+            "CREATE INDEX IF NOT EXISTS hedge_requests_team_ts ON hedge_requests (team, ts)",
+            # Leases: at most one replica does a periodic job (a health probe of one deployment)
+            # per interval, when there is no Redis to hold the lease.
+            """CREATE TABLE IF NOT EXISTS hedge_leases (
+                name TEXT PRIMARY KEY,
+                holder TEXT NOT NULL,
+                until DOUBLE PRECISION NOT NULL
+            )""",
+        ],
+    ),
+    (
         11,
         [
             # Experiments (hedge.experiments). The ledger marks shadow copies (booked apart from the

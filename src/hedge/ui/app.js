@@ -481,6 +481,8 @@
       const meta = ["in flight " + d.in_flight];
       if (d.ewma_latency_ms != null) meta.push("EWMA " + fmtMs(d.ewma_latency_ms));
       if (d.ewma_ttft_ms != null) meta.push("TTFT " + fmtMs(d.ewma_ttft_ms));
+      if (d.prompt_tokens) meta.push("cache-read " + Math.round(100 * (d.cache_read_ratio || 0)) + "% of " + d.prompt_tokens + " prompt tokens");
+      if (d.probe) meta.push("probe " + (d.probe.ok ? "ok " + fmtMs(d.probe.latency_ms) : "failed: " + d.probe.error));
       meta.push((d.aliases.length > 1 ? "aliases " : "alias ") + d.aliases.join(", "));
       return h("li", { dataset: { deployment: d.deployment, state: d.state } },
         h("span", { class: "dep", text: d.deployment }),
