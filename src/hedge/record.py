@@ -126,6 +126,8 @@ class RequestRecord:
     team: str | None = None
     tags: frozenset[str] = frozenset()
     cache_hit: bool = False
+    batch_id: str | None = None
+    """The batch (``/v1/batches``) this request is a line of; None for interactive traffic."""
     started_at: float = field(default_factory=time.time)
     request_body: bytes | None = field(default=None, repr=False)
     """The client's request body, set only with ``server.log_bodies`` (for the body log; never headers)."""

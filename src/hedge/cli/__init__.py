@@ -17,6 +17,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from hedge.cli.batches import add_parser as add_batches_parser
 from hedge.cli.init import add_parser as add_init_parser
 from hedge.cli.state import add_parsers as add_state_parsers
 from hedge.config import CONFIG_ENV, ConfigError, load_config
@@ -191,6 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
     mock.set_defaults(func=_mock)
 
     add_state_parsers(sub)
+    add_batches_parser(sub)
 
     demo = sub.add_parser("demo", help="run mock providers and the gateway in-process and drive traffic")
     demo.add_argument("--requests", type=int, default=300)

@@ -62,14 +62,22 @@ class Exchange:
 
     __slots__ = ("_key", "_native", "_recorded", "_trace", "kind", "record", "runtime", "started")
 
-    def __init__(self, runtime: Runtime, endpoint: str, request_id: str, headers: Mapping[str, str]) -> None:
+    def __init__(
+        self,
+        runtime: Runtime,
+        endpoint: str,
+        request_id: str,
+        headers: Mapping[str, str],
+        batch_id: str | None = None,
+    ) -> None:
         """``endpoint`` is what the client called (``chat``, ``embeddings``, ``messages``,
-        ``responses`` ...): the record's and the metrics' name for it."""
+        ``responses`` ...): the record's and the metrics' name for it; ``batch_id`` the batch the
+        request is a line of (booked with it in the ledger)."""
         self.runtime = runtime
         self.kind = "embeddings" if endpoint == "embeddings" else "chat"
         """What the pipeline sends upstream: every face but embeddings arrives as a chat body."""
         self.started = time.perf_counter()
-        self.record = RequestRecord(request_id, endpoint, alias="")
+        self.record = RequestRecord(request_id, endpoint, alias="", batch_id=batch_id)
         """The request's record: read it freely; the pipeline alone writes it."""
         tracer = runtime.tracer
         self._trace: RequestTrace | None = (

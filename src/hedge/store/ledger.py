@@ -42,12 +42,12 @@ GROUPS: tuple[str, ...] = ("provider", "model", "alias", "key", "team", "tag", "
 _COLUMNS = (
     "request_id, ts, key_id, team, alias, endpoint, provider, model, status, stream, prompt_tokens, "
     "completion_tokens, cached_tokens, cost_usd, baseline_cost_usd, latency_ms, ttft_ms, attempts, tags, "
-    "cache_hit, error, route"
+    "cache_hit, error, route, batch_id"
 )
 _WIDTH = len(_COLUMNS.split(","))
 _INSERT = f"INSERT INTO hedge_requests ({_COLUMNS}) VALUES ({', '.join('?' * _WIDTH)}) ON CONFLICT DO NOTHING"
-_WIDTH_BEFORE_ROUTE = _WIDTH - 1
-"""Rows spooled by a version that did not keep the route have one column less."""
+_WIDTH_BEFORE_ROUTE = _WIDTH - 2
+"""Rows spooled by a version that did not keep the route have two columns less (route, batch_id)."""
 
 
 ERROR_LIMIT = 500
@@ -109,12 +109,15 @@ def _row(r: RequestRecord) -> tuple[Any, ...]:
         int(bool(r.cache_hit)),
         clean_text(r.error, ERROR_LIMIT) or None,
         _route(r.route),
+        clean_text(r.batch_id),
     )
 
 
 def _with_route(row: Row) -> Row:
-    """A row spooled before the route was kept gets a NULL route: it counts as rows without one do."""
-    return (*row, None) if len(row) == _WIDTH_BEFORE_ROUTE else row
+    """A row spooled before the route (or the batch id) was kept gets NULLs for them: it counts as
+    rows without one do."""
+    missing = _WIDTH - len(row)
+    return (*row, *([None] * missing)) if 0 < missing <= _WIDTH - _WIDTH_BEFORE_ROUTE else row
 
 
 @dataclass(slots=True)

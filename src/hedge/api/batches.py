@@ -1,0 +1,164 @@
+"""``/v1/batches``: OpenAI's Batch API, served by the batch lane (:mod:`hedge.batch`).
+
+Creating a batch reads its input file line by line into the database (each line checked as its
+endpoint checks a request; a line that fails goes to the error file instead of failing the
+batch) and wakes the worker, which schedules and runs the lines. A batch belongs to the key that
+created it, as files do: another key gets 404. Every Batch object carries ``hedge``: its cost,
+what it would have cost interactively, the difference, its deadline and the scheduler's plan.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from hedge.api.files import _limit, not_found, openai_errors, page
+from hedge.api.http import authenticate, json_response, read_body, runtime_of
+from hedge.api.validation import parse_json_object, validate_chat, validate_embeddings
+from hedge.batch.files import FileDisk
+from hedge.batch.lines import ENDPOINTS, Validate, read_lines, window_seconds
+from hedge.batch.store import BatchRow, BatchStore, NewLine, batch_object, new_id, owner_of
+from hedge.batch.worker import BatchWorker
+from hedge.errors import HedgeError, InvalidRequest, invalid_type, missing_parameter
+
+_VALIDATORS: dict[str, Validate] = {
+    "/v1/chat/completions": validate_chat,
+    "/v1/embeddings": validate_embeddings,
+}
+
+
+def _worker(request: Request) -> BatchWorker | None:
+    worker: BatchWorker | None = getattr(request.app.state, "batch_worker", None)
+    return worker
+
+
+def _metadata(value: Any) -> dict[str, str] | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict) or len(value) > 16:
+        raise InvalidRequest("'metadata' must be an object of at most 16 keys.", param="metadata")
+    for k, v in value.items():
+        if not isinstance(v, str) or len(k) > 64 or len(v) > 512:
+            raise InvalidRequest(
+                "'metadata' values must be strings (keys up to 64 characters, values up to 512).",
+                param="metadata",
+                code="invalid_value",
+            )
+    return value
+
+
+@openai_errors
+async def create_batch(request: Request) -> Response:
+    runtime = runtime_of(request)
+    key = await authenticate(request, runtime)
+    body = parse_json_object(await read_body(request, runtime.config.server.max_body_bytes))
+    for name in ("input_file_id", "endpoint", "completion_window"):
+        if body.get(name) is None:
+            raise missing_parameter(name)
+        if not isinstance(body[name], str):
+            raise invalid_type(name, "a string", body[name])
+    endpoint = body["endpoint"]
+    if endpoint not in ENDPOINTS:
+        raise InvalidRequest(
+            f"Invalid value for 'endpoint': {endpoint!r}; supported: {', '.join(ENDPOINTS)}.",
+            param="endpoint",
+            code="invalid_value",
+        )
+    window = window_seconds(body["completion_window"])
+    if window is None:
+        raise InvalidRequest(
+            f"Invalid value for 'completion_window': {body['completion_window']!r}; use e.g. 24h "
+            "(minutes, hours or days, up to 7d).",
+            param="completion_window",
+            code="invalid_value",
+        )
+    metadata = _metadata(body.get("metadata"))
+    owner = owner_of(key.id if key else None)
+    store = BatchStore(runtime.db)
+    file = await store.get_file(body["input_file_id"], owner)
+    if file is None or file.batch_id is not None:
+        raise not_found("File", body["input_file_id"])
+    disk = FileDisk(runtime.config.state.dir)
+    now = time.time()
+    batch = BatchRow(
+        id=new_id("batch_"),
+        owner=owner,
+        key_id=key.id if key else None,
+        endpoint=endpoint,
+        model=None,
+        input_file_id=file.id,
+        completion_window=body["completion_window"],
+        status="validating",
+        created_at=now,
+        deadline=now + window,
+        metadata=metadata,
+    )
+    lines: list[NewLine] = []
+    try:
+        with disk.path(file.id).open("rb") as source:
+            lines = list(
+                read_lines(batch.id, source, endpoint, _VALIDATORS[endpoint], runtime.config.batch.max_lines)
+            )
+    except OSError:
+        raise HedgeError(
+            "This file's content is not on this gateway (it was uploaded to another replica).",
+            status=404,
+            type="invalid_request_error",
+        ) from None
+    except ValueError as exc:
+        raise InvalidRequest(str(exc), param="input_file_id", code="too_many_requests") from None
+    if not lines:
+        raise InvalidRequest("The input file holds no requests.", param="input_file_id", code="empty_file")
+    batch.model = next((str(line.body.get("model")) for line in lines if line.body is not None), None)
+    await store.create_batch(batch, lines)
+    worker = _worker(request)
+    if worker is not None:
+        worker.wake()
+    return json_response(batch_object(batch, await store.counts(batch.id)))
+
+
+async def _owned(request: Request) -> tuple[BatchStore, BatchRow]:
+    runtime = runtime_of(request)
+    key = await authenticate(request, runtime)
+    store = BatchStore(runtime.db)
+    batch_id = request.path_params["batch_id"]
+    batch = await store.get_batch(batch_id, owner_of(key.id if key else None))
+    if batch is None:
+        raise not_found("batch", batch_id)
+    return store, batch
+
+
+@openai_errors
+async def get_batch(request: Request) -> Response:
+    store, batch = await _owned(request)
+    return json_response(batch_object(batch, await store.counts(batch.id)))
+
+
+@openai_errors
+async def list_batches(request: Request) -> Response:
+    runtime = runtime_of(request)
+    key = await authenticate(request, runtime)
+    store = BatchStore(runtime.db)
+    rows, more = await store.list_batches(
+        owner_of(key.id if key else None), request.query_params.get("after"), _limit(request, 20, 100)
+    )
+    return json_response(page([batch_object(b, await store.counts(b.id)) for b in rows], more))
+
+
+@openai_errors
+async def cancel_batch(request: Request) -> Response:
+    store, batch = await _owned(request)
+    if not await store.cancel(batch, time.time()):
+        raise HedgeError(
+            f"Cannot cancel a batch with status '{batch.status}'.",
+            status=409,
+            type="invalid_request_error",
+            code="batch_not_cancellable",
+        )
+    worker = _worker(request)
+    if worker is not None:
+        worker.wake()
+    return json_response(batch_object(batch, await store.counts(batch.id)))

@@ -1,0 +1,333 @@
+"""The batch worker: claims lines and serves each through the gateway pipeline, when the plan says.
+
+One per replica, started with the server. Every tick (``batch.poll_interval_s``, or at once when
+a batch is created or cancelled here) it walks the active batches: starts new ones, asks the
+scheduler whether an open batch runs now or waits for a cheaper window, claims as many lines as
+the capacity share allows and serves each as an interactive request of its alias (tag ``batch``,
+restricted with ``hedge.only`` to the deployments that have batch capacity left, so failover
+stays among them), expires what the deadline left open, honours cancels, and finalizes batches
+whose lines are all answered. Everything lives in the database, so any replica can do any step
+and a restarted one carries on; a line is answered once (see :mod:`hedge.batch.store`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import os
+import socket
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from hedge.access.gate import refuse_unusable
+from hedge.access.keys import VirtualKey
+from hedge.batch import scheduler
+from hedge.batch.capacity import Capacity
+from hedge.batch.lanes import native_lane
+from hedge.batch.lines import ENDPOINTS, answered, output_line
+from hedge.batch.store import ERRORED, SUCCEEDED, BatchRow, BatchStore, Claimed, Counts, FileRow
+from hedge.cost.pricing import cost_usd
+from hedge.errors import AuthError, HedgeError
+from hedge.gateway.pipeline import Exchange
+from hedge.gateway.runtime import Runtime
+from hedge.gateway.stream import Stream
+from hedge.providers.base import Usage
+from hedge.routing.context import RouteContext
+from hedge.routing.deployment import Deployment
+from hedge.routing.strategies import expected_cost
+
+log = logging.getLogger("hedge.batch")
+
+Clock = Callable[[], float]
+RETRYABLE = frozenset({408, 409, 429, 500, 502, 503, 504})
+"""A line refused with one of these (after the pipeline's own retries and failover) runs again later."""
+RETRY_AFTER_S = 30.0
+TOTALS_EVERY_S = 5.0
+_ALPHA = 0.2
+
+
+def file_id(batch_id: str, kind: str) -> str:
+    """A batch's output or error file id, derived from the batch: replicas that race agree on it."""
+    return "file-" + hashlib.sha256(f"{batch_id}:{kind}".encode()).hexdigest()[:24]
+
+
+class BatchWorker:
+    def __init__(self, runtime: Runtime, clock: Clock = time.time, replica: str | None = None) -> None:
+        self.runtime = runtime
+        self.config = runtime.config.batch
+        self.store = BatchStore(runtime.db)
+        self.capacity = Capacity(runtime.config, runtime.counters, runtime.quotas)
+        self.clock = clock
+        self.replica = replica or f"{socket.gethostname()}:{os.getpid()}:{os.urandom(3).hex()}"
+        self.lease_s = self.config.lease_s or runtime.config.resilience.request_timeout_s + 60.0
+        self.line_s: float | None = None
+        """Observed seconds per line (moving average), the scheduler's throughput estimate."""
+        self.totals = Counts()
+        """Every batch's lines by state and their cost, as last read (for ``/metrics``)."""
+        self._totals_at = -TOTALS_EVERY_S
+        self._deployments = {
+            dep.id: dep for alias in runtime.router.aliases.values() for dep in alias.deployments
+        }
+        self._lines: set[asyncio.Task[None]] = set()
+        self._wake = asyncio.Event()
+        self._loop: asyncio.Task[None] | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._loop = asyncio.ensure_future(self._run())
+
+    def wake(self) -> None:
+        """Look at the batches now (one was created or cancelled)."""
+        self._wake.set()
+
+    async def close(self) -> None:
+        """Stop: lines in flight are cancelled and given back, for this or another replica to run."""
+        if self._loop is not None:
+            self._loop.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._loop
+        for task in list(self._lines):
+            task.cancel()
+        if self._lines:
+            await asyncio.gather(*self._lines, return_exceptions=True)
+
+    async def idle(self) -> None:
+        """Wait for the lines in flight (tests drive :meth:`tick` themselves)."""
+        while self._lines:
+            await asyncio.gather(*list(self._lines), return_exceptions=True)
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self.tick()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("batch worker tick failed; trying again")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.config.poll_interval_s)
+            self._wake.clear()
+
+    # -- one pass ----------------------------------------------------------------------------------
+
+    async def tick(self) -> None:
+        """One pass over every active batch."""
+        for batch in await self.store.active():
+            await self._advance(batch)
+        now = time.monotonic()
+        if now - self._totals_at >= TOTALS_EVERY_S:
+            self._totals_at = now
+            self.totals = await self.store.totals()
+
+    async def _advance(self, batch: BatchRow) -> None:
+        now = self.clock()
+        if batch.status == "validating" and not await self.store.move(batch, "in_progress", now):
+            return
+        if batch.status == "finalizing":
+            await self._finalize(batch, "completed", now)
+            return
+        if batch.status == "cancelling":
+            await self.store.close_pending(batch.id, "cancelled")
+            if (await self.store.counts(batch.id)).by_state.get("running", 0) == 0:
+                await self._finalize(batch, "cancelled", now)
+            return
+        if now >= batch.deadline:
+            await self.store.close_pending(batch.id, "expired")
+            if (await self.store.counts(batch.id)).by_state.get("running", 0) == 0:
+                await self._finalize(batch, "expired", now)
+            return
+        counts = await self.store.counts(batch.id)
+        if counts.open == 0:
+            await self._finalize(batch, "completed", now)
+            return
+        if not counts.by_state.get("pending", 0):
+            return  # every open line is in flight, here or on another replica
+        plan = await self._plan(batch, counts, now)
+        if plan is not None and not plan.run_now:
+            return
+        native_lane(self.runtime, batch.model)  # no native lane is wired in: scheduled lines
+        await self._dispatch(batch, now)
+
+    async def _plan(self, batch: BatchRow, counts: Counts, now: float) -> scheduler.Plan | None:
+        sample = await self.store.sample_body(batch.id)
+        if sample is None:
+            return None
+        line_s = self.line_s if self.line_s is not None else self.config.assumed_line_s
+        needed = scheduler.needed_seconds(
+            counts.open,
+            line_s,
+            self.config.max_concurrency,
+            self.config.safety_factor,
+            self.config.min_margin_s,
+        )
+
+        def cost_at(t: float) -> float:
+            ctx = RouteContext(sample, lambda: datetime.fromtimestamp(t, UTC), ("batch",))
+            try:
+                alias = self.runtime.router.resolve(str(sample.get("model")), ctx)
+            except HedgeError:
+                return 0.0
+            deployments = alias.strategy.peek(ctx)
+            return expected_cost(deployments[0], ctx) if deployments else 0.0
+
+        plan = scheduler.plan(now, batch.deadline, needed, cost_at)
+        shown = plan.to_dict(counts.open)
+        if batch.plan is None or {k: batch.plan.get(k) for k in ("start_at", "reason")} != {
+            k: shown[k] for k in ("start_at", "reason")
+        }:
+            batch.plan = shown
+            await self.store.save_plan(batch.id, shown)
+        return plan
+
+    async def _dispatch(self, batch: BatchRow, now: float) -> None:
+        key = await self._key(batch)
+        while self.capacity.free_slots() > 0:
+            claim = f"{self.replica}:{os.urandom(6).hex()}"
+            lines = await self.store.claim(batch.id, claim, 1, now, now + self.lease_s)
+            if not lines:
+                return
+            line = lines[0]
+            deployments = await self._with_room(line.body, key)
+            if deployments is not None and not deployments:
+                await self.store.release(batch.id, line.idx, claim, now)
+                return  # every deployment is at its batch share: later
+            first = deployments[0] if deployments else None
+            if first is not None:
+                await self.capacity.started(first)
+            task = asyncio.ensure_future(self._line(batch, line, claim, key, deployments, first))
+            self._lines.add(task)
+            task.add_done_callback(self._lines.discard)
+
+    async def _with_room(
+        self, body: dict[str, Any], key: VirtualKey | AuthError | None
+    ) -> list[Deployment] | None:
+        """The deployments of the line's plan that have batch capacity left (None: the line has no
+        plan, e.g. an unknown model: the pipeline answers it with the error)."""
+        allowed = key.models if isinstance(key, VirtualKey) and key.models else None
+        try:
+            router = self.runtime.router
+            _, plan = router.plan(str(body.get("model")), router.context(body, ("batch",)), allowed)
+        except HedgeError:
+            return None
+        return [dep for dep in plan if await self.capacity.room(dep)]
+
+    async def _key(self, batch: BatchRow) -> VirtualKey | AuthError | None:
+        """The key lines run under (its budget and limits hold): None for the master key."""
+        if batch.key_id is None:
+            return None
+        key = await self.runtime.keys.get(batch.key_id)
+        if key is None:
+            return AuthError("The API key that created this batch no longer exists.", code="invalid_api_key")
+        return key
+
+    async def _line(
+        self,
+        batch: BatchRow,
+        line: Claimed,
+        claim: str,
+        key: VirtualKey | AuthError | None,
+        deployments: list[Deployment] | None,
+        first: Deployment | None,
+    ) -> None:
+        runtime = self.runtime
+        exchange = Exchange(
+            runtime, ENDPOINTS[batch.endpoint], "req_" + os.urandom(12).hex(), {}, batch_id=batch.id
+        )
+        rec = exchange.record
+        body = dict(line.body)
+        if deployments:
+            body["hedge"] = {**(body.get("hedge") or {}), "only": [d.id for d in deployments]}
+        started = time.perf_counter()
+        try:
+            if isinstance(key, AuthError):
+                exchange.refused(key)
+                raise key
+            if key is not None:
+                refuse_unusable(key, time.time())
+            result = await exchange.serve(body, key, ("batch",))
+        except HedgeError as exc:
+            if exc.status in RETRYABLE and line.attempts < self.config.max_line_attempts:
+                await self.store.release(batch.id, line.idx, claim, self.clock() + RETRY_AFTER_S)
+            else:
+                out = answered(batch.id, line.idx, line.custom_id, exc.status, rec.request_id, exc.to_dict())
+                await self._finish(batch, line, claim, "failed", out, rec.cost_usd, self._baseline(rec))
+            return
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self.store.release(batch.id, line.idx, claim, 0.0))
+            raise
+        except Exception:
+            log.exception("batch %s line %d failed unexpectedly", batch.id, line.idx)
+            await self.store.release(batch.id, line.idx, claim, self.clock() + RETRY_AFTER_S)
+            return
+        finally:
+            if first is not None:
+                await self.capacity.ended(first, rec)
+        if isinstance(result, Stream):  # never: batch lines are refused with stream: true
+            await result.close()
+            await self.store.release(batch.id, line.idx, claim, self.clock() + RETRY_AFTER_S)
+            return
+        elapsed = time.perf_counter() - started
+        self.line_s = elapsed if self.line_s is None else self.line_s + _ALPHA * (elapsed - self.line_s)
+        out = answered(batch.id, line.idx, line.custom_id, 200, rec.request_id, orjson.loads(result.body))
+        await self._finish(batch, line, claim, SUCCEEDED, out, rec.cost_usd, self._baseline(rec))
+
+    def _baseline(self, rec: Any) -> float:
+        """What the line would have cost run interactively: at the alias's baseline if it has one,
+        else at the serving deployment's price outside any price window."""
+        if rec.baseline_cost_usd is not None:
+            return float(rec.baseline_cost_usd)
+        dep = self._deployments.get(rec.deployment or "")
+        if dep is None:
+            return float(rec.cost_usd)
+        return cost_usd(Usage(rec.prompt_tokens, rec.completion_tokens, rec.cached_tokens), dep.price)
+
+    async def _finish(
+        self,
+        batch: BatchRow,
+        line: Claimed,
+        claim: str,
+        state: str,
+        out: dict[str, Any],
+        cost: float,
+        baseline: float,
+    ) -> None:
+        kept = await self.store.finish(batch.id, line.idx, claim, state, out, cost, baseline, self.replica)
+        if not kept:
+            log.warning(
+                "batch %s line %d was answered elsewhere first; this answer is dropped", batch.id, line.idx
+            )
+
+    # -- the end of a batch ------------------------------------------------------------------------
+
+    async def _finalize(self, batch: BatchRow, status: str, now: float) -> None:
+        """Write the output and error files and move the batch to ``status``."""
+        finalizing = status == "completed" and batch.status == "in_progress"
+        if finalizing and not await self.store.move(batch, "finalizing", now):
+            return
+        output = await self._file(batch, "output", (SUCCEEDED,), now)
+        errors = await self._file(batch, "error", ERRORED, now)
+        await self.store.move(batch, status, now, output_file_id=output, error_file_id=errors)
+
+    async def _file(self, batch: BatchRow, kind: str, states: tuple[str, ...], now: float) -> str | None:
+        size = 0
+        after = -1
+        while True:
+            rows = await self.store.lines(batch.id, states, after, 1000)
+            if not rows:
+                break
+            size += sum(len(output_line(batch.id, r)) + 1 for r in rows)
+            after = int(rows[-1]["idx"])
+        if not size:
+            return None
+        fid = file_id(batch.id, kind)
+        row = FileRow(fid, batch.owner, "batch_output", f"{batch.id}_{kind}.jsonl", size, now, batch.id)
+        await self.store.add_file(row)
+        return fid
