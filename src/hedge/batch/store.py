@@ -353,15 +353,28 @@ class BatchStore:
         self, batch_id: str, claim: str, limit: int, now: float, lease_until: float
     ) -> list[Claimed]:
         """Take up to ``limit`` lines that are waiting (or whose lease lapsed) for ``claim``."""
-        lock = " FOR UPDATE SKIP LOCKED" if self.db.dialect == "postgresql" else ""
-        rows = await self.db.write_returning(
-            "UPDATE hedge_batch_lines SET state = 'running', claim = ?, lease_until = ?, "
-            "attempts = attempts + 1 WHERE batch_id = ? AND idx IN ("
+        pick = (
             "SELECT idx FROM hedge_batch_lines WHERE batch_id = ? AND not_before <= ? AND "
-            "(state = 'pending' OR (state = 'running' AND lease_until < ?)) "
-            f"ORDER BY idx LIMIT ?{lock}) RETURNING idx, custom_id, body, attempts",
-            (claim, lease_until, batch_id, batch_id, now, now, int(limit)),
+            "(state = 'pending' OR (state = 'running' AND lease_until < ?)) ORDER BY idx LIMIT ?"
         )
+        if self.db.dialect == "postgresql":
+            # A CTE, evaluated once: a LIMIT in an IN (...) subquery may be re-run per row and
+            # claim more lines than asked for.
+            sql = (
+                f"WITH picked AS ({pick} FOR UPDATE SKIP LOCKED) UPDATE hedge_batch_lines AS l "
+                "SET state = 'running', claim = ?, lease_until = ?, attempts = l.attempts + 1 "
+                "FROM picked WHERE l.batch_id = ? AND l.idx = picked.idx "
+                "RETURNING l.idx, l.custom_id, l.body, l.attempts"
+            )
+            args: tuple[Any, ...] = (batch_id, now, now, int(limit), claim, lease_until, batch_id)
+        else:  # one writer at a time: the statement is the claim
+            sql = (
+                "UPDATE hedge_batch_lines SET state = 'running', claim = ?, lease_until = ?, "
+                f"attempts = attempts + 1 WHERE batch_id = ? AND idx IN ({pick}) "
+                "RETURNING idx, custom_id, body, attempts"
+            )
+            args = (claim, lease_until, batch_id, batch_id, now, now, int(limit))
+        rows = await self.db.write_returning(sql, args)
         return [
             Claimed(int(r["idx"]), str(r["custom_id"]), orjson.loads(r["body"]), int(r["attempts"]))
             for r in sorted(rows, key=lambda r: int(r["idx"]))
@@ -387,11 +400,16 @@ class BatchStore:
         )
         return bool(rows)
 
-    async def release(self, batch_id: str, idx: int, claim: str, not_before: float) -> None:
-        """Give a claimed line back (to be run again from ``not_before``)."""
+    async def release(
+        self, batch_id: str, idx: int, claim: str, not_before: float, *, tried: bool = True
+    ) -> None:
+        """Give a claimed line back, to be run again from ``not_before``; ``tried=False``: it was
+        not (fully) tried (no capacity, or the replica is stopping), so the claim does not count
+        as one of its attempts."""
         await self.db.execute(
             "UPDATE hedge_batch_lines SET state = 'pending', claim = NULL, lease_until = NULL, "
-            "not_before = ? WHERE batch_id = ? AND idx = ? AND claim = ? AND state = 'running'",
+            f"not_before = ?{'' if tried else ', attempts = attempts - 1'} "
+            "WHERE batch_id = ? AND idx = ? AND claim = ? AND state = 'running'",
             (not_before, batch_id, idx, claim),
         )
 

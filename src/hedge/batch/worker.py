@@ -193,17 +193,18 @@ class BatchWorker:
             lines = await self.store.claim(batch.id, claim, 1, now, now + self.lease_s)
             if not lines:
                 return
-            line = lines[0]
-            deployments = await self._with_room(line.body, key)
-            if deployments is not None and not deployments:
-                await self.store.release(batch.id, line.idx, claim, now)
-                return  # every deployment is at its batch share: later
-            first = deployments[0] if deployments else None
-            if first is not None:
-                await self.capacity.started(first)
-            task = asyncio.ensure_future(self._line(batch, line, claim, key, deployments, first))
-            self._lines.add(task)
-            task.add_done_callback(self._lines.discard)
+            for i, line in enumerate(lines):
+                deployments = await self._with_room(line.body, key)
+                if deployments is not None and not deployments:
+                    for unsent in lines[i:]:  # every deployment is at its batch share: later
+                        await self.store.release(batch.id, unsent.idx, claim, now, tried=False)
+                    return
+                first = deployments[0] if deployments else None
+                if first is not None:
+                    await self.capacity.started(first)
+                task = asyncio.ensure_future(self._line(batch, line, claim, key, deployments, first))
+                self._lines.add(task)
+                task.add_done_callback(self._lines.discard)
 
     async def _with_room(
         self, body: dict[str, Any], key: VirtualKey | AuthError | None
@@ -261,7 +262,7 @@ class BatchWorker:
             return
         except asyncio.CancelledError:
             with contextlib.suppress(Exception):
-                await asyncio.shield(self.store.release(batch.id, line.idx, claim, 0.0))
+                await asyncio.shield(self.store.release(batch.id, line.idx, claim, 0.0, tried=False))
             raise
         except Exception:
             log.exception("batch %s line %d failed unexpectedly", batch.id, line.idx)
@@ -299,6 +300,12 @@ class BatchWorker:
         cost: float,
         baseline: float,
     ) -> None:
+        # Booked before it counts as answered: a crash between the two reruns the line (and books
+        # the rerun, which was paid for too) rather than leave an answer without its ledger row.
+        try:
+            await self.runtime.ledger.flush()
+        except Exception:
+            log.warning("batch %s line %d: the ledger could not be written yet", batch.id, line.idx)
         kept = await self.store.finish(batch.id, line.idx, claim, state, out, cost, baseline, self.replica)
         if not kept:
             log.warning(
