@@ -84,6 +84,8 @@ class BatchRow:
     output_file_id: str | None = None
     error_file_id: str | None = None
     plan: dict[str, Any] | None = None
+    native: dict[str, Any] | None = None
+    """The provider batch its lines were handed to: deployment, provider, upstream id, claim."""
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> BatchRow:
@@ -108,6 +110,7 @@ class BatchRow:
             output_file_id=row["output_file_id"],
             error_file_id=row["error_file_id"],
             plan=load("plan"),
+            native=load("native"),
         )
 
 
@@ -159,7 +162,7 @@ class Claimed:
 
 _BATCH_COLUMNS = (
     "id, owner, key_id, endpoint, model, input_file_id, completion_window, status, created_at, deadline, "
-    "times, metadata, errors, output_file_id, error_file_id, plan"
+    "times, metadata, errors, output_file_id, error_file_id, plan, native"
 )
 _LINE_INSERT = (
     "INSERT INTO hedge_batch_lines (batch_id, idx, custom_id, body, state, not_before, attempts, result, "
@@ -225,7 +228,7 @@ class BatchStore:
         if rows:
             await self.db.executemany(_LINE_INSERT, rows)
         await self.db.execute(
-            f"INSERT INTO hedge_batches ({_BATCH_COLUMNS}) VALUES ({', '.join('?' * 16)})",
+            f"INSERT INTO hedge_batches ({_BATCH_COLUMNS}) VALUES ({', '.join('?' * 17)})",
             (
                 batch.id,
                 batch.owner,
@@ -243,6 +246,7 @@ class BatchStore:
                 batch.output_file_id,
                 batch.error_file_id,
                 _json(batch.plan),
+                _json(batch.native),
             ),
         )
 
@@ -305,6 +309,38 @@ class BatchStore:
                 return False
             batch.status, batch.times = fresh.status, fresh.times
         return batch.status == "cancelling"
+
+    async def set_native(self, batch: BatchRow, native: dict[str, Any] | None) -> None:
+        batch.native = native
+        await self.db.execute("UPDATE hedge_batches SET native = ? WHERE id = ?", (_json(native), batch.id))
+
+    async def extend(self, batch_id: str, claim: str, lease_until: float) -> None:
+        """Hold every line of ``claim`` until ``lease_until`` (lines handed to a native batch)."""
+        await self.db.execute(
+            "UPDATE hedge_batch_lines SET lease_until = ? "
+            "WHERE batch_id = ? AND claim = ? AND state = 'running'",
+            (lease_until, batch_id, claim),
+        )
+
+    async def claimed_line(self, batch_id: str, idx: int, claim: str) -> Claimed | None:
+        """Line ``idx``, if ``claim`` still holds it."""
+        rows = await self.db.fetch(
+            "SELECT idx, custom_id, body, attempts FROM hedge_batch_lines "
+            "WHERE batch_id = ? AND idx = ? AND claim = ? AND state = 'running'",
+            (batch_id, idx, claim),
+        )
+        if not rows:
+            return None
+        r = rows[0]
+        return Claimed(int(r["idx"]), str(r["custom_id"]), orjson.loads(r["body"]), int(r["attempts"]))
+
+    async def release_claim(self, batch_id: str, claim: str) -> None:
+        """Give back every line still held under ``claim``, untried."""
+        await self.db.execute(
+            "UPDATE hedge_batch_lines SET state = 'pending', claim = NULL, lease_until = NULL, "
+            "attempts = attempts - 1 WHERE batch_id = ? AND claim = ? AND state = 'running'",
+            (batch_id, claim),
+        )
 
     async def save_plan(self, batch_id: str, plan: dict[str, Any]) -> None:
         await self.db.execute("UPDATE hedge_batches SET plan = ? WHERE id = ?", (_json(plan), batch_id))

@@ -29,15 +29,17 @@ from hedge.access.gate import refuse_unusable
 from hedge.access.keys import VirtualKey
 from hedge.batch import scheduler
 from hedge.batch.capacity import Capacity
-from hedge.batch.lanes import native_lane
+from hedge.batch.lanes import NativeLane, NativeSupport, native_lane
 from hedge.batch.lines import ENDPOINTS, answered, output_line
 from hedge.batch.store import ERRORED, SUCCEEDED, BatchRow, BatchStore, Claimed, Counts, FileRow
-from hedge.cost.pricing import cost_usd
+from hedge.cost.pricing import batch_price, cost_usd
 from hedge.errors import AuthError, HedgeError
+from hedge.gateway.booking import book
 from hedge.gateway.pipeline import Exchange
 from hedge.gateway.runtime import Runtime
 from hedge.gateway.stream import Stream
 from hedge.providers.base import Usage
+from hedge.record import Outcome, RequestRecord, RouteStep
 from hedge.routing.context import RouteContext
 from hedge.routing.deployment import Deployment
 from hedge.routing.strategies import expected_cost
@@ -58,8 +60,17 @@ def file_id(batch_id: str, kind: str) -> str:
 
 
 class BatchWorker:
-    def __init__(self, runtime: Runtime, clock: Clock = time.time, replica: str | None = None) -> None:
+    def __init__(
+        self,
+        runtime: Runtime,
+        clock: Clock = time.time,
+        replica: str | None = None,
+        native: NativeSupport | None = None,
+    ) -> None:
+        """``native``: the provider batch clients, so batches can go to a native batch API
+        (without it every batch runs as scheduled lines)."""
         self.runtime = runtime
+        self.native = native
         self.config = runtime.config.batch
         self.store = BatchStore(runtime.db)
         self.capacity = Capacity(runtime.config, runtime.counters, runtime.quotas)
@@ -133,6 +144,9 @@ class BatchWorker:
         if batch.status == "finalizing":
             await self._finalize(batch, "completed", now)
             return
+        if batch.native is not None and not batch.native.get("ended"):
+            await self._native_poll(batch, now)
+            return
         if batch.status == "cancelling":
             await self.store.close_pending(batch.id, "cancelled")
             if (await self.store.counts(batch.id)).by_state.get("running", 0) == 0:
@@ -150,9 +164,16 @@ class BatchWorker:
         if not counts.by_state.get("pending", 0):
             return  # every open line is in flight, here or on another replica
         plan = await self._plan(batch, counts, now)
+        if batch.native is None and plan is not None:
+            sample = await self.store.sample_body(batch.id) or {}
+            lane = native_lane(
+                self.runtime, self.native, sample, batch.deadline - now, plan.cost_per_line_usd
+            )
+            if lane is not None:
+                await self._native_submit(batch, lane, now)
+                return
         if plan is not None and not plan.run_now:
             return
-        native_lane(self.runtime, batch.model)  # no native lane is wired in: scheduled lines
         await self._dispatch(batch, now)
 
     async def _plan(self, batch: BatchRow, counts: Counts, now: float) -> scheduler.Plan | None:
@@ -338,3 +359,108 @@ class BatchWorker:
         row = FileRow(fid, batch.owner, "batch_output", f"{batch.id}_{kind}.jsonl", size, now, batch.id)
         await self.store.add_file(row)
         return fid
+
+    # -- native provider batches -------------------------------------------------------------------
+
+    async def _native_submit(self, batch: BatchRow, lane: NativeLane, now: float) -> None:
+        """Hand the batch's waiting lines of its model to the provider's batch API in one batch."""
+        claim = f"{self.replica}:native:{os.urandom(6).hex()}"
+        lines = await self.store.claim(
+            batch.id, claim, self.runtime.config.batch.max_lines, now, now + self.lease_s
+        )
+        dep = lane.deployment
+        native = []
+        for line in lines:
+            if line.body.get("model") != batch.model:  # another alias: run it as a scheduled line
+                await self.store.release(batch.id, line.idx, claim, now, tried=False)
+                continue
+            body = {k: v for k, v in line.body.items() if k != "hedge"}
+            native.append(lane.line(f"l{line.idx}", {**body, "model": dep.model}))
+        if not native:
+            return
+        try:
+            upstream = await lane.client.submit(native)
+        except HedgeError as exc:
+            log.warning(
+                "batch %s: %s refused it as a native batch (%s); scheduling its lines", batch.id, dep.id, exc
+            )
+            await self.store.release_claim(batch.id, claim)
+            await self.store.set_native(batch, {"deployment": dep.id, "ended": True, "refused": exc.message})
+            return
+        await self.store.set_native(
+            batch,
+            {
+                "deployment": dep.id,
+                "provider": dep.provider,
+                "upstream_id": upstream,
+                "claim": claim,
+                "at": now,
+            },
+        )
+        # The provider holds the lines now: no other replica may take them over before it is done.
+        await self.store.extend(batch.id, claim, batch.deadline + self.lease_s)
+
+    async def _native_poll(self, batch: BatchRow, now: float) -> None:
+        native = dict(batch.native or {})
+        dep = self._deployments.get(str(native.get("deployment")))
+        client = None
+        if dep is not None and self.native is not None:
+            client = self.native.clients(
+                self.runtime.transport, dep.provider, self.runtime.config.providers[dep.provider]
+            )
+        if dep is None or client is None:  # the config changed under it: schedule its lines instead
+            await self.store.release_claim(batch.id, str(native.get("claim")))
+            await self.store.set_native(batch, {**native, "ended": True})
+            return
+        upstream = str(native["upstream_id"])
+        if (batch.status == "cancelling" or now >= batch.deadline) and not native.get("cancel_sent"):
+            await client.cancel(upstream)
+            native["cancel_sent"] = True
+            await self.store.set_native(batch, native)
+        progress = await client.poll(upstream)
+        if progress.status == "running":
+            return
+        results = await client.results(upstream) if progress.status != "failed" else []
+        key = await self._key(batch)
+        claim = str(native["claim"])
+        for result in results:
+            await self._native_result(batch, dep, claim, result, key)
+        await self.store.release_claim(batch.id, claim)  # lines the provider did not answer
+        await self.store.set_native(batch, {**native, "ended": True, "status": progress.status})
+
+    async def _native_result(
+        self, batch: BatchRow, dep: Deployment, claim: str, result: Any, key: VirtualKey | AuthError | None
+    ) -> None:
+        """Book and answer one line of a native batch; one it may retry goes back to be scheduled."""
+        custom_id = str(result.custom_id)
+        if not custom_id.startswith("l") or not custom_id[1:].isdigit():
+            return
+        idx = int(custom_id[1:])
+        if result.status is None or (result.status != 200 and result.retryable):
+            await self.store.release(batch.id, idx, claim, 0.0, tried=False)
+            return
+        rows = await self.store.claimed_line(batch.id, idx, claim)
+        if rows is None:
+            return
+        alias = self.runtime.router.aliases.get(batch.model or "")
+        rec = RequestRecord(
+            "req_" + os.urandom(12).hex(),
+            ENDPOINTS[batch.endpoint],
+            alias=batch.model or "",
+            provider=dep.provider,
+            model=dep.model,
+            status=int(result.status),
+            attempts=1,
+            batch_id=batch.id,
+            tags=frozenset({"batch"}),
+        )
+        rec.route.append(
+            RouteStep(dep.id, Outcome.OK if result.status == 200 else Outcome.FAILED, "native_batch")
+        )
+        if isinstance(key, VirtualKey):
+            rec.key_id, rec.team = key.id, key.team
+        book(rec, result.usage, batch_price(dep.price), alias.baseline_price if alias is not None else None)
+        self.runtime.record(rec, key if isinstance(key, VirtualKey) else None)
+        state = SUCCEEDED if result.status == 200 else "failed"
+        out = answered(batch.id, idx, rows.custom_id, int(result.status), rec.request_id, result.body)
+        await self._finish(batch, rows, claim, state, out, rec.cost_usd, self._baseline(rec))

@@ -130,7 +130,8 @@ MIGRATIONS: list[tuple[int, list[Statement]]] = [
             )""",
             "CREATE INDEX IF NOT EXISTS hedge_files_owner ON hedge_files (owner, created_at)",
             # One row per batch; its timestamps (in_progress_at ...) as one JSON object, its plan as
-            # the scheduler last made it. Counts and cost are summed from the lines, never kept twice.
+            # the scheduler last made it, and its native batch upstream if it was handed to one.
+            # Counts and cost are summed from the lines, never kept twice.
             """CREATE TABLE IF NOT EXISTS hedge_batches (
                 id TEXT PRIMARY KEY,
                 owner TEXT NOT NULL,
@@ -147,7 +148,8 @@ MIGRATIONS: list[tuple[int, list[Statement]]] = [
                 errors TEXT,
                 output_file_id TEXT,
                 error_file_id TEXT,
-                plan TEXT
+                plan TEXT,
+                native TEXT
             )""",
             "CREATE INDEX IF NOT EXISTS hedge_batches_owner ON hedge_batches (owner, created_at)",
             "CREATE INDEX IF NOT EXISTS hedge_batches_status ON hedge_batches (status)",
