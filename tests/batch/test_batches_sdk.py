@@ -9,6 +9,7 @@ batch is final, as a user would. Line and file formats are OpenAI's (``BatchRequ
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -280,3 +281,56 @@ def test_metrics_count_batch_lines(gw: Gateway, client: openai.OpenAI) -> None:
                 return
         time.sleep(0.2)
     raise AssertionError("batch lines never showed in /metrics")
+
+
+def test_the_dashboard_lists_batches(gw: Gateway, client: openai.OpenAI) -> None:
+    uploaded = client.files.create(file=("u.jsonl", jsonl([chat_line("u")])), purpose="batch")
+    batch = client.batches.create(
+        input_file_id=uploaded.id, endpoint="/v1/chat/completions", completion_window="24h"
+    )
+    wait_final(client, batch.id)
+    resp = httpx.get(f"{gw.url}/admin/dashboard/batches", headers={"Authorization": f"Bearer {MASTER_KEY}"})
+    assert resp.status_code == 200
+    shown = {b["id"]: b for b in resp.json()["data"]}
+    assert shown[batch.id]["status"] == "completed" and "savings_usd" in shown[batch.id]["hedge"]
+    other = other_key(gw)
+    refused = httpx.get(
+        f"{gw.url}/admin/dashboard/batches", headers={"Authorization": f"Bearer {other.api_key}"}
+    )
+    assert refused.status_code == 403
+    page = httpx.get(f"{gw.url}/ui/app.js").text
+    assert "renderBatches" in page and 'api("batches")' in page
+
+
+def test_the_batches_panel_in_a_browser(gw: Gateway, client: openai.OpenAI) -> None:
+    from playwright import sync_api
+
+    uploaded = client.files.create(
+        file=("w.jsonl", jsonl([chat_line("w1"), chat_line("w2")])), purpose="batch"
+    )
+    batch = client.batches.create(
+        input_file_id=uploaded.id, endpoint="/v1/chat/completions", completion_window="24h"
+    )
+    wait_final(client, batch.id)
+    chromium = "/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else shutil.which("chromium")
+    if not chromium:
+        pytest.skip("chromium not found (/usr/bin/chromium); .ci/run installs it with apt-get")
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path=chromium, args=["--headless", "--no-sandbox", "--disable-gpu"]
+        )
+        try:
+            errors: list[str] = []
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            page.goto(f"{gw.url}/ui")
+            page.fill("#login-key", MASTER_KEY)
+            page.click("#login-submit")
+            page.wait_for_selector("body[data-loaded]")
+            row = page.locator(f'#batches tr[data-batch="{batch.id}"]')
+            cells = row.locator("td").all_text_contents()
+            assert cells[0] == batch.id and cells[1] == "completed" and cells[2] == "2 / 2"
+            assert "saved" in page.text_content("#batches-note")  # type: ignore[operator]
+            assert errors == [], errors
+        finally:
+            browser.close()

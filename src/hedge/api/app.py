@@ -21,7 +21,7 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from hedge.api.admin import create_key, key_detail, list_keys, spend
-from hedge.api.batches import cancel_batch, create_batch, get_batch, list_batches
+from hedge.api.batches import cancel_batch, create_batch, dashboard_batches, get_batch, list_batches
 from hedge.api.chat import chat_completions, embeddings
 from hedge.api.completions import completions
 from hedge.api.count_tokens import count_tokens
@@ -192,6 +192,7 @@ def create_app(config: Config, runtime: Runtime | None = None) -> Starlette:
             Route("/admin/dashboard/requests", requests, methods=["GET"]),
             Route("/admin/dashboard/requests/{request_id}", request_detail, methods=["GET"]),
             Route("/admin/dashboard/conformance", conformance, methods=["GET"]),
+            Route("/admin/dashboard/batches", dashboard_batches, methods=["GET"]),
         ],
         exception_handlers={HTTPException: _http_error, Exception: _unexpected},
         lifespan=lifespan,

@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from hedge.api.files import _limit, not_found, openai_errors, page
-from hedge.api.http import authenticate, json_response, read_body, runtime_of
+from hedge.api.http import authenticate, json_response, read_body, require_master, runtime_of
 from hedge.api.validation import parse_json_object, validate_chat, validate_embeddings
 from hedge.batch.files import FileDisk
 from hedge.batch.lines import ENDPOINTS, Validate, read_lines, window_seconds
@@ -162,3 +162,14 @@ async def cancel_batch(request: Request) -> Response:
     if worker is not None:
         worker.wake()
     return json_response(batch_object(batch, await store.counts(batch.id)))
+
+
+@openai_errors
+async def dashboard_batches(request: Request) -> Response:
+    """``GET /admin/dashboard/batches`` (master key): the newest batches of every key, with their
+    progress, deadline, plan, cost and saving, for the dashboard's Batches panel."""
+    runtime = runtime_of(request)
+    require_master(request, runtime)
+    store = BatchStore(runtime.db)
+    rows, more = await store.list_batches(None, None, _limit(request, 20, 100))
+    return json_response(page([batch_object(b, await store.counts(b.id)) for b in rows], more))
