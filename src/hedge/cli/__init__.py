@@ -130,7 +130,13 @@ def _mock(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from hedge.cli.demo import run_demo
 
-    return run_demo(requests=args.requests, concurrency=args.concurrency, serve=args.serve, port=args.port)
+    return run_demo(
+        requests=args.requests,
+        concurrency=args.concurrency,
+        serve=args.serve,
+        port=args.port,
+        batch_lines=args.batch_lines,
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -203,6 +209,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="afterwards keep the gateway and mocks running and print the dashboard URL (until Ctrl-C)",
     )
     demo.add_argument("--port", type=int, default=None, help="the gateway's port (default: a free one)")
+    demo.add_argument(
+        "--batch-lines",
+        type=int,
+        default=200,
+        help="requests in the batch act (0: skip the act; default 200)",
+    )
     demo.set_defaults(func=_demo)
 
     add_check_parser(sub)
