@@ -334,3 +334,37 @@ def test_the_batches_panel_in_a_browser(gw: Gateway, client: openai.OpenAI) -> N
             assert errors == [], errors
         finally:
             browser.close()
+
+
+def test_responses_batch(client: openai.OpenAI) -> None:
+    def line(custom_id: str, **body: Any) -> dict[str, Any]:
+        return {
+            "custom_id": custom_id,
+            "method": "POST",
+            "url": "/v1/responses",
+            "body": {"model": "chat", **body},
+        }
+
+    lines = [
+        line("r1", input="what is two plus two", instructions="Be brief."),
+        line("r2", input=[{"role": "user", "content": "say hello"}]),
+        line("r3", input="x", previous_response_id="resp_123"),
+        line("r4", input="x", temperature="hot"),
+    ]
+    uploaded = client.files.create(file=("r.jsonl", jsonl(lines)), purpose="batch")
+    batch = client.batches.create(
+        input_file_id=uploaded.id, endpoint="/v1/responses", completion_window="24h"
+    )
+    done = wait_final(client, batch.id)
+    assert done.status == "completed"
+    output = {line["custom_id"]: line for line in lines_of(client, done.output_file_id)}
+    assert set(output) == {"r1", "r2"}
+    for custom_id, text in (("r1", "what is two plus two"), ("r2", "say hello")):
+        response = output[custom_id]["response"]["body"]
+        assert response["object"] == "response" and response["status"] == "completed"
+        assert response["id"].startswith("resp_")
+        message = next(item for item in response["output"] if item["type"] == "message")
+        assert text in message["content"][0]["text"]
+    errors = {line["custom_id"]: line["error"] for line in lines_of(client, done.error_file_id)}
+    assert errors["r3"]["code"] == "unsupported_parameter"
+    assert "temperature" in errors["r4"]["message"]

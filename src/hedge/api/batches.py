@@ -23,10 +23,25 @@ from hedge.batch.lines import ENDPOINTS, Validate, read_lines, window_seconds
 from hedge.batch.store import BatchRow, BatchStore, NewLine, batch_object, new_id, owner_of
 from hedge.batch.worker import BatchWorker
 from hedge.errors import HedgeError, InvalidRequest, invalid_type, missing_parameter
+from hedge.providers.responses_inbound import to_chat
+
+
+def validate_responses(body: dict[str, Any]) -> None:
+    """A Responses API line: what ``POST /v1/responses`` accepts, less what needs the response
+    store (a batch's responses are not stored)."""
+    if body.get("previous_response_id") is not None:
+        raise InvalidRequest(
+            "'previous_response_id' is not supported in a batch.",
+            param="previous_response_id",
+            code="unsupported_parameter",
+        )
+    validate_chat(to_chat(body)[0])
+
 
 _VALIDATORS: dict[str, Validate] = {
     "/v1/chat/completions": validate_chat,
     "/v1/embeddings": validate_embeddings,
+    "/v1/responses": validate_responses,
 }
 
 

@@ -22,8 +22,10 @@ import orjson
 from hedge.batch.store import NewLine
 from hedge.errors import HedgeError
 
-ENDPOINTS = {"/v1/chat/completions": "chat", "/v1/embeddings": "embeddings"}
-"""The endpoints a batch may run, and the pipeline endpoint (``Exchange`` kind) each maps to."""
+ENDPOINTS = {"/v1/chat/completions": "chat", "/v1/embeddings": "embeddings", "/v1/responses": "responses"}
+"""The endpoints a batch may run, and the pipeline endpoint (the record's name) each maps to.
+``/v1/responses`` lines are translated to chat and back, as ``POST /v1/responses`` is; their
+responses are not stored (``previous_response_id`` is refused in a batch)."""
 EXPIRED = {
     "code": "batch_expired",
     "message": "This request could not be executed before the completion window expired.",

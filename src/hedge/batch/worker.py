@@ -39,6 +39,7 @@ from hedge.gateway.pipeline import Exchange
 from hedge.gateway.runtime import Runtime
 from hedge.gateway.stream import Stream
 from hedge.providers.base import Usage
+from hedge.providers.responses_inbound import to_chat, to_response
 from hedge.record import Outcome, RequestRecord, RouteStep
 from hedge.routing.context import RouteContext
 from hedge.routing.deployment import Deployment
@@ -164,7 +165,7 @@ class BatchWorker:
         if not counts.by_state.get("pending", 0):
             return  # every open line is in flight, here or on another replica
         plan = await self._plan(batch, counts, now)
-        if batch.native is None and plan is not None:
+        if batch.native is None and plan is not None and batch.endpoint == "/v1/chat/completions":
             sample = await self.store.sample_body(batch.id) or {}
             lane = native_lane(
                 self.runtime, self.native, sample, batch.deadline - now, plan.cost_per_line_usd
@@ -263,9 +264,7 @@ class BatchWorker:
             runtime, ENDPOINTS[batch.endpoint], "req_" + os.urandom(12).hex(), {}, batch_id=batch.id
         )
         rec = exchange.record
-        body = dict(line.body)
-        if deployments:
-            body["hedge"] = {**(body.get("hedge") or {}), "only": [d.id for d in deployments]}
+        responses = batch.endpoint == "/v1/responses"
         started = time.perf_counter()
         try:
             if isinstance(key, AuthError):
@@ -273,6 +272,9 @@ class BatchWorker:
                 raise key
             if key is not None:
                 refuse_unusable(key, time.time())
+            body = to_chat(line.body)[0] if responses else dict(line.body)
+            if deployments:
+                body["hedge"] = {**(body.get("hedge") or {}), "only": [d.id for d in deployments]}
             result = await exchange.serve(body, key, ("batch",))
         except HedgeError as exc:
             if exc.status in RETRYABLE and line.attempts < self.config.max_line_attempts:
@@ -298,7 +300,12 @@ class BatchWorker:
             return
         elapsed = time.perf_counter() - started
         self.line_s = elapsed if self.line_s is None else self.line_s + _ALPHA * (elapsed - self.line_s)
-        out = answered(batch.id, line.idx, line.custom_id, 200, rec.request_id, orjson.loads(result.body))
+        answer = orjson.loads(result.body)
+        if responses:
+            now = int(time.time())
+            rid = "resp_" + rec.request_id.removeprefix("req_")
+            answer = to_response(answer, line.body, response_id=rid, created_at=now, completed_at=now)
+        out = answered(batch.id, line.idx, line.custom_id, 200, rec.request_id, answer)
         await self._finish(batch, line, claim, SUCCEEDED, out, rec.cost_usd, self._baseline(rec))
 
     def _baseline(self, rec: Any) -> float:
