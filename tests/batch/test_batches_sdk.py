@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 import openai
 import pytest
+import yaml
 
 from conftest import MASTER_KEY, Gateway, Mock, start_gateway
 
@@ -368,3 +369,32 @@ def test_responses_batch(client: openai.OpenAI) -> None:
     errors = {line["custom_id"]: line["error"] for line in lines_of(client, done.error_file_id)}
     assert errors["r3"]["code"] == "unsupported_parameter"
     assert "temperature" in errors["r4"]["message"]
+
+
+def test_empty_and_oversized_inputs_are_refused(client: openai.OpenAI, mock: Mock, logs: Path) -> None:
+    empty = client.files.create(file=("e.jsonl", b"\n\n"), purpose="batch")
+    with pytest.raises(openai.BadRequestError) as err:
+        client.batches.create(
+            input_file_id=empty.id, endpoint="/v1/chat/completions", completion_window="24h"
+        )
+    assert "no requests" in str(err.value)
+    small = start_gateway(config(mock, max_lines=2), logs)
+    try:
+        limited = openai.OpenAI(base_url=small.base_url, api_key=MASTER_KEY, max_retries=0, timeout=20)
+        big = limited.files.create(
+            file=("b.jsonl", jsonl([chat_line(f"x{i}") for i in range(3)])), purpose="batch"
+        )
+        with pytest.raises(openai.BadRequestError) as err:
+            limited.batches.create(
+                input_file_id=big.id, endpoint="/v1/chat/completions", completion_window="24h"
+            )
+        assert "more than 2 requests" in str(err.value)
+        assert limited.batches.list().data == []
+    finally:
+        small.stop()
+    import sqlite3
+
+    with sqlite3.connect(
+        Path(yaml.safe_load(small.config_path.read_text())["state"]["dir"]) / "hedge.db"
+    ) as db:
+        assert db.execute("SELECT COUNT(*) FROM hedge_batch_lines").fetchone()[0] == 0  # nothing left behind

@@ -9,8 +9,10 @@ what it would have cost interactively, the difference, its deadline and the sche
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 import time
-from typing import Any
+from typing import IO, Any
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -43,6 +45,9 @@ _VALIDATORS: dict[str, Validate] = {
     "/v1/embeddings": validate_embeddings,
     "/v1/responses": validate_responses,
 }
+
+
+INGEST_CHUNK = 500
 
 
 def _worker(request: Request) -> BatchWorker | None:
@@ -111,28 +116,50 @@ async def create_batch(request: Request) -> Response:
         deadline=now + window,
         metadata=metadata,
     )
-    lines: list[NewLine] = []
     try:
-        with disk.path(file.id).open("rb") as source:
-            lines = list(
-                read_lines(batch.id, source, endpoint, _VALIDATORS[endpoint], runtime.config.batch.max_lines)
-            )
+        source = disk.path(file.id).open("rb")
     except OSError:
         raise HedgeError(
             "This file's content is not on this gateway (it was uploaded to another replica).",
             status=404,
             type="invalid_request_error",
         ) from None
-    except ValueError as exc:
-        raise InvalidRequest(str(exc), param="input_file_id", code="too_many_requests") from None
-    if not lines:
+    try:
+        count = await _ingest(store, batch, source, runtime.config.batch.max_lines)
+    except BaseException:
+        await store.drop_lines(batch.id)
+        raise
+    finally:
+        source.close()
+    if not count:
         raise InvalidRequest("The input file holds no requests.", param="input_file_id", code="empty_file")
-    batch.model = next((str(line.body.get("model")) for line in lines if line.body is not None), None)
-    await store.create_batch(batch, lines)
+    await store.create_batch(batch)
     worker = _worker(request)
     if worker is not None:
         worker.wake()
     return json_response(batch_object(batch, await store.counts(batch.id)))
+
+
+async def _ingest(store: BatchStore, batch: BatchRow, source: IO[bytes], max_lines: int) -> int:
+    """Read the input file into the batch's lines, a chunk at a time: parsed and checked in a
+    thread (a large file must not hold up the server), written between chunks; how many lines."""
+    lines = read_lines(batch.id, source, batch.endpoint, _VALIDATORS[batch.endpoint], max_lines)
+
+    def chunk() -> list[NewLine]:
+        return list(itertools.islice(lines, INGEST_CHUNK))
+
+    count = 0
+    while True:
+        try:
+            part = await asyncio.to_thread(chunk)
+        except ValueError as exc:
+            raise InvalidRequest(str(exc), param="input_file_id", code="too_many_requests") from None
+        if not part:
+            return count
+        if batch.model is None:
+            batch.model = next((str(ln.body.get("model")) for ln in part if ln.body is not None), None)
+        await store.add_lines(batch.id, part)
+        count += len(part)
 
 
 async def _owned(request: Request) -> tuple[BatchStore, BatchRow]:

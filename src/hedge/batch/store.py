@@ -215,18 +215,10 @@ class BatchStore:
 
     # Batches
 
-    async def create_batch(self, batch: BatchRow, lines: Iterable[NewLine], chunk: int = 500) -> None:
-        """The batch and its lines; the lines first, so no worker sees a batch without them."""
-        rows: list[tuple[Any, ...]] = []
-        for line in lines:
-            rows.append(
-                (batch.id, line.idx, line.custom_id, _json(line.body), line.state, _json(line.result))
-            )
-            if len(rows) >= chunk:
-                await self.db.executemany(_LINE_INSERT, rows)
-                rows = []
-        if rows:
-            await self.db.executemany(_LINE_INSERT, rows)
+    async def create_batch(self, batch: BatchRow, lines: Iterable[NewLine] = ()) -> None:
+        """The batch, with ``lines`` (more may have been added with :meth:`add_lines` before: a
+        worker only sees a batch once its row is written, so write the lines first)."""
+        await self.add_lines(batch.id, lines)
         await self.db.execute(
             f"INSERT INTO hedge_batches ({_BATCH_COLUMNS}) VALUES ({', '.join('?' * 17)})",
             (
@@ -249,6 +241,15 @@ class BatchStore:
                 _json(batch.native),
             ),
         )
+
+    async def add_lines(self, batch_id: str, lines: Iterable[NewLine]) -> None:
+        rows = [(batch_id, ln.idx, ln.custom_id, _json(ln.body), ln.state, _json(ln.result)) for ln in lines]
+        if rows:
+            await self.db.executemany(_LINE_INSERT, rows)
+
+    async def drop_lines(self, batch_id: str) -> None:
+        """The lines of a batch that was never created (its input was refused half-way)."""
+        await self.db.execute("DELETE FROM hedge_batch_lines WHERE batch_id = ?", (batch_id,))
 
     async def get_batch(self, batch_id: str, owner: str | None = None) -> BatchRow | None:
         sql = f"SELECT {_BATCH_COLUMNS} FROM hedge_batches WHERE id = ?"

@@ -44,6 +44,7 @@ from hedge.record import Outcome, RequestRecord, RouteStep
 from hedge.routing.context import RouteContext
 from hedge.routing.deployment import Deployment
 from hedge.routing.strategies import expected_cost
+from hedge.store.db import is_store_error, warn_store_unavailable
 
 log = logging.getLogger("hedge.batch")
 
@@ -121,8 +122,11 @@ class BatchWorker:
                 await self.tick()
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                log.exception("batch worker tick failed; trying again")
+            except Exception as exc:
+                if is_store_error(exc):  # the database is down: one line per interval, no traceback
+                    warn_store_unavailable("batch worker", exc)
+                else:
+                    log.exception("batch worker tick failed; trying again")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.config.poll_interval_s)
             self._wake.clear()
