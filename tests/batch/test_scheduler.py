@@ -268,3 +268,15 @@ async def serve(rt: Runtime) -> Any:
     answer = await exchange.serve(body, None)
     assert isinstance(answer, Completion)
     return answer
+
+
+def test_boundaries_are_where_windows_open_and_close() -> None:
+    from hedge.windows import parse_window
+
+    windows = [parse_window("22:00-06:00"), parse_window("09:00-24:00", "Europe/Zurich")]
+    found = sorted(scheduler.boundaries(windows, NOON, NOON + DAY))
+    stamps = [datetime.fromtimestamp(t, UTC).strftime("%H:%M") for t in found]
+    # 22:00 and 06:00 UTC; 09:00 and midnight in Zurich (UTC+1 in December): 08:00 and 23:00 UTC.
+    assert stamps == ["22:00", "23:00", "06:00", "08:00"]
+    plan = scheduler.plan(NOON, NOON + DAY, 600, offpeak, found)
+    assert plan.start_at == TEN_PM and not plan.run_now

@@ -87,6 +87,11 @@ class BatchWorker:
         self._deployments = {
             dep.id: dep for alias in runtime.router.aliases.values() for dep in alias.deployments
         }
+        self._windows = [
+            *(w for dep in self._deployments.values() for w, _ in dep.price_windows),
+            *(r.window for alias in runtime.router.aliases.values() for r in alias.rules if r.window),
+        ]
+        """Every price window and time-window rule: when what a line costs can change."""
         self._lines: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
         self._loop: asyncio.Task[None] | None = None
@@ -136,7 +141,12 @@ class BatchWorker:
     async def tick(self) -> None:
         """One pass over every active batch."""
         for batch in await self.store.active():
-            await self._advance(batch)
+            try:
+                await self._advance(batch)
+            except Exception as exc:
+                if is_store_error(exc):
+                    raise
+                log.exception("batch %s could not be advanced; trying again", batch.id)
         now = time.monotonic()
         if now - self._totals_at >= TOTALS_EVERY_S:
             self._totals_at = now
@@ -203,7 +213,8 @@ class BatchWorker:
             deployments = alias.strategy.peek(ctx)
             return expected_cost(deployments[0], ctx) if deployments else 0.0
 
-        plan = scheduler.plan(now, batch.deadline, needed, cost_at)
+        candidates = scheduler.boundaries(self._windows, now, batch.deadline)
+        plan = scheduler.plan(now, batch.deadline, needed, cost_at, candidates)
         shown = plan.to_dict(counts.open)
         if batch.plan is None or {k: batch.plan.get(k) for k in ("start_at", "reason")} != {
             k: shown[k] for k in ("start_at", "reason")
