@@ -91,8 +91,9 @@ class _Upload:
     def _headers_done(self) -> None:
         _, options = parse_options_header(self._headers.get(b"content-disposition", b""))
         self._name = options.get(b"name", b"")
-        if self._name == b"file":
+        if self._name == b"file":  # a second file part replaces the first, as a form field would
             self.filename = options.get(b"filename", b"file.jsonl").decode("utf-8", "replace")
+            self.size = 0
             self._out = self.disk.open_new(self.file_id)
 
     def _data(self, data: bytes, start: int, end: int) -> None:
