@@ -339,6 +339,8 @@ class BatchConfig(_Strict):
     lease_s: float | None = Field(None, gt=0)
     """How long a claimed line is its replica's before another may take it over (a crashed replica's
     lines); default ``resilience.request_timeout_s`` plus a minute, so a line in flight is never taken."""
+    native_poll_s: float = Field(30.0, gt=0)
+    """How often a batch handed to a provider's own batch API is polled there."""
     max_line_attempts: int = Field(3, ge=1)
     """Times a line that failed retryably (429, 5xx, timeouts: after the pipeline's own failover) is run."""
     safety_factor: float = Field(2.0, ge=1)

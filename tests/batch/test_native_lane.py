@@ -55,6 +55,7 @@ class FakeBatches:
         self.status = "running"
         self.cancelled = False
         self.submissions = 0
+        self.polls = 0
 
     async def submit(self, lines: Sequence[Any]) -> str:
         self.submissions += 1
@@ -63,6 +64,7 @@ class FakeBatches:
 
     async def poll(self, upstream_id: str) -> Progress:
         assert upstream_id == "upstream_1"
+        self.polls += 1
         return Progress(self.status)
 
     async def results(self, upstream_id: str) -> list[Result]:
@@ -121,10 +123,15 @@ async def test_a_batch_goes_native_and_is_booked_at_the_batch_price(
     assert fake.submissions == 1 and len(fake.lines) == 4
     assert {line.body["model"] for line in fake.lines} == {"gpt-4o-mini"}  # the upstream model
     assert (await store.counts(batch.id)).by_state == {"running": 4}
+    clock.now += 30  # batch.native_poll_s
     await run_to_rest(worker)  # still running upstream: nothing changes, nothing is resubmitted
-    assert fake.submissions == 1 and (await store.counts(batch.id)).by_state == {"running": 4}
+    assert fake.submissions == 1 and fake.polls == 1
+    assert (await store.counts(batch.id)).by_state == {"running": 4}
 
     fake.status = "ended"
+    await run_to_rest(worker)
+    assert fake.polls == 1  # not again before native_poll_s
+    clock.now += 30
     await run_to_rest(worker)
     counts = await store.counts(batch.id)
     # Line 1 failed retryably: it is scheduled again, interactively, in the off-peak window.

@@ -92,6 +92,8 @@ class BatchWorker:
             *(r.window for alias in runtime.router.aliases.values() for r in alias.rules if r.window),
         ]
         """Every price window and time-window rule: when what a line costs can change."""
+        self._polled: dict[str, float] = {}
+        """When each native batch was last polled by this replica."""
         self._lines: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
         self._loop: asyncio.Task[None] | None = None
@@ -439,6 +441,9 @@ class BatchWorker:
             await client.cancel(upstream)
             native["cancel_sent"] = True
             await self.store.set_native(batch, native)
+        elif now - self._polled.get(batch.id, float(native.get("at", 0.0))) < self.config.native_poll_s:
+            return
+        self._polled[batch.id] = now
         progress = await client.poll(upstream)
         if progress.status == "running":
             return
