@@ -48,6 +48,12 @@ class Price(_Strict):
     input: float = Field(0.0, ge=0)
     output: float = Field(0.0, ge=0)
     cached_input: float | None = Field(None, ge=0)
+    batch_input: float | None = Field(None, ge=0)
+    """Per million prompt tokens sent through the provider's native batch API (else ``input``)."""
+    batch_output: float | None = Field(None, ge=0)
+    """Per million completion tokens through the native batch API (else ``output``)."""
+    batch_discount: float | None = Field(None, ge=0, lt=1)
+    """The native batch API's discount on every dimension without a ``batch_*`` price (0.5: half price)."""
 
 
 class Timeouts(_Strict):
@@ -463,6 +469,46 @@ class ExperimentConfig(_Strict):
         return self
 
 
+class BatchLimits(_Strict):
+    """How much of a deployment's capacity batch lines may take (see :class:`BatchConfig`)."""
+
+    max_concurrency: int | None = Field(None, ge=1)
+    """Batch lines in flight at once (per replica); for a provider, on its deployments together."""
+    max_share: float | None = Field(None, gt=0, le=1)
+    """The share of each deployment's rpm, tpm and connections batch lines may use."""
+
+
+class BatchConfig(_Strict):
+    """The batch lane (``/v1/batches``): how lines are scheduled and how much capacity they may take."""
+
+    max_concurrency: int = Field(8, ge=1)
+    """Batch lines in flight at once, per replica, over every deployment."""
+    max_share: float = Field(0.5, gt=0, le=1)
+    """The share of each deployment's rpm, tpm and ``max_connections`` batch lines may use; less
+    while interactive traffic needs more of it (batch never takes what interactive traffic uses)."""
+    providers: dict[str, BatchLimits] = Field(default_factory=dict)
+    """Per-provider overrides of ``max_concurrency`` and ``max_share``."""
+    poll_interval_s: float = Field(2.0, gt=0)
+    """How often each replica looks for batch work (a batch created on this replica wakes it at once)."""
+    lease_s: float | None = Field(None, gt=0)
+    """How long a claimed line is its replica's before another may take it over (a crashed replica's
+    lines); default ``resilience.request_timeout_s`` plus a minute, so a line in flight is never taken."""
+    native_poll_s: float = Field(30.0, gt=0)
+    """How often a batch handed to a provider's own batch API is polled there."""
+    max_line_attempts: int = Field(3, ge=1)
+    """Times a line that failed retryably (429, 5xx, timeouts: after the pipeline's own failover) is run."""
+    safety_factor: float = Field(2.0, ge=1)
+    """The scheduler allows this many times the estimated run time (from observed throughput) ..."""
+    min_margin_s: float = Field(600.0, ge=0)
+    """... plus this many seconds before the deadline, when it decides how long it may wait."""
+    assumed_line_s: float = Field(10.0, gt=0)
+    """A line's duration assumed before any was observed."""
+    max_file_bytes: int = Field(200 * 1024 * 1024, gt=0)
+    """Largest file ``POST /v1/files`` accepts (OpenAI's limit for batch input)."""
+    max_lines: int = Field(50_000, ge=1)
+    """Most requests one batch may hold (OpenAI's limit)."""
+
+
 class Config(_Strict):
     server: ServerConfig
     providers: dict[str, ProviderConfig] = Field(min_length=1)
@@ -473,11 +519,15 @@ class Config(_Strict):
     tracing: TracingConfig = TracingConfig()
     experiments: dict[str, ExperimentConfig] = Field(default_factory=dict)
     """Online A/B experiments, by name (``hedge experiments``, ``/admin/experiments``)."""
+    batch: BatchConfig = BatchConfig()
 
     @model_validator(mode="after")
     def _references(self) -> Config:
         known = ", ".join(sorted(self.providers))
         deployments = {f"{d.provider}/{d.model}" for m in self.models.values() for d in m.deployments}
+        for name in self.batch.providers:
+            if name not in self.providers:
+                raise _PathError(f"batch.providers.{name}", f"unknown provider {name!r} (known: {known})")
         for alias, model in self.models.items():
             for i, dep in enumerate(model.deployments):
                 if dep.provider not in self.providers:

@@ -141,6 +141,8 @@ class RequestRecord:
     lost_completion_tokens: int = 0
     budget: str | None = None
     """``fallback`` when the key or team was over its budget and the request went to its fallback alias."""
+    batch_id: str | None = None
+    """The batch (``/v1/batches``) this request is a line of; None for interactive traffic."""
     started_at: float = field(default_factory=time.time)
     request_body: bytes | None = field(default=None, repr=False)
     """The client's request body, set only with ``server.log_bodies`` (for the body log; never headers)."""

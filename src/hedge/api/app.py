@@ -29,6 +29,7 @@ from hedge.api.admin import (
     spend,
     team_detail,
 )
+from hedge.api.batches import cancel_batch, create_batch, dashboard_batches, get_batch, list_batches
 from hedge.api.chat import chat_completions, embeddings
 from hedge.api.completions import completions
 from hedge.api.count_tokens import count_tokens
@@ -46,6 +47,7 @@ from hedge.api.dashboard import (
     ui_page,
 )
 from hedge.api.experiments import experiment_detail, feedback, list_experiments
+from hedge.api.files import create_file, delete_file, file_content, get_file, list_files
 from hedge.api.http import error_response, new_request_id
 from hedge.api.messages import anthropic_error, messages
 from hedge.api.metrics import metrics_endpoint
@@ -57,6 +59,8 @@ from hedge.api.responses import (
     get_response,
     list_input_items,
 )
+from hedge.batch.metrics import BatchCollector
+from hedge.batch.worker import BatchWorker
 from hedge.config import CONFIG_ENV, Config, load_config
 from hedge.errors import HedgeError
 from hedge.experiments.service import Experiments
@@ -145,10 +149,17 @@ def create_app(
             )
             body_log.start()
             rt.sinks.append(body_log)
+        # The batch worker polls the database for batch work (any replica's), so it always runs:
+        # with no active batch a tick is one indexed query.
+        worker = BatchWorker(rt)
+        app.state.batch_worker = worker
+        rt.metrics.add_collector(BatchCollector(lambda: worker.totals))
+        worker.start()
         try:
             yield
         finally:
             await experiments.close()  # running shadow copies finish (or are cut) before the ledger closes
+            await worker.close()
             if body_log is not None:
                 await body_log.close()
             await rt.close()
@@ -175,6 +186,15 @@ def create_app(
             Route("/responses/{response_id}", delete_response, methods=["DELETE"]),
             Route("/responses/{response_id}/input_items", list_input_items, methods=["GET"]),
             Route("/responses/{response_id}/cancel", cancel_response, methods=["POST"]),
+            Route("/v1/files", create_file, methods=["POST"]),
+            Route("/v1/files", list_files, methods=["GET"]),
+            Route("/v1/files/{file_id}", get_file, methods=["GET"]),
+            Route("/v1/files/{file_id}", delete_file, methods=["DELETE"]),
+            Route("/v1/files/{file_id}/content", file_content, methods=["GET"]),
+            Route("/v1/batches", create_batch, methods=["POST"]),
+            Route("/v1/batches", list_batches, methods=["GET"]),
+            Route("/v1/batches/{batch_id}", get_batch, methods=["GET"]),
+            Route("/v1/batches/{batch_id}/cancel", cancel_batch, methods=["POST"]),
             Route("/health", health, methods=["GET"]),
             Route("/admin/keys", create_key, methods=["POST"]),
             Route("/admin/keys", list_keys, methods=["GET"]),
@@ -200,6 +220,7 @@ def create_app(
             Route("/admin/dashboard/requests/{request_id}", request_detail, methods=["GET"]),
             Route("/admin/dashboard/conformance", conformance, methods=["GET"]),
             Route("/admin/dashboard/experiments", experiments_panel, methods=["GET"]),
+            Route("/admin/dashboard/batches", dashboard_batches, methods=["GET"]),
         ],
         exception_handlers={HTTPException: _http_error, Exception: _unexpected},
         lifespan=lifespan,

@@ -17,6 +17,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from hedge.cli.batches import add_parser as add_batches_parser
 from hedge.cli.experiments import add_parser as add_experiments_parser
 from hedge.cli.init import add_parser as add_init_parser
 from hedge.cli.state import add_parsers as add_state_parsers
@@ -138,7 +139,13 @@ def _mock(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from hedge.cli.demo import run_demo
 
-    return run_demo(requests=args.requests, concurrency=args.concurrency, serve=args.serve, port=args.port)
+    return run_demo(
+        requests=args.requests,
+        concurrency=args.concurrency,
+        serve=args.serve,
+        port=args.port,
+        batch_lines=args.batch_lines,
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -214,6 +221,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_state_parsers(sub)
     add_experiments_parser(sub)
     add_teams_parser(sub)
+    add_batches_parser(sub)
 
     demo = sub.add_parser("demo", help="run mock providers and the gateway in-process and drive traffic")
     demo.add_argument("--requests", type=int, default=300)
@@ -224,6 +232,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="afterwards keep the gateway and mocks running and print the dashboard URL (until Ctrl-C)",
     )
     demo.add_argument("--port", type=int, default=None, help="the gateway's port (default: a free one)")
+    demo.add_argument(
+        "--batch-lines",
+        type=int,
+        default=200,
+        help="requests in the batch act (0: skip the act; default 200)",
+    )
     demo.set_defaults(func=_demo)
 
     add_check_parser(sub)

@@ -26,6 +26,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from hedge.api.app import create_app
+from hedge.cli.demo_batch import batch_act, nightly_alias
 from hedge.cli.net import free_port, serve_in_loop
 from hedge.config import parse_config
 from hedge.gateway.runtime import Runtime
@@ -78,6 +79,8 @@ def demo_config(cheap: int, premium: int, backup: int) -> dict[str, Any]:
     data: dict[str, Any] = yaml.safe_load(
         DEMO_CONFIG.format(key=MASTER_KEY, cheap=cheap, premium=premium, backup=backup)
     )
+    data["models"]["nightly"] = nightly_alias()  # the batch act's, with price windows around now
+    data["batch"] = {"max_concurrency": 16, "poll_interval_s": 0.2}
     return data
 
 
@@ -146,8 +149,52 @@ class _Transitions(logging.Handler):
         self.lines.append(record.getMessage())
 
 
+def _report(
+    console: Console, totals: Aggregator, transitions: _Transitions, requests: int, elapsed: float
+) -> None:
+    """The interactive act: what each provider served, the failovers, and the saving."""
+    table = Table(title=f"{requests} requests in {elapsed:.1f}s through alias 'chat'")
+    columns = ("provider", "served", "failed attempts", "input tokens", "output tokens", "cost (USD)")
+    for col in columns:
+        table.add_column(col, justify="left" if col == "provider" else "right")
+    rows = sorted(totals.by_provider.items())
+    rows.append(("total", totals.total))
+    for name, t in rows:
+        if name == "total":
+            table.add_section()
+        table.add_row(
+            name,
+            str(t.requests),
+            str(t.failed_attempts),
+            str(t.prompt_tokens),
+            str(t.completion_tokens),
+            f"{t.cost_usd:.6f}",
+        )
+    console.print(table)
+    all_t = totals.total
+    console.print(
+        f"{all_t.failovers} requests were served after a failover; {all_t.errors} errors reached the client; "
+        f"{len(transitions.lines)} circuit-breaker transitions:"
+    )
+    for line in transitions.lines:
+        console.print(f"  {line}")
+    cost, base = all_t.cost_usd, all_t.baseline_cost_usd
+    saved = base - cost
+    share = (saved / base * 100) if base else 0.0
+    console.print(
+        f"Had every request gone to the premium model (gpt-4o) it would have cost "
+        f"[bold]{base:.6f} USD[/]; the hedge cost [bold]{cost:.6f} USD[/], "
+        f"saving [bold green]{saved:.6f} USD ({share:.1f}%)[/]."
+    )
+
+
 async def _run(
-    requests: int, concurrency: int, console: Console, serve: bool = False, port: int | None = None
+    requests: int,
+    concurrency: int,
+    console: Console,
+    serve: bool = False,
+    port: int | None = None,
+    batch_lines: int = 200,
 ) -> int:
     transitions = _Transitions()
     breaker_log = logging.getLogger("hedge.breaker")
@@ -179,44 +226,21 @@ async def _run(
         failures, elapsed = await _drive(
             f"http://127.0.0.1:{gateway}", requests, concurrency, console, premium_app.state.mock
         )
+        premium_app.state.mock.knobs.fail_rate = 0.0
+        _report(console, totals, transitions, requests, elapsed)
+        batch_ok = True
+        if batch_lines:
+            batch_ok = await batch_act(
+                f"http://127.0.0.1:{gateway}", MASTER_KEY, batch_lines, PROMPTS, console
+            )
         # --serve: keep the mocks and the gateway up past this block, for the dashboard.
         servers = stack.pop_all() if serve else None
 
-    table = Table(title=f"{requests} requests in {elapsed:.1f}s through alias 'chat'")
-    columns = ("provider", "served", "failed attempts", "input tokens", "output tokens", "cost (USD)")
-    for col in columns:
-        table.add_column(col, justify="left" if col == "provider" else "right")
-    rows = sorted(totals.by_provider.items())
-    rows.append(("total", totals.total))
-    for name, t in rows:
-        if name == "total":
-            table.add_section()
-        table.add_row(
-            name,
-            str(t.requests),
-            str(t.failed_attempts),
-            str(t.prompt_tokens),
-            str(t.completion_tokens),
-            f"{t.cost_usd:.6f}",
-        )
-    console.print(table)
-    all_t = totals.total
-    console.print(
-        f"{all_t.failovers} requests were served after a failover; {all_t.errors} errors reached the client; "
-        f"{len(transitions.lines)} circuit-breaker transitions:"
-    )
-    for line in transitions.lines:
-        console.print(f"  {line}")
-    base = all_t.baseline_cost_usd
-    saved = base - all_t.cost_usd
-    share = (saved / base * 100) if base else 0.0
-    console.print(
-        f"Had every request gone to the premium model (gpt-4o) it would have cost [bold]{base:.6f} USD[/]; "
-        f"the hedge cost [bold]{all_t.cost_usd:.6f} USD[/], "
-        f"saving [bold green]{saved:.6f} USD ({share:.1f}%)[/]."
-    )
     if failures:
         console.print(f"[red]{failures} requests failed[/]")
+    if not batch_ok:
+        console.print("[red]the batch due in an hour did not complete[/]")
+        failures += 1
     if servers is not None:
         async with servers:
             await _serve_dashboard(console, gateway)
@@ -244,6 +268,12 @@ async def _serve_dashboard(console: Console, port: int) -> None:
     console.print("stopping")
 
 
-def run_demo(requests: int = 300, concurrency: int = 16, serve: bool = False, port: int | None = None) -> int:
+def run_demo(
+    requests: int = 300,
+    concurrency: int = 16,
+    serve: bool = False,
+    port: int | None = None,
+    batch_lines: int = 200,
+) -> int:
     console = Console()
-    return asyncio.run(_run(requests, concurrency, console, serve, port))
+    return asyncio.run(_run(requests, concurrency, console, serve, port, batch_lines))

@@ -87,10 +87,12 @@ class Exchange:
         headers: Mapping[str, str],
         *,
         shadow: bool = False,
+        batch_id: str | None = None,
     ) -> None:
         """``endpoint`` is what the client called (``chat``, ``embeddings``, ``messages``,
         ``responses`` ...): the record's and the metrics' name for it. A ``shadow`` exchange is a
-        copy of another request: booked as shadow spend and never split by an experiment."""
+        copy of another request: booked as shadow spend and never split by an experiment;
+        ``batch_id`` the batch the request is a line of (booked with it in the ledger)."""
         self.runtime = runtime
         self._headers = headers
         self.body: dict[str, Any] | None = None
@@ -98,7 +100,7 @@ class Exchange:
         self.kind = "embeddings" if endpoint == "embeddings" else "chat"
         """What the pipeline sends upstream: every face but embeddings arrives as a chat body."""
         self.started = time.perf_counter()
-        self.record = RequestRecord(request_id, endpoint, alias="", shadow=shadow)
+        self.record = RequestRecord(request_id, endpoint, alias="", shadow=shadow, batch_id=batch_id)
         """The request's record: read it freely; the pipeline alone writes it."""
         tracer = runtime.tracer
         self._trace: RequestTrace | None = (

@@ -198,6 +198,8 @@ class Metrics:
         self.multiprocess = bool(os.environ.get(MULTIPROC_ENV))
         self.registry = CollectorRegistry(auto_describe=False)
         self._breaker_collector = _BreakerCollector(breakers or dict, deployments)
+        self._collectors: list[Collector] = [self._breaker_collector]
+        """Read at scrape time, in every mode (what they report is not summed across workers)."""
         if not self.multiprocess:
             self.registry.register(self._breaker_collector)
         self._alias = LabelCap(max_label_values, aliases)
@@ -422,8 +424,15 @@ class Metrics:
 
         registry = CollectorRegistry(auto_describe=False)
         multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
-        registry.register(self._breaker_collector)
+        for collector in self._collectors:
+            registry.register(collector)
         return generate_latest(registry)
+
+    def add_collector(self, collector: Collector) -> None:
+        """A collector read at each scrape (e.g. the batch lane's line counts, read from the database)."""
+        self._collectors.append(collector)
+        if not self.multiprocess:
+            self.registry.register(collector)
 
     def close(self) -> None:
         """The process is going away: drop its share of the live gauges (multiprocess mode)."""

@@ -88,6 +88,10 @@ class Database(Protocol):
 
     async def fetch(self, sql: str, args: Sequence[Any] = ()) -> list[dict[str, Any]]: ...
 
+    async def write_returning(self, sql: str, args: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        """A write that returns rows (``UPDATE ... RETURNING``), committed as one statement."""
+        ...
+
     async def migrate(self, migrations: Migrations) -> None:
         """Apply the migrations newer than the recorded version, in one transaction each."""
         ...
@@ -155,6 +159,18 @@ class SQLiteDatabase:
         async with self._open().execute(sql, tuple(args)) as cursor:
             return [dict(row) for row in await cursor.fetchall()]
 
+    async def write_returning(self, sql: str, args: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        async with self._writing:
+            self._open()
+            try:
+                async with self._conn.execute(sql, tuple(args)) as cursor:
+                    rows = [dict(row) for row in await cursor.fetchall()]
+            except BaseException:
+                await self._rollback()
+                raise
+            await self._conn.commit()
+            return rows
+
     async def migrate(self, migrations: Migrations) -> None:
         await self._conn.execute("CREATE TABLE IF NOT EXISTS hedge_schema (version INTEGER NOT NULL)")
         rows = await self.fetch("SELECT MAX(version) AS v FROM hedge_schema")
@@ -219,6 +235,9 @@ class PostgresDatabase:
     async def fetch(self, sql: str, args: Sequence[Any] = ()) -> list[dict[str, Any]]:
         async with self._acquire() as conn:
             return [dict(r) for r in await conn.fetch(self._sql(sql), *args)]
+
+    async def write_returning(self, sql: str, args: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        return await self.fetch(sql, args)  # a statement outside a transaction commits by itself
 
     async def migrate(self, migrations: Migrations) -> None:
         slow = max(self.timeout, MIGRATION_TIMEOUT_S)

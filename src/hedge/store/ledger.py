@@ -42,15 +42,13 @@ GROUPS: tuple[str, ...] = ("provider", "model", "alias", "key", "team", "tag", "
 _COLUMNS = (
     "request_id, ts, key_id, team, alias, endpoint, provider, model, status, stream, prompt_tokens, "
     "completion_tokens, cached_tokens, cost_usd, baseline_cost_usd, latency_ms, ttft_ms, attempts, tags, "
-    "cache_hit, error, route, shadow, experiment, arm"
+    "cache_hit, error, route, shadow, experiment, arm, batch_id"
 )
 _WIDTH = len(_COLUMNS.split(","))
 _INSERT = f"INSERT INTO hedge_requests ({_COLUMNS}) VALUES ({', '.join('?' * _WIDTH)}) ON CONFLICT DO NOTHING"
-_WIDTH_BEFORE_ROUTE = _WIDTH - 4
-"""Rows spooled by a version that did not keep the route have four columns less (route, shadow,
-experiment, arm); those spooled before experiments were kept, three less."""
-_ADDED_LATER: tuple[Any, ...] = (None, 0, None, None)
-"""What an old spooled row gets for the columns it lacks (route, shadow, experiment, arm)."""
+_ADDED_LATER: tuple[Any, ...] = (None, 0, None, None, None)
+"""What an old spooled row gets for the columns it lacks, newest last (route, shadow, experiment, arm,
+batch_id): a row spooled by a version that did not keep the route lacks all five."""
 SHADOW_GROUP = "(shadow)"
 """The group of a spend report that holds every shadow copy, whatever the grouping."""
 
@@ -117,12 +115,14 @@ def _row(r: RequestRecord) -> tuple[Any, ...]:
         int(bool(r.shadow)),
         clean_text(r.experiment, TAG_LIMIT),
         clean_text(r.arm, TAG_LIMIT),
+        clean_text(r.batch_id),
     )
 
 
 def _with_route(row: Row) -> Row:
-    """A row spooled before the route (or the experiment columns) was kept gets the defaults of the
-    columns it lacks: a NULL route counts as rows without one do; it is no shadow and in no experiment."""
+    """A row spooled before the route (or the later columns) was kept gets the defaults of the
+    columns it lacks: a NULL route counts as rows without one do; it is no shadow, in no experiment
+    and in no batch."""
     missing = _WIDTH - len(row)
     if 0 < missing <= len(_ADDED_LATER):
         return (*row, *_ADDED_LATER[len(_ADDED_LATER) - missing :])

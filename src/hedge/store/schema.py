@@ -112,6 +112,70 @@ MIGRATIONS: list[tuple[int, list[Statement]]] = [
         ],
     ),
     (
+        6,
+        [
+            # The batch lane (hedge.batch): which batch a ledger row is a line of (NULL: interactive).
+            "ALTER TABLE hedge_requests ADD COLUMN batch_id TEXT",
+            # Files uploaded with POST /v1/files (content on disk under state.dir/files) and the
+            # batches' output and error files (rendered from their lines, so any replica serves them),
+            # each scoped to the key that created it ('' = the master key).
+            """CREATE TABLE IF NOT EXISTS hedge_files (
+                id TEXT PRIMARY KEY,
+                owner TEXT NOT NULL,
+                purpose TEXT NOT NULL,
+                filename TEXT NOT NULL,
+                bytes BIGINT NOT NULL,
+                created_at DOUBLE PRECISION NOT NULL,
+                batch_id TEXT
+            )""",
+            "CREATE INDEX IF NOT EXISTS hedge_files_owner ON hedge_files (owner, created_at)",
+            # One row per batch; its timestamps (in_progress_at ...) as one JSON object, its plan as
+            # the scheduler last made it, and its native batch upstream if it was handed to one.
+            # Counts and cost are summed from the lines, never kept twice.
+            """CREATE TABLE IF NOT EXISTS hedge_batches (
+                id TEXT PRIMARY KEY,
+                owner TEXT NOT NULL,
+                key_id TEXT,
+                endpoint TEXT NOT NULL,
+                model TEXT,
+                input_file_id TEXT NOT NULL,
+                completion_window TEXT NOT NULL,
+                status TEXT NOT NULL,
+                created_at DOUBLE PRECISION NOT NULL,
+                deadline DOUBLE PRECISION NOT NULL,
+                times TEXT NOT NULL,
+                metadata TEXT,
+                errors TEXT,
+                output_file_id TEXT,
+                error_file_id TEXT,
+                plan TEXT,
+                native TEXT
+            )""",
+            "CREATE INDEX IF NOT EXISTS hedge_batches_owner ON hedge_batches (owner, created_at)",
+            "CREATE INDEX IF NOT EXISTS hedge_batches_status ON hedge_batches (status)",
+            # Every line of every batch: its request, its state (pending, running, succeeded, failed,
+            # expired, cancelled), the claim of the replica running it and until when that claim
+            # holds (a crashed replica's lines are taken over once it lapses), and its output line.
+            """CREATE TABLE IF NOT EXISTS hedge_batch_lines (
+                batch_id TEXT NOT NULL,
+                idx INTEGER NOT NULL,
+                custom_id TEXT NOT NULL,
+                body TEXT,
+                state TEXT NOT NULL,
+                claim TEXT,
+                lease_until DOUBLE PRECISION,
+                not_before DOUBLE PRECISION NOT NULL,
+                attempts INTEGER NOT NULL,
+                replica TEXT,
+                result TEXT,
+                cost_usd DOUBLE PRECISION NOT NULL,
+                baseline_cost_usd DOUBLE PRECISION NOT NULL,
+                PRIMARY KEY (batch_id, idx)
+            )""",
+            "CREATE INDEX IF NOT EXISTS hedge_batch_lines_state ON hedge_batch_lines (batch_id, state)",
+        ],
+    ),
+    (
         10,
         [
             # Budgets that degrade (hedge.access.gate): past budget_usd a key is served by its

@@ -586,6 +586,36 @@
     host.replaceChildren(...parts);
   }
 
+  function renderBatches(b) {
+    const host = $("batches");
+    const note = $("batches-note");
+    if (!b.data || !b.data.length) {
+      note.textContent = "";
+      host.replaceChildren(h("p", { class: "muted", id: "batches-empty" },
+        "No batches yet. Upload a JSONL file to ", h("code", { text: "POST /v1/files" }),
+        " and create one with ", h("code", { text: "POST /v1/batches" }), "."));
+      return;
+    }
+    const saved = b.data.reduce((sum, x) => sum + x.hedge.savings_usd, 0);
+    note.textContent = b.data.length + " newest · saved " + fmtUsd(saved);
+    const head = h("tr", null, ...["Batch", "Status", "Progress", "Deadline", "Plan", "Cost", "Saved"].map(
+      (t, i) => h("th", { class: i >= 5 ? "num" : "", text: t })));
+    const rows = b.data.map((x) => {
+      const c = x.request_counts;
+      const done = c.completed + c.failed;
+      const tone = x.status === "completed" ? "pass" : x.status === "failed" || x.status === "expired" ? "fail" : "";
+      return h("tr", { dataset: { batch: x.id, status: x.status } },
+        h("td", { text: x.id }),
+        h("td", null, h("span", { class: "badge " + tone, text: x.status })),
+        h("td", { text: done + " / " + c.total + (c.failed ? " (" + c.failed + " failed)" : "") }),
+        h("td", { text: fmtStamp(x.hedge.deadline) }),
+        h("td", { class: "muted", text: x.hedge.plan ? x.hedge.plan.reason : "" }),
+        h("td", { class: "num", text: fmtUsd(x.hedge.cost_usd) }),
+        h("td", { class: "num", text: fmtUsd(x.hedge.savings_usd) }));
+    });
+    host.replaceChildren(h("table", { class: "data batches" }, h("thead", null, head), h("tbody", null, ...rows)));
+  }
+
   function renderAll() {
     const d = state.data;
     if (d.summary) renderSummary(d.summary);
@@ -594,6 +624,7 @@
     if (d.breakers) renderBreakers(d.breakers);
     if (d.conformance) renderConformance(d.conformance);
     if (d.experiments) renderExperiments(d.experiments);
+    if (d.batches) renderBatches(d.batches);
   }
 
   function renderCharts() {
@@ -746,15 +777,16 @@
     state.busy = true;
     const since = state.range;
     try {
-      const [summary, series, latency, breakers, conformance, experiments] = await Promise.all([
+      const [summary, series, latency, breakers, conformance, experiments, batches] = await Promise.all([
         api("summary", { since }),
         api("timeseries", { since, by: state.by, bucket: "auto" }),
         api("latency", { since }),
         api("breakers"),
         api("conformance"),
         api("experiments"),
+        api("batches"),
       ]);
-      state.data = { summary, series, latency, breakers, conformance, experiments };
+      state.data = { summary, series, latency, breakers, conformance, experiments, batches };
       renderAll();
       await refreshLog(true);
       setBanner(null);

@@ -1,0 +1,38 @@
+"""What a line sent through a provider's native batch API costs: ``batch_*`` prices, else the
+interactive price less ``batch_discount``, else the interactive price."""
+
+from __future__ import annotations
+
+import pytest
+
+from hedge.config import Price
+from hedge.cost.pricing import batch_price, cost_usd
+from hedge.providers.base import Usage
+
+
+@pytest.mark.parametrize(
+    ("price", "expected"),
+    [
+        (Price(input=2.0, output=8.0), Price(input=2.0, output=8.0)),
+        (Price(input=2.0, output=8.0, batch_discount=0.5), Price(input=1.0, output=4.0)),
+        (Price(input=2.0, output=8.0, batch_input=0.7, batch_output=3.0), Price(input=0.7, output=3.0)),
+        (Price(input=2.0, output=8.0, batch_input=0.7, batch_discount=0.5), Price(input=0.7, output=4.0)),
+        (
+            Price(input=2.0, output=8.0, cached_input=1.0, batch_discount=0.5),
+            Price(input=1.0, output=4.0, cached_input=0.5),
+        ),
+    ],
+)
+def test_batch_price(price: Price, expected: Price) -> None:
+    assert batch_price(price) == expected
+
+
+def test_a_line_at_half_price_costs_half() -> None:
+    usage = Usage(1000, 500, 0)
+    price = Price(input=2.0, output=8.0, batch_discount=0.5)
+    assert cost_usd(usage, batch_price(price)) == pytest.approx(cost_usd(usage, price) / 2)
+
+
+def test_a_discount_of_one_or_more_is_refused() -> None:
+    with pytest.raises(ValueError):
+        Price(input=1.0, batch_discount=1.0)
