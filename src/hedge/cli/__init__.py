@@ -109,6 +109,9 @@ def _mock(args: argparse.Namespace) -> int:
     if not 0.0 <= args.fail_rate <= 1.0:
         print("hedge: --fail-rate must be between 0 and 1", file=sys.stderr)
         return 2
+    if args.quality is not None and not 0.0 <= args.quality <= 1.0:
+        print("hedge: --quality must be between 0 and 1", file=sys.stderr)
+        return 2
     knobs = Knobs(
         latency_ms=args.latency_ms,
         fail_rate=args.fail_rate,
@@ -117,6 +120,7 @@ def _mock(args: argparse.Namespace) -> int:
         retry_after=args.retry_after,
         api_key=args.api_key,
         quirks=list(args.quirk or []),
+        quality=args.quality,
     )
     app = create_mock_app(args.style, knobs, args.seed)
     from hedge.cli.banner import mock_banner
@@ -187,6 +191,13 @@ def build_parser() -> argparse.ArgumentParser:
     mock.add_argument("--seed", type=int, default=None, help="seed for the failure draw (reproducible runs)")
     mock.add_argument("--api-key", default=None, help="require exactly this key (default: any non-empty key)")
     mock.add_argument("--quirk", action="append", help="reproduce a known incompatibility (repeatable)")
+    mock.add_argument(
+        "--quality",
+        type=float,
+        default=None,
+        help="play a model of known quality: answer 'Answer with: X' prompts right this share (0..1) "
+        "of the time, with a plausible wrong answer otherwise",
+    )
     mock.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
     mock.set_defaults(func=_mock)
 
