@@ -194,11 +194,36 @@ async def breakers(request: Request) -> Response:
                     "ewma_latency_ms": _round(stats.ewma_latency_ms if stats is not None else None),
                     "ewma_ttft_ms": _round(stats.ewma_ttft_ms if stats is not None else None),
                     "p95_latency_ms": _round(stats.p95_latency_ms() if stats is not None else None),
+                    **_quality(runtime, dep_id),
                 }
             )
         return json_response({"deployments": rows, "scope": "process"})
     except HedgeError as exc:
         return error_response(exc)
+
+
+def _quality(runtime: Runtime, dep_id: str) -> dict[str, Any]:
+    """The quality the ``cheapest`` strategy checks for this deployment and where it comes from:
+    ``measured`` (by ``hedge eval --apply``: the interval's lower bound) beats ``configured`` (the
+    first alias that configures one, when several aliases share the deployment)."""
+    configured = next(
+        (
+            d.quality
+            for a in runtime.router.aliases.values()
+            for d in a.deployments
+            if d.id == dep_id and d.quality is not None
+        ),
+        None,
+    )
+    found = runtime.measured_quality.get(dep_id)
+    quality = found.ci_low if found is not None else configured
+    source = "measured" if found is not None else "configured" if configured is not None else None
+    return {
+        "quality": _round(quality),
+        "quality_source": source,
+        "configured_quality": configured,
+        "measured_quality": found.to_dict() if found is not None else None,
+    }
 
 
 def _round(value: float | None) -> float | None:

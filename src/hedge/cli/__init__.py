@@ -1,4 +1,4 @@
-"""The ``hedge`` command: serve, top, mock, demo, check, and the state commands (keys, spend, prices).
+"""The ``hedge`` command: serve, top, mock, demo, check, eval, and the state commands (keys, spend, prices).
 
 Each subcommand's handler imports what only it needs (uvicorn, the HTTP app, the mocks, the demo,
 ``hedge top``'s live view) when it runs, so ``hedge --help`` and the state commands do not load them.
@@ -17,6 +17,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from hedge.cli.evals import add_parsers as add_eval_parsers
 from hedge.cli.init import add_parser as add_init_parser
 from hedge.cli.state import add_parsers as add_state_parsers
 from hedge.config import CONFIG_ENV, ConfigError, load_config
@@ -215,6 +216,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(func=_demo)
 
     add_check_parser(sub)
+    add_eval_parsers(sub)
     add_init_parser(sub)
     return parser
 

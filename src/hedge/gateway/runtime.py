@@ -11,6 +11,8 @@ does both, for faces that run without a server's lifespan (a batch worker,
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from pathlib import Path
 
@@ -33,11 +35,15 @@ from hedge.store.cache import MemoryCache, RedisCache, ResponseCache
 from hedge.store.conformance import JsonlResultStore, results_path
 from hedge.store.counters import Counters, MemoryCounters, RedisCounters
 from hedge.store.db import Database, database
+from hedge.store.evals import MeasuredQuality, QualityStore
 from hedge.store.ledger import Ledger
 from hedge.store.schema import MIGRATIONS
 from hedge.transport import Transport
 
 log = logging.getLogger("hedge")
+
+QUALITY_REFRESH_S = 30.0
+"""How often a running gateway re-reads the quality ``hedge eval --apply`` measured."""
 
 
 class Runtime:
@@ -88,6 +94,10 @@ class Runtime:
         self.quotas = Quotas(config, self.counters)
         self.gate = Gate(self.counters, self.ledger, config.budgets)
         self.sinks.append(self.ledger)
+        self.quality = QualityStore(self.db)
+        self.measured_quality: dict[str, MeasuredQuality] = {}
+        """What ``hedge eval --apply`` measured, by deployment id, as last read."""
+        self._quality_task: asyncio.Task[None] | None = None
 
     def started(self, rec: RequestRecord) -> None:
         """A request's alias is known: it counts as in flight until ``record(rec)``."""
@@ -101,6 +111,23 @@ class Runtime:
         if self.shared_breakers is not None:
             self.shared_breakers.start()
         self.gate.start()
+        await self.refresh_quality()
+        self._quality_task = asyncio.create_task(self._refresh_quality_every(QUALITY_REFRESH_S))
+
+    async def refresh_quality(self) -> None:
+        """Read the measured quality and hand its lower bounds to the router (a database that
+        cannot be read leaves the last known values in force)."""
+        try:
+            self.measured_quality = await self.quality.load()
+        except Exception as exc:
+            log.warning("measured quality cannot be read (%s); keeping the last known values", exc)
+            return
+        self.router.set_measured_quality({dep: m.ci_low for dep, m in self.measured_quality.items()})
+
+    async def _refresh_quality_every(self, seconds: float) -> None:
+        while True:
+            await asyncio.sleep(seconds)
+            await self.refresh_quality()
 
     def record(self, rec: RequestRecord, key: VirtualKey | None = None) -> None:
         """A request is over: book its spend on ``key`` and its deployment's quota, then every sink."""
@@ -114,6 +141,10 @@ class Runtime:
                 log.exception("request record sink failed")
 
     async def close(self) -> None:
+        if self._quality_task is not None:
+            self._quality_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._quality_task
         await self.gate.drain()
         await self.quotas.drain()
         await self.ledger.close()

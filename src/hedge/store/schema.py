@@ -111,4 +111,22 @@ MIGRATIONS: list[tuple[int, list[Statement]]] = [
             "ALTER TABLE hedge_requests ADD COLUMN route TEXT",
         ],
     ),
+    (
+        8,
+        [
+            # Quality measured by `hedge eval --apply`, one row per deployment (provider/model): the
+            # mean and the 95% interval over n graded items, the grader and dataset it came from.
+            # The cheapest strategy's min_quality reads ci_low in preference to a configured quality.
+            """CREATE TABLE IF NOT EXISTS hedge_quality (
+                deployment TEXT PRIMARY KEY,
+                quality DOUBLE PRECISION NOT NULL,
+                ci_low DOUBLE PRECISION NOT NULL,
+                ci_high DOUBLE PRECISION NOT NULL,
+                n INTEGER NOT NULL,
+                grader TEXT NOT NULL,
+                dataset TEXT NOT NULL,
+                measured_at DOUBLE PRECISION NOT NULL
+            )""",
+        ],
+    ),
 ]

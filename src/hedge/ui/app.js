@@ -482,7 +482,14 @@
       if (d.ewma_latency_ms != null) meta.push("EWMA " + fmtMs(d.ewma_latency_ms));
       if (d.ewma_ttft_ms != null) meta.push("TTFT " + fmtMs(d.ewma_ttft_ms));
       meta.push((d.aliases.length > 1 ? "aliases " : "alias ") + d.aliases.join(", "));
-      return h("li", { dataset: { deployment: d.deployment, state: d.state } },
+      if (d.quality_source === "measured" && d.measured_quality) {
+        const m = d.measured_quality;
+        meta.push("quality " + m.quality.toFixed(3) + " [" + m.ci_low.toFixed(3) + ", " + m.ci_high.toFixed(3) +
+          "] measured (n " + m.n + ", " + m.grader + ")");
+      } else if (d.quality_source === "configured") {
+        meta.push("quality " + d.quality + " configured");
+      }
+      return h("li", { dataset: { deployment: d.deployment, state: d.state, quality: d.quality_source || "" } },
         h("span", { class: "dep", text: d.deployment }),
         h("span", null,
           d.cooling_down ? h("span", { class: "badge cooling", text: "cooling down" }) : null, " ",

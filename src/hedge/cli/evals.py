@@ -1,0 +1,242 @@
+"""``hedge eval`` and ``hedge dataset export``: find the cheapest model that meets a quality bar.
+
+``hedge eval`` opens the gateway's runtime without a server (:func:`open_runtime`), so candidates
+are served by the same pipeline, adapters and booking as live traffic, and its records land in
+the same ledger, tagged ``eval``. The report goes to stdout (or ``--output``); the progress bar
+goes to stderr, and only when stderr is a terminal, so a pipe or a CI log gets the report alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+from typing import Any
+
+import orjson
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeRemainingColumn,
+)
+
+from hedge.config import Config, ConfigError, load_config
+from hedge.evals import datasets
+from hedge.evals.graders import Grader, make_grader, models_asked
+from hedge.evals.report import Report, measurements, render_table, summarize, to_markdown
+from hedge.evals.runner import Evaluation, resolve_targets
+from hedge.gateway.runtime import database_url, open_runtime
+from hedge.store.db import connect
+from hedge.store.evals import QualityStore
+from hedge.store.ledger import parse_since
+from hedge.store.schema import MIGRATIONS
+
+
+def _fail(message: str) -> int:
+    print(f"hedge: {message}", file=sys.stderr)
+    return 2
+
+
+def _config(path: str) -> Config | str:
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        return f"config error: {exc}"
+
+
+def render(report: Report, fmt: str) -> str:
+    if fmt == "json":
+        return orjson.dumps(report.to_json(), option=orjson.OPT_INDENT_2).decode() + "\n"
+    if fmt == "markdown":
+        return to_markdown(report)
+    return render_table(report)
+
+
+async def _evaluate(
+    args: argparse.Namespace, config: Config, items: list[datasets.Item], rubric: str | None
+) -> int:
+    runtime = await open_runtime(config)
+    try:
+        try:
+            targets = resolve_targets(runtime.router, args.candidates)
+            reference = resolve_targets(runtime.router, [args.reference])[0] if args.reference else None
+        except ValueError as exc:
+            return _fail(str(exc))
+        asked = models_asked(args.grader)
+        if asked is not None and asked not in runtime.router.aliases:
+            return _fail(f"grader {args.grader!r}: unknown alias {asked!r}")
+        holder: list[Evaluation] = []
+
+        async def ask(endpoint: str, body: dict[str, Any]) -> dict[str, Any]:
+            return await holder[0].ask(endpoint, body)
+
+        try:
+            grader: Grader = make_grader(args.grader, ask, rubric)
+        except ValueError as exc:
+            return _fail(str(exc))
+        if grader.pairwise and reference is None:
+            return _fail(f"grader {args.grader!r} compares with a reference: give --reference ALIAS")
+        console = Console(stderr=True)
+        progress = (
+            Progress(
+                TextColumn("[bold]hedge eval[/]"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeRemainingColumn(),
+                console=console,
+                transient=True,
+            )
+            if console.is_terminal
+            else None
+        )
+        tasks: list[TaskID] = []
+
+        def advance() -> None:
+            if progress is not None and tasks:
+                progress.advance(tasks[0])
+
+        evaluation = Evaluation(
+            runtime,
+            items,
+            targets,
+            grader,
+            reference=reference,
+            max_usd=args.max_usd,
+            concurrency=args.concurrency,
+            progress=advance,
+        )
+        holder.append(evaluation)
+        if progress is not None:
+            progress.start()
+            tasks.append(progress.add_task("eval", total=evaluation.jobs))
+        try:
+            result = await evaluation.run()
+        finally:
+            if progress is not None:
+                progress.stop()
+        result.grader_spec = args.grader
+        result.dataset = Path(args.dataset).name
+        report = summarize(result, args.bar)
+        text = render(report, args.format)
+        if args.output:
+            await asyncio.to_thread(Path(args.output).write_text, text, encoding="utf-8")
+        else:
+            sys.stdout.write(text)
+        if args.apply:
+            rows = measurements(result, result.dataset)
+            await QualityStore(runtime.db).save(rows)
+            shown = ", ".join(
+                f"{r.deployment} {r.quality:.3f} [{r.ci_low:.3f}, {r.ci_high:.3f}]" for r in rows
+            )
+            print(f"hedge: stored measured quality for {len(rows)} deployment(s): {shown}", file=sys.stderr)
+        return 0
+    finally:
+        await runtime.close()
+
+
+def _eval(args: argparse.Namespace) -> int:
+    config = _config(args.config)
+    if isinstance(config, str):
+        return _fail(config)
+    if args.concurrency < 1:
+        return _fail("--concurrency must be at least 1")
+    if args.max_usd is not None and args.max_usd < 0:
+        return _fail("--max-usd must not be negative")
+    try:
+        items = datasets.load(args.dataset)
+    except datasets.DatasetError as exc:
+        return _fail(str(exc))
+    rubric = None
+    if args.rubric:
+        try:
+            rubric = Path(args.rubric).read_text(encoding="utf-8")
+        except OSError as exc:
+            return _fail(f"cannot read the rubric {args.rubric}: {exc.strerror or exc}")
+    return asyncio.run(_evaluate(args, config, items, rubric))
+
+
+async def _export(args: argparse.Namespace, config: Config) -> int:
+    if args.alias not in config.models:
+        return _fail(f"unknown alias {args.alias!r} (known: {', '.join(sorted(config.models))})")
+    try:
+        since = parse_since(args.since)
+    except ValueError as exc:
+        return _fail(str(exc))
+    db = await connect(database_url(config))
+    try:
+        await db.migrate(MIGRATIONS)
+        items = await datasets.export_logged(db, args.alias, since, args.sample, args.seed)
+    finally:
+        await db.close()
+    count = datasets.write(items, args.output)
+    hint = "" if count or config.server.log_bodies else " (server.log_bodies is off: no bodies are logged)"
+    print(f"hedge: wrote {count} item(s) to {args.output}{hint}", file=sys.stderr)
+    return 0
+
+
+def _dataset(args: argparse.Namespace) -> int:
+    config = _config(args.config)
+    if isinstance(config, str):
+        return _fail(config)
+    if args.sample is not None and args.sample < 1:
+        return _fail("--sample must be at least 1")
+    return asyncio.run(_export(args, config))
+
+
+def _candidates(value: str) -> list[str]:
+    names = [v.strip() for v in value.split(",") if v.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError("give at least one candidate")
+    return names
+
+
+def add_parsers(sub: Any) -> None:
+    ev = sub.add_parser(
+        "eval",
+        help="run a dataset on candidate models, grade the answers, recommend the cheapest that meets a bar",
+    )
+    ev.add_argument("--config", required=True, help="YAML config file")
+    ev.add_argument("--dataset", required=True, help="JSONL of chat requests (see hedge dataset export)")
+    ev.add_argument(
+        "--candidates",
+        required=True,
+        type=_candidates,
+        help="comma-separated aliases or provider/model deployments",
+    )
+    ev.add_argument("--reference", default=None, help="the alias (or deployment) to compare with")
+    ev.add_argument(
+        "--grader",
+        default="exact",
+        help="exact, contains, regex:PATTERN, json_schema, tool_call, similarity:ALIAS, judge:ALIAS, "
+        "python:module:function (default exact)",
+    )
+    ev.add_argument("--rubric", default=None, help="judge: score each answer with this rubric file")
+    ev.add_argument("--bar", type=float, default=0.9, help="quality bar, 0..1 (default 0.9)")
+    ev.add_argument("--max-usd", type=float, default=None, help="stop before spending more than this")
+    ev.add_argument("--concurrency", type=int, default=8, help="requests in flight (default 8)")
+    ev.add_argument("--format", choices=["table", "json", "markdown"], default="table")
+    ev.add_argument("--output", default=None, help="write the report here instead of stdout")
+    ev.add_argument(
+        "--apply",
+        action="store_true",
+        help="store the measured quality per deployment for the cheapest strategy's min_quality",
+    )
+    ev.set_defaults(func=_eval)
+
+    ds = sub.add_parser("dataset", help="evaluation datasets")
+    ds_sub = ds.add_subparsers(dest="dataset_command", required=True)
+    export = ds_sub.add_parser(
+        "export", help="build a dataset from logged requests (server.log_bodies), answers as references"
+    )
+    export.add_argument("--config", required=True, help="YAML config file")
+    export.add_argument("--alias", required=True, help="the alias whose requests to export")
+    export.add_argument("--since", default="7d", help="how far back: 7d, 24h, 30m (default 7d)")
+    export.add_argument("--sample", type=int, default=None, help="at most this many, drawn at random")
+    export.add_argument("--seed", type=int, default=0, help="seed of the sample draw (default 0)")
+    export.add_argument("--output", required=True, help="the JSONL file to write")
+    export.set_defaults(func=_dataset)

@@ -1,0 +1,228 @@
+"""``hedge eval`` end to end: real mocks of known quality, the real CLI, the gateway's own pipeline.
+
+Three OpenAI-style mocks play models of quality 0.97, 0.92 and 0.55 (``--quality``), priced high,
+mid and low. On a 150-item dataset whose prompts end ``Answer with: X`` and whose expected answers
+are ``X``, with a bar of 0.85, the eval must recommend the mid one (the cheapest whose Wilson lower
+bound clears the bar) and mark the low one below it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+import yaml
+
+from conftest import MASTER_KEY, Mock, start_gateway, start_mock
+from hedge.config import load_config
+from hedge.gateway.runtime import open_runtime
+
+QUALITIES = {"high": 0.97, "mid": 0.92, "low": 0.55}
+PRICES = {"high": (5.0, 15.0), "mid": (1.0, 3.0), "low": (0.1, 0.3)}
+JSON_KEYS = [
+    "target",
+    "n",
+    "quality",
+    "ci_low",
+    "ci_high",
+    "cost_usd",
+    "cost_per_1k_usd",
+    "latency_p50_ms",
+    "latency_p95_ms",
+    "win",
+    "tie",
+    "loss",
+    "meets_bar",
+]
+
+
+@pytest.fixture(scope="module")
+def quality_mocks(logs: Path) -> Iterator[dict[str, Mock]]:
+    mocks: dict[str, Mock] = {}
+    try:
+        for seed, (name, quality) in enumerate(QUALITIES.items()):
+            mocks[name] = start_mock("openai", logs, "--quality", str(quality), "--seed", str(seed))
+        yield mocks
+    finally:
+        for m in mocks.values():
+            m.stop()
+
+
+def _config(mocks: dict[str, Mock], state_dir: Path, **server: Any) -> dict[str, Any]:
+    models: dict[str, Any] = {}
+    providers: dict[str, Any] = {}
+    for name, mock in mocks.items():
+        providers[name] = {"style": "openai", "base_url": f"{mock.url}/v1", "api_key": "sk-x"}
+        price = {"input": PRICES[name][0], "output": PRICES[name][1]}
+        models[name] = {"deployments": [{"provider": name, "model": f"model-{name}", "price": price}]}
+    models["pick"] = {
+        "strategy": "cheapest",
+        "min_quality": 0.85,
+        "deployments": [
+            {
+                "provider": name,
+                "model": f"model-{name}",
+                "price": {"input": PRICES[name][0], "output": PRICES[name][1]},
+                "quality": 0.99,  # what someone typed: every one "meets" the bar until measured
+            }
+            for name in mocks
+        ],
+    }
+    return {
+        "server": {"master_key": MASTER_KEY, **server},
+        "providers": providers,
+        "models": models,
+        "state": {"dir": str(state_dir)},
+    }
+
+
+def _dataset(path: Path, n: int = 150) -> Path:
+    capitals = ["Paris", "Lyon", "Berlin", "Madrid", "Rome", "Vienna", "Prague", "Lisbon", "Oslo", "Bern"]
+    with path.open("wb") as out:
+        for i in range(n):
+            answer = str(100 + i) if i % 2 else capitals[i % len(capitals)]
+            line = {
+                "messages": [{"role": "user", "content": f"Question {i}. Answer with: {answer}"}],
+                "max_tokens": 8,  # bounds the worst case reserved against --max-usd
+                "expected": answer,
+                "metadata": {"i": i},
+            }
+            out.write(orjson.dumps(line) + b"\n")
+    return path
+
+
+def _hedge(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run(
+        [sys.executable, "-m", "hedge", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    if check:
+        assert done.returncode == 0, done.stderr
+    return done
+
+
+@pytest.fixture
+def setup(quality_mocks: dict[str, Mock], tmp_path: Path) -> tuple[Path, Path]:
+    for mock in quality_mocks.values():
+        mock.configure(latency_ms=0, fail_rate=0)
+        mock.reset()
+    config = tmp_path / "hedge.yaml"
+    config.write_text(yaml.safe_dump(_config(quality_mocks, tmp_path / "state")))
+    return config, _dataset(tmp_path / "d.jsonl")
+
+
+def test_eval_recommends_the_cheapest_candidate_that_meets_the_bar(setup: tuple[Path, Path]) -> None:
+    config, dataset = setup
+    base = ["eval", "--config", str(config), "--dataset", str(dataset), "--candidates", "high,mid,low"]
+    base += ["--reference", "high", "--grader", "exact", "--bar", "0.85", "--concurrency", "8"]
+    done = _hedge(*base, "--format", "json")
+    report = orjson.loads(done.stdout)
+    assert list(report) == ["candidates", "recommended"]
+    rows = {c["target"]: c for c in report["candidates"]}
+    assert [list(c) for c in report["candidates"]] == [JSON_KEYS] * 3
+    assert report["recommended"] == "mid"
+    assert rows["low"]["meets_bar"] is False and rows["low"]["ci_high"] < 0.85
+    assert rows["mid"]["meets_bar"] is True and rows["high"]["meets_bar"] is True
+    for name, quality in QUALITIES.items():
+        row = rows[name]
+        assert row["n"] == 150
+        assert abs(row["quality"] - quality) <= 0.02  # the mocks' low-discrepancy draws
+        assert row["ci_low"] < row["quality"] < row["ci_high"]
+        assert row["cost_usd"] > 0 and row["latency_p50_ms"] <= row["latency_p95_ms"]
+    assert rows["high"]["cost_per_1k_usd"] > rows["mid"]["cost_per_1k_usd"] > rows["low"]["cost_per_1k_usd"]
+    assert (rows["high"]["win"], rows["high"]["tie"], rows["high"]["loss"]) == (0, 150, 0)
+    assert rows["low"]["loss"] > rows["low"]["win"]
+    assert "progress" not in done.stderr and "━" not in done.stderr  # no bar when not a terminal
+
+    table = _hedge(*base).stdout
+    assert "Recommended: mid" in table and "Below the bar: low." in table
+    assert "yes (recommended)" in table and "high (reference)" in table
+    markdown = _hedge(*base, "--format", "markdown", "--output", str(config.parent / "r.md")).stdout
+    assert markdown == ""
+    text = (config.parent / "r.md").read_text()
+    assert "| **mid** |" in text and "| candidate | n |" in text and "Recommended: mid" in text
+
+
+def test_eval_books_through_the_ledger_tagged_eval(setup: tuple[Path, Path]) -> None:
+    config, dataset = setup
+    args = ["eval", "--config", str(config), "--dataset", str(dataset), "--candidates", "low,mid/model-mid"]
+    report = orjson.loads(_hedge(*args, "--format", "json").stdout)
+    assert report["candidates"][1]["target"] == "mid/model-mid"  # a deployment, pinned
+    spend = orjson.loads(_hedge("spend", "--config", str(config), "--by", "tag", "--format", "json").stdout)
+    eval_row = next(r for r in spend["rows"] if r["group"] == "eval")
+    assert eval_row["requests"] == 300
+    total = sum(c["cost_usd"] for c in report["candidates"])
+    assert eval_row["cost_usd"] == pytest.approx(total, rel=1e-6)
+
+
+def test_max_usd_holds_under_concurrency(setup: tuple[Path, Path]) -> None:
+    config, dataset = setup
+    args = ["eval", "--config", str(config), "--dataset", str(dataset), "--candidates", "high"]
+    full = orjson.loads(_hedge(*args, "--format", "json").stdout)["candidates"][0]["cost_usd"]
+    cap = full / 3
+    done = _hedge(*args, "--format", "json", "--max-usd", f"{cap:.10f}", "--concurrency", "16")
+    row = orjson.loads(done.stdout)["candidates"][0]
+    assert 0 < row["cost_usd"] <= cap and row["n"] < 150
+    table = _hedge(*args, "--max-usd", f"{cap:.10f}", "--concurrency", "16").stdout
+    assert "budget (--max-usd) ran out" in table and "not sent" in table
+
+
+def test_apply_feeds_the_cheapest_strategy(setup: tuple[Path, Path], logs: Path) -> None:
+    config, dataset = setup
+
+    async def first_choice() -> str:
+        runtime = await open_runtime(load_config(config))
+        try:
+            _, plan = runtime.router.plan("pick")
+            return plan[0].id
+        finally:
+            await runtime.close()
+
+    assert asyncio.run(first_choice()) == "low/model-low"  # configured quality 0.99 for all: cheapest wins
+    args = ["eval", "--config", str(config), "--dataset", str(dataset), "--candidates", "high,mid,low"]
+    done = _hedge(*args, "--bar", "0.85", "--apply", "--format", "json")
+    assert "stored measured quality for 3 deployment(s)" in done.stderr
+    assert asyncio.run(first_choice()) == "mid/model-mid"  # measured beats configured
+
+    gw = start_gateway(yaml.safe_load(config.read_text()), logs)
+    try:
+        import httpx
+
+        rows = httpx.get(
+            f"{gw.url}/admin/dashboard/breakers", headers={"Authorization": f"Bearer {MASTER_KEY}"}
+        ).json()["deployments"]
+        by = {r["deployment"]: r for r in rows}
+        low = by["low/model-low"]
+        assert low["quality_source"] == "measured" and low["configured_quality"] == 0.99
+        assert low["measured_quality"]["n"] == 150 and low["measured_quality"]["grader"] == "exact"
+        assert low["quality"] == pytest.approx(low["measured_quality"]["ci_low"], abs=1e-3)
+        assert low["quality"] < 0.85
+    finally:
+        gw.stop()
+
+
+def test_bad_input_is_a_clear_error(setup: tuple[Path, Path], tmp_path: Path) -> None:
+    config, dataset = setup
+    base = ["eval", "--config", str(config), "--dataset", str(dataset)]
+    unknown = _hedge(*base, "--candidates", "nope", check=False)
+    assert unknown.returncode == 2 and "unknown candidate 'nope'" in unknown.stderr
+    grader = _hedge(*base, "--candidates", "low", "--grader", "fuzzy", check=False)
+    assert grader.returncode == 2 and "unknown grader 'fuzzy'" in grader.stderr
+    judge = _hedge(*base, "--candidates", "low", "--grader", "judge:low", check=False)
+    assert judge.returncode == 2 and "--reference" in judge.stderr
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"messages": [{"role": "user", "content": "hi"}]}\n{"messages": "hi"}\n')
+    broken = _hedge(
+        "eval", "--config", str(config), "--dataset", str(bad), "--candidates", "low", check=False
+    )
+    assert broken.returncode == 2 and "line 2" in broken.stderr and "Traceback" not in broken.stderr
