@@ -12,6 +12,7 @@ import asyncio
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -226,3 +227,116 @@ def test_bad_input_is_a_clear_error(setup: tuple[Path, Path], tmp_path: Path) ->
         "eval", "--config", str(config), "--dataset", str(bad), "--candidates", "low", check=False
     )
     assert broken.returncode == 2 and "line 2" in broken.stderr and "Traceback" not in broken.stderr
+
+
+def test_a_judge_grader_runs_through_an_alias(
+    quality_mocks: dict[str, Mock], tmp_path: Path, logs: Path
+) -> None:
+    from conftest import _wait_ready
+    from hedge.cli.net import free_port
+
+    port = free_port()
+    log = logs / f"judge-{port}.log"
+    script = Path(__file__).with_name("judge_upstream.py")
+    judge = subprocess.Popen(
+        [sys.executable, str(script), str(port)], stdout=log.open("wb"), stderr=subprocess.STDOUT
+    )
+    try:
+        _wait_ready(judge, f"http://127.0.0.1:{port}/ready", log)
+        for mock in quality_mocks.values():
+            mock.reset()
+        config = _config(quality_mocks, tmp_path / "state")
+        config["providers"]["judge"] = {
+            "style": "openai",
+            "base_url": f"http://127.0.0.1:{port}/v1",
+            "api_key": "sk-j",
+        }
+        config["models"]["judge"] = {
+            "deployments": [{"provider": "judge", "model": "judge-1", "price": {"input": 1.0, "output": 1.0}}]
+        }
+        path = tmp_path / "hedge.yaml"
+        path.write_text(yaml.safe_dump(config))
+        dataset = _dataset(tmp_path / "d.jsonl", n=40)
+        args = ["eval", "--config", str(path), "--dataset", str(dataset), "--candidates", "mid,low"]
+        args += ["--reference", "high", "--grader", "judge:judge", "--bar", "0.4", "--format", "json"]
+        report = orjson.loads(_hedge(*args).stdout)
+        rows = {c["target"]: c for c in report["candidates"]}
+        assert rows["high"]["n"] == 40 and (rows["high"]["tie"], rows["high"]["quality"]) == (40, 0.5)
+        low, mid = rows["low"], rows["mid"]
+        assert low["n"] == mid["n"] == 40
+        assert low["win"] + low["tie"] + low["loss"] == 40
+        assert low["loss"] >= 12 and low["loss"] > mid["loss"]  # the judge sees the wrong answers
+        assert low["quality"] < mid["quality"] <= 0.55
+        assert report["recommended"] == "mid"
+        spend = _hedge("spend", "--config", str(path), "--by", "model", "--format", "json").stdout
+        judged = next(r for r in orjson.loads(spend)["rows"] if r["group"] == "judge-1")
+        assert judged["requests"] == 2 * 2 * 40  # two candidates, both orders, every item
+    finally:
+        judge.terminate()
+        judge.wait(10)
+
+
+def test_export_logged_requests_then_evaluate_them(
+    quality_mocks: dict[str, Mock], logs: Path, tmp_path: Path
+) -> None:
+    import openai
+
+    gw = start_gateway(_config(quality_mocks, tmp_path / "state", log_bodies=True), logs)
+    try:
+        client = openai.OpenAI(base_url=gw.base_url, api_key=MASTER_KEY, max_retries=0)
+        for i in range(12):
+            client.chat.completions.create(model="mid", messages=[{"role": "user", "content": f"hello {i}"}])
+        client.chat.completions.create(model="low", messages=[{"role": "user", "content": "other alias"}])
+        out = tmp_path / "exported.jsonl"
+        args = ["dataset", "export", "--config", str(gw.config_path), "--alias", "mid", "--since", "1h"]
+        deadline = time.monotonic() + 20
+        lines: list[dict[str, Any]] = []
+        while time.monotonic() < deadline:  # the ledger and body log are written in batches
+            _hedge(*args, "--sample", "10", "--output", str(out))
+            lines = [orjson.loads(line) for line in out.read_bytes().splitlines()]
+            if len(lines) == 10:
+                break
+            time.sleep(0.2)
+        assert len(lines) == 10
+        assert all(line["expected"] == f"model-mid says: {line['messages'][0]['content']}" for line in lines)
+        assert all("model" not in line and line["metadata"]["provider"] == "mid" for line in lines)
+    finally:
+        gw.stop()
+    config = gw.config_path
+    args = ["eval", "--config", str(config), "--dataset", str(out), "--candidates", "mid,low", "--bar", "0.7"]
+    done = _hedge(*args)  # 10 of 10 right: Wilson's lower bound is 0.72
+    assert "Recommended: mid" in done.stdout and "Below the bar: low." in done.stdout
+
+
+def test_batch_input_lines_and_similarity_through_an_embeddings_alias(
+    quality_mocks: dict[str, Mock], tmp_path: Path
+) -> None:
+    config = _config(quality_mocks, tmp_path / "state")
+    config["models"]["embed"] = {
+        "deployments": [{"provider": "low", "model": "text-embedding-3-small", "price": {"input": 0.02}}]
+    }
+    path = tmp_path / "hedge.yaml"
+    path.write_text(yaml.safe_dump(config))
+    dataset = tmp_path / "batch.jsonl"
+    lines = [
+        {
+            "custom_id": f"req-{i}",
+            "method": "POST",
+            "url": "/v1/chat/completions",
+            "body": {"model": "gpt-4o", "messages": [{"role": "user", "content": f"Answer with: {i}"}]},
+            "expected": str(i),
+        }
+        for i in range(20)
+    ]
+    dataset.write_bytes(b"".join(orjson.dumps(line) + b"\n" for line in lines))
+    for mock in quality_mocks.values():
+        mock.configure(quality=1.0)
+    try:
+        args = ["eval", "--config", str(path), "--dataset", str(dataset), "--candidates", "high"]
+        report = orjson.loads(_hedge(*args, "--grader", "similarity:embed", "--format", "json").stdout)
+        row = report["candidates"][0]
+        assert (row["n"], row["quality"]) == (20, 1.0)  # identical texts: cosine 1
+        assert report["recommended"] == "high"
+    finally:
+        for name, mock in quality_mocks.items():
+            mock.configure(quality=QUALITIES[name])
