@@ -340,3 +340,42 @@ def test_batch_input_lines_and_similarity_through_an_embeddings_alias(
     finally:
         for name, mock in quality_mocks.items():
             mock.configure(quality=QUALITIES[name])
+
+
+def test_the_progress_bar_is_drawn_on_a_terminal_only(setup: tuple[Path, Path]) -> None:
+    import pty
+
+    config, dataset = setup
+    args = [
+        "eval",
+        "--config",
+        str(config),
+        "--dataset",
+        str(dataset),
+        "--candidates",
+        "low",
+        "--format",
+        "json",
+    ]
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hedge", *args],
+        stdout=subprocess.PIPE,
+        stderr=follower,
+        env={**os.environ, "TERM": "xterm-256color", "COLUMNS": "120"},
+    )
+    os.close(follower)
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # the terminal closed: the process is gone
+            break
+        if not chunk:
+            break
+        seen += chunk
+    os.close(leader)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0
+    assert b"hedge eval" in seen and b"/150" in seen  # the bar, with its count, on the terminal
+    assert orjson.loads(out)["candidates"][0]["n"] == 150  # and only the report on stdout

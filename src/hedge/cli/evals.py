@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -54,7 +55,7 @@ def render(report: Report, fmt: str) -> str:
         return orjson.dumps(report.to_json(), option=orjson.OPT_INDENT_2).decode() + "\n"
     if fmt == "markdown":
         return to_markdown(report)
-    return render_table(report)
+    return render_table(report, shutil.get_terminal_size((160, 24)).columns)
 
 
 async def _evaluate(

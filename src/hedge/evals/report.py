@@ -193,9 +193,13 @@ def measurements(result: RunResult, dataset: str) -> list[MeasuredQuality]:
 
 
 def _usd(value: float | None) -> str:
+    """Dollars to the cent above $1, else to the millionth with no trailing zeros ($0.00255)."""
     if value is None:
         return "-"
-    return f"${value:,.4f}" if value >= 0.01 else f"${value:,.6f}"
+    if value >= 1:
+        return f"${value:,.2f}"
+    text = f"{value:.6f}".rstrip("0").rstrip(".")
+    return f"${text}" if text not in ("0", "") else ("$0" if value == 0 else "<$0.000001")
 
 
 def _pct(value: float | None) -> str:

@@ -234,6 +234,8 @@ class Evaluation:
             outcome.grade = await self.grader.grade(case)
         except GraderError as exc:
             outcome.grader_error = str(exc) or type(exc).__name__
+        except Exception as exc:  # a grader's own bug still only costs it this item, counted
+            outcome.grader_error = f"{type(exc).__name__}: {exc}"
 
     async def _job(self, target: Target, index: int) -> Outcome:
         is_reference = self.reference is not None and target.name == self.reference.name
