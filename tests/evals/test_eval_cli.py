@@ -147,7 +147,7 @@ def test_eval_recommends_the_cheapest_candidate_that_meets_the_bar(setup: tuple[
 
     table = _hedge(*base).stdout
     assert "Recommended: mid" in table and "Below the bar: low." in table
-    assert "yes (recommended)" in table and "high (reference)" in table
+    assert "recommended" in table and "high (reference)" in table
     markdown = _hedge(*base, "--format", "markdown", "--output", str(config.parent / "r.md")).stdout
     assert markdown == ""
     text = (config.parent / "r.md").read_text()
@@ -379,3 +379,26 @@ def test_the_progress_bar_is_drawn_on_a_terminal_only(setup: tuple[Path, Path]) 
     assert proc.returncode == 0
     assert b"hedge eval" in seen and b"/150" in seen  # the bar, with its count, on the terminal
     assert orjson.loads(out)["candidates"][0]["n"] == 150  # and only the report on stdout
+
+
+def test_a_python_grader_from_the_working_directory(setup: tuple[Path, Path], tmp_path: Path) -> None:
+    config, dataset = setup
+    (tmp_path / "my_graders.py").write_text(
+        "def digits(case):\n"
+        "    if case.expected == '101':\n"
+        "        raise RuntimeError('cannot grade this one')\n"
+        "    return case.answer.text.strip().isdigit()\n"
+    )
+    args = ["eval", "--config", str(config), "--dataset", str(dataset), "--candidates", "low"]
+    args += ["--grader", "python:my_graders:digits", "--format", "json"]
+    done = subprocess.run(
+        [sys.executable, "-m", "hedge", *args], capture_output=True, text=True, timeout=120, cwd=tmp_path
+    )
+    assert done.returncode == 0, done.stderr
+    row = orjson.loads(done.stdout)["candidates"][0]
+    assert row["n"] == 149  # the item the grader failed on is not scored
+    assert row["quality"] == pytest.approx(74 / 149)  # half the items expect a number, right or wrong
+    table = subprocess.run(
+        [sys.executable, "-m", "hedge", *args[:-2]], capture_output=True, text=True, timeout=120, cwd=tmp_path
+    )
+    assert "1 ungraded" in table.stdout

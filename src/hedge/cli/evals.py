@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import shutil
+import io
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -26,10 +27,11 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from hedge.cli.tables import Col, fit_table
 from hedge.config import Config, ConfigError, load_config
 from hedge.evals import datasets
 from hedge.evals.graders import Grader, make_grader, models_asked
-from hedge.evals.report import Report, measurements, render_table, summarize, to_markdown
+from hedge.evals.report import HEADERS, Report, cells, measurements, summarize, to_markdown, verdict
 from hedge.evals.runner import Evaluation, resolve_targets
 from hedge.gateway.runtime import database_url, open_runtime
 from hedge.store.db import connect
@@ -50,12 +52,41 @@ def _config(path: str) -> Config | str:
         return f"config error: {exc}"
 
 
+# The candidate, its quality, cost per 1,000 requests and verdict are always shown; when the terminal
+# is narrow, left out first: median latency, total cost, win/tie/loss, p95 latency, savings, errors.
+COLUMNS = (
+    Col("candidate", "id"),
+    Col("n", "number", justify="right"),
+    Col("quality [95% CI]", "number", justify="right"),
+    Col("W/T/L", "number", drop=3, justify="right"),
+    Col("cost", "number", drop=2, justify="right"),
+    Col("per 1k", "number", justify="right"),
+    Col("p50 ms", "number", drop=1, justify="right"),
+    Col("p95 ms", "number", drop=4, justify="right"),
+    Col("savings", "number", drop=5, justify="right"),
+    Col("meets bar", "id"),
+    Col("errors", drop=6, squeeze=8),
+)
+assert [c.header for c in COLUMNS] == list(HEADERS)
+
+
+def render_table(report: Report, width: int) -> str:
+    console = Console(file=io.StringIO(), width=width, force_terminal=False, color_system=None)
+    rows = [cells(row, report) for row in report.candidates]
+    title = f"hedge eval: {report.items} items, grader {report.grader}, bar {report.bar:g}"
+    console.print(fit_table(width, COLUMNS, rows, title=title), crop=False)
+    console.print(verdict(report))
+    out = console.file
+    assert isinstance(out, io.StringIO)
+    return out.getvalue()
+
+
 def render(report: Report, fmt: str) -> str:
     if fmt == "json":
         return orjson.dumps(report.to_json(), option=orjson.OPT_INDENT_2).decode() + "\n"
     if fmt == "markdown":
         return to_markdown(report)
-    return render_table(report, shutil.get_terminal_size((160, 24)).columns)
+    return render_table(report, Console().width)
 
 
 async def _evaluate(
@@ -148,6 +179,12 @@ def _eval(args: argparse.Namespace) -> int:
         return _fail("--concurrency must be at least 1")
     if args.max_usd is not None and args.max_usd < 0:
         return _fail("--max-usd must not be negative")
+    if not 0.0 <= args.bar <= 1.0:
+        return _fail("--bar must be between 0 and 1")
+    if args.rubric and not args.grader.startswith("judge:"):
+        return _fail("--rubric is for a judge:ALIAS grader")
+    if args.grader.startswith("python:") and os.getcwd() not in sys.path:
+        sys.path.append(os.getcwd())  # python:module:function finds the user's module where they are
     try:
         items = datasets.load(args.dataset)
     except datasets.DatasetError as exc:
@@ -190,7 +227,7 @@ def _dataset(args: argparse.Namespace) -> int:
 
 
 def _candidates(value: str) -> list[str]:
-    names = [v.strip() for v in value.split(",") if v.strip()]
+    names = list(dict.fromkeys(v.strip() for v in value.split(",") if v.strip()))
     if not names:
         raise argparse.ArgumentTypeError("give at least one candidate")
     return names

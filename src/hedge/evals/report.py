@@ -12,13 +12,8 @@ Failed requests and grader errors are counted beside ``n``, never scored as zero
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass, field
 from typing import Any
-
-from rich import box
-from rich.console import Console
-from rich.table import Table
 
 from hedge.evals.runner import Outcome, RunResult
 from hedge.evals.stats import Interval, percentile, t_interval, wilson
@@ -222,7 +217,7 @@ def _wtl(row: CandidateReport) -> str:
 
 def _bar(row: CandidateReport, report: Report) -> str:
     if row.target == report.recommended:
-        return "yes (recommended)"
+        return "recommended"  # meets the bar, and the cheapest that does
     return "yes" if row.meets_bar else "no"
 
 
@@ -252,7 +247,8 @@ HEADERS = (
 )
 
 
-def _cells(row: CandidateReport, report: Report) -> list[str]:
+def cells(row: CandidateReport, report: Report) -> list[str]:
+    """A candidate's row as the table and the markdown show it (one cell per :data:`HEADERS`)."""
     name = f"{row.target} (reference)" if row.is_reference else row.target
     return [
         name,
@@ -291,20 +287,6 @@ def verdict(report: Report) -> str:
     return "\n".join(lines)
 
 
-def render_table(report: Report, width: int | None = None) -> str:
-    console = Console(file=io.StringIO(), width=width or 160, force_terminal=False, color_system=None)
-    table = Table(box=box.SIMPLE_HEAD, title=f"hedge eval: {report.items} items, grader {report.grader}")
-    for i, header in enumerate(HEADERS):
-        table.add_column(header, justify="right" if 0 < i < 9 else "left", overflow="fold")
-    for row in report.candidates:
-        table.add_row(*_cells(row, report))
-    console.print(table)
-    console.print(verdict(report))
-    out = console.file
-    assert isinstance(out, io.StringIO)
-    return out.getvalue()
-
-
 def to_markdown(report: Report) -> str:
     lines = [
         f"### hedge eval: {report.items} items, grader `{report.grader}`, bar {report.bar:g}",
@@ -313,9 +295,9 @@ def to_markdown(report: Report) -> str:
         "|" + "|".join("---" if i in (0, 9, 10) else "---:" for i in range(len(HEADERS))) + "|",
     ]
     for row in report.candidates:
-        cells = [c.replace("|", "\\|") for c in _cells(row, report)]
+        shown = [c.replace("|", "\\|") for c in cells(row, report)]
         if row.target == report.recommended:
-            cells[0] = f"**{cells[0]}**"
-        lines.append("| " + " | ".join(cells) + " |")
+            shown[0] = f"**{shown[0]}**"
+        lines.append("| " + " | ".join(shown) + " |")
     lines += ["", verdict(report), ""]
     return "\n".join(lines)
