@@ -221,6 +221,14 @@ def test_bad_input_is_a_clear_error(setup: tuple[Path, Path], tmp_path: Path) ->
     assert grader.returncode == 2 and "unknown grader 'fuzzy'" in grader.stderr
     judge = _hedge(*base, "--candidates", "low", "--grader", "judge:low", check=False)
     assert judge.returncode == 2 and "--reference" in judge.stderr
+    relative = _hedge(
+        *base, "--candidates", "low", "--reference", "mid", "--grader", "judge:low", "--apply", check=False
+    )
+    assert relative.returncode == 2 and "relative to the reference" in relative.stderr
+    rubric = _hedge(*base, "--candidates", "low", "--rubric", str(dataset), check=False)
+    assert rubric.returncode == 2 and "--rubric is for a judge" in rubric.stderr
+    bar = _hedge(*base, "--candidates", "low", "--bar", "85", check=False)
+    assert bar.returncode == 2 and "--bar must be between 0 and 1" in bar.stderr
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"messages": [{"role": "user", "content": "hi"}]}\n{"messages": "hi"}\n')
     broken = _hedge(
@@ -271,6 +279,9 @@ def test_a_judge_grader_runs_through_an_alias(
         spend = _hedge("spend", "--config", str(path), "--by", "model", "--format", "json").stdout
         judged = next(r for r in orjson.loads(spend)["rows"] if r["group"] == "judge-1")
         assert judged["requests"] == 2 * 2 * 40  # two candidates, both orders, every item
+        table = _hedge(*args[:-2]).stdout
+        # 160 judge requests of 100 prompt tokens and 1 completion token at $1 per million each
+        assert "Grading (judge:judge) cost $0.01616 more." in table
     finally:
         judge.terminate()
         judge.wait(10)

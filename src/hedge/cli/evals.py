@@ -113,6 +113,11 @@ async def _evaluate(
             return _fail(str(exc))
         if grader.pairwise and reference is None:
             return _fail(f"grader {args.grader!r} compares with a reference: give --reference ALIAS")
+        if grader.pairwise and args.apply:
+            return _fail(
+                f"--apply stores absolute quality, and {args.grader!r} grades relative to the reference "
+                "(a win rate); give the judge a --rubric, or use another grader"
+            )
         console = Console(stderr=True)
         progress = (
             Progress(

@@ -282,6 +282,8 @@ def verdict(report: Report) -> str:
     below = [r.target for r in report.candidates if r.quality is not None and not r.meets_bar]
     if below:
         lines.append(f"Below the bar: {', '.join(below)}.")
+    if report.grading_usd > 0:
+        lines.append(f"Grading ({report.grader}) cost {_usd(report.grading_usd)} more.")
     if report.budget_exhausted:
         lines.append("The budget (--max-usd) ran out: some requests were not sent.")
     return "\n".join(lines)

@@ -179,13 +179,11 @@ class Evaluation:
 
     async def ask(self, endpoint: str, body: dict[str, Any]) -> dict[str, Any]:
         """The graders' way to call an alias (a judge, embeddings): through the gateway, in the budget."""
-        before = self.budget.spent
         try:
             served, _ = await self._serve(endpoint, {**body, "hedge": {"cache": False}}, str(body["model"]))
         except BudgetExhausted:
             raise GraderError("the budget (--max-usd) ran out") from None
-        finally:
-            self.grading_usd += self.budget.spent - before
+        self.grading_usd += served.cost_usd
         data: dict[str, Any] = orjson.loads(served.body)
         return data
 
