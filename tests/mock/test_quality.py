@@ -124,3 +124,19 @@ def test_the_flag_is_checked(logs: Path) -> None:
         [sys.executable, "-m", "hedge", "mock", "--quality", "2"], capture_output=True, text=True, timeout=30
     )
     assert done.returncode == 2 and "--quality" in done.stderr
+
+
+def test_gemini_and_the_responses_api_play_it_too() -> None:
+    from starlette.testclient import TestClient
+
+    from hedge.mock.server import create_mock_app
+    from hedge.mock.state import Knobs
+
+    gemini = TestClient(create_mock_app("gemini", Knobs(quality=1.0)))
+    asked = {"contents": [{"role": "user", "parts": [{"text": "Capital of Norway? Answer with: Oslo"}]}]}
+    done = gemini.post("/v1beta/models/gemini-x:generateContent", headers={"x-goog-api-key": "k"}, json=asked)
+    assert done.json()["candidates"][0]["content"]["parts"] == [{"text": "Oslo"}]
+    responses = TestClient(create_mock_app("openai", Knobs(quality=0.0)))
+    body = {"model": "m", "input": "Capital of Norway? Answer with: Oslo"}
+    done = responses.post("/v1/responses", headers={"authorization": "Bearer k"}, json=body)
+    assert done.json()["output"][0]["content"][0]["text"] == "Osol"
