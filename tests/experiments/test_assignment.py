@@ -117,7 +117,25 @@ async def test_grading_seam() -> None:
     assert (await grade_pair("contains", "paris", "It is Paris.")).score == 1.0
     missing = await grade_pair("judge:big", "a", "a")
     assert missing.score is None and missing.error is not None and "not available" in missing.error
-    assert check_spec("contains") is None and check_spec("regex:x") is not None
+    assert check_spec("contains") is None and check_spec("tool_call") is not None
+
+
+def primary_starts_the_answer(case: Any) -> float:
+    """A user grader for shadow pairs (``python:tests.experiments.test_assignment:...``)."""
+    return 1.0 if case.answer.text.startswith(case.expected) else 0.25
+
+
+async def test_evaluation_graders_over_two_texts_grade_shadow_pairs() -> None:
+    # regex: and python: come from hedge.evals.graders; the primary's answer is their `expected`.
+    assert check_spec("regex:^{expected}$") is None
+    assert (await grade_pair("regex:^{expected}$", "Paris", "Paris")).score == 1.0
+    assert (await grade_pair("regex:^{expected}$", "Paris", "Paris, France")).score == 0.0
+    assert check_spec("regex:(") is not None  # an invalid pattern is refused at start-up
+    spec = "python:experiments.test_assignment:primary_starts_the_answer"
+    assert check_spec(spec) is None
+    assert (await grade_pair(spec, "Paris", "Paris, France")).score == 1.0
+    assert (await grade_pair(spec, "Paris", "Lyon")).score == 0.25
+    assert check_spec("python:nowhere_at_all:f") is not None
 
 
 BASE: dict[str, Any] = {

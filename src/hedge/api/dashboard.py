@@ -230,6 +230,7 @@ def deployment_rows(runtime: Runtime) -> list[dict[str, Any]]:
                 ),
                 "health_check": _check(runtime, provider),
                 "probe": probe.to_dict() if (probe := runtime.prober.last.get(dep_id)) else None,
+                **_quality(runtime, dep_id),
             }
         )
 
@@ -240,6 +241,30 @@ def _check(runtime: Runtime, provider: str) -> dict[str, Any] | None:
     config = runtime.config.providers.get(provider)
     check = config.health_check if config is not None else None
     return check.model_dump() if check is not None else None
+
+
+def _quality(runtime: Runtime, dep_id: str) -> dict[str, Any]:
+    """The quality the ``cheapest`` strategy checks for this deployment and where it comes from:
+    ``measured`` (by ``hedge eval --apply``: the interval's lower bound) beats ``configured`` (the
+    first alias that configures one, when several aliases share the deployment)."""
+    configured = next(
+        (
+            d.quality
+            for a in runtime.router.aliases.values()
+            for d in a.deployments
+            if d.id == dep_id and d.quality is not None
+        ),
+        None,
+    )
+    found = runtime.measured_quality.get(dep_id)
+    quality = found.ci_low if found is not None else configured
+    source = "measured" if found is not None else "configured" if configured is not None else None
+    return {
+        "quality": _round(quality),
+        "quality_source": source,
+        "configured_quality": configured,
+        "measured_quality": found.to_dict() if found is not None else None,
+    }
 
 
 def _round(value: float | None) -> float | None:

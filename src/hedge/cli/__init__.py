@@ -1,4 +1,4 @@
-"""The ``hedge`` command: serve, top, mock, demo, check, and the state commands (keys, spend, prices).
+"""The ``hedge`` command: serve, top, mock, demo, check, eval, and the state commands (keys, spend, prices).
 
 Each subcommand's handler imports what only it needs (uvicorn, the HTTP app, the mocks, the demo,
 ``hedge top``'s live view) when it runs, so ``hedge --help`` and the state commands do not load them.
@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from hedge.cli.batches import add_parser as add_batches_parser
+from hedge.cli.evals import add_parsers as add_eval_parsers
 from hedge.cli.experiments import add_parser as add_experiments_parser
 from hedge.cli.init import add_parser as add_init_parser
 from hedge.cli.state import add_parsers as add_state_parsers
@@ -116,6 +117,9 @@ def _mock(args: argparse.Namespace) -> int:
     if not 0.0 <= args.batch_fail_rate <= 1.0 or args.batch_polls < 0:
         print("hedge: --batch-fail-rate must be between 0 and 1, --batch-polls at least 0", file=sys.stderr)
         return 2
+    if args.quality is not None and not 0.0 <= args.quality <= 1.0:
+        print("hedge: --quality must be between 0 and 1", file=sys.stderr)
+        return 2
     knobs = Knobs(
         latency_ms=args.latency_ms,
         fail_rate=args.fail_rate,
@@ -127,6 +131,7 @@ def _mock(args: argparse.Namespace) -> int:
         batch_polls=args.batch_polls,
         batch_fail_rate=args.batch_fail_rate,
         batch_fail_ids=list(args.batch_fail_id or []),
+        quality=args.quality,
     )
     app = create_mock_app(args.style, knobs, args.seed)
     from hedge.cli.banner import mock_banner
@@ -213,7 +218,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--batch-fail-rate", type=float, default=0.0, help="share of batch lines that fail (0..1)"
     )
     mock.add_argument(
-        "--batch-fail-id", action="append", help="custom_id of a batch line that fails (repeatable)"
+        "--batch-fail-id",
+        action="append",
+        help="custom_id of a batch line that fails (repeatable)",
+    )
+    mock.add_argument(
+        "--quality",
+        type=float,
+        default=None,
+        help="play a model of known quality: answer 'Answer with: X' prompts right this share (0..1) "
+        "of the time, with a plausible wrong answer otherwise",
     )
     mock.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
     mock.set_defaults(func=_mock)
@@ -241,6 +255,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(func=_demo)
 
     add_check_parser(sub)
+    add_eval_parsers(sub)
     add_init_parser(sub)
     return parser
 

@@ -33,6 +33,8 @@ def mock_banner(style: str, host: str, port: int, knobs: Knobs) -> str:
         behaviour.append("requires its API key")
     if knobs.quirks:
         behaviour.append("quirks: " + ", ".join(knobs.quirks))
+    if knobs.quality is not None:
+        behaviour.append(f"answers 'Answer with: X' right {knobs.quality:.0%} of the time")
     url = f"http://{host}:{port}{_MOCK_BASE_PATH.get(style, '')}"
     return f"hedge mock: {style}-style upstream, base_url {url} ({'; '.join(behaviour) or 'always answers'})"
 

@@ -11,6 +11,8 @@ does both, for faces that run without a server's lifespan (a batch worker,
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from pathlib import Path
 
@@ -38,12 +40,16 @@ from hedge.store.cache import MemoryCache, RedisCache, ResponseCache
 from hedge.store.conformance import JsonlResultStore, results_path
 from hedge.store.counters import Counters, MemoryCounters, RedisCounters
 from hedge.store.db import Database, database
+from hedge.store.evals import MeasuredQuality, QualityStore
 from hedge.store.leases import CounterLeases, DatabaseLeases, Leases
 from hedge.store.ledger import Ledger
 from hedge.store.schema import MIGRATIONS
 from hedge.transport import Transport
 
 log = logging.getLogger("hedge")
+
+QUALITY_REFRESH_S = 30.0
+"""How often a running gateway re-reads the quality ``hedge eval --apply`` measured."""
 
 
 class Runtime:
@@ -113,6 +119,10 @@ class Runtime:
         self.sinks.append(self.ledger)
         self.assigner: Assigner | None = None
         """Splits aliases under experiment across their arms; set by ``hedge.experiments``."""
+        self.quality = QualityStore(self.db)
+        self.measured_quality: dict[str, MeasuredQuality] = {}
+        """What ``hedge eval --apply`` measured, by deployment id, as last read."""
+        self._quality_task: asyncio.Task[None] | None = None
 
     def started(self, rec: RequestRecord) -> None:
         """A request's alias is known: it counts as in flight until ``record(rec)``."""
@@ -127,6 +137,23 @@ class Runtime:
             self.shared_breakers.start()
         self.gate.start()
         self.prober.start()
+        await self.refresh_quality()
+        self._quality_task = asyncio.create_task(self._refresh_quality_every(QUALITY_REFRESH_S))
+
+    async def refresh_quality(self) -> None:
+        """Read the measured quality and hand its lower bounds to the router (a database that
+        cannot be read leaves the last known values in force)."""
+        try:
+            self.measured_quality = await self.quality.load()
+        except Exception as exc:
+            log.warning("measured quality cannot be read (%s); keeping the last known values", exc)
+            return
+        self.router.set_measured_quality({dep: m.ci_low for dep, m in self.measured_quality.items()})
+
+    async def _refresh_quality_every(self, seconds: float) -> None:
+        while True:
+            await asyncio.sleep(seconds)
+            await self.refresh_quality()
 
     def record(self, rec: RequestRecord, key: VirtualKey | None = None) -> None:
         """A request is over: book its spend on ``key`` and its deployment's quota, then every sink."""
@@ -145,6 +172,10 @@ class Runtime:
 
     async def close(self) -> None:
         await self.prober.close()
+        if self._quality_task is not None:
+            self._quality_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._quality_task
         await self.gate.drain()
         await self.alerts.drain()
         await self.quotas.drain()

@@ -250,6 +250,7 @@ def _plan(body: dict[str, Any], state: MockState) -> Reply:
         stop=None if state.quirk("ignore-stop") else _stop_sequences(body.get("stop_sequences")),
         json_mode="JSON" in system,
         json_schema=_instructed_schema(system),
+        answer=state.graded_answer(turns),
     )
     if state.quirk("stop-included") and reply.matched_stop:
         reply.pieces.append(reply.matched_stop)

@@ -15,6 +15,9 @@ Gemini mocks answer the same conversation the same way:
 * a system prompt containing ``Always answer in uppercase`` makes text replies
   uppercase (so a dropped system prompt shows);
 * structured output with a JSON schema answers an object built from the schema;
+* with the ``quality`` knob set, a user message ending in ``Answer with: X`` is answered ``X`` with
+  that probability and with a near miss of ``X`` otherwise (see :func:`answer_marker`), so an
+  evaluation has ground truth; without the knob such a message is echoed like any other;
 * a model whose name contains ``no-such-model``, or is longer than
   :data:`MAX_MODEL_NAME`, does not exist (each style answers it with its own 404).
 
@@ -150,11 +153,14 @@ def plan_reply(
     stop: list[str] | None = None,
     json_mode: bool = False,
     json_schema: dict[str, Any] | None = None,
+    answer: str | None = None,
 ) -> Reply:
     """Decide the deterministic answer to a conversation.
 
     ``max_tokens`` is a positive integer or None (the styles reject anything else
-    first); above :data:`MAX_OUTPUT_TOKENS` it is clamped.
+    first); above :data:`MAX_OUTPUT_TOKENS` it is clamped. ``answer`` is the text reply the
+    ``quality`` knob chose (:meth:`~hedge.mock.state.MockState.graded_answer`), used in place of
+    the echo when the reply is text.
     """
     prompt_tokens = sum(count_tokens(t.text) + 3 for t in turns) + 3
     model = clip(model, MAX_MODEL_NAME)
@@ -168,6 +174,8 @@ def plan_reply(
 
     if last.role == "tool":
         text = f"{model} says: the tool returned {clip(last.text)}"
+    elif answer is not None:
+        text = answer
     else:
         text = f"{model} says: {last_user}"
     if any(t.role == "system" and UPPERCASE_RULE in t.text.lower() for t in turns):
@@ -191,6 +199,50 @@ def plan_reply(
         finish = "length"
         matched = None
     return Reply(pieces, [], finish, matched, prompt_tokens, len(pieces))
+
+
+_ANSWER_MARKER = re.compile(r"answer with:[ \t]*(\S[^\r\n]*?)[ \t]*$", re.IGNORECASE | re.MULTILINE)
+_NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
+_MISS_STEPS = (1, -1, 2, -2, 3)
+
+
+def answer_marker(text: str) -> str | None:
+    """The answer a message asks for with a line ending ``Answer with: X`` (the last such line),
+    quotes around ``X`` removed; None if it asks for none.
+
+    This is how a dataset item tells a mock of known quality the right answer: the way a prompt
+    tells a real model, so the mock stays a plain upstream that needs no side channel."""
+    found = _ANSWER_MARKER.findall(clip(text))
+    if not found:
+        return None
+    value: str = found[-1]
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'`":
+        value = value[1:-1]
+    return value or None
+
+
+def near_miss(answer: str, draw: int) -> str:
+    """A plausible wrong answer: a number off by a little, the next letter of a one-letter choice,
+    or a word with two letters swapped (``Paris`` -> ``Pairs``). Never equal to ``answer``, and
+    never containing it, so exact and contains graders both see it as wrong."""
+    if _NUMBER.fullmatch(answer):
+        decimals = len(answer.split(".")[1]) if "." in answer else 0
+        for i in range(len(_MISS_STEPS)):
+            step = _MISS_STEPS[(draw + i) % len(_MISS_STEPS)]
+            wrong = (
+                f"{float(answer) + step / 10**decimals:.{decimals}f}" if decimals else str(int(answer) + step)
+            )
+            if answer not in wrong:
+                return wrong
+    if len(answer) == 1 and answer.isascii() and answer.isalpha():
+        letters = "ABCDEFGHIJKLMNOPQRSTUVWXYZ" if answer.isupper() else "abcdefghijklmnopqrstuvwxyz"
+        return letters[(letters.index(answer) + 1) % 26]
+    middle = len(answer) // 2
+    for i in [*range(middle, len(answer) - 1), *range(middle - 1, 0, -1)]:
+        a, b = answer[i], answer[i + 1]
+        if a != b and a.isalnum() and b.isalnum():
+            return answer[:i] + b + a + answer[i + 2 :]
+    return "I don't know" if "I don't know" not in answer else "no idea"
 
 
 def _tool_calls(model: str, user_text: str, tools: list[Tool], choice: str | None) -> list[ToolCall]:

@@ -245,15 +245,17 @@ def _plan(state: MockState, model: str, body: dict[str, Any]) -> Reply:
     stops = _field(config, "stopSequences")
     schema = _field(config, "responseJsonSchema") or _field(config, "responseSchema")
     max_tokens = _field(config, "maxOutputTokens")
+    turns = turns_of(body, drop_system=state.quirk("drop-system"))
     reply = plan_reply(
         model,
-        turns_of(body, drop_system=state.quirk("drop-system")),
+        turns,
         tools=tools or None,
         tool_choice=choice,
         max_tokens=None if max_tokens is None else _int32(max_tokens),  # validated by _invalid_argument
         stop=None if state.quirk("ignore-stop") or not isinstance(stops, list) else stops,
         json_mode=_field(config, "responseMimeType") == "application/json",
         json_schema=_lower_types(schema) if isinstance(schema, dict) else None,
+        answer=state.graded_answer(turns),
     )
     if state.quirk("stop-included") and reply.matched_stop:
         reply.pieces.append(reply.matched_stop)

@@ -756,6 +756,7 @@ def _plan(state: MockState, store: ResponseStore, body: dict[str, Any]) -> _Plan
         max_tokens=max_output,
         json_mode=fmt in ("json_object", "json_schema"),
         json_schema=schema,
+        answer=state.graded_answer(turns),
     )
     reply.prompt_tokens = prompt_tokens
     if parallel is False and len(reply.tool_calls) > 1:

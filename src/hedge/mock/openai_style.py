@@ -292,15 +292,17 @@ def _plan(state: MockState, body: dict[str, Any]) -> Reply:
     response_format = _object(body.get("response_format"))
     fmt = response_format.get("type")
     schema = _object(response_format.get("json_schema")).get("schema")
+    turns = turns_of(body.get("messages") or [], drop_system=state.quirk("drop-system"))
     reply = plan_reply(
         str(body.get("model")),
-        turns_of(body.get("messages") or [], drop_system=state.quirk("drop-system")),
+        turns,
         tools=tools or None,
         tool_choice=choice if isinstance(choice, str) else None,
         max_tokens=body.get("max_completion_tokens") or body.get("max_tokens"),
         stop=None if state.quirk("ignore-stop") else stops,
         json_mode=fmt in ("json_object", "json_schema"),
         json_schema=schema if fmt == "json_schema" and isinstance(schema, dict) else None,
+        answer=state.graded_answer(turns),
     )
     if state.quirk("stop-included") and reply.matched_stop:
         reply.pieces.append(reply.matched_stop)

@@ -1,5 +1,12 @@
 """State shared by every mock style: behaviour knobs, fault injection and counters.
 
+The ``quality`` knob makes the mock play a model of known quality: a user message ending in
+``Answer with: X`` is answered ``X`` for that share of such requests, and with a near miss otherwise
+(:meth:`MockState.graded_answer`). Which requests are right follows a low-discrepancy sequence
+started by the seed, so over any run of N such requests the share of right answers is within a
+few of ``quality * N`` (a test against a bar is stable), and the same seed and order give the
+same answers.
+
 Knobs can be changed at run time with ``POST /_mock/config`` so a test can make
 a running upstream slow, flaky or down without restarting it; ``GET
 /_mock/stats`` shows what the mock received (including the last request body
@@ -22,7 +29,7 @@ import orjson
 from starlette.requests import Request
 
 from hedge.mock.batches import BatchBook
-from hedge.mock.behaviour import cut_depth
+from hedge.mock.behaviour import Turn, answer_marker, cut_depth, near_miss
 
 FailMode = Literal["status", "disconnect", "early-disconnect", "hang"]
 
@@ -50,6 +57,36 @@ class Knobs:
     """``custom_id`` of batch lines that fail with a server error, for certain."""
     batch_expire: bool = False
     """Batches end as expired, with part of their lines never run."""
+    quality: float | None = None
+    """Share (0..1) of ``Answer with: X`` requests answered ``X``; None: such requests are echoed."""
+
+
+def check_quality(value: Any) -> None:
+    """``quality`` is None or a number from 0 to 1 (a share of right answers)."""
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 <= value <= 1.0:
+        raise ValueError(f"quality must be a number from 0 to 1, got {value!r}")
+
+
+_GOLDEN = (5**0.5 - 1) / 2
+
+
+class _QualityDraws:
+    """The k-th graded request is right iff ``frac(start + k * golden ratio) < quality``: a Weyl
+    sequence, whose first N terms fall below ``quality`` within a few of ``quality * N`` times
+    (unlike independent draws, whose count wanders by ``sqrt(N)``)."""
+
+    __slots__ = ("_k", "_start")
+
+    def __init__(self, seed: int | None) -> None:
+        self._start = random.Random(seed).random() if seed is not None else 0.0
+        self._k = 0
+
+    def next(self, quality: float) -> tuple[bool, int]:
+        self._k += 1
+        u = (self._start + self._k * _GOLDEN) % 1.0
+        return u < quality, self._k
 
 
 class BodyTooLarge(Exception):
@@ -72,6 +109,9 @@ class Stats:
     """Wall-clock arrival times of the last 100 requests."""
     last_body: Any = None
     last_headers: dict[str, str] = field(default_factory=dict)
+    graded: int = 0
+    """Requests that asked for an answer with ``Answer with: X`` while ``quality`` was set."""
+    graded_right: int = 0
 
 
 class MockState:
@@ -82,10 +122,13 @@ class MockState:
         self._seed = seed
         self.rng = random.Random(seed)
         self.batches = BatchBook()
+        check_quality(knobs.quality)
+        self._draws = _QualityDraws(seed)
 
     def reset(self) -> None:
         self.stats = Stats()
         self.rng = random.Random(self._seed)
+        self._draws = _QualityDraws(self._seed)
         self.batches = BatchBook()
 
     def batch_line_fails(self, custom_id: str) -> bool:
@@ -96,12 +139,36 @@ class MockState:
         return rate > 0 and (rate >= 1 or self.rng.random() < rate)
 
     def configure(self, changes: dict[str, Any]) -> None:
-        for key, value in changes.items():
-            if key not in Knobs.__slots__:
+        for key in changes:
+            if key not in Knobs.__slots__ and key != "seed":
                 raise ValueError(f"unknown mock setting {key!r}")
-            setattr(self.knobs, key, value)
+        if "quality" in changes:
+            check_quality(changes["quality"])
+        for key, value in changes.items():
+            if key != "seed":
+                setattr(self.knobs, key, value)
         if "seed" in changes:
+            self._seed = changes["seed"]
             self.rng = random.Random(changes["seed"])
+        if "seed" in changes or "quality" in changes:
+            self._draws = _QualityDraws(self._seed)
+
+    def graded_answer(self, turns: list[Turn]) -> str | None:
+        """With the ``quality`` knob set and the last user message asking ``Answer with: X``: ``X``
+        or, for the other share of such requests, a plausible wrong answer. Else None."""
+        quality = self.knobs.quality
+        if quality is None:
+            return None
+        last_user = next((t.text for t in reversed(turns) if t.role == "user"), "")
+        expected = answer_marker(last_user)
+        if expected is None:
+            return None
+        right, draw = self._draws.next(quality)
+        self.stats.graded += 1
+        if right:
+            self.stats.graded_right += 1
+            return expected
+        return near_miss(expected, draw)
 
     def note(self, request: Request, body: Any) -> None:
         s = self.stats

@@ -22,6 +22,9 @@ class Deployment:
     timeouts: Timeouts
     on_unsupported: Literal["reject", "drop"] = "reject"
     quality: float | None = None
+    """The configured quality (``models.*.deployments[].quality``)."""
+    measured_quality: float | None = None
+    """The lower bound of the quality ``hedge eval --apply`` measured (its 95% interval), if any."""
     price_windows: list[tuple[Window, Price]] = field(default_factory=list)
     stats: DeploymentStats = field(default_factory=DeploymentStats)
     alias: str = ""
@@ -30,6 +33,18 @@ class Deployment:
     @property
     def id(self) -> str:
         return f"{self.provider}/{self.model}"
+
+    @property
+    def effective_quality(self) -> float | None:
+        """What ``min_quality`` is checked against: a measurement beats a configured number."""
+        return self.measured_quality if self.measured_quality is not None else self.quality
+
+    @property
+    def quality_source(self) -> str | None:
+        """``measured``, ``configured``, or None when there is no quality at all."""
+        if self.measured_quality is not None:
+            return "measured"
+        return "configured" if self.quality is not None else None
 
     def price_at(self, now: datetime) -> Price:
         """The price in force at ``now``: the first matching window's, else the base price."""

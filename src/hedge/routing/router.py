@@ -114,6 +114,13 @@ class Router:
             strategy = STRATEGIES[model.strategy](deps, model)
             self.aliases[name] = Alias(name, deps, strategy, baseline, model, rules)
 
+    def set_measured_quality(self, measured: Mapping[str, float]) -> None:
+        """Measured quality by deployment id (``provider/model``), for every alias that uses it; a
+        deployment not in ``measured`` falls back to its configured quality."""
+        for alias in self.aliases.values():
+            for dep in alias.deployments:
+                dep.measured_quality = measured.get(dep.id)
+
     def context(self, body: dict[str, Any], header_tags: tuple[str, ...] = ()) -> RouteContext:
         return RouteContext(body, self.clock, header_tags)
 

@@ -81,7 +81,9 @@ class Cheapest:
     """Lowest expected cost among deployments meeting the alias's latency and quality bars.
 
     Deployments that miss a bar follow, cheapest first, as fallbacks. A
-    deployment with no latency observations yet is assumed to meet the bar.
+    deployment with no latency observations yet is assumed to meet the bar. The quality checked
+    is the one ``hedge eval --apply`` measured (the lower bound of its interval), if there is
+    one, else the configured ``quality``.
     """
 
     def __init__(self, deployments: Sequence[Deployment], config: ModelConfig | None = None) -> None:
@@ -90,7 +92,8 @@ class Cheapest:
         self._min_quality = config.min_quality if config else None
 
     def _qualifies(self, dep: Deployment) -> bool:
-        if self._min_quality is not None and (dep.quality is None or dep.quality < self._min_quality):
+        quality = dep.effective_quality
+        if self._min_quality is not None and (quality is None or quality < self._min_quality):
             return False
         if self._max_latency is not None:
             p95 = dep.stats.p95_latency_ms()

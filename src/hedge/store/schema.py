@@ -176,6 +176,24 @@ MIGRATIONS: list[tuple[int, list[Statement]]] = [
         ],
     ),
     (
+        8,
+        [
+            # Quality measured by `hedge eval --apply`, one row per deployment (provider/model): the
+            # mean and the 95% interval over n graded items, the grader and dataset it came from.
+            # The cheapest strategy's min_quality reads ci_low in preference to a configured quality.
+            """CREATE TABLE IF NOT EXISTS hedge_quality (
+                deployment TEXT PRIMARY KEY,
+                quality DOUBLE PRECISION NOT NULL,
+                ci_low DOUBLE PRECISION NOT NULL,
+                ci_high DOUBLE PRECISION NOT NULL,
+                n INTEGER NOT NULL,
+                grader TEXT NOT NULL,
+                dataset TEXT NOT NULL,
+                measured_at DOUBLE PRECISION NOT NULL
+            )""",
+        ],
+    ),
+    (
         10,
         [
             # Budgets that degrade (hedge.access.gate): past budget_usd a key is served by its

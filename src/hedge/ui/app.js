@@ -484,7 +484,14 @@
       if (d.prompt_tokens) meta.push("cache-read " + Math.round(100 * (d.cache_read_ratio || 0)) + "% of " + d.prompt_tokens + " prompt tokens");
       if (d.probe) meta.push("probe " + (d.probe.ok ? "ok " + fmtMs(d.probe.latency_ms) : "failed: " + d.probe.error));
       meta.push((d.aliases.length > 1 ? "aliases " : "alias ") + d.aliases.join(", "));
-      return h("li", { dataset: { deployment: d.deployment, state: d.state } },
+      if (d.quality_source === "measured" && d.measured_quality) {
+        const m = d.measured_quality;
+        meta.push("quality " + m.quality.toFixed(3) + " [" + m.ci_low.toFixed(3) + ", " + m.ci_high.toFixed(3) +
+          "] measured (n " + m.n + ", " + m.grader + ")");
+      } else if (d.quality_source === "configured") {
+        meta.push("quality " + d.quality + " configured");
+      }
+      return h("li", { dataset: { deployment: d.deployment, state: d.state, quality: d.quality_source || "" } },
         h("span", { class: "dep", text: d.deployment }),
         h("span", null,
           d.cooling_down ? h("span", { class: "badge cooling", text: "cooling down" }) : null, " ",
