@@ -25,8 +25,8 @@ from rich.table import Table
 from hedge.access.keys import KeyStore, VirtualKey
 from hedge.cli.tables import Col, fit_table
 from hedge.config import ConfigError, load_config
-from hedge.cost import catalogue
 from hedge.gateway.runtime import database_url
+from hedge.store import rollup
 from hedge.store.db import Database, connect
 from hedge.store.ledger import GROUPS, Ledger, SpendRow, parse_since
 from hedge.store.responses import ResponseStore
@@ -232,48 +232,19 @@ async def _responses(args: argparse.Namespace) -> int:
     return 0
 
 
-def _state_dir(args: argparse.Namespace) -> str:
-    if args.config:
-        return load_config(args.config).state.dir
-    return str(args.dir)
-
-
-def _prices(args: argparse.Namespace) -> int:
+async def _rollups(args: argparse.Namespace) -> int:
+    """``hedge rollups rebuild``: recompute the hourly rollups from the ledger."""
+    db = await _open(args.config)
+    started = time.perf_counter()
     try:
-        if args.prices_command == "update":
-            cat = catalogue.install(args.file, _state_dir(args))
-            print(f"installed price catalogue version {cat.version} ({len(cat.prices)} models)")
-            return 0
-        cat = catalogue.load(_state_dir(args))
-    except ConfigError as exc:
-        print(f"hedge: config error: {exc}", file=sys.stderr)
-        return 2
-    except (OSError, ValueError) as exc:
-        print(f"hedge: {exc}", file=sys.stderr)
-        return 2
-    if args.format == "json":
-        prices = {m: p.model_dump() for m, p in sorted(cat.prices.items())}
-        print(orjson.dumps({"version": cat.version, "source": cat.source, "models": prices}).decode())
-        return 0
-    # The model name is copied into configs, so it is never cut; the cached-input price goes first.
-    columns = (
-        Col("model", "id"),
-        Col("input", "number", justify="right"),
-        Col("output", "number", justify="right"),
-        Col("cached\ninput", "number", drop=1, justify="right"),
+        await db.transaction(rollup.rebuild_statements(db.dialect))
+        rows = await db.fetch(f"SELECT COUNT(*) AS n, SUM(requests) AS requests FROM {rollup.TABLE}")
+    finally:
+        await db.close()
+    print(
+        f"rebuilt {rows[0]['n'] or 0} hourly rollup rows from {rows[0]['requests'] or 0} requests "
+        f"in {time.perf_counter() - started:.1f} s"
     )
-    rows = [
-        [
-            model,
-            amount(price.input),
-            amount(price.output),
-            amount(price.cached_input) if price.cached_input is not None else "-",
-        ]
-        for model, price in sorted(cat.prices.items())
-    ]
-    console = Console()
-    title = f"Price catalogue {cat.version} ({cat.source}), USD per 1M tokens"
-    console.print(fit_table(console.width, columns, rows, title=title), crop=False)
     return 0
 
 
@@ -342,6 +313,12 @@ def add_parsers(sub: Any) -> None:
     spend.add_argument("--format", choices=["table", "json", "csv"], default="table")
     spend.set_defaults(func=lambda a: run(_spend, a))
 
+    rollups = sub.add_parser("rollups", help="the ledger's hourly rollups (spend reports, the dashboard)")
+    rollups_sub = rollups.add_subparsers(dest="rollups_command", required=True)
+    rebuild = rollups_sub.add_parser("rebuild", help="recompute them from the ledger")
+    rebuild.add_argument("--config", required=True, help="the gateway's YAML config (names the state store)")
+    rollups.set_defaults(func=lambda a: run(_rollups, a))
+
     responses = sub.add_parser("responses", help="stored Responses API responses (/v1/responses)")
     responses_sub = responses.add_subparsers(dest="responses_command", required=True)
     prune = responses_sub.add_parser("prune", help="delete responses older than the retention period")
@@ -352,14 +329,3 @@ def add_parsers(sub: Any) -> None:
         help="delete responses older than this (default: state.responses_retention_days)",
     )
     responses.set_defaults(func=lambda a: run(_responses, a))
-
-    prices = sub.add_parser("prices", help="show the price catalogue, or install a newer one")
-    prices.add_argument("--config", help="config whose state.dir holds an installed catalogue")
-    prices.add_argument("--dir", default=".hedge", help="state directory when no --config is given")
-    prices.add_argument("--format", choices=["table", "json"], default="table")
-    prices.set_defaults(func=_prices, prices_command="list")
-    prices_sub = prices.add_subparsers(dest="prices_command")
-    update = prices_sub.add_parser("update", help="validate and install a newer catalogue file")
-    update.add_argument("--file", required=True)
-    update.add_argument("--config")
-    update.add_argument("--dir", default=".hedge")

@@ -29,7 +29,7 @@ from hedge.gateway.caching import cache_get, cache_put, cache_scope, cache_ttl
 from hedge.gateway.runtime import Runtime
 from hedge.gateway.stream import Stream
 from hedge.observe.tracing import RequestTrace
-from hedge.providers.base import Usage
+from hedge.providers.base import Usage, tier_name
 from hedge.record import Outcome, RequestRecord, RouteStep
 from hedge.routing.context import RouteContext
 from hedge.routing.deployment import Deployment
@@ -177,6 +177,7 @@ class Exchange:
         runtime.started(rec)
         stream = self.kind == "chat" and bool(body.get("stream"))
         rec.stream = stream
+        rec.service_tier = tier_name(body.get("service_tier"))
         options = body.get("hedge") or {}
         baseline = alias.baseline_price
 
@@ -271,12 +272,12 @@ class Exchange:
 
         async def send(dep: Deployment, fitted: dict[str, Any], dropped: list[str]) -> Completion:
             answer = await complete(runtime.transport, dep, self.kind, fitted)
-            book(self.record, answer.usage, dep.price_at(ctx.now), baseline)
+            book(self.record, answer.usage, dep.price_at(ctx.now), baseline, unpriced=dep.price_missing)
             return Completion(answer.body, dep.provider, dep.model, self.record.cost_usd, dropped)
 
         async def send_native(dep: Deployment, native: Native) -> Completion:
             answer = await complete_native(runtime.transport, dep, native)
-            book(self.record, answer.usage, dep.price_at(ctx.now), baseline)
+            book(self.record, answer.usage, dep.price_at(ctx.now), baseline, unpriced=dep.price_missing)
             return Completion(answer.body, dep.provider, dep.model, self.record.cost_usd, native=True)
 
         async def attempt(dep: Deployment) -> Completion:
@@ -335,6 +336,7 @@ class Exchange:
         runtime = self.runtime
         rec = self.record
         paid = (rec.cost_usd, rec.prompt_tokens, rec.completion_tokens, rec.provider, rec.model)
+        classes = (rec.charges, rec.cached_tokens, rec.cache_write_tokens, rec.reasoning_tokens)
         rec.route.append(RouteStep(to, Outcome.ESCALATED, reason))
         target, plan = runtime.router.plan(to, ctx, allowed)
         plan = self._conformant(plan)
@@ -342,11 +344,16 @@ class Exchange:
             second = await runtime.failover.run(plan, attempt, rec.route, target.max_attempts)
         except HedgeError:
             rec.cost_usd, rec.prompt_tokens, rec.completion_tokens, rec.provider, rec.model = paid
+            rec.charges, rec.cached_tokens, rec.cache_write_tokens, rec.reasoning_tokens = classes
             first.escalated = f"{reason} -> {to} (failed; first answer kept)"
             return first
         rec.cost_usd += paid[0]
         rec.prompt_tokens += paid[1]
         rec.completion_tokens += paid[2]
+        rec.charges += classes[0]
+        rec.cached_tokens += classes[1]
+        rec.cache_write_tokens += classes[2]
+        rec.reasoning_tokens += classes[3]
         second.escalated = f"{reason} -> {to}"
         return second
 

@@ -25,6 +25,7 @@ from typing import Any
 import orjson
 
 from hedge.record import Outcome
+from hedge.store import rollup
 from hedge.store.db import Database
 
 LATENCY_ROW_CAP = 100_000
@@ -237,35 +238,72 @@ class Analytics:
     def __init__(self, db: Database) -> None:
         self.db = db
 
+    async def _sums(self, since: float, until: float | None) -> dict[str, float]:
+        """The rollup measures (and ``errors``, ``first_ts``, ``last_ts``) over ``[since, until)``:
+        whole hours from the hourly rollup, the partial hours at the ends from the ledger."""
+        out: dict[str, float] = {}
+        firsts: list[float] = []
+        lasts: list[float] = []
+        for span in rollup.spans(since, until):
+            if span.rollup and span.until is not None:
+                measures = ", ".join(f"SUM(u.{name}) AS {name}" for name in rollup.MEASURE_NAMES)
+                rows = await self.db.fetch(
+                    f"SELECT {measures}, SUM(CASE WHEN u.failed = 1 THEN u.requests ELSE 0 END) AS errors, "
+                    f"MIN(u.first_ts) AS first_ts, MAX(u.last_ts) AS last_ts FROM {rollup.TABLE} u "
+                    "WHERE u.hour >= ? AND u.hour < ?",
+                    [int(span.since), int(span.until)],
+                )
+            else:
+                where, args = RequestFilter(span.since, span.until).where()
+                measures = ", ".join(f"SUM({expr}) AS {name}" for name, expr in rollup.MEASURES)
+                rows = await self.db.fetch(
+                    f"SELECT {measures}, SUM(CASE WHEN r.status >= 400 THEN 1 ELSE 0 END) AS errors, "
+                    f"MIN(r.ts) AS first_ts, MAX(r.ts) AS last_ts FROM hedge_requests r WHERE {where}",
+                    args,
+                )
+            row = rows[0]
+            for name, value in row.items():
+                if value is None:
+                    continue
+                if name == "first_ts":
+                    firsts.append(float(value))
+                elif name == "last_ts":
+                    lasts.append(float(value))
+                else:
+                    out[name] = out.get(name, 0) + float(value)
+        if firsts:
+            out["first_ts"] = min(firsts)
+        if lasts:
+            out["last_ts"] = max(lasts)
+        return out
+
     async def summary(self, since: float, until: float | None = None) -> dict[str, Any]:
         """Totals over every request in the window, failed ones included (their cost is what they cost).
 
         A request without a baseline (its alias has no ``baseline``) counts its own cost as the
         baseline, so it saves nothing; ``baseline_requests`` says how many had one: with none, the
-        savings say nothing at all.
+        savings say nothing at all. ``price_missing`` counts requests booked at 0 because their
+        deployment had no price, ``usage_missing`` those whose upstream reported no usage. Read from
+        the hourly rollups (:mod:`hedge.store.rollup`), so a 30-day window costs the same at any size.
         """
-        where, args = RequestFilter(since, until).where()
-        rows = await self.db.fetch(
-            "SELECT COUNT(*) AS requests, "
-            "SUM(CASE WHEN r.status >= 400 THEN 1 ELSE 0 END) AS errors, "
-            "SUM(CASE WHEN r.attempts > 1 THEN 1 ELSE 0 END) AS failovers, "
-            "SUM(r.cache_hit) AS cache_hits, SUM(r.stream) AS streams, "
-            "SUM(r.prompt_tokens) AS prompt_tokens, SUM(r.completion_tokens) AS completion_tokens, "
-            "SUM(r.cached_tokens) AS cached_tokens, SUM(r.cost_usd) AS cost, "
-            "SUM(COALESCE(r.baseline_cost_usd, r.cost_usd)) AS baseline, "
-            "COUNT(r.baseline_cost_usd) AS baseline_requests, "
-            "AVG(r.latency_ms) AS avg_latency, MIN(r.ts) AS first_ts, MAX(r.ts) AS last_ts "
-            f"FROM hedge_requests r WHERE {where}",
-            args,
-        )
-        t = rows[0]
-        requests = _int(t["requests"])
-        errors = _int(t["errors"])
-        failovers = _int(t["failovers"])
-        cache_hits = _int(t["cache_hits"])
-        cost = _num(t["cost"])
-        baseline = _num(t["baseline"])
-        prompt, completion = _int(t["prompt_tokens"]), _int(t["completion_tokens"])
+        t = await self._sums(since, until)
+
+        def n(name: str) -> int:
+            return int(t.get(name, 0))
+
+        requests, errors, failovers, cache_hits = n("requests"), n("errors"), n("failovers"), n("cache_hits")
+        cost = t.get("cost_usd", 0.0)
+        baseline = t.get("baseline_usd", 0.0)
+        prompt, completion = n("prompt_tokens"), n("completion_tokens")
+        latency_n = n("latency_n")
+        charges = {
+            "input": _usd(t.get("input_cost_usd", 0.0)),
+            "cache_read": _usd(t.get("cache_read_cost_usd", 0.0)),
+            "cache_write": _usd(t.get("cache_write_cost_usd", 0.0)),
+            "output": _usd(t.get("output_cost_usd", 0.0)),
+            "reasoning": _usd(t.get("reasoning_cost_usd", 0.0)),
+            "request": _usd(t.get("request_fee_usd", 0.0)),
+        }
         return {
             "since": since,
             "until": until if until is not None else time.time(),
@@ -276,19 +314,24 @@ class Analytics:
             "failover_rate": _rate(failovers, requests),
             "cache_hits": cache_hits,
             "cache_hit_rate": _rate(cache_hits, requests),
-            "streams": _int(t["streams"]),
+            "streams": n("streams"),
             "cost_usd": _usd(cost),
             "baseline_cost_usd": _usd(baseline),
             "savings_usd": _usd(baseline - cost),
             "savings_rate": (baseline - cost) / baseline if baseline > 0 else 0.0,
-            "baseline_requests": _int(t["baseline_requests"]),
+            "baseline_requests": n("baseline_requests"),
             "prompt_tokens": prompt,
             "completion_tokens": completion,
-            "cached_tokens": _int(t["cached_tokens"]),
+            "cached_tokens": n("cached_tokens"),
+            "cache_write_tokens": n("cache_write_tokens"),
+            "reasoning_tokens": n("reasoning_tokens"),
             "total_tokens": prompt + completion,
-            "avg_latency_ms": _ms(None if t["avg_latency"] is None else float(t["avg_latency"])),
-            "first_ts": None if t["first_ts"] is None else float(t["first_ts"]),
-            "last_ts": None if t["last_ts"] is None else float(t["last_ts"]),
+            "charges_usd": charges,
+            "price_missing": n("price_missing"),
+            "usage_missing": n("usage_missing"),
+            "avg_latency_ms": _ms(t["latency_ms_sum"] / latency_n if latency_n else None),
+            "first_ts": t.get("first_ts"),
+            "last_ts": t.get("last_ts"),
         }
 
     async def timeseries(

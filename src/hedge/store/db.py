@@ -92,6 +92,11 @@ class Database(Protocol):
         """Apply the migrations newer than the recorded version, in one transaction each."""
         ...
 
+    async def transaction(self, statements: Sequence[str], timeout_s: float = MIGRATION_TIMEOUT_S) -> None:
+        """Run ``statements`` (no arguments) in one transaction, each bounded by ``timeout_s``: for
+        maintenance that takes longer than a request may (``hedge rollups rebuild``)."""
+        ...
+
     async def close(self) -> None: ...
 
 
@@ -140,6 +145,18 @@ class SQLiteDatabase:
             self._open()
             try:
                 await self._conn.executemany(sql, [tuple(r) for r in rows])
+            except BaseException:
+                await self._rollback()
+                raise
+            await self._conn.commit()
+
+    async def transaction(self, statements: Sequence[str], timeout_s: float = MIGRATION_TIMEOUT_S) -> None:
+        async with self._writing:
+            self._open()
+            try:
+                await self._conn.execute("BEGIN IMMEDIATE")
+                for sql in statements:
+                    await self._conn.execute(sql)
             except BaseException:
                 await self._rollback()
                 raise
@@ -219,6 +236,11 @@ class PostgresDatabase:
     async def fetch(self, sql: str, args: Sequence[Any] = ()) -> list[dict[str, Any]]:
         async with self._acquire() as conn:
             return [dict(r) for r in await conn.fetch(self._sql(sql), *args)]
+
+    async def transaction(self, statements: Sequence[str], timeout_s: float = MIGRATION_TIMEOUT_S) -> None:
+        async with self._acquire() as conn, conn.transaction():
+            for sql in statements:
+                await conn.execute(sql, timeout=timeout_s)
 
     async def migrate(self, migrations: Migrations) -> None:
         slow = max(self.timeout, MIGRATION_TIMEOUT_S)

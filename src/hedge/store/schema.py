@@ -6,7 +6,17 @@ A step only one dialect needs is written ``{"postgresql": "..."}`` (see
 
 from __future__ import annotations
 
+from hedge.store import rollup
 from hedge.store.db import Statement
+
+_COST_PARTS = (
+    "input_cost_usd",
+    "cache_read_cost_usd",
+    "cache_write_cost_usd",
+    "output_cost_usd",
+    "reasoning_cost_usd",
+    "request_fee_usd",
+)
 
 MIGRATIONS: list[tuple[int, list[Statement]]] = [
     (
@@ -109,6 +119,28 @@ MIGRATIONS: list[tuple[int, list[Statement]]] = [
             # as one row). NULL on rows written before this migration; they count as they always did.
             # A nullable column without a default: no table rewrite on either database.
             "ALTER TABLE hedge_requests ADD COLUMN route TEXT",
+        ],
+    ),
+    (
+        7,
+        [
+            # Token classes kept apart (cache writes, reasoning: parts of prompt_tokens and
+            # completion_tokens), the service tier served in, and the cost by class (hedge.record.Charges;
+            # NULL on older rows), so a report can show where money went. price_missing / usage_missing
+            # flag requests booked at 0 because the deployment had no price or the upstream no usage.
+            # Constant defaults and nullable columns: no table rewrite on either database.
+            "ALTER TABLE hedge_requests ADD COLUMN cache_write_tokens BIGINT NOT NULL DEFAULT 0",
+            "ALTER TABLE hedge_requests ADD COLUMN reasoning_tokens BIGINT NOT NULL DEFAULT 0",
+            "ALTER TABLE hedge_requests ADD COLUMN service_tier TEXT",
+            "ALTER TABLE hedge_requests ADD COLUMN price_missing INTEGER NOT NULL DEFAULT 0",
+            "ALTER TABLE hedge_requests ADD COLUMN usage_missing INTEGER NOT NULL DEFAULT 0",
+            *(f"ALTER TABLE hedge_requests ADD COLUMN {c} DOUBLE PRECISION" for c in _COST_PARTS),
+            # Hourly rollups (hedge.store.rollup), kept by a trigger, built once from the rows already there.
+            rollup.CREATE_TABLE,
+            *({"sqlite": s} for s in rollup.trigger_statements("sqlite")),
+            *({"postgresql": s} for s in rollup.trigger_statements("postgresql")),
+            *({"sqlite": s} for s in rollup.rebuild_statements("sqlite")),
+            *({"postgresql": s} for s in rollup.rebuild_statements("postgresql")),
         ],
     ),
 ]
