@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from hedge.cli.init import add_parser as add_init_parser
+from hedge.cli.prices import add_parser as add_prices_parser
 from hedge.cli.state import add_parsers as add_state_parsers
 from hedge.config import CONFIG_ENV, ConfigError, load_config
 from hedge.conformance.cli import add_check_parser
@@ -33,9 +34,9 @@ def _serve(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"hedge: config error: {exc}", file=sys.stderr)
         return 2
-    from hedge.cli.preflight import provider_problems, state_problems
+    from hedge.cli.preflight import price_problems, provider_problems, state_problems
 
-    problems = asyncio.run(state_problems(config))
+    problems = price_problems(config) + asyncio.run(state_problems(config))
     if args.check:
         problems += asyncio.run(provider_problems(config))
         for problem in problems:
@@ -191,6 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
     mock.set_defaults(func=_mock)
 
     add_state_parsers(sub)
+    add_prices_parser(sub)
 
     demo = sub.add_parser("demo", help="run mock providers and the gateway in-process and drive traffic")
     demo.add_argument("--requests", type=int, default=300)

@@ -75,15 +75,24 @@ class Router:
         self.stats: dict[str, DeploymentStats] = {}
         self._top_prices: dict[str, Price] = {}
         self.aliases: dict[str, Alias] = {}
+        self.unpriced: list[str] = []
+        """Deployments neither the config nor the catalogue prices, in config order (each once)."""
+        flag_unpriced = config.pricing.on_missing != "zero"
         for name, model in config.models.items():
             deps = []
             for d in model.deployments:
                 provider = config.providers[d.provider]
+                price = _price(d.price, d.model, catalogue)
+                window = d.context_window
+                if window is None and catalogue is not None:
+                    window = catalogue.context_window(d.model)
                 dep = Deployment(
                     provider=d.provider,
                     model=d.model,
                     adapter=adapters[d.provider],
-                    price=_price(d.price, d.model, catalogue),
+                    price=price or Price(),
+                    price_missing=price is None and flag_unpriced,
+                    context_window=window,
                     weight=d.weight,
                     timeouts=provider.timeout,
                     on_unsupported=provider.on_unsupported,
@@ -95,11 +104,13 @@ class Router:
                 )
                 # One stats object per provider/model, shared by every alias that uses it.
                 dep.stats = self.stats.setdefault(dep.id, dep.stats)
+                if price is None and dep.id not in self.unpriced:
+                    self.unpriced.append(dep.id)
                 deps.append(dep)
             baseline = None
             if model.baseline is not None:
                 first = config.models[model.baseline].deployments[0]
-                baseline = _price(first.price, first.model, catalogue)
+                baseline = _price(first.price, first.model, catalogue) or Price()
             rules = [
                 Rule(
                     r,
@@ -167,6 +178,7 @@ class Router:
                         plan.append(dep)
         if allowed is not None:
             plan = [d for d in plan if d.alias in allowed]
+        plan = fitting(plan, ctx)
         options = ctx.body.get("hedge")
         if isinstance(options, dict) and options:
             plan = apply_preferences(plan, options, ctx)
@@ -209,14 +221,22 @@ class Router:
         return Price(input=top_in, output=top_out)
 
 
-def _price(configured: Price | None, model: str, catalogue: Catalogue | None) -> Price:
+def _price(configured: Price | None, model: str, catalogue: Catalogue | None) -> Price | None:
+    """The deployment's price: its config's, else the catalogue's; None when neither has one."""
     if configured is not None:
         return configured
-    found = catalogue.lookup(model) if catalogue is not None else None
-    if found is None:
-        log.warning("no price for model %r in the config or the catalogue: its cost is booked as 0", model)
-        return Price()
-    return found
+    return catalogue.lookup(model) if catalogue is not None else None
+
+
+def fitting(plan: list[Deployment], ctx: RouteContext) -> list[Deployment]:
+    """The plan without the deployments whose context window (the config's or the catalogue's) the
+    prompt estimate exceeds, as they would only answer ``context_length_exceeded``; when none fits,
+    the plan as it is (the estimate is rough: let the upstreams judge)."""
+    if not any(d.context_window for d in plan):
+        return plan
+    need = ctx.prompt_tokens
+    fits = [d for d in plan if d.context_window is None or d.context_window >= need]
+    return fits or plan
 
 
 def _matches(dep: Deployment, names: list[str]) -> bool:
