@@ -65,6 +65,7 @@ async def test_spend_and_summary_read_the_rollup_exactly(db: Database) -> None:
     records = [_rec(i, base + (i % 5) * HOUR + 30 * i) for i in range(20)]
     records.append(_rec(50, base + HOUR + 5, status=502, cost_usd=0.0, charges=Charges()))
     records.append(_rec(51, base - 1200, key_id="key_a", team="t1"))  # a partial hour before `since`
+    records[7].key_id, records[7].team = "key_a", "t1"
     records.append(_rec(52, now - 1, latency_ms=None))  # the current, partial hour
     await _write(db, records)
     await _write(db, [records[3]])  # written again (a replayed spool): counted once
@@ -82,6 +83,10 @@ async def test_spend_and_summary_read_the_rollup_exactly(db: Database) -> None:
     assert {r.group: r.requests for r in rows} == {"cheap": 10, "premium": 11}
     days = (await ledger.spend("day", since))[0]
     assert sum(d.requests for d in days) == 21
+    keys = (await ledger.spend("key", since))[0]
+    assert {r.group: r.requests for r in keys} == {"key_a": 1, "master key": 20}
+    teams = (await ledger.spend("team", since))[0]
+    assert {r.group: r.cost_usd for r in teams} == pytest.approx({"t1": 0.0105, "-": 0.0105 * 20})
 
     summary = await analytics.summary(since)
     assert summary["requests"] == 22 and summary["errors"] == 1
@@ -102,17 +107,16 @@ async def test_spend_and_summary_read_the_rollup_exactly(db: Database) -> None:
 
 async def test_rebuild_matches_what_the_writes_kept(db: Database) -> None:
     now = time.time()
-    records = [
-        _rec(i, now - i * 1000, key_id=f"key_{i % 3}", team=None if i % 2 else "t") for i in range(40)
-    ]
+    records = [_rec(i, now - i * 1000, key_id=f"key_{i % 3}", team=None if i % 2 else "t") for i in range(40)]
     await _write(db, records)
-    query = f"SELECT * FROM {rollup.TABLE} ORDER BY hour, key_id, team, alias, provider, model, failed"
-    kept = await db.fetch(query)
-    assert kept and sum(int(r["requests"]) for r in kept) == 40
+    queries = [f"SELECT * FROM {r.table} ORDER BY hour, {', '.join(r.keys)}, failed" for r in rollup.ROLLUPS]
+    kept = [await db.fetch(q) for q in queries]
+    assert all(rows and sum(int(r["requests"]) for r in rows) == 40 for rows in kept)
     await db.transaction(rollup.rebuild_statements(db.dialect))
-    rebuilt = await db.fetch(query)
-    assert len(rebuilt) == len(kept)
-    for a, b in zip(kept, rebuilt, strict=True):
-        assert a.keys() == b.keys()
-        for column in a:
-            assert a[column] == pytest.approx(b[column]), column
+    rebuilt = [await db.fetch(q) for q in queries]
+    for before, after in zip(kept, rebuilt, strict=True):
+        assert len(after) == len(before)
+        for a, b in zip(before, after, strict=True):
+            assert a.keys() == b.keys()
+            for column in a:
+                assert a[column] == pytest.approx(b[column]), column

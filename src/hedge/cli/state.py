@@ -239,10 +239,12 @@ async def _rollups(args: argparse.Namespace) -> int:
     try:
         await db.transaction(rollup.rebuild_statements(db.dialect))
         rows = await db.fetch(f"SELECT COUNT(*) AS n, SUM(requests) AS requests FROM {rollup.TABLE}")
+        keyed = await db.fetch(f"SELECT COUNT(*) AS n FROM {rollup.BY_KEY.table}")
     finally:
         await db.close()
     print(
-        f"rebuilt {rows[0]['n'] or 0} hourly rollup rows from {rows[0]['requests'] or 0} requests "
+        f"rebuilt {rows[0]['n'] or 0} + {keyed[0]['n'] or 0} hourly rollup rows from "
+        f"{rows[0]['requests'] or 0} requests "
         f"in {time.perf_counter() - started:.1f} s"
     )
     return 0

@@ -150,6 +150,16 @@ def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
+_CHARGE_COLUMNS = (
+    ("input", "input_cost_usd"),
+    ("cache_read", "cache_read_cost_usd"),
+    ("cache_write", "cache_write_cost_usd"),
+    ("output", "output_cost_usd"),
+    ("reasoning", "reasoning_cost_usd"),
+    ("request", "request_fee_usd"),
+)
+
+
 def _request_row(row: dict[str, Any]) -> dict[str, Any]:
     tags: list[str] = []
     if row.get("tags"):
@@ -172,7 +182,15 @@ def _request_row(row: dict[str, Any]) -> dict[str, Any]:
         "prompt_tokens": _int(row["prompt_tokens"]),
         "completion_tokens": _int(row["completion_tokens"]),
         "cached_tokens": _int(row["cached_tokens"]),
+        "cache_write_tokens": _int(row.get("cache_write_tokens")),
+        "reasoning_tokens": _int(row.get("reasoning_tokens")),
+        "service_tier": row.get("service_tier"),
         "cost_usd": _usd(_num(row["cost_usd"])),
+        "charges_usd": None
+        if row.get("input_cost_usd") is None
+        else {name: _usd(_num(row.get(column))) for name, column in _CHARGE_COLUMNS},
+        "price_missing": bool(row.get("price_missing")),
+        "usage_missing": bool(row.get("usage_missing")),
         "baseline_cost_usd": None
         if row["baseline_cost_usd"] is None
         else _usd(float(row["baseline_cost_usd"])),

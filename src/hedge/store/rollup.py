@@ -1,11 +1,14 @@
 """Hourly rollups of the ledger, so spend reports and the dashboard's summary stay fast as it grows.
 
-``hedge_rollup_hourly`` holds, per hour and per (key, team, alias, provider, model, failed), the sums
-the reports read: requests, tokens by class, cost by class, baseline, latency... It is kept by a
-trigger on ``hedge_requests`` (migration 7), so every writer (the ledger's batches, a replayed spool,
-an import) keeps it exact, in the same transaction as the row, and a row the INSERT skips as a
-duplicate (``ON CONFLICT DO NOTHING``) is not counted. ``hedge rollups rebuild`` recomputes it from
-the ledger (after a restore, or rows deleted by hand).
+Two tables hold, per hour, the sums the reports read (requests, tokens by class, cost by class,
+baseline, latency...): ``hedge_rollup_hourly`` per (alias, provider, model, failed), for the summary
+and spend by provider, model, alias and day, and ``hedge_rollup_hourly_keys`` per (key, team,
+failed), for spend by key and team. Apart, each stays small (a few rows an hour per deployment, one
+per active key), where one table per (key x deployment) would approach one row per request. They
+are kept by a trigger on ``hedge_requests`` (migration 7), so every writer (the ledger's batches,
+a replayed spool, an import) keeps them exact, in the same transaction as the row, and a row the
+INSERT skips as a duplicate (``ON CONFLICT DO NOTHING``) is not counted. ``hedge rollups rebuild``
+recomputes them from the ledger (after a restore, or rows deleted by hand).
 
 A report over ``[since, until)`` reads the whole hours inside it from the rollup and the partial
 hours at either end from the ledger (a range scan of under an hour each on ``ts``), so answers are
@@ -20,10 +23,6 @@ import time
 from dataclasses import dataclass
 
 HOUR = 3600
-
-TABLE = "hedge_rollup_hourly"
-
-KEY_COLUMNS = ("key_id", "team", "alias", "provider", "model")
 
 # (rollup column, expression over a ledger row ``r``) for each summed measure.
 MEASURES: tuple[tuple[str, str], ...] = (
@@ -68,19 +67,72 @@ _INTEGER = {
     "usage_missing",
 }
 
-CREATE_TABLE = (
-    f"CREATE TABLE IF NOT EXISTS {TABLE} (hour BIGINT NOT NULL, "
-    + ", ".join(f"{c} TEXT NOT NULL" for c in KEY_COLUMNS)
-    + ", failed INTEGER NOT NULL, "
-    + ", ".join(
-        f"{name} {'BIGINT' if name in _INTEGER else 'DOUBLE PRECISION'} NOT NULL" for name in MEASURE_NAMES
-    )
-    + ", first_ts DOUBLE PRECISION, last_ts DOUBLE PRECISION, "
-    + f"PRIMARY KEY (hour, {', '.join(KEY_COLUMNS)}, failed))"
-)
 
-_COLUMNS = ("hour", *KEY_COLUMNS, "failed", *MEASURE_NAMES, "first_ts", "last_ts")
-_CONFLICT = f"ON CONFLICT (hour, {', '.join(KEY_COLUMNS)}, failed) DO UPDATE SET "
+@dataclass(frozen=True, slots=True)
+class Rollup:
+    """One hourly rollup table: the ledger's sums per hour, per its ``keys`` and ``failed``."""
+
+    table: str
+    keys: tuple[str, ...]
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return ("hour", *self.keys, "failed", *MEASURE_NAMES, "first_ts", "last_ts")
+
+    def create(self) -> str:
+        return (
+            f"CREATE TABLE IF NOT EXISTS {self.table} (hour BIGINT NOT NULL, "
+            + "".join(f"{c} TEXT NOT NULL, " for c in self.keys)
+            + "failed INTEGER NOT NULL, "
+            + ", ".join(
+                f"{name} {'BIGINT' if name in _INTEGER else 'DOUBLE PRECISION'} NOT NULL"
+                for name in MEASURE_NAMES
+            )
+            + ", first_ts DOUBLE PRECISION, last_ts DOUBLE PRECISION, "
+            + f"PRIMARY KEY (hour, {''.join(c + ', ' for c in self.keys)}failed))"
+        )
+
+    def upsert(self, dialect: str, row: str) -> str:
+        """Add the ledger row named ``row`` (``NEW`` in a trigger) to its rollup row."""
+        values = [_hour(f"{row}.ts", dialect)]
+        values += [f"COALESCE({row}.{c}, '')" for c in self.keys]
+        values.append(f"CASE WHEN {row}.status >= 400 THEN 1 ELSE 0 END")
+        values += [expr.replace("r.", f"{row}.") for _, expr in MEASURES]
+        values += [f"{row}.ts", f"{row}.ts"]
+        least, greatest = ("LEAST", "GREATEST") if dialect == "postgresql" else ("MIN", "MAX")
+        t = self.table
+        sets = [f"{m} = {t}.{m} + excluded.{m}" for m in MEASURE_NAMES]
+        sets.append(f"first_ts = {least}({t}.first_ts, excluded.first_ts)")
+        sets.append(f"last_ts = {greatest}({t}.last_ts, excluded.last_ts)")
+        return (
+            f"INSERT INTO {t} ({', '.join(self.columns)}) VALUES ({', '.join(values)}) "
+            f"ON CONFLICT (hour, {''.join(c + ', ' for c in self.keys)}failed) DO UPDATE SET "
+            + ", ".join(sets)
+        )
+
+    def rebuild(self, dialect: str) -> list[str]:
+        keys = [_hour("r.ts", dialect), *(f"COALESCE(r.{c}, '')" for c in self.keys)]
+        keys.append("CASE WHEN r.status >= 400 THEN 1 ELSE 0 END")
+        sums = [f"SUM({expr})" for _, expr in MEASURES]
+        positions = ", ".join(str(i) for i in range(1, len(keys) + 1))
+        return [
+            f"DELETE FROM {self.table}",
+            f"INSERT INTO {self.table} ({', '.join(self.columns)}) SELECT {', '.join(keys)}, "
+            f"{', '.join(sums)}, MIN(r.ts), MAX(r.ts) FROM hedge_requests r GROUP BY {positions}",
+        ]
+
+
+BY_DEPLOYMENT = Rollup("hedge_rollup_hourly", ("alias", "provider", "model"))
+"""For the summary and spend by provider, model, alias and day: few rows an hour."""
+BY_KEY = Rollup("hedge_rollup_hourly_keys", ("key_id", "team"))
+"""For spend by key and team: one row an hour per active key."""
+ROLLUPS = (BY_DEPLOYMENT, BY_KEY)
+TABLE = BY_DEPLOYMENT.table
+
+
+def for_group(by: str) -> Rollup:
+    """The rollup that answers a report grouped ``by``."""
+    return BY_KEY if by in ("key", "team") else BY_DEPLOYMENT
 
 
 def _hour(ts: str, dialect: str) -> str:
@@ -89,39 +141,21 @@ def _hour(ts: str, dialect: str) -> str:
     return f"(CAST(FLOOR({ts} / {HOUR}) AS BIGINT) * {HOUR})"
 
 
-def _row_values(dialect: str, row: str) -> list[str]:
-    """The rollup values of one ledger row named ``row`` (``NEW`` in a trigger)."""
-    values = [_hour(f"{row}.ts", dialect)]
-    values += [f"COALESCE({row}.{c}, '')" for c in KEY_COLUMNS]
-    values.append(f"CASE WHEN {row}.status >= 400 THEN 1 ELSE 0 END")
-    values += [expr.replace("r.", f"{row}.") for _, expr in MEASURES]
-    values += [f"{row}.ts", f"{row}.ts"]
-    return values
-
-
-def _upsert(dialect: str) -> str:
-    table = TABLE
-    least, greatest = ("LEAST", "GREATEST") if dialect == "postgresql" else ("MIN", "MAX")
-    sets = [f"{m} = {table}.{m} + excluded.{m}" for m in MEASURE_NAMES]
-    sets.append(f"first_ts = {least}({table}.first_ts, excluded.first_ts)")
-    sets.append(f"last_ts = {greatest}({table}.last_ts, excluded.last_ts)")
-    return _CONFLICT + ", ".join(sets)
+def create_statements() -> list[str]:
+    return [r.create() for r in ROLLUPS]
 
 
 def trigger_statements(dialect: str) -> list[str]:
-    """The trigger that adds each new ledger row to its hour's rollup row."""
-    insert = (
-        f"INSERT INTO {TABLE} ({', '.join(_COLUMNS)}) VALUES ({', '.join(_row_values(dialect, 'NEW'))}) "
-        + _upsert(dialect)
-    )
+    """The trigger that adds each new ledger row to its hour's row of every rollup."""
+    body = "; ".join(r.upsert(dialect, "NEW") for r in ROLLUPS)
     if dialect == "sqlite":
         return [
             "CREATE TRIGGER IF NOT EXISTS hedge_requests_rollup AFTER INSERT ON hedge_requests "
-            f"BEGIN {insert}; END"
+            f"BEGIN {body}; END"
         ]
     return [
         "CREATE OR REPLACE FUNCTION hedge_rollup_add() RETURNS trigger LANGUAGE plpgsql AS $$ "
-        f"BEGIN {insert}; RETURN NULL; END $$",
+        f"BEGIN {body}; RETURN NULL; END $$",
         "DROP TRIGGER IF EXISTS hedge_requests_rollup ON hedge_requests",
         "CREATE TRIGGER hedge_requests_rollup AFTER INSERT ON hedge_requests "
         "FOR EACH ROW EXECUTE FUNCTION hedge_rollup_add()",
@@ -130,15 +164,8 @@ def trigger_statements(dialect: str) -> list[str]:
 
 def rebuild_statements(dialect: str) -> list[str]:
     """Recompute every rollup row from the ledger (one transaction; writers wait on PostgreSQL)."""
-    keys = [_hour("r.ts", dialect), *(f"COALESCE(r.{c}, '')" for c in KEY_COLUMNS)]
-    keys.append("CASE WHEN r.status >= 400 THEN 1 ELSE 0 END")
-    sums = [f"SUM({expr})" for _, expr in MEASURES]
-    select = (
-        f"INSERT INTO {TABLE} ({', '.join(_COLUMNS)}) SELECT {', '.join(keys)}, {', '.join(sums)}, "
-        f"MIN(r.ts), MAX(r.ts) FROM hedge_requests r GROUP BY {', '.join(str(i) for i in range(1, 8))}"
-    )
     lock = ["LOCK TABLE hedge_requests IN SHARE MODE"] if dialect == "postgresql" else []
-    return [*lock, f"DELETE FROM {TABLE}", select]
+    return [*lock, *(s for r in ROLLUPS for s in r.rebuild(dialect))]
 
 
 @dataclass(frozen=True, slots=True)

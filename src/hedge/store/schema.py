@@ -136,7 +136,7 @@ MIGRATIONS: list[tuple[int, list[Statement]]] = [
             "ALTER TABLE hedge_requests ADD COLUMN usage_missing INTEGER NOT NULL DEFAULT 0",
             *(f"ALTER TABLE hedge_requests ADD COLUMN {c} DOUBLE PRECISION" for c in _COST_PARTS),
             # Hourly rollups (hedge.store.rollup), kept by a trigger, built once from the rows already there.
-            rollup.CREATE_TABLE,
+            *rollup.create_statements(),
             *({"sqlite": s} for s in rollup.trigger_statements("sqlite")),
             *({"postgresql": s} for s in rollup.trigger_statements("postgresql")),
             *({"sqlite": s} for s in rollup.rebuild_statements("sqlite")),
