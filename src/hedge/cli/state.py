@@ -28,7 +28,7 @@ from hedge.config import ConfigError, load_config
 from hedge.gateway.runtime import database_url
 from hedge.store import rollup
 from hedge.store.db import Database, connect
-from hedge.store.ledger import GROUPS, Ledger, SpendRow, parse_since
+from hedge.store.ledger import CHARGES, GROUPS, Ledger, SpendRow, parse_since
 from hedge.store.responses import ResponseStore
 from hedge.store.schema import MIGRATIONS
 
@@ -169,19 +169,60 @@ async def _spend(args: argparse.Namespace) -> int:
             "requests",
             "input_tokens",
             "output_tokens",
+            "cached_tokens",
+            "cache_write_tokens",
+            "reasoning_tokens",
             "cost_usd",
             "baseline_cost_usd",
             "savings_usd",
+            *(f"{name}_cost_usd" for name in CHARGES),
+            "price_missing",
+            "usage_missing",
         ]
         writer = csv.DictWriter(out, fieldnames=fields)
         writer.writeheader()
         for r in [*rows, total]:
-            writer.writerow(r.to_dict())
+            row = r.to_dict()
+            charges = row.pop("charges_usd")
+            row.update({f"{name}_cost_usd": charges.get(name, 0.0) for name in CHARGES})
+            writer.writerow(row)
         sys.stdout.write(out.getvalue())
     else:
         console = Console()
         console.print(_spend_table(args.by, args.since, rows, total, console.width), crop=False)
+        for line in spend_notes(total):
+            console.print(line, highlight=False, markup=False)
     return 0
+
+
+_CHARGE_NAMES = {
+    "input": "input",
+    "cache_read": "cache reads",
+    "cache_write": "cache writes",
+    "output": "output",
+    "reasoning": "reasoning",
+    "request": "request fees",
+    "unsplit": "not split (older rows)",
+}
+
+
+def spend_notes(total: SpendRow) -> list[str]:
+    """Where the money went (by token class), and the requests whose cost is not what they cost."""
+    parts = [f"{_CHARGE_NAMES[k]} {v:,.6f}" for k, v in total.charges.items() if v]
+    notes = [f"Where it went (USD): {' · '.join(parts)}"] if parts else []
+    if total.cached_tokens or total.cache_write_tokens or total.reasoning_tokens:
+        notes.append(
+            f"Of the input tokens {total.cached_tokens:,} were cache reads and {total.cache_write_tokens:,} "
+            f"cache writes; of the output tokens {total.reasoning_tokens:,} were reasoning."
+        )
+    if total.price_missing:
+        notes.append(
+            f"Warning: {total.price_missing:,} requests were booked at 0 USD because their deployment has "
+            "no price ('hedge prices check --config F' names them)."
+        )
+    if total.usage_missing:
+        notes.append(f"Warning: {total.usage_missing:,} requests had no usage from their upstream.")
+    return notes
 
 
 def _spend_table(by: str, since: str, rows: list[SpendRow], total: SpendRow, width: int) -> Table:
