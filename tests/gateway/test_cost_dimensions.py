@@ -25,6 +25,7 @@ GPT5 = {
     "cached_input": 0.125,
     "service_tiers": {"flex": {"input": 0.625, "output": 5.0, "cached_input": 0.0625}},
 }
+FLASH = {"input": 0.3, "output": 2.5, "service_tiers": {"flex": {"input": 0.15, "output": 1.25}}}
 CLAUDE = {"input": 3.0, "output": 15.0, "cached_input": 0.3, "cache_write_input": 3.75}
 
 
@@ -34,6 +35,7 @@ def mocks(logs: Path) -> Iterator[dict[str, Mock]]:
         "oa": start_mock("openai", logs),
         "an": start_mock("anthropic", logs, "--quirk", "cache-hit", "--quirk", "cache-write"),
         "nu": start_mock("openai", logs, "--quirk", "no-stream-usage"),
+        "gm": start_mock("gemini", logs),
     }
     yield started
     for m in started.values():
@@ -47,12 +49,16 @@ def _config(mocks: dict[str, Mock], **extra: Any) -> dict[str, Any]:
             "oa": {"style": "openai", "base_url": f"{mocks['oa'].url}/v1", "api_key": "sk-a"},
             "an": {"style": "anthropic", "base_url": mocks["an"].url, "api_key": "sk-b"},
             "nu": {"style": "openai", "base_url": f"{mocks['nu'].url}/v1", "api_key": "sk-c"},
+            "gm": {"style": "gemini", "base_url": mocks["gm"].url, "api_key": "k"},
+            "gd": {"style": "gemini", "base_url": mocks["gm"].url, "api_key": "k", "on_unsupported": "drop"},
         },
         "models": {
             "gpt": {"deployments": [{"provider": "oa", "model": "gpt-5", "price": GPT5}]},
             "claude": {"deployments": [{"provider": "an", "model": "claude-sonnet-4-5", "price": CLAUDE}]},
             "homemade": {"deployments": [{"provider": "oa", "model": "home-made-1"}]},
             "nousage": {"deployments": [{"provider": "nu", "model": "gpt-4o"}]},
+            "gem": {"deployments": [{"provider": "gm", "model": "gemini-2.5-flash", "price": FLASH}]},
+            "gemdrop": {"deployments": [{"provider": "gd", "model": "gemini-2.5-flash", "price": FLASH}]},
             "sized": {
                 "strategy": "ordered",
                 "deployments": [
@@ -167,3 +173,21 @@ def test_on_missing_reject_refuses_to_start(mocks: dict[str, Mock], tmp_path: Pa
     )
     assert result.returncode == 2
     assert "oa/home-made-1" in result.stderr and "reject" in result.stderr
+
+
+def test_a_tier_an_upstream_lacks_is_refused_or_dropped_and_not_priced(client: openai.OpenAI) -> None:
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.chat.completions.create(
+            model="gem", messages=[{"role": "user", "content": "hi"}], service_tier="flex"
+        )
+    assert "service_tier" in str(refused.value)
+    raw = client.chat.completions.with_raw_response.create(
+        model="gemdrop", messages=[{"role": "user", "content": "hi"}], service_tier="flex"
+    )
+    assert raw.headers["x-hedge-dropped-params"] == "service_tier"
+    usage = raw.parse().usage
+    assert usage is not None
+    # served in the standard tier, so priced at the standard price, not flex's
+    assert _cost(raw) == pytest.approx(
+        (usage.prompt_tokens * 0.3 + usage.completion_tokens * 2.5) / 1e6, abs=1e-8
+    )

@@ -230,6 +230,8 @@ class Exchange:
         """Fit the body to ``dep`` and take a slot of its upstream quota: then it counts as an attempt."""
         send, dropped = fit(dep, self.kind, body, options.get("on_unsupported"))
         self.record.dropped_params = dropped
+        # The tier asked of this deployment (none if it was dropped): priced so unless it says otherwise.
+        self.record.service_tier = tier_name(send.get("service_tier"))
         await self._count_attempt(dep)
         return send, dropped
 
