@@ -10,7 +10,8 @@ the server in chunks, with the rollup trigger off), then times, each ``--repeat`
 * ``hedge rollups rebuild`` (once) on the filled ledger;
 * ``/admin/spend?by=day&since=30d`` (and ``by=provider``, ``by=key``): ``Ledger.spend``, which reads
   whole hours from ``hedge_rollup_hourly`` and the ragged ends from the ledger;
-* the dashboard's 30-day summary: ``Analytics.summary``;
+* the dashboard's 30-day summary and cost chart: ``Analytics.summary``, ``Analytics.timeseries``;
+* the dashboard's per-deployment latency panel, which still scans the window (once);
 * the same two reports the way they were computed before the rollups (one scan of the ledger);
 * the write path: batches of ``--batch`` records through ``Ledger`` with the trigger on, then off.
 
@@ -214,6 +215,12 @@ async def main() -> int:
         )
         queries["dashboard summary 30d (rollups)"] = await _timed(
             args.repeat, lambda: analytics.summary(since)
+        )
+        queries["dashboard timeseries 30d by=provider (rollups)"] = await _timed(
+            args.repeat, lambda: analytics.timeseries(since, "provider")
+        )
+        queries["dashboard latency 30d (ledger scan: not rolled up)"] = await _timed(
+            1, lambda: analytics.latency(since)
         )
         queries["spend by=day since=30d (ledger scan, before)"] = await _timed(
             min(args.repeat, 3), lambda: conn.fetch(_SPEND_BY_DAY_RAW, since)

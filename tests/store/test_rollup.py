@@ -96,6 +96,17 @@ async def test_spend_and_summary_read_the_rollup_exactly(db: Database) -> None:
     assert summary["avg_latency_ms"] == pytest.approx(sum(latencies) / len(latencies), abs=1e-3)
     assert summary["first_ts"] == pytest.approx(min(r.started_at for r in records if r.started_at >= since))
 
+    for by in ("provider", "key"):
+        series = await analytics.timeseries(since, by, bucket=HOUR)
+        assert sum(series["requests"]) == 22 and sum(series["errors"]) == 1
+        assert sum(series["cost_usd"]) == pytest.approx(0.0105 * 21)
+        by_hour = [
+            sum(1 for r in records if max(b, since) <= r.started_at < b + HOUR) for b in series["buckets"]
+        ]
+        assert series["requests"] == by_hour
+    keyed = await analytics.timeseries(since, "key", bucket=2 * HOUR)
+    assert {g["group"]: g["total_requests"] for g in keyed["series"]} == {"key_a": 1, "master key": 21}
+
     # The whole hours come from the rollup: rows deleted from the ledger still count until a rebuild.
     middle = base + 2 * HOUR
     await db.execute("DELETE FROM hedge_requests WHERE ts >= ? AND ts < ?", [middle, middle + HOUR])
@@ -103,6 +114,7 @@ async def test_spend_and_summary_read_the_rollup_exactly(db: Database) -> None:
     await db.transaction(rollup.rebuild_statements(db.dialect))
     assert (await ledger.spend("provider", since))[1].requests == 17
     assert (await analytics.summary(since))["requests"] == 18
+    assert sum((await analytics.timeseries(since, "model", bucket=HOUR))["requests"]) == 18
 
 
 async def test_rebuild_matches_what_the_writes_kept(db: Database) -> None:

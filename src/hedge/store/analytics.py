@@ -352,6 +352,49 @@ class Analytics:
             "last_ts": t.get("last_ts"),
         }
 
+    def _index(self, column: str, start: float, bucket: int) -> str:
+        # Both are numbers computed here, never user text; inlined so GROUP BY sees one expression.
+        offset = f"({column} - {float(start)!r}) / {float(bucket)!r}"
+        if self.db.dialect == "sqlite":
+            return f"CAST({offset} AS INTEGER)"
+        return f"CAST(FLOOR({offset}) AS BIGINT)"
+
+    async def _bucket_ledger(
+        self, by: str, start: float, bucket: int, since: float, until: float | None
+    ) -> list[dict[str, Any]]:
+        where, args = RequestFilter(since, until).where()
+        group = TIMESERIES_GROUPS[by]
+        source = "hedge_requests r" + (_KEY_JOIN if by == "key" else "")
+        return await self.db.fetch(
+            f"SELECT {self._index('r.ts', start, bucket)} AS b, {group} AS grp, COUNT(*) AS requests, "
+            "SUM(CASE WHEN r.status >= 400 THEN 1 ELSE 0 END) AS errors, "
+            "SUM(CASE WHEN r.attempts > 1 THEN 1 ELSE 0 END) AS failovers, "
+            "SUM(r.cost_usd) AS cost, SUM(COALESCE(r.baseline_cost_usd, r.cost_usd)) AS baseline, "
+            "SUM(r.prompt_tokens + r.completion_tokens) AS tokens "
+            f"FROM {source} WHERE {where} GROUP BY 1, 2",
+            args,
+        )
+
+    async def _bucket_rollup(
+        self, by: str, start: float, bucket: int, since: float, until: float
+    ) -> list[dict[str, Any]]:
+        """The same sums as :meth:`_bucket_ledger`, from the hourly rollup (``bucket`` whole hours)."""
+        table = rollup.for_group(by).table
+        if by == "key":
+            group = "COALESCE(k.name, NULLIF(u.key_id, ''), 'master key')"
+            source = f"{table} u LEFT JOIN hedge_keys k ON k.id = u.key_id"
+        else:
+            group = f"COALESCE(NULLIF(u.{by}, ''), '-')"
+            source = f"{table} u"
+        return await self.db.fetch(
+            f"SELECT {self._index('u.hour', start, bucket)} AS b, {group} AS grp, "
+            "SUM(u.requests) AS requests, SUM(CASE WHEN u.failed = 1 THEN u.requests ELSE 0 END) AS errors, "
+            "SUM(u.failovers) AS failovers, SUM(u.cost_usd) AS cost, SUM(u.baseline_usd) AS baseline, "
+            "SUM(u.prompt_tokens + u.completion_tokens) AS tokens "
+            f"FROM {source} WHERE u.hour >= ? AND u.hour < ? GROUP BY 1, 2",
+            [int(since), int(until)],
+        )
+
     async def timeseries(
         self, since: float, by: str = "provider", bucket: int | None = None, until: float | None = None
     ) -> dict[str, Any]:
@@ -363,8 +406,8 @@ class Analytics:
         if by not in TIMESERIES_GROUPS:
             raise ValueError(f"by: cannot group by {by!r}; choose from {', '.join(TIMESERIES_GROUPS)}")
         end = until if until is not None else time.time()
-        where, args = RequestFilter(since, until).where()
         if bucket is None:
+            where, args = RequestFilter(since, until).where()
             first = await self.db.fetch(
                 f"SELECT MIN(r.ts) AS first FROM hedge_requests r WHERE {where}", args
             )
@@ -381,24 +424,15 @@ class Analytics:
                 raise ValueError(f"bucket: {bucket}s gives more than {MAX_POINTS} points over this range")
         start = math.floor(start_raw / bucket) * bucket
         count = max(1, math.ceil((end - start) / bucket))
-        # Both are numbers computed here, never user text; inlined so GROUP BY sees one expression.
-        offset = f"(r.ts - {float(start)!r}) / {float(bucket)!r}"
-        index = (
-            f"CAST({offset} AS INTEGER)"
-            if self.db.dialect == "sqlite"
-            else f"CAST(FLOOR({offset}) AS BIGINT)"
-        )
-        group = TIMESERIES_GROUPS[by]
-        source = "hedge_requests r" + (_KEY_JOIN if by == "key" else "")
-        rows = await self.db.fetch(
-            f"SELECT {index} AS b, {group} AS grp, COUNT(*) AS requests, "
-            "SUM(CASE WHEN r.status >= 400 THEN 1 ELSE 0 END) AS errors, "
-            "SUM(CASE WHEN r.attempts > 1 THEN 1 ELSE 0 END) AS failovers, "
-            "SUM(r.cost_usd) AS cost, SUM(COALESCE(r.baseline_cost_usd, r.cost_usd)) AS baseline, "
-            "SUM(r.prompt_tokens + r.completion_tokens) AS tokens "
-            f"FROM {source} WHERE {where} GROUP BY 1, 2",
-            args,
-        )
+        if bucket % rollup.HOUR == 0:  # whole hours: from the rollups, the ragged ends from the ledger
+            rows = []
+            for part in rollup.spans(since, until):
+                if part.rollup and part.until is not None:
+                    rows += await self._bucket_rollup(by, start, bucket, part.since, part.until)
+                else:
+                    rows += await self._bucket_ledger(by, start, bucket, part.since, part.until)
+        else:
+            rows = await self._bucket_ledger(by, start, bucket, since, until)
         per_group: dict[str, list[float]] = {}
         per_group_requests: dict[str, list[int]] = {}
         totals = {
