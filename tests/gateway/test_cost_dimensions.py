@@ -148,6 +148,15 @@ def test_unpriced_and_usageless_requests_are_flagged(client: openai.OpenAI, gate
     assert after["usage_missing"] == before["usage_missing"] + 1
     log = httpx.get(f"{gateway.url}/admin/dashboard/requests?since=1h&alias=homemade", headers=AUTH).json()
     assert log["rows"][0]["price_missing"] is True and log["rows"][0]["usage_missing"] is False
+    check = subprocess.run(
+        [sys.executable, "-m", "hedge", "prices", "check", "--config", str(gateway.config_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert check.returncode == 1
+    assert "oa/home-made-1: NO PRICE" in check.stdout
+    assert "nu/gpt-4o: 1 of 1 requests in the last 7 days came without usage" in check.stderr
 
 
 def test_a_prompt_past_a_context_window_skips_that_deployment(client: openai.OpenAI) -> None:

@@ -8,7 +8,8 @@ check that every deployment of a config has a price.
 * ``hedge prices import --format litellm|openrouter FILE_OR_URL [--only GLOB] [--dry-run]``: merge
   LiteLLM's ``model_prices_and_context_window.json`` or OpenRouter's ``/api/v1/models`` answer
   (:mod:`hedge.cost.formats`), prices and context windows, each price keeping ``source``/``as_of``.
-* ``hedge prices check --config F``: name every deployment without a price (exit 1 if any).
+* ``hedge prices check --config F``: name every deployment without a price (exit 1 if any), and
+  warn about those whose upstream sent no usage for requests of the last 7 days (from the ledger).
 
 Each change prints its diff first (``+`` added, ``~`` changed, ``-`` removed); ``--dry-run`` stops there.
 """
@@ -16,8 +17,10 @@ Each change prints its diff first (``+`` added, ``~`` changed, ``-`` removed); `
 from __future__ import annotations
 
 import argparse
+import asyncio
 import fnmatch
 import sys
+import time
 import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,10 +30,14 @@ import orjson
 from rich.console import Console
 
 from hedge.cli.tables import Col, fit_table
-from hedge.config import ConfigError, Price, load_config
+from hedge.config import Config, ConfigError, Price, load_config
 from hedge.cost import catalogue
 from hedge.cost.catalogue import Catalogue
 from hedge.cost.formats import FORMATS, read_format
+from hedge.gateway.runtime import database_url
+from hedge.store import rollup
+from hedge.store.db import connect
+from hedge.store.schema import MIGRATIONS
 
 MAX_DOWNLOAD_BYTES = 64 * 1024 * 1024
 HEADER = (
@@ -142,6 +149,8 @@ def _check(args: argparse.Namespace) -> int:
         else:
             where = "NO PRICE"
         print(f"  {name}: {where}")
+    for line in _usage_missing(config):
+        print(f"hedge: warning: {line}", file=sys.stderr)
     if missing:
         level = "error" if config.pricing.on_missing == "reject" else "warning"
         print(
@@ -150,6 +159,37 @@ def _check(args: argparse.Namespace) -> int:
         return 0 if config.pricing.on_missing == "zero" else 1
     print(f"{args.config}: every deployment has a price (catalogue {cat.version})")
     return 0
+
+
+USAGE_WINDOW_S = 7 * 86400
+
+
+def _usage_missing(config: Config) -> list[str]:
+    """The deployments whose upstream sent no usage for some requests in the last 7 days (from the
+    ledger's hourly rollup): their tokens and cost are not what was billed."""
+
+    async def query() -> list[dict[str, Any]]:
+        db = await connect(database_url(config), config.state.db_timeout_s)
+        try:
+            await db.migrate(MIGRATIONS)
+            return await db.fetch(
+                f"SELECT provider, model, SUM(requests) AS requests, SUM(usage_missing) AS missing "
+                f"FROM {rollup.BY_DEPLOYMENT.table} WHERE hour >= ? GROUP BY provider, model "
+                "HAVING SUM(usage_missing) > 0 ORDER BY provider, model",
+                [int(time.time() - USAGE_WINDOW_S) // rollup.HOUR * rollup.HOUR],
+            )
+        finally:
+            await db.close()
+
+    try:
+        rows = asyncio.run(query())
+    except Exception as exc:  # the check of prices must not fail for want of the ledger
+        return [f"could not read the ledger for missing usage ({type(exc).__name__}: {exc})"]
+    return [
+        f"{r['provider']}/{r['model']}: {int(r['missing']):,} of {int(r['requests']):,} requests in the "
+        "last 7 days came without usage from the upstream (booked as 0 tokens, flagged usage_missing)"
+        for r in rows
+    ]
 
 
 def _list(args: argparse.Namespace) -> int:
