@@ -50,6 +50,12 @@ def test_spans_split_whole_hours_from_ragged_ends() -> None:
     assert rollup.spans(10 * HOUR + 1, 10 * HOUR + 20) == [rollup.Span(10 * HOUR + 1, 10 * HOUR + 20, False)]
     whole = rollup.spans(10 * HOUR, 12 * HOUR)
     assert whole[0] == rollup.Span(10 * HOUR, 12 * HOUR, True)
+    assert rollup.spans(since, until, covered=12 * HOUR) == [
+        rollup.Span(since, 12 * HOUR, False),
+        rollup.Span(12 * HOUR, 14 * HOUR, True),
+        rollup.Span(14 * HOUR, until, False),
+    ]
+    assert rollup.spans(since, until, covered=math.inf) == [rollup.Span(since, until, False)]
 
 
 async def _write(db: Database, records: list[RequestRecord]) -> None:
@@ -113,6 +119,12 @@ async def test_spend_and_summary_read_the_rollup_exactly(db: Database) -> None:
     assert (await ledger.spend("provider", since))[1].requests == 21
     await db.transaction(rollup.rebuild_statements(db.dialect))
     assert (await ledger.spend("provider", since))[1].requests == 17
+    # Hours before what the rollups cover (a migration builds the last 35 days) come from the ledger.
+    await db.execute(f"UPDATE {rollup.STATE_TABLE} SET covered_from = ?", [base + 3 * HOUR])
+    for r in rollup.ROLLUPS:
+        await db.execute(f"DELETE FROM {r.table} WHERE hour < ?", [base + 3 * HOUR])
+    assert (await ledger.spend("provider", since))[1].requests == 17
+    assert sum(d.requests for d in (await ledger.spend("day", since))[0]) == 17
     assert (await analytics.summary(since))["requests"] == 18
     assert sum((await analytics.timeseries(since, "model", bucket=HOUR))["requests"]) == 18
 

@@ -262,7 +262,7 @@ class Analytics:
         out: dict[str, float] = {}
         firsts: list[float] = []
         lasts: list[float] = []
-        for span in rollup.spans(since, until):
+        for span in rollup.spans(since, until, await rollup.covered_from(self.db)):
             if span.rollup and span.until is not None:
                 measures = ", ".join(f"SUM(u.{name}) AS {name}" for name in rollup.MEASURE_NAMES)
                 rows = await self.db.fetch(
@@ -426,7 +426,7 @@ class Analytics:
         count = max(1, math.ceil((end - start) / bucket))
         if bucket % rollup.HOUR == 0:  # whole hours: from the rollups, the ragged ends from the ledger
             rows = []
-            for part in rollup.spans(since, until):
+            for part in rollup.spans(since, until, await rollup.covered_from(self.db)):
                 if part.rollup and part.until is not None:
                     rows += await self._bucket_rollup(by, start, bucket, part.since, part.until)
                 else:

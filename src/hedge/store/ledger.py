@@ -347,7 +347,8 @@ class Ledger(BatchWriter[RequestRecord]):
             raise ValueError(f"cannot group by {by!r}; choose from {', '.join(GROUPS)}")
         groups: dict[str, dict[str, float]] = {}
         total: dict[str, float] = {}
-        parts = [rollup.Span(since, until, False)] if by == "tag" else rollup.spans(since, until)
+        covered = await rollup.covered_from(self.db)
+        parts = [rollup.Span(since, until, False)] if by == "tag" else rollup.spans(since, until, covered)
         for span in parts:
             if span.rollup:
                 assert span.until is not None
@@ -359,7 +360,7 @@ class Ledger(BatchWriter[RequestRecord]):
                 if by != "tag":
                     _add(total, sums)
         if by == "tag":  # a request counts once in the total however many tags it has
-            for span in rollup.spans(since, until):
+            for span in rollup.spans(since, until, covered):
                 found = await (
                     self._spend_rollup("team", span.since, span.until)
                     if span.rollup and span.until is not None

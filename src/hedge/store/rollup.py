@@ -22,6 +22,8 @@ import math
 import time
 from dataclasses import dataclass
 
+from hedge.store.db import Database
+
 HOUR = 3600
 
 # (rollup column, expression over a ledger row ``r``) for each summed measure.
@@ -110,7 +112,7 @@ class Rollup:
             + ", ".join(sets)
         )
 
-    def rebuild(self, dialect: str) -> list[str]:
+    def rebuild(self, dialect: str, where: str | None = None) -> list[str]:
         keys = [_hour("r.ts", dialect), *(f"COALESCE(r.{c}, '')" for c in self.keys)]
         keys.append("CASE WHEN r.status >= 400 THEN 1 ELSE 0 END")
         sums = [f"SUM({expr})" for _, expr in MEASURES]
@@ -118,7 +120,8 @@ class Rollup:
         return [
             f"DELETE FROM {self.table}",
             f"INSERT INTO {self.table} ({', '.join(self.columns)}) SELECT {', '.join(keys)}, "
-            f"{', '.join(sums)}, MIN(r.ts), MAX(r.ts) FROM hedge_requests r GROUP BY {positions}",
+            f"{', '.join(sums)}, MIN(r.ts), MAX(r.ts) FROM hedge_requests r "
+            f"{'WHERE ' + where + ' ' if where else ''}GROUP BY {positions}",
         ]
 
 
@@ -162,10 +165,47 @@ def trigger_statements(dialect: str) -> list[str]:
     ]
 
 
-def rebuild_statements(dialect: str) -> list[str]:
-    """Recompute every rollup row from the ledger (one transaction; writers wait on PostgreSQL)."""
+STATE_TABLE = "hedge_rollup_state"
+"""One row: ``covered_from``, the first hour the rollups hold every ledger row of; reports read
+earlier hours from the ledger."""
+MIGRATION_DAYS = 35
+"""How far back migration 7 builds the rollups: a month's reports at once, while a ledger of any
+size migrates in one bounded pass (``hedge rollups rebuild`` covers the rest)."""
+
+
+def state_statements() -> list[str]:
+    return [
+        f"CREATE TABLE IF NOT EXISTS {STATE_TABLE} "
+        "(id INTEGER PRIMARY KEY, covered_from DOUBLE PRECISION NOT NULL)"
+    ]
+
+
+def _days_ago(dialect: str, days: int) -> str:
+    """SQL for the start of the hour ``days`` days before now."""
+    back = days * 86400
+    if dialect == "sqlite":
+        return f"(CAST((CAST(strftime('%s', 'now') AS REAL) - {back}) / {HOUR} AS INTEGER) * {HOUR})"
+    return f"(FLOOR((EXTRACT(EPOCH FROM now()) - {back}) / {HOUR}) * {HOUR})"
+
+
+def rebuild_statements(dialect: str, days: int | None = None) -> list[str]:
+    """Recompute the rollups from the ledger, all of it (``days`` None) or its last ``days`` days,
+    in one transaction (on PostgreSQL, writers wait for it), and record what they cover."""
     lock = ["LOCK TABLE hedge_requests IN SHARE MODE"] if dialect == "postgresql" else []
-    return [*lock, *(s for r in ROLLUPS for s in r.rebuild(dialect))]
+    since = "0" if days is None else _days_ago(dialect, days)
+    where = None if days is None else f"r.ts >= {since}"
+    return [
+        *lock,
+        *(s for r in ROLLUPS for s in r.rebuild(dialect, where)),
+        f"DELETE FROM {STATE_TABLE}",
+        f"INSERT INTO {STATE_TABLE} (id, covered_from) VALUES (1, {since})",
+    ]
+
+
+async def covered_from(db: Database) -> float:
+    """The first hour the rollups cover (infinity if they were never built: read the ledger)."""
+    rows = await db.fetch(f"SELECT covered_from FROM {STATE_TABLE} WHERE id = 1")
+    return float(rows[0]["covered_from"]) if rows else math.inf
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,17 +218,18 @@ class Span:
     rollup: bool
 
 
-def spans(since: float, until: float | None) -> list[Span]:
-    """``[since, until)`` as the whole hours inside it (read from the rollup) and the partial hours
-    at its ends (read from the ledger); an empty part is left out."""
+def spans(since: float, until: float | None, covered: float = 0.0) -> list[Span]:
+    """``[since, until)`` as the whole hours inside it the rollups cover (from ``covered`` on: read
+    from the rollups) and the rest (read from the ledger); an empty part is left out."""
     end = time.time() if until is None else until
-    first = math.ceil(since / HOUR) * HOUR
+    first = max(math.ceil(since / HOUR), math.ceil(covered / HOUR) if math.isfinite(covered) else math.inf)
     last = math.floor(end / HOUR) * HOUR
-    if last <= first:
+    if not math.isfinite(first) or first * HOUR >= last:
         return [Span(since, until, False)]
+    start = first * HOUR
     out = []
-    if since < first:
-        out.append(Span(since, first, False))
-    out.append(Span(first, last, True))
+    if since < start:
+        out.append(Span(since, start, False))
+    out.append(Span(start, last, True))
     out.append(Span(last, until, False))
     return out

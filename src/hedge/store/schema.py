@@ -135,12 +135,14 @@ MIGRATIONS: list[tuple[int, list[Statement]]] = [
             "ALTER TABLE hedge_requests ADD COLUMN price_missing INTEGER NOT NULL DEFAULT 0",
             "ALTER TABLE hedge_requests ADD COLUMN usage_missing INTEGER NOT NULL DEFAULT 0",
             *(f"ALTER TABLE hedge_requests ADD COLUMN {c} DOUBLE PRECISION" for c in _COST_PARTS),
-            # Hourly rollups (hedge.store.rollup), kept by a trigger, built once from the rows already there.
+            # Hourly rollups (hedge.store.rollup), kept by a trigger, built from the last 35 days' rows
+            # (older hours are read from the ledger until 'hedge rollups rebuild').
             *rollup.create_statements(),
             *({"sqlite": s} for s in rollup.trigger_statements("sqlite")),
             *({"postgresql": s} for s in rollup.trigger_statements("postgresql")),
-            *({"sqlite": s} for s in rollup.rebuild_statements("sqlite")),
-            *({"postgresql": s} for s in rollup.rebuild_statements("postgresql")),
+            *rollup.state_statements(),
+            *({"sqlite": s} for s in rollup.rebuild_statements("sqlite", rollup.MIGRATION_DAYS)),
+            *({"postgresql": s} for s in rollup.rebuild_statements("postgresql", rollup.MIGRATION_DAYS)),
         ],
     ),
 ]
