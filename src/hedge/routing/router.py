@@ -188,7 +188,8 @@ class Router:
         """An upper bound of the request's cost, reserved against a key's budget while it runs: the
         prompt estimate at the dearest input price and ``max_tokens`` (or ``reserve_output_tokens``)
         at the dearest output price among the deployments the alias may reach (rules, fallbacks,
-        escalation), in every price window. ``n`` choices multiply the output."""
+        escalation), in every price window, token class, long-context and service tier, plus the
+        dearest per-request fee. ``n`` choices multiply the output."""
         top = self._top_prices.get(name)
         if top is None:
             top = self._top_prices[name] = self._reachable_top_price(name)
@@ -198,12 +199,12 @@ class Router:
         n = ctx.body.get("n")
         if isinstance(n, int) and not isinstance(n, bool) and n > 1:
             output *= n
-        return (ctx.prompt_tokens * top.input + output * top.output) / 1_000_000
+        return (ctx.prompt_tokens * top.input + output * top.output) / 1_000_000 + top.per_request
 
     def _reachable_top_price(self, name: str) -> Price:
         seen: set[str] = set()
         todo = [name]
-        top_in = top_out = 0.0
+        top_in = top_out = top_fee = 0.0
         while todo:
             current = todo.pop()
             if current in seen or current not in self.aliases:
@@ -212,13 +213,27 @@ class Router:
             alias = self.aliases[current]
             for dep in alias.deployments:
                 for price in (dep.price, *(p for _, p in dep.price_windows)):
-                    top_in = max(top_in, price.input, price.cached_input or 0.0)
-                    top_out = max(top_out, price.output)
+                    inp, out, fee = _dearest(price)
+                    top_in, top_out, top_fee = max(top_in, inp), max(top_out, out), max(top_fee, fee)
             todo += alias.fallbacks
             todo += [r.config.use for r in alias.rules]
             if alias.config.escalate is not None:
                 todo.append(alias.config.escalate.to)
-        return Price(input=top_in, output=top_out)
+        return Price(input=top_in, output=top_out, per_request=top_fee)
+
+
+def _dearest(price: Price) -> tuple[float, float, float]:
+    """The dearest prompt-token, completion-token and per-request prices of ``price`` in any of its
+    token classes, long-context tiers and service tiers: what a budget reservation must assume."""
+    overrides = [*price.tiers, *price.service_tiers.values()]
+    inputs = [price.input, price.cached_input or 0.0, price.cache_write_input or 0.0]
+    outputs = [price.output, price.reasoning or 0.0]
+    fees = [price.per_request]
+    for o in overrides:
+        inputs += [o.input or 0.0, o.cached_input or 0.0, o.cache_write_input or 0.0]
+        outputs += [o.output or 0.0, o.reasoning or 0.0]
+        fees.append(o.per_request or 0.0)
+    return max(inputs), max(outputs), max(fees)
 
 
 def _price(configured: Price | None, model: str, catalogue: Catalogue | None) -> Price | None:
