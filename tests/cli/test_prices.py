@@ -30,6 +30,13 @@ def _models(state: Path) -> dict[str, dict[str, object]]:
 
 def test_import_previews_then_merges(tmp_path: Path) -> None:
     state = tmp_path / "state"
+    older = tmp_path / "older.yaml"  # a catalogue installed earlier, without Claude's cache-write price
+    older.write_text(
+        yaml.safe_dump(
+            {"version": "2099-01-01", "models": {"claude-sonnet-4-5": {"input": 3.0, "output": 15.0}}}
+        )
+    )
+    assert hedge("prices", "update", "--file", str(older), "--dir", str(state)).returncode == 0
     before = _models(state)
     source = str(FIXTURES / "litellm_prices.json")
     dry = hedge("prices", "import", "--format", "litellm", source, "--dir", str(state), "--dry-run")
@@ -115,3 +122,19 @@ def test_check_names_every_deployment_without_a_price(tmp_path: Path) -> None:
     assert "p/home-made-1: NO PRICE" in result.stdout
     assert "p/gpt-4o: catalogue" in result.stdout and "p/home-made-2: config" in result.stdout
     assert "1 deployment(s) have no price" in result.stderr and "p/home-made-1" in result.stderr
+
+
+def test_upgrading_hedge_keeps_imported_models(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "prices.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "version": "2000-01-01",
+                "models": {"imported-model": {"input": 7.0, "output": 9.0}, "gpt-4o": {"input": 99.0}},
+            }
+        )
+    )
+    models = _models(state)
+    assert models["imported-model"]["input"] == 7.0  # only the older installed catalogue has it
+    assert models["gpt-4o"]["input"] == 2.5  # the newer shipped catalogue's price wins

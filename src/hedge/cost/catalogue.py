@@ -102,7 +102,9 @@ def read(file: str) -> Catalogue:
 
 
 def load(state_dir: str | None = None) -> Catalogue:
-    """The newest of the shipped catalogue and the one installed in ``state_dir``."""
+    """The catalogue in use: the one installed in ``state_dir`` when it is as new as the shipped one
+    (as it is: a ``--replace`` may have left models out); else the shipped one, with the models only
+    the installed one has (imported ones) kept, so upgrading Hedge never drops them."""
     base = shipped()
     if state_dir:
         path = Path(state_dir) / INSTALLED_NAME
@@ -110,6 +112,7 @@ def load(state_dir: str | None = None) -> Catalogue:
             installed = read(str(path))
             if installed.version >= base.version:
                 return installed
+            return merge(installed, base, f"{base.source} + {path}")
     return base
 
 
