@@ -42,8 +42,34 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class PriceOverride(_Strict):
+    """Prices that replace a :class:`Price`'s own in some case (a long prompt, a service tier); a field
+    left out keeps the price it overrides. USD per million tokens, ``per_request`` USD per request."""
+
+    input: float | None = Field(None, ge=0)
+    output: float | None = Field(None, ge=0)
+    cached_input: float | None = Field(None, ge=0)
+    cache_write_input: float | None = Field(None, ge=0)
+    reasoning: float | None = Field(None, ge=0)
+    per_request: float | None = Field(None, ge=0)
+
+
+class PriceTier(PriceOverride):
+    """A long-context tier: the prices of a request whose prompt (cache reads and writes included) is
+    longer than ``above_prompt_tokens``, as Anthropic and Google charge above 200k tokens."""
+
+    above_prompt_tokens: int = Field(gt=0)
+
+
 class Price(_Strict):
-    """USD per million tokens."""
+    """USD per million tokens, by token class; ``per_request`` is USD per request.
+
+    ``cached_input`` is the price of a prompt token read from the provider's cache (``input`` when
+    unset), ``cache_write_input`` of one written to it (``input`` when unset), ``reasoning`` of a
+    reasoning token (``output`` when unset: providers bill them as output, but they are reported apart).
+    ``tiers`` price long prompts; ``service_tiers`` (``flex``, ``priority``...) the tier the upstream
+    served the request in. ``source`` and ``as_of`` say where a catalogue price came from and when.
+    """
 
     input: float = Field(0.0, ge=0)
     output: float = Field(0.0, ge=0)
@@ -54,6 +80,26 @@ class Price(_Strict):
     """Per million completion tokens through the native batch API (else ``output``)."""
     batch_discount: float | None = Field(None, ge=0, lt=1)
     """The native batch API's discount on every dimension without a ``batch_*`` price (0.5: half price)."""
+    cache_write_input: float | None = Field(None, ge=0)
+    reasoning: float | None = Field(None, ge=0)
+    per_request: float = Field(0.0, ge=0)
+    tiers: list[PriceTier] = Field(default_factory=list)
+    service_tiers: dict[str, PriceOverride] = Field(default_factory=dict)
+    source: str | None = None
+    as_of: str | None = None
+
+    def priced_as(self, prompt_tokens: int, service_tier: str | None) -> Price:
+        """The flat price of one request: the service tier's prices, then the longest long-context
+        tier the prompt exceeds, over this base price (tiers and service tiers resolved away)."""
+        fields = self.model_dump(exclude={"tiers", "service_tiers"})
+        tier = self.service_tiers.get(service_tier) if service_tier else None
+        if tier is not None:
+            fields.update(tier.model_dump(exclude_none=True))
+        above = [t for t in self.tiers if prompt_tokens > t.above_prompt_tokens]
+        if above:
+            longest = max(above, key=lambda t: t.above_prompt_tokens)
+            fields.update(longest.model_dump(exclude_none=True, exclude={"above_prompt_tokens"}))
+        return Price.model_validate(fields)
 
 
 class Timeouts(_Strict):
@@ -389,6 +435,15 @@ class BudgetConfig(_Strict):
     alerts: BudgetAlertsConfig = BudgetAlertsConfig()
 
 
+class PricingConfig(_Strict):
+    """What happens to a deployment neither its config nor the price catalogue prices."""
+
+    on_missing: Literal["warn", "reject", "zero"] = "warn"
+    """``warn``: name each at start-up, book its requests at 0 and flag them (ledger, dashboard);
+    ``reject``: refuse to start until each has a price; ``zero``: it is free (a self-hosted model),
+    booked at 0 without a warning or a flag."""
+
+
 class TracingConfig(_Strict):
     """OpenTelemetry tracing (the ``tracing`` extra); off unless ``otlp_endpoint`` is set."""
 
@@ -516,6 +571,7 @@ class Config(_Strict):
     resilience: ResilienceConfig = ResilienceConfig()
     state: StateConfig = StateConfig()
     budgets: BudgetConfig = BudgetConfig()
+    pricing: PricingConfig = PricingConfig()
     tracing: TracingConfig = TracingConfig()
     experiments: dict[str, ExperimentConfig] = Field(default_factory=dict)
     """Online A/B experiments, by name (``hedge experiments``, ``/admin/experiments``)."""

@@ -103,6 +103,36 @@ def render_route(route: Iterable[RouteStep]) -> str:
     return ", ".join(str(step) for step in route)
 
 
+@dataclass(frozen=True, slots=True)
+class Charges:
+    """What a request cost (USD), by what was charged, so a report can show where money went; the
+    parts add up to the record's ``cost_usd``."""
+
+    input: float = 0.0
+    """Prompt tokens neither read from nor written to the provider's cache."""
+    cache_read: float = 0.0
+    cache_write: float = 0.0
+    output: float = 0.0
+    """Completion tokens other than reasoning tokens."""
+    reasoning: float = 0.0
+    request: float = 0.0
+    """The provider's per-request fee."""
+
+    @property
+    def total(self) -> float:
+        return self.input + self.cache_read + self.cache_write + self.output + self.reasoning + self.request
+
+    def __add__(self, other: Charges) -> Charges:
+        return Charges(
+            self.input + other.input,
+            self.cache_read + other.cache_read,
+            self.cache_write + other.cache_write,
+            self.output + other.output,
+            self.reasoning + other.reasoning,
+            self.request + other.request,
+        )
+
+
 @dataclass(slots=True)
 class RequestRecord:
     request_id: str
@@ -115,7 +145,20 @@ class RequestRecord:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cached_tokens: int = 0
+    """Prompt tokens read from the provider's prompt cache (part of ``prompt_tokens``)."""
+    cache_write_tokens: int = 0
+    """Prompt tokens written to the provider's prompt cache (part of ``prompt_tokens``)."""
+    reasoning_tokens: int = 0
+    """Reasoning (thinking) tokens (part of ``completion_tokens``)."""
+    service_tier: str | None = None
+    """The service tier asked for, then the one the upstream says it served in (``flex``, ``priority``)."""
     cost_usd: float = 0.0
+    charges: Charges = Charges()
+    """``cost_usd`` by token class (and the per-request fee)."""
+    price_missing: bool = False
+    """The deployment had no price (in the config or the catalogue): ``cost_usd`` is 0, not its cost."""
+    usage_missing: bool = False
+    """The upstream reported no usage: the tokens are 0 (or, for a stream cut short, an estimate)."""
     baseline_cost_usd: float | None = None
     latency_ms: float = 0.0
     ttft_ms: float | None = None
@@ -137,6 +180,8 @@ class RequestRecord:
     never on a key's budget."""
     lost_cost_usd: float = 0.0
     """What the attempts that lost a hedged request's race were billed (already in ``cost_usd``)."""
+    lost_charges: Charges = field(default_factory=Charges)
+    """The same by class (already in ``charges``)."""
     lost_prompt_tokens: int = 0
     lost_completion_tokens: int = 0
     budget: str | None = None

@@ -88,10 +88,19 @@ def test_budget_spend_and_savings_on_sqlite(gw: Gateway) -> None:
         "requests",
         "input_tokens",
         "output_tokens",
+        "cached_tokens",
+        "cache_write_tokens",
+        "reasoning_tokens",
         "cost_usd",
         "baseline_cost_usd",
         "savings_usd",
+        "charges_usd",
+        "price_missing",
+        "usage_missing",
     }
+    assert spend["total"]["charges_usd"]["input"] + spend["total"]["charges_usd"]["output"] == pytest.approx(
+        spend["total"]["cost_usd"]
+    )
     out = subprocess.run(
         [
             sys.executable,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from hedge.config import Price
+from hedge.config import Price, PriceOverride, PriceTier
 from hedge.cost.pricing import batch_price, cost_usd
 from hedge.providers.base import Usage
 
@@ -20,6 +20,26 @@ from hedge.providers.base import Usage
         (
             Price(input=2.0, output=8.0, cached_input=1.0, batch_discount=0.5),
             Price(input=1.0, output=4.0, cached_input=0.5),
+        ),
+        (  # every dimension is discounted: cache writes, reasoning, long-context tiers; no service tier
+            Price(
+                input=2.0,
+                output=8.0,
+                cache_write_input=2.5,
+                reasoning=10.0,
+                per_request=0.01,
+                tiers=[PriceTier(above_prompt_tokens=200_000, input=4.0, output=16.0)],
+                service_tiers={"priority": PriceOverride(input=3.0)},
+                batch_discount=0.5,
+            ),
+            Price(
+                input=1.0,
+                output=4.0,
+                cache_write_input=1.25,
+                reasoning=5.0,
+                per_request=0.01,
+                tiers=[PriceTier(above_prompt_tokens=200_000, input=2.0, output=8.0)],
+            ),
         ),
     ],
 )

@@ -351,3 +351,30 @@ def test_per_request_order_over_http(routed: tuple[Gateway, Mock]) -> None:
             model="both", messages=msg, extra_body={"hedge": {"sort": "fastest"}}
         )
     assert exc.value.param == "hedge.sort"
+
+
+@pytest.mark.parametrize(
+    ("price", "expected"),
+    [
+        ({"input": 1, "output": 2}, (100 * 1 + 10 * 2) / 1e6),
+        # a cache write dearer than input, a reasoning price dearer than output
+        ({"input": 1, "output": 2, "cache_write_input": 1.25, "reasoning": 3}, (100 * 1.25 + 10 * 3) / 1e6),
+        # the long-context tier and the priority tier can cost more than the base price
+        (
+            {
+                "input": 1,
+                "output": 2,
+                "tiers": [{"above_prompt_tokens": 50, "input": 2}],
+                "service_tiers": {"priority": {"output": 4}},
+            },
+            (100 * 2 + 10 * 4) / 1e6,
+        ),
+        # a per-request fee is reserved too
+        ({"input": 1, "output": 2, "per_request": 0.005}, (100 * 1 + 10 * 2) / 1e6 + 0.005),
+    ],
+)
+def test_budget_reservation_assumes_the_dearest_dimension(price: dict[str, Any], expected: float) -> None:
+    router = _router({"m": {"deployments": [{"provider": "a", "model": "x", "price": price}]}})
+    ctx = router.context({"messages": [{"role": "user", "content": "x" * 384}], "max_tokens": 10})
+    assert ctx.prompt_tokens == 100
+    assert router.max_cost("m", ctx, 1024) == pytest.approx(expected)

@@ -11,7 +11,7 @@ import pytest
 from hedge.record import RequestRecord
 from hedge.store.db import Database
 from hedge.store.experiments import ExperimentStore
-from hedge.store.ledger import SHADOW_GROUP, Ledger, _row, _with_route
+from hedge.store.ledger import _ADDED_LATER, SHADOW_GROUP, Ledger, _row, _upgraded
 
 
 def _rec(rid: str, cost: float, **fields: Any) -> RequestRecord:
@@ -122,7 +122,8 @@ async def test_shadow_spend_is_its_own_line_and_never_a_keys(db: Database) -> No
 
 def test_rows_spooled_by_older_versions_get_the_new_columns() -> None:
     row = _row(_rec("r", 1.0, experiment="x", arm="a", shadow=True))
-    assert row[-3:] == (1, "x", "a")
-    assert _with_route(row[:-3]) == (*row[:-4], row[-4], 0, None, None)  # before experiments
-    assert _with_route(row[:-4]) == (*row[:-4], None, 0, None, None)  # before the route
-    assert _with_route(row) == row
+    later = len(_ADDED_LATER)
+    assert row[-later + 1 : -later + 4] == (1, "x", "a")
+    assert _upgraded(row[:-later]) == (*row[:-later], *_ADDED_LATER)  # before the route
+    assert _upgraded(row[:-later])[-later + 1 : -later + 4] == (0, None, None)  # no shadow, no arm
+    assert _upgraded(row) == row

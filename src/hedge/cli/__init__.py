@@ -21,6 +21,7 @@ from hedge.cli.batches import add_parser as add_batches_parser
 from hedge.cli.evals import add_parsers as add_eval_parsers
 from hedge.cli.experiments import add_parser as add_experiments_parser
 from hedge.cli.init import add_parser as add_init_parser
+from hedge.cli.prices import add_parser as add_prices_parser
 from hedge.cli.state import add_parsers as add_state_parsers
 from hedge.cli.teams import add_parser as add_teams_parser
 from hedge.config import CONFIG_ENV, ConfigError, load_config
@@ -37,10 +38,10 @@ def _serve(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"hedge: config error: {exc}", file=sys.stderr)
         return 2
-    from hedge.cli.preflight import provider_problems, state_problems
+    from hedge.cli.preflight import price_problems, provider_problems, state_problems
     from hedge.experiments.shadow import config_problems
 
-    problems = config_problems(config) + asyncio.run(state_problems(config))
+    problems = config_problems(config) + price_problems(config) + asyncio.run(state_problems(config))
     if args.check:
         problems += asyncio.run(provider_problems(config))
         for problem in problems:
@@ -236,6 +237,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_experiments_parser(sub)
     add_teams_parser(sub)
     add_batches_parser(sub)
+    add_prices_parser(sub)
 
     demo = sub.add_parser("demo", help="run mock providers and the gateway in-process and drive traffic")
     demo.add_argument("--requests", type=int, default=300)

@@ -14,11 +14,20 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from hedge.config import Config
+from hedge.cost import catalogue
 from hedge.gateway.runtime import database_url
 from hedge.store.db import connect
 from hedge.store.redis import connect_redis
 
 PROBE_TIMEOUT_S = 5.0
+
+
+def price_problems(config: Config) -> list[str]:
+    """With ``pricing.on_missing: reject``, the deployments that have no price (one line naming them)."""
+    if config.pricing.on_missing != "reject":
+        return []
+    unpriced = catalogue.unpriced(config, catalogue.load(config.state.dir))
+    return [catalogue.missing_prices(unpriced, "reject")] if unpriced else []
 
 
 def shown(url: str) -> str:

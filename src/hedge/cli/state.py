@@ -25,10 +25,10 @@ from rich.table import Table
 from hedge.access.keys import KeyStore, VirtualKey
 from hedge.cli.tables import Col, fit_table
 from hedge.config import ConfigError, load_config
-from hedge.cost import catalogue
 from hedge.gateway.runtime import database_url
+from hedge.store import rollup
 from hedge.store.db import Database, connect
-from hedge.store.ledger import GROUPS, Ledger, SpendRow, parse_since
+from hedge.store.ledger import CHARGES, GROUPS, Ledger, SpendRow, parse_since
 from hedge.store.responses import ResponseStore
 from hedge.store.schema import MIGRATIONS
 
@@ -180,19 +180,60 @@ async def _spend(args: argparse.Namespace) -> int:
             "requests",
             "input_tokens",
             "output_tokens",
+            "cached_tokens",
+            "cache_write_tokens",
+            "reasoning_tokens",
             "cost_usd",
             "baseline_cost_usd",
             "savings_usd",
+            *(f"{name}_cost_usd" for name in CHARGES),
+            "price_missing",
+            "usage_missing",
         ]
         writer = csv.DictWriter(out, fieldnames=fields)
         writer.writeheader()
         for r in [*rows, total]:
-            writer.writerow(r.to_dict())
+            row = r.to_dict()
+            charges = row.pop("charges_usd")
+            row.update({f"{name}_cost_usd": charges.get(name, 0.0) for name in CHARGES})
+            writer.writerow(row)
         sys.stdout.write(out.getvalue())
     else:
         console = Console()
         console.print(_spend_table(args.by, args.since, rows, total, console.width), crop=False)
+        for line in spend_notes(total):
+            console.print(line, highlight=False, markup=False)
     return 0
+
+
+_CHARGE_NAMES = {
+    "input": "input",
+    "cache_read": "cache reads",
+    "cache_write": "cache writes",
+    "output": "output",
+    "reasoning": "reasoning",
+    "request": "request fees",
+    "unsplit": "not split (older rows)",
+}
+
+
+def spend_notes(total: SpendRow) -> list[str]:
+    """Where the money went (by token class), and the requests whose cost is not what they cost."""
+    parts = [f"{_CHARGE_NAMES[k]} {v:,.6f}" for k, v in total.charges.items() if v]
+    notes = [f"Where it went (USD): {' · '.join(parts)}"] if parts else []
+    if total.cached_tokens or total.cache_write_tokens or total.reasoning_tokens:
+        notes.append(
+            f"Of the input tokens {total.cached_tokens:,} were cache reads and {total.cache_write_tokens:,} "
+            f"cache writes; of the output tokens {total.reasoning_tokens:,} were reasoning."
+        )
+    if total.price_missing:
+        notes.append(
+            f"Warning: {total.price_missing:,} requests were booked at 0 USD because their deployment has "
+            "no price ('hedge prices check --config F' names them)."
+        )
+    if total.usage_missing:
+        notes.append(f"Warning: {total.usage_missing:,} requests had no usage from their upstream.")
+    return notes
 
 
 def _spend_table(by: str, since: str, rows: list[SpendRow], total: SpendRow, width: int) -> Table:
@@ -243,48 +284,21 @@ async def _responses(args: argparse.Namespace) -> int:
     return 0
 
 
-def _state_dir(args: argparse.Namespace) -> str:
-    if args.config:
-        return load_config(args.config).state.dir
-    return str(args.dir)
-
-
-def _prices(args: argparse.Namespace) -> int:
+async def _rollups(args: argparse.Namespace) -> int:
+    """``hedge rollups rebuild``: recompute the hourly rollups from the ledger."""
+    db = await _open(args.config)
+    started = time.perf_counter()
     try:
-        if args.prices_command == "update":
-            cat = catalogue.install(args.file, _state_dir(args))
-            print(f"installed price catalogue version {cat.version} ({len(cat.prices)} models)")
-            return 0
-        cat = catalogue.load(_state_dir(args))
-    except ConfigError as exc:
-        print(f"hedge: config error: {exc}", file=sys.stderr)
-        return 2
-    except (OSError, ValueError) as exc:
-        print(f"hedge: {exc}", file=sys.stderr)
-        return 2
-    if args.format == "json":
-        prices = {m: p.model_dump() for m, p in sorted(cat.prices.items())}
-        print(orjson.dumps({"version": cat.version, "source": cat.source, "models": prices}).decode())
-        return 0
-    # The model name is copied into configs, so it is never cut; the cached-input price goes first.
-    columns = (
-        Col("model", "id"),
-        Col("input", "number", justify="right"),
-        Col("output", "number", justify="right"),
-        Col("cached\ninput", "number", drop=1, justify="right"),
+        await db.transaction(rollup.rebuild_statements(db.dialect))
+        rows = await db.fetch(f"SELECT COUNT(*) AS n, SUM(requests) AS requests FROM {rollup.TABLE}")
+        keyed = await db.fetch(f"SELECT COUNT(*) AS n FROM {rollup.BY_KEY.table}")
+    finally:
+        await db.close()
+    print(
+        f"rebuilt {rows[0]['n'] or 0} + {keyed[0]['n'] or 0} hourly rollup rows from "
+        f"{rows[0]['requests'] or 0} requests "
+        f"in {time.perf_counter() - started:.1f} s"
     )
-    rows = [
-        [
-            model,
-            amount(price.input),
-            amount(price.output),
-            amount(price.cached_input) if price.cached_input is not None else "-",
-        ]
-        for model, price in sorted(cat.prices.items())
-    ]
-    console = Console()
-    title = f"Price catalogue {cat.version} ({cat.source}), USD per 1M tokens"
-    console.print(fit_table(console.width, columns, rows, title=title), crop=False)
     return 0
 
 
@@ -370,6 +384,12 @@ def add_parsers(sub: Any) -> None:
     spend.add_argument("--format", choices=["table", "json", "csv"], default="table")
     spend.set_defaults(func=lambda a: run(_spend, a))
 
+    rollups = sub.add_parser("rollups", help="the ledger's hourly rollups (spend reports, the dashboard)")
+    rollups_sub = rollups.add_subparsers(dest="rollups_command", required=True)
+    rebuild = rollups_sub.add_parser("rebuild", help="recompute them from the ledger")
+    rebuild.add_argument("--config", required=True, help="the gateway's YAML config (names the state store)")
+    rollups.set_defaults(func=lambda a: run(_rollups, a))
+
     responses = sub.add_parser("responses", help="stored Responses API responses (/v1/responses)")
     responses_sub = responses.add_subparsers(dest="responses_command", required=True)
     prune = responses_sub.add_parser("prune", help="delete responses older than the retention period")
@@ -380,14 +400,3 @@ def add_parsers(sub: Any) -> None:
         help="delete responses older than this (default: state.responses_retention_days)",
     )
     responses.set_defaults(func=lambda a: run(_responses, a))
-
-    prices = sub.add_parser("prices", help="show the price catalogue, or install a newer one")
-    prices.add_argument("--config", help="config whose state.dir holds an installed catalogue")
-    prices.add_argument("--dir", default=".hedge", help="state directory when no --config is given")
-    prices.add_argument("--format", choices=["table", "json"], default="table")
-    prices.set_defaults(func=_prices, prices_command="list")
-    prices_sub = prices.add_subparsers(dest="prices_command")
-    update = prices_sub.add_parser("update", help="validate and install a newer catalogue file")
-    update.add_argument("--file", required=True)
-    update.add_argument("--config")
-    update.add_argument("--dir", default=".hedge")

@@ -33,8 +33,8 @@ from hedge.gateway.hedging import LostRace, Race, hedged
 from hedge.gateway.runtime import Runtime
 from hedge.gateway.stream import Stream
 from hedge.observe.tracing import RequestTrace
-from hedge.providers.base import Usage
-from hedge.record import Outcome, RequestRecord, RouteStep
+from hedge.providers.base import Usage, tier_name
+from hedge.record import Charges, Outcome, RequestRecord, RouteStep
 from hedge.routing.context import RouteContext
 from hedge.routing.deployment import Deployment
 from hedge.routing.escalation import escalation_reason
@@ -243,6 +243,7 @@ class Exchange:
         runtime.started(rec)
         stream = self.kind == "chat" and bool(body.get("stream"))
         rec.stream = stream
+        rec.service_tier = tier_name(body.get("service_tier"))
         options = body.get("hedge") or {}
         baseline = alias.baseline_price
 
@@ -366,6 +367,8 @@ class Exchange:
         """Fit the body to ``dep`` and take a slot of its upstream quota: then it counts as an attempt."""
         send, dropped = fit(dep, self.kind, body, options.get("on_unsupported"))
         self.record.dropped_params = dropped
+        # The tier asked of this deployment (none if it was dropped): priced so unless it says otherwise.
+        self.record.service_tier = tier_name(send.get("service_tier"))
         await self._count_attempt(dep)
         return send, dropped
 
@@ -423,12 +426,12 @@ class Exchange:
                     self._lost(dep, answer.usage, ctx)
                     raise LostRace(dep.id)
                 self._served_by(dep, dropped)
-            book(self.record, answer.usage, dep.price_at(ctx.now), baseline)
+            book(self.record, answer.usage, dep.price_at(ctx.now), baseline, unpriced=dep.price_missing)
             return Completion(answer.body, dep.provider, dep.model, self.record.cost_usd, dropped)
 
         async def send_native(dep: Deployment, native: Native) -> Completion:
             answer = await complete_native(runtime.transport, dep, native)
-            book(self.record, answer.usage, dep.price_at(ctx.now), baseline)
+            book(self.record, answer.usage, dep.price_at(ctx.now), baseline, unpriced=dep.price_missing)
             return Completion(answer.body, dep.provider, dep.model, self.record.cost_usd, native=True)
 
         async def attempt(dep: Deployment) -> Completion:
@@ -511,6 +514,8 @@ class Exchange:
         rec = self.record
         paid = (rec.cost_usd, rec.prompt_tokens, rec.completion_tokens, rec.provider, rec.model)
         rec.lost_cost_usd, rec.lost_prompt_tokens, rec.lost_completion_tokens = 0.0, 0, 0  # in ``paid``
+        rec.lost_charges = Charges()
+        classes = (rec.charges, rec.cached_tokens, rec.cache_write_tokens, rec.reasoning_tokens)
         rec.route.append(RouteStep(to, Outcome.ESCALATED, reason))
         target, plan = runtime.router.plan(to, ctx, allowed)
         plan = self._conformant(plan)
@@ -518,11 +523,16 @@ class Exchange:
             second = await runtime.failover.run(plan, attempt, rec.route, target.max_attempts)
         except HedgeError:
             rec.cost_usd, rec.prompt_tokens, rec.completion_tokens, rec.provider, rec.model = paid
+            rec.charges, rec.cached_tokens, rec.cache_write_tokens, rec.reasoning_tokens = classes
             first.escalated = f"{reason} -> {to} (failed; first answer kept)"
             return first
         rec.cost_usd += paid[0]
         rec.prompt_tokens += paid[1]
         rec.completion_tokens += paid[2]
+        rec.charges += classes[0]
+        rec.cached_tokens += classes[1]
+        rec.cache_write_tokens += classes[2]
+        rec.reasoning_tokens += classes[3]
         second.escalated = f"{reason} -> {to}"
         return second
 

@@ -21,8 +21,9 @@ from hedge.access.gate import Gate
 from hedge.access.keys import KeyStore, VirtualKey
 from hedge.access.quotas import Quotas
 from hedge.access.teams import TeamStore
-from hedge.config import Config
+from hedge.config import Config, ConfigError
 from hedge.cost import catalogue
+from hedge.cost.catalogue import missing_prices
 from hedge.gateway.health import Prober
 from hedge.gateway.hooks import Assigner
 from hedge.observe.logs import AccessLog, config_secrets, register_secrets
@@ -60,6 +61,11 @@ class Runtime:
         }
         self.catalogue = catalogue.load(config.state.dir)
         self.router = Router(config, self.adapters, catalogue=self.catalogue)
+        unpriced = self.router.unpriced
+        if unpriced and config.pricing.on_missing == "reject":
+            raise ConfigError(missing_prices(unpriced, "reject"))
+        if unpriced and config.pricing.on_missing == "warn":
+            log.warning("%s", missing_prices(unpriced, "warn"))
         self.transport = Transport(config.providers)
         self.failover = Failover(config.resilience)
         self.conformance = ConformanceGate.from_config(config, JsonlResultStore(results_path(config)))

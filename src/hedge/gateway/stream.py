@@ -214,6 +214,7 @@ class Stream:
         self._booked = True
         usage = self._translator.usage
         rec = self.record
+        estimated = usage is None
         if usage is None and rec.status >= 400:
             # Cut short (client gone, upstream failed): the provider still bills the prompt and what it
             # produced, so book an estimate rather than nothing (one token per content event).
@@ -226,4 +227,11 @@ class Stream:
                 "('hedge check' flags this as stream-usage)",
                 self.deployment.id,
             )
-        book(rec, usage, self._price, self._baseline)
+        book(
+            rec,
+            usage,
+            self._price,
+            self._baseline,
+            unpriced=self.deployment.price_missing,
+            estimated=estimated,
+        )

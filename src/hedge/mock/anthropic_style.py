@@ -24,7 +24,8 @@ clamped, like every size the answer takes from the request (see
 :mod:`hedge.mock.behaviour`).
 
 Quirks (``--quirk``): ``cache-hit`` reports half the prompt as read from the
-prompt cache; ``error-event`` makes an injected mid-stream failure (``disconnect`` or
+prompt cache, ``cache-write`` a quarter of it as written to the cache
+(``cache_creation_input_tokens``); ``error-event`` makes an injected mid-stream failure (``disconnect`` or
 ``early-disconnect`` fail modes) an ``event: error`` (``overloaded_error``)
 instead of a dropped connection. The compatibility quirks ``hedge check``
 catches, as on the OpenAI mock: ``ignore-stop`` (``stop_sequences`` ignored),
@@ -139,6 +140,8 @@ def _validate(body: dict[str, Any], need_max_tokens: bool = True) -> str | None:
     temperature = body.get("temperature")
     if temperature is not None and not (isinstance(temperature, int | float) and 0 <= temperature <= 1):
         return "temperature: Input should be less than or equal to 1"
+    if body.get("service_tier") not in (None, "auto", "standard_only"):
+        return "service_tier: Input should be 'auto' or 'standard_only'"
     system = body.get("system")
     if system is not None and not isinstance(system, str | list):
         return "system: Input should be a valid string or list"
@@ -267,9 +270,10 @@ def _stop_sequences(value: Any) -> list[str]:
 
 def _usage(state: MockState, reply: Reply, output_tokens: int | None = None) -> dict[str, Any]:
     cache_read = reply.prompt_tokens // 2 if state.quirk("cache-hit") else 0
+    cache_write = reply.prompt_tokens // 4 if state.quirk("cache-write") else 0
     return {
-        "input_tokens": reply.prompt_tokens - cache_read,
-        "cache_creation_input_tokens": 0,
+        "input_tokens": reply.prompt_tokens - cache_read - cache_write,
+        "cache_creation_input_tokens": cache_write,
         "cache_read_input_tokens": cache_read,
         "output_tokens": reply.completion_tokens if output_tokens is None else output_tokens,
         "service_tier": "standard",

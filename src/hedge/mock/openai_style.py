@@ -29,6 +29,11 @@ sequence stays in the text), ``no-stream-usage`` (no usage chunk despite
 messages are ignored), ``no-role-in-first-chunk`` (the first stream chunk has
 no ``role``) and ``error-as-200`` (errors, and every completion, are an error
 body with status 200).
+
+``service_tier`` must be one of OpenAI's values; the answer names the tier it ran in (``flex`` and
+``priority`` as asked, else ``default``). ``reasoning_effort`` ``low``/``medium``/``high`` adds 16/32/64
+reasoning tokens to ``completion_tokens`` (``completion_tokens_details.reasoning_tokens``), as reasoning
+models report them.
 """
 
 from __future__ import annotations
@@ -324,14 +329,25 @@ def _tool_call_json(state: MockState, reply: Reply) -> list[dict[str, Any]]:
     ]
 
 
-def _usage(reply: Reply, n: int) -> dict[str, Any]:
-    completion = reply.completion_tokens * n
+_SERVICE_TIERS = ("auto", "default", "flex", "scale", "priority")
+_REASONING_TOKENS = {"low": 16, "medium": 32, "high": 64}
+
+
+def _served_tier(body: dict[str, Any]) -> str:
+    tier = body.get("service_tier")
+    return tier if tier in ("flex", "priority") else "default"
+
+
+def _usage(reply: Reply, n: int, body: dict[str, Any] | None = None) -> dict[str, Any]:
+    effort = (body or {}).get("reasoning_effort")
+    reasoning = _REASONING_TOKENS.get(effort, 0) * n if isinstance(effort, str) else 0
+    completion = reply.completion_tokens * n + reasoning
     return {
         "prompt_tokens": reply.prompt_tokens,
         "completion_tokens": completion,
         "total_tokens": reply.prompt_tokens + completion,
         "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
-        "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0},
+        "completion_tokens_details": {"reasoning_tokens": reasoning, "audio_tokens": 0},
     }
 
 
@@ -407,8 +423,8 @@ def _completion(state: MockState, body: dict[str, Any]) -> dict[str, Any]:
             {"index": i, "message": message, "logprobs": None, "finish_reason": reply.finish}
             for i in range(n)
         ],
-        "usage": _usage(reply, n),
-        "service_tier": "default",
+        "usage": _usage(reply, n, body),
+        "service_tier": _served_tier(body),
         "system_fingerprint": "fp_hedge_mock",
     }
 
@@ -449,6 +465,11 @@ def _check_chat(body: dict[str, Any]) -> None:
     fmt = body.get("response_format")
     if fmt is not None and not isinstance(fmt, dict):
         raise _type_error("response_format", "an object", fmt)
+    tier = body.get("service_tier")
+    if tier is not None and tier not in _SERVICE_TIERS:
+        raise _Invalid(
+            f"Invalid value for 'service_tier': expected one of {', '.join(_SERVICE_TIERS)}.", "service_tier"
+        )
 
 
 async def _stream(state: MockState, body: dict[str, Any], reply: Reply, n: int) -> AsyncIterator[bytes]:
@@ -462,6 +483,7 @@ async def _stream(state: MockState, body: dict[str, Any], reply: Reply, n: int) 
         "object": "chat.completion.chunk",
         "created": int(time.time()),
         "model": body["model"],
+        "service_tier": _served_tier(body),
         "system_fingerprint": "fp_hedge_mock",
         "choices": [],
     }
@@ -509,7 +531,7 @@ async def _stream(state: MockState, body: dict[str, Any], reply: Reply, n: int) 
             yield b"".join(chunk(delta, index=i) for i in range(n))
         yield b"".join(chunk({}, reply.finish, index=i) for i in range(n))
         if include_usage:
-            yield frame({**base, "choices": [], "usage": _usage(reply, n)})
+            yield frame({**base, "choices": [], "usage": _usage(reply, n, body)})
         yield DONE
         completed = True
     finally:

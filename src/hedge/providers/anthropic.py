@@ -40,7 +40,15 @@ import orjson
 
 from hedge.config import ProviderConfig
 from hedge.errors import InvalidRequest, UpstreamError
-from hedge.providers.base import MAX_TOKENS, Capabilities, Translated, UpstreamRequest, Usage, token_count
+from hedge.providers.base import (
+    MAX_TOKENS,
+    Capabilities,
+    Translated,
+    UpstreamRequest,
+    Usage,
+    tier_name,
+    token_count,
+)
 from hedge.providers.errors import load_object, upstream_error
 from hedge.providers.sse import DEFAULT_MAX_EVENT_BYTES, Event, SSETranslator, frame
 from hedge.wire.anthropic import FINISH_BY_STOP
@@ -52,6 +60,8 @@ FINISH_REASONS = FINISH_BY_STOP
 
 _IMAGE_TYPES = {"image/jpeg", "image/png", "image/gif", "image/webp"}
 _COUNTED = ("model", "system", "messages", "tools", "tool_choice")
+_SERVICE_TIERS: dict[Any, str] = {"auto": "auto", "priority": "auto", "default": "standard_only"}
+"""OpenAI's ``service_tier`` as Anthropic's: priority capacity is used under ``auto`` when available."""
 """What a token counting request keeps of a Messages request (its other fields are refused there)."""
 
 
@@ -75,6 +85,9 @@ class AnthropicAdapter:
         penalties=False,
         logit_bias=False,
         embeddings=False,
+        # Anthropic's service_tier: "auto" (Priority Tier capacity when the organisation has it) or
+        # "standard_only"; OpenAI's "flex" and "scale" have no counterpart.
+        service_tiers=frozenset({"auto", "default", "priority"}),
     )
 
     def __init__(self, name: str, config: ProviderConfig) -> None:
@@ -161,6 +174,9 @@ class AnthropicAdapter:
         user = body.get("user") or body.get("safety_identifier")
         if isinstance(user, str) and user:
             out["metadata"] = {"user_id": user}
+        tier = _SERVICE_TIERS.get(body.get("service_tier"))
+        if tier is not None:
+            out["service_tier"] = tier
         return out
 
     # -- responses --------------------------------------------------------------------------------
@@ -496,6 +512,7 @@ def usage_from_anthropic(data: Any) -> Usage | None:
         completion_tokens=token_count(data.get("output_tokens")),
         cached_tokens=cache_read,
         cache_write_tokens=cache_write,
+        service_tier=tier_name(data.get("service_tier")),
     )
 
 

@@ -41,12 +41,16 @@ def token_count(value: Any) -> int:
 
 @dataclass(slots=True)
 class Usage:
-    """Token counts in OpenAI's terms; ``cached_tokens`` is the part of the prompt read from cache."""
+    """Token counts in OpenAI's terms: ``prompt_tokens`` include ``cached_tokens`` (read from the
+    provider's prompt cache) and ``cache_write_tokens`` (written to it); ``completion_tokens`` include
+    ``reasoning_tokens``. ``service_tier`` is the tier the upstream says it served in (``flex``...)."""
 
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cached_tokens: int = 0
     cache_write_tokens: int = 0
+    reasoning_tokens: int = 0
+    service_tier: str | None = None
 
     @property
     def total_tokens(self) -> int:
@@ -55,29 +59,47 @@ class Usage:
     def sane(self, source: str) -> Usage:
         """These counts, each clamped to ``0..MAX_TOKENS``, so an upstream cannot book negative spend
         (a key's budget driven to -4,000 USD) or an absurd bill; an anomaly is logged with its source."""
-        counts = (self.prompt_tokens, self.completion_tokens, self.cached_tokens, self.cache_write_tokens)
+        counts = (
+            self.prompt_tokens,
+            self.completion_tokens,
+            self.cached_tokens,
+            self.cache_write_tokens,
+            self.reasoning_tokens,
+        )
         if all(0 <= c <= MAX_TOKENS for c in counts):
             return self
         clamped = [min(max(c, 0), MAX_TOKENS) for c in counts]
         log.warning(
-            "%s reported impossible usage (prompt=%d, completion=%d, cached=%d, cache_write=%d); "
-            "booked as %s",
+            "%s reported impossible usage (prompt=%d, completion=%d, cached=%d, cache_write=%d, "
+            "reasoning=%d); booked as %s",
             source,
             *counts,
             "/".join(str(c) for c in clamped),
         )
-        return Usage(*clamped)
+        prompt, completion, cached, written, reasoning = clamped
+        return Usage(prompt, completion, cached, written, reasoning, self.service_tier)
 
     @classmethod
-    def from_openai(cls, data: Any) -> Usage | None:
+    def from_openai(cls, data: Any, service_tier: Any = None) -> Usage | None:
+        """OpenAI's ``usage`` (chat completions and embeddings); ``service_tier`` is the response's."""
         if not isinstance(data, dict):
             return None
         details = data.get("prompt_tokens_details") or {}
+        output = data.get("completion_tokens_details") or {}
         return cls(
             prompt_tokens=token_count(data.get("prompt_tokens")),
             completion_tokens=token_count(data.get("completion_tokens")),
             cached_tokens=token_count(details.get("cached_tokens") if isinstance(details, dict) else 0),
+            reasoning_tokens=token_count(output.get("reasoning_tokens") if isinstance(output, dict) else 0),
+            service_tier=tier_name(service_tier),
         )
+
+
+def tier_name(value: Any) -> str | None:
+    """A service tier as an upstream reported it, if it is a short plain name (it is stored and shown)."""
+    if isinstance(value, str) and 0 < len(value) <= 32 and value.replace("_", "").isalnum():
+        return value.lower()
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +125,8 @@ class Capabilities:
     """``presence_penalty`` / ``frequency_penalty``."""
     logit_bias: bool = True
     embeddings: bool = True
+    service_tiers: frozenset[str] = frozenset({"auto", "default", "flex", "priority", "scale"})
+    """The ``service_tier`` values the upstream honours (OpenAI's, by default)."""
 
 
 @dataclass(slots=True)

@@ -54,6 +54,10 @@ _CHECKS: list[tuple[str, Callable[[dict[str, Any], Capabilities], bool]]] = [
     ("presence_penalty", lambda b, c: not c.penalties and bool(b.get("presence_penalty"))),
     ("frequency_penalty", lambda b, c: not c.penalties and bool(b.get("frequency_penalty"))),
     ("logit_bias", lambda b, c: not c.logit_bias and bool(b.get("logit_bias"))),
+    (
+        "service_tier",
+        lambda b, c: isinstance(b.get("service_tier"), str) and b["service_tier"] not in c.service_tiers,
+    ),
 ]
 
 
@@ -85,6 +89,7 @@ def _active_checks(
         "presence_penalty": {"penalties"},
         "frequency_penalty": {"penalties"},
         "logit_bias": {"logit_bias"},
+        "service_tier": {"service_tiers"},
     }
     return tuple((name, check) for name, check in _CHECKS if relevant[name] & differing)
 

@@ -86,6 +86,8 @@ class GeminiAdapter:
         logprobs=False,
         logit_bias=False,
         max_stop_sequences=5,
+        # generateContent has no service tier: only the ones meaning "the usual" are honoured.
+        service_tiers=frozenset({"auto", "default"}),
     )
 
     def __init__(self, name: str, config: ProviderConfig) -> None:
@@ -558,6 +560,7 @@ def usage_of(meta: Any) -> Usage | None:
         prompt_tokens=_int(meta.get("promptTokenCount"), 0) + _int(meta.get("toolUsePromptTokenCount"), 0),
         completion_tokens=_int(meta.get("candidatesTokenCount"), 0) + _int(meta.get("thoughtsTokenCount"), 0),
         cached_tokens=_int(meta.get("cachedContentTokenCount"), 0),
+        reasoning_tokens=_int(meta.get("thoughtsTokenCount"), 0),
     )
 
 

@@ -57,7 +57,7 @@ class OpenAIAdapter:
         data = load_object(raw, self.name)
         if "choices" not in data:
             raise self._error_from_body(data, 200)
-        return Translated(raw, Usage.from_openai(data.get("usage")))
+        return Translated(raw, Usage.from_openai(data.get("usage"), data.get("service_tier")))
 
     def stream_translator(self, model: str, want_usage: bool) -> OpenAIStream:
         return OpenAIStream(self.name, want_usage, self.config.max_event_bytes)
@@ -144,7 +144,7 @@ class OpenAIStream(SSETranslator):
                 raise self._stream_error(payload)
             usage = chunk.get("usage")
             if isinstance(usage, dict):
-                self.usage = Usage.from_openai(usage)
+                self.usage = Usage.from_openai(usage, chunk.get("service_tier"))
                 if not chunk.get("choices"):
                     self.usage_chunk = chunk
                     continue

@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from hedge.errors import UpstreamError
-from hedge.providers.base import Adapter, Translated, UpstreamRequest, Usage, token_count
+from hedge.providers.base import Adapter, Translated, UpstreamRequest, Usage, tier_name, token_count
 from hedge.providers.errors import load_object
 from hedge.providers.openai import OpenAIAdapter
 from hedge.providers.sse import DEFAULT_MAX_EVENT_BYTES, Event, SSETranslator, frame_event
@@ -38,8 +38,14 @@ def usage_of(response: Any) -> Usage | None:
         return None
     details = usage.get("input_tokens_details")
     cached = details.get("cached_tokens") if isinstance(details, dict) else 0
+    output = usage.get("output_tokens_details")
+    reasoning = output.get("reasoning_tokens") if isinstance(output, dict) else 0
     return Usage(
-        token_count(usage.get("input_tokens")), token_count(usage.get("output_tokens")), token_count(cached)
+        token_count(usage.get("input_tokens")),
+        token_count(usage.get("output_tokens")),
+        token_count(cached),
+        reasoning_tokens=token_count(reasoning),
+        service_tier=tier_name(response.get("service_tier")),
     )
 
 

@@ -28,6 +28,11 @@ class Deployment:
     price_windows: list[tuple[Window, Price]] = field(default_factory=list)
     stats: DeploymentStats = field(default_factory=DeploymentStats)
     alias: str = ""
+    price_missing: bool = False
+    """Neither the config nor the catalogue prices this model (``pricing.on_missing: warn``): it is
+    booked at 0 and its records are flagged."""
+    context_window: int | None = None
+    """Tokens the model takes in (the config's ``context_window``, else the catalogue's)."""
     """The alias whose config declared this deployment: what a key's model restriction is checked against."""
 
     @property

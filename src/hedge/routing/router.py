@@ -77,15 +77,24 @@ class Router:
         self.aliases: dict[str, Alias] = {}
         self.sticky = any(model.sticky is not None for model in config.models.values())
         """Whether any alias keeps sticky sessions (else the pipeline never looks for one)."""
+        self.unpriced: list[str] = []
+        """Deployments neither the config nor the catalogue prices, in config order (each once)."""
+        flag_unpriced = config.pricing.on_missing != "zero"
         for name, model in config.models.items():
             deps = []
             for d in model.deployments:
                 provider = config.providers[d.provider]
+                price = _price(d.price, d.model, catalogue)
+                window = d.context_window
+                if window is None and catalogue is not None:
+                    window = catalogue.context_window(d.model)
                 dep = Deployment(
                     provider=d.provider,
                     model=d.model,
                     adapter=adapters[d.provider],
-                    price=_price(d.price, d.model, catalogue),
+                    price=price or Price(),
+                    price_missing=price is None and flag_unpriced,
+                    context_window=window,
                     weight=d.weight,
                     timeouts=provider.timeout,
                     on_unsupported=provider.on_unsupported,
@@ -97,11 +106,13 @@ class Router:
                 )
                 # One stats object per provider/model, shared by every alias that uses it.
                 dep.stats = self.stats.setdefault(dep.id, dep.stats)
+                if price is None and dep.id not in self.unpriced:
+                    self.unpriced.append(dep.id)
                 deps.append(dep)
             baseline = None
             if model.baseline is not None:
                 first = config.models[model.baseline].deployments[0]
-                baseline = _price(first.price, first.model, catalogue)
+                baseline = _price(first.price, first.model, catalogue) or Price()
             rules = [
                 Rule(
                     r,
@@ -187,6 +198,7 @@ class Router:
                         plan.append(dep)
         if allowed is not None:
             plan = [d for d in plan if d.alias in allowed]
+        plan = fitting(plan, ctx)
         options = ctx.body.get("hedge")
         if isinstance(options, dict) and options:
             plan = apply_preferences(plan, options, ctx)
@@ -196,7 +208,8 @@ class Router:
         """An upper bound of the request's cost, reserved against a key's budget while it runs: the
         prompt estimate at the dearest input price and ``max_tokens`` (or ``reserve_output_tokens``)
         at the dearest output price among the deployments the alias may reach (rules, fallbacks,
-        escalation), in every price window. ``n`` choices multiply the output."""
+        escalation), in every price window, token class, long-context and service tier, plus the
+        dearest per-request fee. ``n`` choices multiply the output."""
         top = self._top_prices.get(name)
         if top is None:
             top = self._top_prices[name] = self._reachable_top_price(name)
@@ -206,12 +219,12 @@ class Router:
         n = ctx.body.get("n")
         if isinstance(n, int) and not isinstance(n, bool) and n > 1:
             output *= n
-        return (ctx.prompt_tokens * top.input + output * top.output) / 1_000_000
+        return (ctx.prompt_tokens * top.input + output * top.output) / 1_000_000 + top.per_request
 
     def _reachable_top_price(self, name: str) -> Price:
         seen: set[str] = set()
         todo = [name]
-        top_in = top_out = 0.0
+        top_in = top_out = top_fee = 0.0
         while todo:
             current = todo.pop()
             if current in seen or current not in self.aliases:
@@ -220,23 +233,45 @@ class Router:
             alias = self.aliases[current]
             for dep in alias.deployments:
                 for price in (dep.price, *(p for _, p in dep.price_windows)):
-                    top_in = max(top_in, price.input, price.cached_input or 0.0)
-                    top_out = max(top_out, price.output)
+                    inp, out, fee = _dearest(price)
+                    top_in, top_out, top_fee = max(top_in, inp), max(top_out, out), max(top_fee, fee)
             todo += alias.fallbacks
             todo += [r.config.use for r in alias.rules]
             if alias.config.escalate is not None:
                 todo.append(alias.config.escalate.to)
-        return Price(input=top_in, output=top_out)
+        return Price(input=top_in, output=top_out, per_request=top_fee)
 
 
-def _price(configured: Price | None, model: str, catalogue: Catalogue | None) -> Price:
+def _dearest(price: Price) -> tuple[float, float, float]:
+    """The dearest prompt-token, completion-token and per-request prices of ``price`` in any of its
+    token classes, long-context tiers and service tiers: what a budget reservation must assume."""
+    overrides = [*price.tiers, *price.service_tiers.values()]
+    inputs = [price.input, price.cached_input or 0.0, price.cache_write_input or 0.0]
+    outputs = [price.output, price.reasoning or 0.0]
+    fees = [price.per_request]
+    for o in overrides:
+        inputs += [o.input or 0.0, o.cached_input or 0.0, o.cache_write_input or 0.0]
+        outputs += [o.output or 0.0, o.reasoning or 0.0]
+        fees.append(o.per_request or 0.0)
+    return max(inputs), max(outputs), max(fees)
+
+
+def _price(configured: Price | None, model: str, catalogue: Catalogue | None) -> Price | None:
+    """The deployment's price: its config's, else the catalogue's; None when neither has one."""
     if configured is not None:
         return configured
-    found = catalogue.lookup(model) if catalogue is not None else None
-    if found is None:
-        log.warning("no price for model %r in the config or the catalogue: its cost is booked as 0", model)
-        return Price()
-    return found
+    return catalogue.lookup(model) if catalogue is not None else None
+
+
+def fitting(plan: list[Deployment], ctx: RouteContext) -> list[Deployment]:
+    """The plan without the deployments whose context window (the config's or the catalogue's) the
+    prompt estimate exceeds, as they would only answer ``context_length_exceeded``; when none fits,
+    the plan as it is (the estimate is rough: let the upstreams judge)."""
+    if not any(d.context_window for d in plan):
+        return plan
+    need = ctx.prompt_tokens
+    fits = [d for d in plan if d.context_window is None or d.context_window >= need]
+    return fits or plan
 
 
 def _matches(dep: Deployment, names: list[str]) -> bool:

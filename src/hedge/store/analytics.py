@@ -25,6 +25,7 @@ from typing import Any
 import orjson
 
 from hedge.record import Outcome
+from hedge.store import rollup
 from hedge.store.db import Database
 
 LATENCY_ROW_CAP = 100_000
@@ -149,6 +150,16 @@ def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
+_CHARGE_COLUMNS = (
+    ("input", "input_cost_usd"),
+    ("cache_read", "cache_read_cost_usd"),
+    ("cache_write", "cache_write_cost_usd"),
+    ("output", "output_cost_usd"),
+    ("reasoning", "reasoning_cost_usd"),
+    ("request", "request_fee_usd"),
+)
+
+
 def _request_row(row: dict[str, Any]) -> dict[str, Any]:
     tags: list[str] = []
     if row.get("tags"):
@@ -171,7 +182,15 @@ def _request_row(row: dict[str, Any]) -> dict[str, Any]:
         "prompt_tokens": _int(row["prompt_tokens"]),
         "completion_tokens": _int(row["completion_tokens"]),
         "cached_tokens": _int(row["cached_tokens"]),
+        "cache_write_tokens": _int(row.get("cache_write_tokens")),
+        "reasoning_tokens": _int(row.get("reasoning_tokens")),
+        "service_tier": row.get("service_tier"),
         "cost_usd": _usd(_num(row["cost_usd"])),
+        "charges_usd": None
+        if row.get("input_cost_usd") is None
+        else {name: _usd(_num(row.get(column))) for name, column in _CHARGE_COLUMNS},
+        "price_missing": bool(row.get("price_missing")),
+        "usage_missing": bool(row.get("usage_missing")),
         "baseline_cost_usd": None
         if row["baseline_cost_usd"] is None
         else _usd(float(row["baseline_cost_usd"])),
@@ -237,35 +256,72 @@ class Analytics:
     def __init__(self, db: Database) -> None:
         self.db = db
 
+    async def _sums(self, since: float, until: float | None) -> dict[str, float]:
+        """The rollup measures (and ``errors``, ``first_ts``, ``last_ts``) over ``[since, until)``:
+        whole hours from the hourly rollup, the partial hours at the ends from the ledger."""
+        out: dict[str, float] = {}
+        firsts: list[float] = []
+        lasts: list[float] = []
+        for span in rollup.spans(since, until, await rollup.covered_from(self.db)):
+            if span.rollup and span.until is not None:
+                measures = ", ".join(f"SUM(u.{name}) AS {name}" for name in rollup.MEASURE_NAMES)
+                rows = await self.db.fetch(
+                    f"SELECT {measures}, SUM(CASE WHEN u.failed = 1 THEN u.requests ELSE 0 END) AS errors, "
+                    f"MIN(u.first_ts) AS first_ts, MAX(u.last_ts) AS last_ts FROM {rollup.TABLE} u "
+                    "WHERE u.hour >= ? AND u.hour < ?",
+                    [int(span.since), int(span.until)],
+                )
+            else:
+                where, args = RequestFilter(span.since, span.until).where()
+                measures = ", ".join(f"SUM({expr}) AS {name}" for name, expr in rollup.MEASURES)
+                rows = await self.db.fetch(
+                    f"SELECT {measures}, SUM(CASE WHEN r.status >= 400 THEN 1 ELSE 0 END) AS errors, "
+                    f"MIN(r.ts) AS first_ts, MAX(r.ts) AS last_ts FROM hedge_requests r WHERE {where}",
+                    args,
+                )
+            row = rows[0]
+            for name, value in row.items():
+                if value is None:
+                    continue
+                if name == "first_ts":
+                    firsts.append(float(value))
+                elif name == "last_ts":
+                    lasts.append(float(value))
+                else:
+                    out[name] = out.get(name, 0) + float(value)
+        if firsts:
+            out["first_ts"] = min(firsts)
+        if lasts:
+            out["last_ts"] = max(lasts)
+        return out
+
     async def summary(self, since: float, until: float | None = None) -> dict[str, Any]:
         """Totals over every request in the window, failed ones included (their cost is what they cost).
 
         A request without a baseline (its alias has no ``baseline``) counts its own cost as the
         baseline, so it saves nothing; ``baseline_requests`` says how many had one: with none, the
-        savings say nothing at all.
+        savings say nothing at all. ``price_missing`` counts requests booked at 0 because their
+        deployment had no price, ``usage_missing`` those whose upstream reported no usage. Read from
+        the hourly rollups (:mod:`hedge.store.rollup`), so a 30-day window costs the same at any size.
         """
-        where, args = RequestFilter(since, until).where()
-        rows = await self.db.fetch(
-            "SELECT COUNT(*) AS requests, "
-            "SUM(CASE WHEN r.status >= 400 THEN 1 ELSE 0 END) AS errors, "
-            "SUM(CASE WHEN r.attempts > 1 THEN 1 ELSE 0 END) AS failovers, "
-            "SUM(r.cache_hit) AS cache_hits, SUM(r.stream) AS streams, "
-            "SUM(r.prompt_tokens) AS prompt_tokens, SUM(r.completion_tokens) AS completion_tokens, "
-            "SUM(r.cached_tokens) AS cached_tokens, SUM(r.cost_usd) AS cost, "
-            "SUM(COALESCE(r.baseline_cost_usd, r.cost_usd)) AS baseline, "
-            "COUNT(r.baseline_cost_usd) AS baseline_requests, "
-            "AVG(r.latency_ms) AS avg_latency, MIN(r.ts) AS first_ts, MAX(r.ts) AS last_ts "
-            f"FROM hedge_requests r WHERE {where}",
-            args,
-        )
-        t = rows[0]
-        requests = _int(t["requests"])
-        errors = _int(t["errors"])
-        failovers = _int(t["failovers"])
-        cache_hits = _int(t["cache_hits"])
-        cost = _num(t["cost"])
-        baseline = _num(t["baseline"])
-        prompt, completion = _int(t["prompt_tokens"]), _int(t["completion_tokens"])
+        t = await self._sums(since, until)
+
+        def n(name: str) -> int:
+            return int(t.get(name, 0))
+
+        requests, errors, failovers, cache_hits = n("requests"), n("errors"), n("failovers"), n("cache_hits")
+        cost = t.get("cost_usd", 0.0)
+        baseline = t.get("baseline_usd", 0.0)
+        prompt, completion = n("prompt_tokens"), n("completion_tokens")
+        latency_n = n("latency_n")
+        charges = {
+            "input": _usd(t.get("input_cost_usd", 0.0)),
+            "cache_read": _usd(t.get("cache_read_cost_usd", 0.0)),
+            "cache_write": _usd(t.get("cache_write_cost_usd", 0.0)),
+            "output": _usd(t.get("output_cost_usd", 0.0)),
+            "reasoning": _usd(t.get("reasoning_cost_usd", 0.0)),
+            "request": _usd(t.get("request_fee_usd", 0.0)),
+        }
         return {
             "since": since,
             "until": until if until is not None else time.time(),
@@ -276,20 +332,68 @@ class Analytics:
             "failover_rate": _rate(failovers, requests),
             "cache_hits": cache_hits,
             "cache_hit_rate": _rate(cache_hits, requests),
-            "streams": _int(t["streams"]),
+            "streams": n("streams"),
             "cost_usd": _usd(cost),
             "baseline_cost_usd": _usd(baseline),
             "savings_usd": _usd(baseline - cost),
             "savings_rate": (baseline - cost) / baseline if baseline > 0 else 0.0,
-            "baseline_requests": _int(t["baseline_requests"]),
+            "baseline_requests": n("baseline_requests"),
             "prompt_tokens": prompt,
             "completion_tokens": completion,
-            "cached_tokens": _int(t["cached_tokens"]),
+            "cached_tokens": n("cached_tokens"),
+            "cache_write_tokens": n("cache_write_tokens"),
+            "reasoning_tokens": n("reasoning_tokens"),
             "total_tokens": prompt + completion,
-            "avg_latency_ms": _ms(None if t["avg_latency"] is None else float(t["avg_latency"])),
-            "first_ts": None if t["first_ts"] is None else float(t["first_ts"]),
-            "last_ts": None if t["last_ts"] is None else float(t["last_ts"]),
+            "charges_usd": charges,
+            "price_missing": n("price_missing"),
+            "usage_missing": n("usage_missing"),
+            "avg_latency_ms": _ms(t["latency_ms_sum"] / latency_n if latency_n else None),
+            "first_ts": t.get("first_ts"),
+            "last_ts": t.get("last_ts"),
         }
+
+    def _index(self, column: str, start: float, bucket: int) -> str:
+        # Both are numbers computed here, never user text; inlined so GROUP BY sees one expression.
+        offset = f"({column} - {float(start)!r}) / {float(bucket)!r}"
+        if self.db.dialect == "sqlite":
+            return f"CAST({offset} AS INTEGER)"
+        return f"CAST(FLOOR({offset}) AS BIGINT)"
+
+    async def _bucket_ledger(
+        self, by: str, start: float, bucket: int, since: float, until: float | None
+    ) -> list[dict[str, Any]]:
+        where, args = RequestFilter(since, until).where()
+        group = TIMESERIES_GROUPS[by]
+        source = "hedge_requests r" + (_KEY_JOIN if by == "key" else "")
+        return await self.db.fetch(
+            f"SELECT {self._index('r.ts', start, bucket)} AS b, {group} AS grp, COUNT(*) AS requests, "
+            "SUM(CASE WHEN r.status >= 400 THEN 1 ELSE 0 END) AS errors, "
+            "SUM(CASE WHEN r.attempts > 1 THEN 1 ELSE 0 END) AS failovers, "
+            "SUM(r.cost_usd) AS cost, SUM(COALESCE(r.baseline_cost_usd, r.cost_usd)) AS baseline, "
+            "SUM(r.prompt_tokens + r.completion_tokens) AS tokens "
+            f"FROM {source} WHERE {where} GROUP BY 1, 2",
+            args,
+        )
+
+    async def _bucket_rollup(
+        self, by: str, start: float, bucket: int, since: float, until: float
+    ) -> list[dict[str, Any]]:
+        """The same sums as :meth:`_bucket_ledger`, from the hourly rollup (``bucket`` whole hours)."""
+        table = rollup.for_group(by).table
+        if by == "key":
+            group = "COALESCE(k.name, NULLIF(u.key_id, ''), 'master key')"
+            source = f"{table} u LEFT JOIN hedge_keys k ON k.id = u.key_id"
+        else:
+            group = f"COALESCE(NULLIF(u.{by}, ''), '-')"
+            source = f"{table} u"
+        return await self.db.fetch(
+            f"SELECT {self._index('u.hour', start, bucket)} AS b, {group} AS grp, "
+            "SUM(u.requests) AS requests, SUM(CASE WHEN u.failed = 1 THEN u.requests ELSE 0 END) AS errors, "
+            "SUM(u.failovers) AS failovers, SUM(u.cost_usd) AS cost, SUM(u.baseline_usd) AS baseline, "
+            "SUM(u.prompt_tokens + u.completion_tokens) AS tokens "
+            f"FROM {source} WHERE u.hour >= ? AND u.hour < ? GROUP BY 1, 2",
+            [int(since), int(until)],
+        )
 
     async def timeseries(
         self, since: float, by: str = "provider", bucket: int | None = None, until: float | None = None
@@ -302,8 +406,8 @@ class Analytics:
         if by not in TIMESERIES_GROUPS:
             raise ValueError(f"by: cannot group by {by!r}; choose from {', '.join(TIMESERIES_GROUPS)}")
         end = until if until is not None else time.time()
-        where, args = RequestFilter(since, until).where()
         if bucket is None:
+            where, args = RequestFilter(since, until).where()
             first = await self.db.fetch(
                 f"SELECT MIN(r.ts) AS first FROM hedge_requests r WHERE {where}", args
             )
@@ -320,24 +424,15 @@ class Analytics:
                 raise ValueError(f"bucket: {bucket}s gives more than {MAX_POINTS} points over this range")
         start = math.floor(start_raw / bucket) * bucket
         count = max(1, math.ceil((end - start) / bucket))
-        # Both are numbers computed here, never user text; inlined so GROUP BY sees one expression.
-        offset = f"(r.ts - {float(start)!r}) / {float(bucket)!r}"
-        index = (
-            f"CAST({offset} AS INTEGER)"
-            if self.db.dialect == "sqlite"
-            else f"CAST(FLOOR({offset}) AS BIGINT)"
-        )
-        group = TIMESERIES_GROUPS[by]
-        source = "hedge_requests r" + (_KEY_JOIN if by == "key" else "")
-        rows = await self.db.fetch(
-            f"SELECT {index} AS b, {group} AS grp, COUNT(*) AS requests, "
-            "SUM(CASE WHEN r.status >= 400 THEN 1 ELSE 0 END) AS errors, "
-            "SUM(CASE WHEN r.attempts > 1 THEN 1 ELSE 0 END) AS failovers, "
-            "SUM(r.cost_usd) AS cost, SUM(COALESCE(r.baseline_cost_usd, r.cost_usd)) AS baseline, "
-            "SUM(r.prompt_tokens + r.completion_tokens) AS tokens "
-            f"FROM {source} WHERE {where} GROUP BY 1, 2",
-            args,
-        )
+        if bucket % rollup.HOUR == 0:  # whole hours: from the rollups, the ragged ends from the ledger
+            rows = []
+            for part in rollup.spans(since, until, await rollup.covered_from(self.db)):
+                if part.rollup and part.until is not None:
+                    rows += await self._bucket_rollup(by, start, bucket, part.since, part.until)
+                else:
+                    rows += await self._bucket_ledger(by, start, bucket, part.since, part.until)
+        else:
+            rows = await self._bucket_ledger(by, start, bucket, since, until)
         per_group: dict[str, list[float]] = {}
         per_group_requests: dict[str, list[int]] = {}
         totals = {

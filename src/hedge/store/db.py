@@ -96,6 +96,11 @@ class Database(Protocol):
         """Apply the migrations newer than the recorded version, in one transaction each."""
         ...
 
+    async def transaction(self, statements: Sequence[str], timeout_s: float = MIGRATION_TIMEOUT_S) -> None:
+        """Run ``statements`` (no arguments) in one transaction, each bounded by ``timeout_s``: for
+        maintenance that takes longer than a request may (``hedge rollups rebuild``)."""
+        ...
+
     async def close(self) -> None: ...
 
 
@@ -144,6 +149,18 @@ class SQLiteDatabase:
             self._open()
             try:
                 await self._conn.executemany(sql, [tuple(r) for r in rows])
+            except BaseException:
+                await self._rollback()
+                raise
+            await self._conn.commit()
+
+    async def transaction(self, statements: Sequence[str], timeout_s: float = MIGRATION_TIMEOUT_S) -> None:
+        async with self._writing:
+            self._open()
+            try:
+                await self._conn.execute("BEGIN IMMEDIATE")
+                for sql in statements:
+                    await self._conn.execute(sql)
             except BaseException:
                 await self._rollback()
                 raise
@@ -238,6 +255,11 @@ class PostgresDatabase:
 
     async def write_returning(self, sql: str, args: Sequence[Any] = ()) -> list[dict[str, Any]]:
         return await self.fetch(sql, args)  # a statement outside a transaction commits by itself
+
+    async def transaction(self, statements: Sequence[str], timeout_s: float = MIGRATION_TIMEOUT_S) -> None:
+        async with self._acquire() as conn, conn.transaction():
+            for sql in statements:
+                await conn.execute(sql, timeout=timeout_s)
 
     async def migrate(self, migrations: Migrations) -> None:
         slow = max(self.timeout, MIGRATION_TIMEOUT_S)

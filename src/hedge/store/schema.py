@@ -6,7 +6,17 @@ A step only one dialect needs is written ``{"postgresql": "..."}`` (see
 
 from __future__ import annotations
 
+from hedge.store import rollup
 from hedge.store.db import Statement
+
+_COST_PARTS = (
+    "input_cost_usd",
+    "cache_read_cost_usd",
+    "cache_write_cost_usd",
+    "output_cost_usd",
+    "reasoning_cost_usd",
+    "request_fee_usd",
+)
 
 MIGRATIONS: list[tuple[int, list[Statement]]] = [
     (
@@ -176,6 +186,30 @@ MIGRATIONS: list[tuple[int, list[Statement]]] = [
         ],
     ),
     (
+        7,
+        [
+            # Token classes kept apart (cache writes, reasoning: parts of prompt_tokens and
+            # completion_tokens), the service tier served in, and the cost by class (hedge.record.Charges;
+            # NULL on older rows), so a report can show where money went. price_missing / usage_missing
+            # flag requests booked at 0 because the deployment had no price or the upstream no usage.
+            # Constant defaults and nullable columns: no table rewrite on either database.
+            "ALTER TABLE hedge_requests ADD COLUMN cache_write_tokens BIGINT NOT NULL DEFAULT 0",
+            "ALTER TABLE hedge_requests ADD COLUMN reasoning_tokens BIGINT NOT NULL DEFAULT 0",
+            "ALTER TABLE hedge_requests ADD COLUMN service_tier TEXT",
+            "ALTER TABLE hedge_requests ADD COLUMN price_missing INTEGER NOT NULL DEFAULT 0",
+            "ALTER TABLE hedge_requests ADD COLUMN usage_missing INTEGER NOT NULL DEFAULT 0",
+            *(f"ALTER TABLE hedge_requests ADD COLUMN {c} DOUBLE PRECISION" for c in _COST_PARTS),
+            # Hourly rollups (hedge.store.rollup), kept by a trigger, built from the last 35 days' rows
+            # (older hours are read from the ledger until 'hedge rollups rebuild').
+            *rollup.create_statements(),
+            *({"sqlite": s} for s in rollup.trigger_statements("sqlite")),
+            *({"postgresql": s} for s in rollup.trigger_statements("postgresql")),
+            *rollup.state_statements(),
+            *({"sqlite": s} for s in rollup.rebuild_statements("sqlite", rollup.MIGRATION_DAYS)),
+            *({"postgresql": s} for s in rollup.rebuild_statements("postgresql", rollup.MIGRATION_DAYS)),
+        ],
+    ),
+    (
         8,
         [
             # Quality measured by `hedge eval --apply`, one row per deployment (provider/model): the
@@ -230,6 +264,8 @@ MIGRATIONS: list[tuple[int, list[Statement]]] = [
             "ALTER TABLE hedge_requests ADD COLUMN experiment TEXT",
             "ALTER TABLE hedge_requests ADD COLUMN arm TEXT",
             "CREATE INDEX IF NOT EXISTS hedge_requests_experiment ON hedge_requests (experiment, ts)",
+            # Spend reports read whole hours from the rollups and take shadow copies out of them.
+            "CREATE INDEX IF NOT EXISTS hedge_requests_shadow ON hedge_requests (ts) WHERE shadow = 1",
             # Quality feedback on a request (POST /v1/feedback): one value per request and metric,
             # the latest wins; key_id is the key that made (and so may rate) the request.
             """CREATE TABLE IF NOT EXISTS hedge_feedback (

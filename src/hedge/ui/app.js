@@ -344,7 +344,18 @@
   function renderSummary(s) {
     const none = s.no_baseline; // no request in the range was priced against a baseline: no savings to show
     setKpi("kpi-requests", s.requests, fmtInt(s.requests), fmtInt(s.streams) + " streamed");
-    setKpi("kpi-cost", s.cost_usd, fmtUsd(s.cost_usd), none ? "nothing to compare with" : "baseline " + fmtUsd(s.baseline_cost_usd));
+    // Requests booked at $0 because their deployment has no price, or their upstream sent no usage:
+    // the spend shown is then less than what was spent, so say so on the spend itself.
+    const unpriced = (s.price_missing || 0), usageless = (s.usage_missing || 0);
+    const flags = [];
+    if (unpriced) flags.push(fmtInt(unpriced) + " without a price");
+    if (usageless) flags.push(fmtInt(usageless) + " without usage");
+    setKpi("kpi-cost", s.cost_usd, fmtUsd(s.cost_usd),
+      flags.length ? flags.join(" · ") + " (booked at $0)" : none ? "nothing to compare with" : "baseline " + fmtUsd(s.baseline_cost_usd),
+      flags.length ? "warn" : null);
+    const c = s.charges_usd;
+    if (c) $("kpi-cost").title = "input " + fmtUsd(c.input) + " · cache reads " + fmtUsd(c.cache_read) + " · cache writes "
+      + fmtUsd(c.cache_write) + " · output " + fmtUsd(c.output) + " · reasoning " + fmtUsd(c.reasoning) + " · fees " + fmtUsd(c.request);
     if (none) setKpi("kpi-savings", "", "–", none.message);
     else setKpi("kpi-savings", s.savings_usd, fmtUsd(s.savings_usd), fmtPct(s.savings_rate) + " of the baseline");
     setKpi("kpi-errors", s.error_rate, fmtPct(s.error_rate), fmtInt(s.errors) + " failed requests",
@@ -692,7 +703,11 @@
     h("td", { text: r.provider ? r.provider + " / " + r.model : "–" }),
     h("td", { text: r.key_name || r.key_id || "–" }),
     h("td", { class: "num", text: fmtInt(r.prompt_tokens) + " / " + fmtInt(r.completion_tokens) }),
-    h("td", { class: "num", text: fmtUsd(r.cost_usd) }),
+    h("td", {
+      class: "num" + (r.price_missing || r.usage_missing ? " flagged" : ""),
+      text: fmtUsd(r.cost_usd) + (r.price_missing || r.usage_missing ? " !" : ""),
+      title: r.price_missing ? "No price for this deployment: booked at $0" : r.usage_missing ? "The upstream reported no usage" : null,
+    }),
     h("td", { class: "num", text: fmtMs(r.latency_ms) }),
     h("td", { class: "num", text: r.stream ? fmtMs(r.ttft_ms) : "–" }),
     h("td", { class: "num", text: String(r.attempts) }));
@@ -735,8 +750,12 @@
       ["Provider", d.provider],
       ["Model", d.model],
       ["Stream", d.stream ? "yes" : "no"],
-      ["Tokens", fmtInt(d.prompt_tokens) + " in · " + fmtInt(d.completion_tokens) + " out · " + fmtInt(d.cached_tokens) + " cached"],
-      ["Cost", fmtUsd(d.cost_usd)],
+      ["Tokens", fmtInt(d.prompt_tokens) + " in · " + fmtInt(d.completion_tokens) + " out · " + fmtInt(d.cached_tokens)
+        + " cached · " + fmtInt(d.cache_write_tokens || 0) + " cache writes · " + fmtInt(d.reasoning_tokens || 0) + " reasoning"],
+      ["Cost", fmtUsd(d.cost_usd) + (d.price_missing ? " (no price for this deployment: booked at $0)" : "")
+        + (d.usage_missing ? " (the upstream reported no usage)" : "")],
+      ["Cost split", d.charges_usd == null ? "–" : Object.entries(d.charges_usd).filter(([, v]) => v).map(([k, v]) => k.replace("_", " ") + " " + fmtUsd(v)).join(" · ")],
+      ["Service tier", d.service_tier],
       ["Baseline cost", d.baseline_cost_usd == null ? "–" : fmtUsd(d.baseline_cost_usd)],
       ["Latency", fmtMs(d.latency_ms)],
       ["Time to first token", fmtMs(d.ttft_ms)],
