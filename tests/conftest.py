@@ -94,7 +94,14 @@ class Mock:
     def reset(self) -> None:
         httpx.post(f"{self.url}/_mock/reset").raise_for_status()
         self.configure(
-            latency_ms=0, fail_rate=0, fail_first=0, fail_status=500, fail_mode="status", quirks=[]
+            latency_ms=0,
+            fail_rate=0,
+            fail_first=0,
+            fail_status=500,
+            fail_mode="status",
+            quirks=[],
+            thought_signatures=False,
+            finish_reason=None,
         )
 
     def stop(self) -> None:

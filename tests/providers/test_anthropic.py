@@ -457,6 +457,7 @@ def test_tool_only_response_has_null_content() -> None:
         ("stop_sequence", "stop"),
         ("refusal", "content_filter"),
         ("model_context_window_exceeded", "length"),
+        ("pause_turn", "length"),
         ("something_new", "stop"),
     ],
 )

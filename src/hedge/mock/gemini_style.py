@@ -31,10 +31,24 @@ and every non-streaming answer, are an error body with status 200).
 ``tool-args-object`` and ``no-role-in-first-chunk`` have no Gemini equivalent:
 function call ``args`` are always an object, and the adapter builds the role
 chunk itself.
+
+Two knobs play what real Gemini models do that the default mock does not: with
+``thought_signatures`` every answer's first function call carries a
+``thoughtSignature`` (base64 of a few hundred bytes, so ``+ / =`` appear, as in
+real ones) and a request whose model turn has function calls is refused as Gemini
+3 refuses it, 400 "Function call is missing a thought_signature", unless the
+turn's first call carries the signature issued for that very call or Google's
+``skip_thought_signature_validator``; a signature that is not base64 is Google's
+"Base64 decoding failed". With ``finish_reason`` set (``MALFORMED_FUNCTION_CALL``,
+``UNEXPECTED_TOOL_CALL``, ``SAFETY``, ``RECITATION``, ``PROHIBITED_CONTENT`` ...)
+every candidate ends with that reason and no content, as failed generations do.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
 import re
 from collections.abc import AsyncIterator
 from typing import Any
@@ -351,8 +365,65 @@ def _finish(reply: Reply) -> str:
     return "MAX_TOKENS" if reply.finish == "length" else "STOP"
 
 
-def _call_parts(reply: Reply) -> list[dict[str, Any]]:
-    return [{"functionCall": {"name": c.name, "args": c.arguments}} for c in reply.tool_calls]
+def _call_parts(state: MockState, reply: Reply) -> list[dict[str, Any]]:
+    parts: list[dict[str, Any]] = [
+        {"functionCall": {"name": c.name, "args": c.arguments}} for c in reply.tool_calls
+    ]
+    if parts and state.knobs.thought_signatures:
+        call = parts[0]["functionCall"]
+        parts[0]["thoughtSignature"] = _signature(call.get("name"), call.get("args"))
+    return parts
+
+
+SKIP_SIGNATURE = "skip_thought_signature_validator"
+_SIGNATURE_TAG = b"hedge-mock-thought:"
+
+
+def _signature(name: Any, args: Any) -> str:
+    """The signature this mock issues for a call: bound to the call, opaque, base64 with ``+ / =``."""
+    seed = hashlib.sha256(dumps([name, args])).digest()
+    return base64.b64encode(_SIGNATURE_TAG + seed + bytes(range(248, 256)) * 24 + b"\xfb\xff").decode()
+
+
+def _unsigned_call(body: dict[str, Any]) -> str | None:
+    """Gemini 3's 400 for a model turn whose first function call lacks its signature, if any."""
+    for c, content in enumerate(_list(body.get("contents"))):
+        if not isinstance(content, dict) or content.get("role") != "model":
+            continue
+        parts = [p for p in _list(content.get("parts")) if isinstance(p, dict)]
+        for k, part in enumerate(parts):
+            call = _field(part, "functionCall")
+            if not isinstance(call, dict):
+                continue
+            given = _field(part, "thoughtSignature")
+            if isinstance(given, str) and given != SKIP_SIGNATURE:
+                try:
+                    base64.b64decode(given, validate=True)
+                except (binascii.Error, ValueError):
+                    return (
+                        f"Invalid value at 'contents[{c}].parts[{k}].thought_signature' (TYPE_BYTES), "
+                        f'Base64 decoding failed for "{given[:40]}"'
+                    )
+            valid = given == SKIP_SIGNATURE or given == _signature(call.get("name"), call.get("args"))
+            if not valid:
+                return (
+                    "Function call is missing a thought_signature in functionCall parts. This is required "
+                    "for tools to work correctly, and missing thought_signature may lead to degraded model "
+                    f"performance. Additional data, function call `default_api:{call.get('name')}` , "
+                    f"position {k + 1}. Please refer to "
+                    "https://ai.google.dev/gemini-api/docs/thought-signatures for more details."
+                )
+            break  # only the first call of a step is signed
+    return None
+
+
+def _failed_candidates(state: MockState, n: int) -> list[dict[str, Any]]:
+    """Candidates of a failed generation: the knob's finish reason, no content (as Gemini sends them)."""
+    reason = str(state.knobs.finish_reason)
+    cand: dict[str, Any] = {"content": {}, "finishReason": reason}
+    if reason == "MALFORMED_FUNCTION_CALL":
+        cand["finishMessage"] = "Malformed function call: call:default_api:lookup{q:<ctrl46>x}"
+    return [{**cand, "index": i} for i in range(n)]
 
 
 async def generate(state: MockState, request: Request, model: str, stream: bool) -> Response:
@@ -374,6 +445,9 @@ async def generate(state: MockState, request: Request, model: str, stream: bool)
     bad_name = _bad_function_name(body)
     if bad_name is not None:
         return error(state, 400, bad_name)
+    unsigned = _unsigned_call(body) if state.knobs.thought_signatures else None
+    if unsigned is not None:
+        return error(state, 400, unsigned)
     if unknown_model(model):
         version = request.url.path.split("/")[1]
         return error(
@@ -389,12 +463,13 @@ async def generate(state: MockState, request: Request, model: str, stream: bool)
             media_type="text/event-stream" if sse else "application/json",
         )
     await state.delay()
-    parts = _call_parts(reply) if reply.tool_calls else [{"text": reply.text}]
+    parts = _call_parts(state, reply) if reply.tool_calls else [{"text": reply.text}]
+    candidates = [
+        {"content": {"parts": parts, "role": "model"}, "finishReason": _finish(reply), "index": i}
+        for i in range(n)
+    ]
     data = {
-        "candidates": [
-            {"content": {"parts": parts, "role": "model"}, "finishReason": _finish(reply), "index": i}
-            for i in range(n)
-        ],
+        "candidates": _failed_candidates(state, n) if state.knobs.finish_reason else candidates,
         "usageMetadata": _usage(reply, n),
         "modelVersion": model,
         "responseId": response_id,
@@ -418,9 +493,11 @@ async def _stream(
     # One event per token; tool calls arrive whole, in one event, as Gemini sends them.
     steps: list[list[dict[str, Any]]] = [[{"text": piece}] for piece in reply.pieces]
     if reply.tool_calls:
-        steps.append(_call_parts(reply))
+        steps.append(_call_parts(state, reply))
     if not steps:
         steps.append([{"text": ""}])
+    if state.knobs.finish_reason:
+        steps = [[]]
     disconnect_at = len(steps) // 2 if body.get("_mock_disconnect") else -1
     produced = 0
 
@@ -431,6 +508,8 @@ async def _stream(
             if last:
                 cand["finishReason"] = _finish(reply)
             candidates.append(cand)
+        if state.knobs.finish_reason:
+            candidates = _failed_candidates(state, n)
         data = {
             "candidates": candidates,
             "usageMetadata": _usage(reply, n, produced),

@@ -40,6 +40,12 @@ class Knobs:
     quirks: list[str] = field(default_factory=list)
     max_body_bytes: int = 32 * 1024 * 1024
     """Bodies above this are refused unread (:class:`BodyTooLarge`)."""
+    thought_signatures: bool = False
+    """Gemini style: sign function calls as Gemini 3 does, and refuse a replayed call without its
+    signature (or with one it did not issue for that call)."""
+    finish_reason: str | None = None
+    """Gemini style: end every candidate with this ``finishReason`` and no content (a failed
+    generation: ``MALFORMED_FUNCTION_CALL``, ``SAFETY``, ``RECITATION`` ...)."""
 
 
 class BodyTooLarge(Exception):

@@ -7,7 +7,9 @@ Request translation (OpenAI chat completions -> Messages):
 * consecutive messages of the same role are merged into one turn, tool
   results (role ``tool``) become ``tool_result`` blocks of a user turn (placed
   first in that turn, as Anthropic requires) and assistant ``tool_calls``
-  become ``tool_use`` blocks;
+  become ``tool_use`` blocks, with ids Anthropic would refuse (another provider's)
+  replaced by stable valid ones (:mod:`hedge.providers.ids`) and other providers'
+  ``extra_content`` left behind;
 * ``max_completion_tokens`` / ``max_tokens`` (required by Anthropic) default to
   the provider's ``default_max_tokens``; ``stop`` becomes ``stop_sequences``;
   ``temperature`` is clamped to Anthropic's maximum of 1.0;
@@ -42,6 +44,7 @@ from hedge.config import ProviderConfig
 from hedge.errors import InvalidRequest, UpstreamError
 from hedge.providers.base import MAX_TOKENS, Capabilities, Translated, UpstreamRequest, Usage, token_count
 from hedge.providers.errors import load_object, upstream_error
+from hedge.providers.ids import portable_call_id
 from hedge.providers.sse import DEFAULT_MAX_EVENT_BYTES, Event, SSETranslator, frame
 from hedge.wire.anthropic import FINISH_BY_STOP
 
@@ -283,7 +286,10 @@ def translate_messages(messages: list[Any]) -> tuple[list[str], list[dict[str, A
             call_id = message.get("tool_call_id")
             if not isinstance(call_id, str) or not call_id:
                 raise InvalidRequest(f"{param}.tool_call_id is required", param=f"{param}.tool_call_id")
-            block: dict[str, Any] = {"type": "tool_result", "tool_use_id": call_id}
+            block: dict[str, Any] = {
+                "type": "tool_result",
+                "tool_use_id": portable_call_id(call_id, strict=True),
+            }
             text = _plain_text(content, f"{param}.content")
             if text:
                 block["content"] = text
@@ -424,7 +430,8 @@ def _tool_use_blocks(tool_calls: Any, param: str) -> list[dict[str, Any]]:
             raise InvalidRequest(
                 f"{where}.function.arguments must be a JSON object", param=f"{where}.function.arguments"
             )
-        blocks.append({"type": "tool_use", "id": call["id"], "name": function.get("name"), "input": parsed})
+        call_id = portable_call_id(call["id"], strict=True)
+        blocks.append({"type": "tool_use", "id": call_id, "name": function.get("name"), "input": parsed})
     return blocks
 
 
