@@ -58,6 +58,18 @@ _COUNTED = ("model", "system", "messages", "tools", "tool_choice")
 """What a token counting request keeps of a Messages request (its other fields are refused there)."""
 
 
+def matched_stop(stop_reason: Any, stop_sequence: Any) -> dict[str, str]:
+    """``{"stop_reason": <sequence>}`` when a stop sequence ended the answer, else ``{}``.
+
+    OpenAI's chat completions cannot say which sequence matched; ``stop_reason`` on the choice is
+    the field OpenAI-compatible servers (vLLM) use for it, and the ``/v1/messages`` face reads it
+    back into Anthropic's ``stop_reason: "stop_sequence"`` with its ``stop_sequence``.
+    """
+    if stop_reason == "stop_sequence" and isinstance(stop_sequence, str) and stop_sequence:
+        return {"stop_reason": stop_sequence}
+    return {}
+
+
 def finish_reason(stop_reason: Any) -> str:
     """OpenAI's ``finish_reason`` for an Anthropic ``stop_reason`` (unknown reasons read as ``stop``)."""
     return FINISH_REASONS.get(stop_reason, "stop") if isinstance(stop_reason, str) else "stop"
@@ -204,19 +216,19 @@ class AnthropicAdapter:
         if tool_calls:
             message["tool_calls"] = tool_calls
         usage = usage_from_anthropic(data.get("usage"))
+        choice: dict[str, Any] = {
+            "index": 0,
+            "message": message,
+            "logprobs": None,
+            "finish_reason": finish_reason(data.get("stop_reason")),
+        }
+        choice.update(matched_stop(data.get("stop_reason"), data.get("stop_sequence")))
         out = {
             "id": f"chatcmpl-{data.get('id', '')}",
             "object": "chat.completion",
             "created": int(time.time()),
             "model": data.get("model"),
-            "choices": [
-                {
-                    "index": 0,
-                    "message": message,
-                    "logprobs": None,
-                    "finish_reason": finish_reason(data.get("stop_reason")),
-                }
-            ],
+            "choices": [choice],
             "usage": openai_usage(usage),
         }
         return Translated(orjson.dumps(out), usage)
@@ -544,8 +556,10 @@ class AnthropicStream(SSETranslator):
         # Anthropic content-block index -> [OpenAI tool_call index, arguments sent?, input at block start]
         self._tools: dict[int, list[Any]] = {}
 
-    def _chunk(self, delta: dict[str, Any], finish: str | None = None) -> bytes:
-        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
+    def _chunk(
+        self, delta: dict[str, Any], finish: str | None = None, extra: dict[str, str] | None = None
+    ) -> bytes:
+        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish, **(extra or {})}
         return frame(self._base() | {"choices": [choice]})
 
     def _base(self) -> dict[str, Any]:
@@ -591,10 +605,12 @@ class AnthropicStream(SSETranslator):
             elif kind == "message_delta":
                 self._start(out)
                 self._update_usage(data.get("usage"))
-                stop_reason = (data.get("delta") or {}).get("stop_reason")
+                delta = data.get("delta") or {}
+                stop_reason = delta.get("stop_reason")
                 if stop_reason and not self._finish_sent:
                     self._finish_sent = True
-                    out.append(self._chunk({}, finish_reason(stop_reason)))
+                    matched = matched_stop(stop_reason, delta.get("stop_sequence"))
+                    out.append(self._chunk({}, finish_reason(stop_reason), matched))
             elif kind == "message_stop":
                 self._start(out)
                 if not self._finish_sent:
