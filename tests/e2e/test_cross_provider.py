@@ -10,6 +10,7 @@ characters. So the signature must come back to Gemini, and only to Gemini.
 from __future__ import annotations
 
 import re
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ from typing import Any
 import openai
 import pytest
 
-from conftest import MASTER_KEY, Gateway, Mock, start_gateway
+from conftest import MASTER_KEY, REDIS_URL, Gateway, Mock, start_gateway
 
 WEATHER: dict[str, Any] = {
     "type": "function",
@@ -170,3 +171,36 @@ def test_failed_generation_fails_over_or_errors(
         client.chat.completions.create(model="ge", messages=messages, tools=[WEATHER], stream=stream)
     assert info.value.status_code == 502
     assert info.value.code == "upstream_failed_generation"
+
+
+def test_replicas_share_signatures_through_redis(
+    style_mocks: dict[str, Mock], gemini: Mock, logs: Path
+) -> None:
+    """Two replicas behind a load balancer: the next turn reaches the other one, from a client that
+    dropped extra_content; it finds the signature in Redis instead of sending Gemini the sentinel."""
+    config = {
+        "server": {"master_key": MASTER_KEY},
+        "providers": {"gemini": {"style": "gemini", "base_url": gemini.url, "api_key": "k"}},
+        "models": {"ge": {"deployments": [{"provider": "gemini", "model": "gemini-3-flash-preview"}]}},
+        "state": {"redis_url": REDIS_URL, "redis_prefix": f"hedge-test-{secrets.token_hex(4)}:"},
+    }
+    first, second = start_gateway(config, logs), start_gateway(config, logs)
+    try:
+        one = openai.OpenAI(base_url=first.base_url, api_key=MASTER_KEY, max_retries=0, timeout=20)
+        two = openai.OpenAI(base_url=second.base_url, api_key=MASTER_KEY, max_retries=0, timeout=20)
+        messages = begin_on_gemini(one)
+        call = messages[1].tool_calls[0]
+        rebuilt = {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [{"id": call.id, "type": "function", "function": call.function.model_dump()}],
+        }
+        answer = two.chat.completions.create(
+            model="ge", messages=[messages[0], rebuilt, messages[2]], tools=[WEATHER]
+        )
+        assert "18" in (answer.choices[0].message.content or "")
+        sent = gemini.stats()["last_body"]["contents"][1]["parts"][0]["thoughtSignature"]
+        assert sent == call.model_extra["extra_content"]["google"]["thought_signature"]
+    finally:
+        first.stop()
+        second.stop()

@@ -112,3 +112,18 @@ def test_signature_memory_is_bounded_and_forgets() -> None:
     assert memory.recall("d", now=13) is None, "past its TTL"
     memory.remember("e", "x" * 11, now=3)
     assert memory.recall("e", now=3) is None, "a signature larger than the memory is not kept"
+
+
+def test_issued_signatures_are_kept_for_publishing_only_when_published() -> None:
+    memory = Signatures()
+    memory.issued("a", "sig-a")
+    assert memory.fresh() == [] and memory.recall("a") == "sig-a", "nobody publishes: nothing piles up"
+    woken: list[int] = []
+    memory.publish(lambda: woken.append(1))
+    memory.issued("b", "sig-b")
+    memory.remember("c", "sig-c")  # fetched from another replica: not published again
+    assert memory.fresh() == [("b", "sig-b")] and woken == [1]
+    assert memory.fresh() == []
+    memory.publish(None)
+    memory.issued("d", "sig-d")
+    assert memory.fresh() == []

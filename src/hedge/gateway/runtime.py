@@ -35,6 +35,7 @@ from hedge.store.counters import Counters, MemoryCounters, RedisCounters
 from hedge.store.db import Database, database
 from hedge.store.ledger import Ledger
 from hedge.store.schema import MIGRATIONS
+from hedge.store.signatures import SharedSignatures
 from hedge.transport import Transport
 
 log = logging.getLogger("hedge")
@@ -78,10 +79,14 @@ class Runtime:
         self.counters: Counters
         self.cache: ResponseCache
         self.shared_breakers: SharedBreakers | None = None
+        self.signatures: SharedSignatures | None = None
+        """Gemini thought signatures shared by the replicas (Redis, with a Gemini provider)."""
         if state.redis_url:
             self.counters = RedisCounters(state.redis_url, state.redis_prefix)
             self.cache = RedisCache(state.redis_url, state.redis_prefix)
             self.shared_breakers = SharedBreakers(state.redis_url, state.redis_prefix, self.failover)
+            if any(adapter.style == "gemini" for adapter in self.adapters.values()):
+                self.signatures = SharedSignatures(state.redis_url, state.redis_prefix)
         else:
             self.counters = MemoryCounters()
             self.cache = MemoryCache()
@@ -100,6 +105,8 @@ class Runtime:
         self.ledger.start()
         if self.shared_breakers is not None:
             self.shared_breakers.start()
+        if self.signatures is not None:
+            self.signatures.start()
         self.gate.start()
 
     def record(self, rec: RequestRecord, key: VirtualKey | None = None) -> None:
@@ -121,6 +128,8 @@ class Runtime:
         await self.counters.close()
         if self.shared_breakers is not None:
             await self.shared_breakers.close()
+        if self.signatures is not None:
+            await self.signatures.close()
         if isinstance(self.cache, RedisCache):
             await self.cache.close()
         await self.transport.close()

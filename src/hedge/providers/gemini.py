@@ -671,7 +671,7 @@ def _candidate_output(
             }
             signature = part.get("thoughtSignature")
             if isinstance(signature, str) and signature:
-                SIGNATURES.remember(call_id, signature)
+                SIGNATURES.issued(call_id, signature)
                 tool_call["extra_content"] = {"google": {"thought_signature": signature}}
             calls.append(tool_call)
     return "".join(texts), calls

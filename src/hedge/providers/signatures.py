@@ -13,6 +13,11 @@ move to them. It travels two ways instead:
   that rebuild the message and drop fields they do not know (LangChain, the Anthropic SDK on
   ``/v1/messages``, the Responses API face).
 
+With several replicas behind a load balancer, the next turn may reach a replica that did not see
+the answer: with ``state.redis_url`` set, :class:`hedge.store.signatures.SharedSignatures` publishes
+what this memory learns (:meth:`Signatures.fresh`) and fills it, before a request is routed, with
+what the other replicas issued.
+
 The memory is bounded (entries and characters) and forgets after :data:`TTL_S`; a call whose
 signature is in neither place gets Google's documented "skip validation" sentinel, so a
 conversation degrades (the model loses its earlier reasoning) but never fails. Only the Gemini
@@ -23,6 +28,7 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 
 TTL_S = 6 * 3600.0
 """How long a signature is kept after it was issued: longer than a tool loop plausibly pauses."""
@@ -34,7 +40,7 @@ MAX_CHARS = 64 * 1024 * 1024
 class Signatures:
     """Tool call id -> thought signature, least recently issued forgotten first."""
 
-    __slots__ = ("_chars", "_entries", "max_chars", "max_entries", "ttl_s")
+    __slots__ = ("_chars", "_entries", "_fresh", "max_chars", "max_entries", "on_fresh", "ttl_s")
 
     def __init__(
         self, ttl_s: float = TTL_S, max_entries: int = MAX_ENTRIES, max_chars: int = MAX_CHARS
@@ -44,6 +50,32 @@ class Signatures:
         self.max_chars = max_chars
         self._entries: OrderedDict[str, tuple[float, str]] = OrderedDict()
         self._chars = 0
+        self._fresh: list[tuple[str, str]] | None = None
+        self.on_fresh: Callable[[], None] | None = None
+        """Called when an answer's signature is learnt and someone publishes them (:meth:`publish`)."""
+
+    def publish(self, on_fresh: Callable[[], None] | None) -> None:
+        """From now on keep what answers issue for :meth:`fresh` and call ``on_fresh`` on each
+        (``None``: stop keeping them)."""
+        self._fresh = None if on_fresh is None else []
+        self.on_fresh = on_fresh
+
+    def fresh(self) -> list[tuple[str, str]]:
+        """The ``(call id, signature)`` pairs issued since the last call (none unless published)."""
+        if self._fresh is None:
+            return []
+        out, self._fresh = self._fresh, []
+        return out
+
+    def issued(self, call_id: str, signature: str) -> None:
+        """A signature an upstream answer just issued: remembered, and published if someone does."""
+        self.remember(call_id, signature)
+        if self._fresh is not None:
+            if len(self._fresh) >= self.max_entries:
+                del self._fresh[0]  # no one is draining: keep the newest
+            self._fresh.append((call_id, signature))
+            if self.on_fresh is not None:
+                self.on_fresh()
 
     def remember(self, call_id: str, signature: str, now: float | None = None) -> None:
         if not call_id or not signature or len(signature) > self.max_chars:
