@@ -70,6 +70,20 @@ def matched_stop(stop_reason: Any, stop_sequence: Any) -> dict[str, str]:
     return {}
 
 
+def empty_answer(provider: str) -> UpstreamError:
+    """``end_turn`` with no content block at all: nothing to answer with (Claude does this, e.g. after
+    a tool result followed by text). A retryable 502 that fails over and does not count against the
+    deployment's health, as a failed Gemini generation is; an answer a stop sequence cut to nothing
+    ends with ``stop_sequence`` instead and is an answer."""
+    return UpstreamError(
+        f"provider '{provider}' ended its turn (end_turn) without any content",
+        status=502,
+        upstream_status=200,
+        code="upstream_failed_generation",
+        blame=False,
+    )
+
+
 def finish_reason(stop_reason: Any) -> str:
     """OpenAI's ``finish_reason`` for an Anthropic ``stop_reason`` (unknown reasons read as ``stop``)."""
     return FINISH_REASONS.get(stop_reason, "stop") if isinstance(stop_reason, str) else "stop"
@@ -190,6 +204,8 @@ class AnthropicAdapter:
                 upstream_status=200,
                 code="upstream_bad_response",
             )
+        if not data["content"] and data.get("stop_reason") == "end_turn":
+            raise empty_answer(self.name)
         texts: list[str] = []
         tool_calls: list[dict[str, Any]] = []
         for block in data["content"]:
@@ -552,6 +568,7 @@ class AnthropicStream(SSETranslator):
         self._created = int(time.time())
         self._started = False
         self._finish_sent = False
+        self._blocks = 0
         self._raw_usage: dict[str, Any] = {}
         # Anthropic content-block index -> [OpenAI tool_call index, arguments sent?, input at block start]
         self._tools: dict[int, list[Any]] = {}
@@ -595,6 +612,7 @@ class AnthropicStream(SSETranslator):
                 self._update_usage(message.get("usage"))
                 self._start(out)
             elif kind == "content_block_start":
+                self._blocks += 1
                 self._start(out)
                 self._block_start(data, out)
             elif kind == "content_block_delta":
@@ -607,6 +625,8 @@ class AnthropicStream(SSETranslator):
                 self._update_usage(data.get("usage"))
                 delta = data.get("delta") or {}
                 stop_reason = delta.get("stop_reason")
+                if stop_reason == "end_turn" and not self._blocks:
+                    raise empty_answer(self._provider)
                 if stop_reason and not self._finish_sent:
                     self._finish_sent = True
                     matched = matched_stop(stop_reason, delta.get("stop_sequence"))
