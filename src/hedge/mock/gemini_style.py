@@ -38,8 +38,9 @@ Two knobs play what real Gemini models do that the default mock does not: with
 real ones) and a request whose model turn has function calls is refused as Gemini
 3 refuses it, 400 "Function call is missing a thought_signature", unless the
 turn's first call carries the signature issued for that very call or Google's
-``skip_thought_signature_validator``; a signature that is not base64 is Google's
-"Base64 decoding failed". With ``finish_reason`` set (``MALFORMED_FUNCTION_CALL``,
+``skip_thought_signature_validator`` (compared as bytes: Google reads standard or
+URL-safe base64, and the google-genai SDK sends it back URL-safe); a signature that
+is not base64 is Google's "Base64 decoding failed". With ``finish_reason`` set (``MALFORMED_FUNCTION_CALL``,
 ``UNEXPECTED_TOOL_CALL``, ``SAFETY``, ``RECITATION``, ``PROHIBITED_CONTENT`` ...)
 every candidate ends with that reason and no content, as failed generations do.
 """
@@ -379,10 +380,21 @@ SKIP_SIGNATURE = "skip_thought_signature_validator"
 _SIGNATURE_TAG = b"hedge-mock-thought:"
 
 
+def _signature_bytes(name: Any, args: Any) -> bytes:
+    seed = hashlib.sha256(dumps([name, args])).digest()
+    return _SIGNATURE_TAG + seed + bytes(range(248, 256)) * 24 + b"\xfb\xff"
+
+
 def _signature(name: Any, args: Any) -> str:
     """The signature this mock issues for a call: bound to the call, opaque, base64 with ``+ / =``."""
-    seed = hashlib.sha256(dumps([name, args])).digest()
-    return base64.b64encode(_SIGNATURE_TAG + seed + bytes(range(248, 256)) * 24 + b"\xfb\xff").decode()
+    return base64.b64encode(_signature_bytes(name, args)).decode()
+
+
+def _bytes_field(value: str) -> bytes:
+    """A proto3 JSON ``bytes`` value as Google reads it: standard or URL-safe base64, padded or not
+    (the google-genai SDK sends signatures back URL-safe). Raises ``ValueError`` on anything else."""
+    normal = value.replace("-", "+").replace("_", "/")
+    return base64.b64decode(normal + "=" * (-len(normal) % 4), validate=True)
 
 
 def _unsigned_call(body: dict[str, Any]) -> str | None:
@@ -396,15 +408,17 @@ def _unsigned_call(body: dict[str, Any]) -> str | None:
             if not isinstance(call, dict):
                 continue
             given = _field(part, "thoughtSignature")
+            decoded = b""
             if isinstance(given, str) and given != SKIP_SIGNATURE:
                 try:
-                    base64.b64decode(given, validate=True)
+                    decoded = _bytes_field(given)
                 except (binascii.Error, ValueError):
                     return (
                         f"Invalid value at 'contents[{c}].parts[{k}].thought_signature' (TYPE_BYTES), "
                         f'Base64 decoding failed for "{given[:40]}"'
                     )
-            valid = given == SKIP_SIGNATURE or given == _signature(call.get("name"), call.get("args"))
+            expected = _signature_bytes(call.get("name"), call.get("args"))
+            valid = given == SKIP_SIGNATURE or decoded == expected
             if not valid:
                 return (
                     "Function call is missing a thought_signature in functionCall parts. This is required "
