@@ -343,6 +343,27 @@ def test_thought_signatures_round_trip() -> None:
     assert all("thoughtSignature" not in p for p in parts)
 
 
+def test_alike_calls_with_different_signatures_get_different_ids() -> None:
+    """Without a responseId two answers calling f(x=1) would share an id, and a client that dropped
+    extra_content would send one conversation's signature in the other."""
+    ids = []
+    for signature in ("c2lnQQ==", "c2lnQg=="):
+        cand = {
+            "content": {
+                "parts": [{"functionCall": {"name": "f", "args": {"x": 1}}, "thoughtSignature": signature}]
+            }
+        }
+        raw = orjson.dumps({"candidates": [{**cand, "finishReason": "STOP"}]})
+        call = orjson.loads(make().chat_response(raw, NO_REQUEST).body)["choices"][0]["message"][
+            "tool_calls"
+        ][0]
+        ids.append(call["id"])
+        bare = {"role": "assistant", "tool_calls": [{"id": call["id"], "function": call["function"]}]}
+        parts = request({"messages": [user("go"), bare]}, "gemini-3-pro-preview")["contents"][1]["parts"]
+        assert parts[0]["thoughtSignature"] == signature
+    assert ids[0] != ids[1]
+
+
 # -- response -----------------------------------------------------------------------------------------
 
 

@@ -663,14 +663,18 @@ def _candidate_output(
             name = str(call.get("name") or "")
             args = call.get("args") if isinstance(call.get("args"), dict) else {}
             arguments = orjson.dumps(args, option=orjson.OPT_SORT_KEYS).decode()
-            call_id = _call_id(response_id, index, first_call + len(calls), name, arguments)
+            signature = part.get("thoughtSignature")
+            if not isinstance(signature, str):
+                signature = ""
+            # The signature is part of the id, so two answers that call alike (a response without
+            # responseId) still get distinct ids, and the memory never gives one the other's.
+            call_id = _call_id(response_id, index, first_call + len(calls), name, arguments + signature)
             tool_call: dict[str, Any] = {
                 "id": call_id,
                 "type": "function",
                 "function": {"name": name, "arguments": orjson.dumps(args).decode()},
             }
-            signature = part.get("thoughtSignature")
-            if isinstance(signature, str) and signature:
+            if signature:
                 SIGNATURES.issued(call_id, signature)
                 tool_call["extra_content"] = {"google": {"thought_signature": signature}}
             calls.append(tool_call)
