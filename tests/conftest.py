@@ -56,7 +56,9 @@ def _reap_processes() -> Iterator[None]:
             proc.wait()
 
 
-def _wait_ready(proc: subprocess.Popen[bytes], url: str, log: Path, timeout: float = 20.0) -> None:
+def _wait_ready(proc: subprocess.Popen[bytes], url: str, log: Path, timeout: float = 90.0) -> None:
+    # Generous: a module that starts ten mocks at once on a busy 2-core machine can take a while; a
+    # process that dies is reported at once, so a broken start costs nothing extra.
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -94,7 +96,14 @@ class Mock:
     def reset(self) -> None:
         httpx.post(f"{self.url}/_mock/reset").raise_for_status()
         self.configure(
-            latency_ms=0, fail_rate=0, fail_first=0, fail_status=500, fail_mode="status", quirks=[]
+            latency_ms=0,
+            fail_rate=0,
+            fail_first=0,
+            fail_status=500,
+            fail_mode="status",
+            quirks=[],
+            thought_signatures=False,
+            finish_reason=None,
         )
 
     def stop(self) -> None:

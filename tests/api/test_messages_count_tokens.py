@@ -154,7 +154,7 @@ def test_body_is_validated_like_anthropics(gateway: Gateway) -> None:
         "message": "max_tokens: Extra inputs are not permitted",
     }
     with pytest.raises(anthropic.BadRequestError, match=r"messages\.0\.role"):
-        client.messages.count_tokens(model="claude", messages=[{"role": "system", "content": "hi"}])
+        client.messages.count_tokens(model="claude", messages=[{"role": "developer", "content": "hi"}])
     with pytest.raises(anthropic.NotFoundError) as missing:
         client.messages.count_tokens(model="no-such-alias", messages=MESSAGES)
     assert missing.value.body["error"]["type"] == "not_found_error"

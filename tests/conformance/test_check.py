@@ -46,7 +46,7 @@ OPENAI_QUIRKS: dict[str, tuple[set[str], str]] = {
     "stop-included": ({"stop"}, "content contains 'three'"),
     "no-stream-usage": ({"stream-usage", "responses-stream"}, "reported no usage in the stream"),
     "tool-args-object": (
-        {"tool-call", "parallel-tools", "stream-tools", "responses-function-call"},
+        {"tool-call", "parallel-tools", "stream-tools", "responses-function-call", "failed-generation"},
         "are a JSON object, not a string holding JSON",
     ),
     "drop-system": ({"system", "multi-turn", "responses-instructions"}, "does not match /HELLO WORLD/"),
@@ -242,6 +242,29 @@ def test_native_style_quirks_are_caught(
             assert failed == expected, quirk
     finally:
         mock.configure(quirks=[])
+
+
+def test_failed_generation_is_caught(
+    mocks: dict[str, Mock], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A Gemini deployment that ends its generations with MALFORMED_FUNCTION_CALL fails the case,
+    naming the reason, instead of passing a 200 ``stop`` with nothing in it."""
+    mock = mocks["gemini"]
+    config = config_for(tmp_path, {"gemini": (mock, "gemini")})
+    try:
+        mock.configure(finish_reason="MALFORMED_FUNCTION_CALL")
+        code, data = check_json(
+            capsys, config, tmp_path, "--all", "--only", "failed-generation,cross-provider-tools"
+        )
+    finally:
+        mock.configure(finish_reason=None)
+    assert code == 1
+    failed = by_status(data, "fail")
+    assert set(failed) == {
+        ("gemini/gemini-2.5-flash", "failed-generation"),
+        ("gemini/gemini-2.5-flash", "cross-provider-tools"),
+    }
+    assert all("MALFORMED_FUNCTION_CALL" in reason for reason in failed.values()), failed
 
 
 # -- the CLI --------------------------------------------------------------------------------------

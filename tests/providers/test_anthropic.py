@@ -457,6 +457,7 @@ def test_tool_only_response_has_null_content() -> None:
         ("stop_sequence", "stop"),
         ("refusal", "content_filter"),
         ("model_context_window_exceeded", "length"),
+        ("pause_turn", "length"),
         ("something_new", "stop"),
     ],
 )
@@ -631,10 +632,32 @@ def test_stream_message_delta_usage_overrides_cumulatively() -> None:
 
 
 def test_stream_final_event_without_blank_line_is_flushed_on_close() -> None:
-    data = START + ev("message_delta", delta={"stop_reason": "end_turn"}, usage={"output_tokens": 1})
+    data = START + ev("message_delta", delta={"stop_reason": "max_tokens"}, usage={"output_tokens": 1})
     data += b'event: message_stop\ndata: {"type":"message_stop"}'
     stream, _ = run_stream([data])
     assert stream.finished
+
+
+def test_end_turn_without_any_content_is_a_failed_generation() -> None:
+    """Never a 200 ``stop`` with nothing in it: a retryable 502 that fails over, whole or streamed;
+    a stop sequence that cut the answer to nothing is still an answer."""
+    with pytest.raises(UpstreamError) as info:
+        adapter().chat_response(message(content=[]), NO_REQUEST)
+    assert (info.value.status, info.value.code, info.value.retryable) == (
+        502,
+        "upstream_failed_generation",
+        True,
+    )
+    assert not info.value.blame
+    data = START + ev("message_delta", delta={"stop_reason": "end_turn"}, usage={"output_tokens": 1})
+    with pytest.raises(UpstreamError):
+        run_stream([data])
+    cut = orjson.loads(
+        adapter()
+        .chat_response(message(content=[], stop_reason="stop_sequence", stop_sequence="x"), NO_REQUEST)
+        .body
+    )
+    assert cut["choices"][0]["finish_reason"] == "stop" and cut["choices"][0]["stop_reason"] == "x"
 
 
 def test_truncated_stream_is_not_finished() -> None:

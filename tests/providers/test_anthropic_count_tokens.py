@@ -106,7 +106,7 @@ def test_counting_body_refuses_generation_settings(field: str) -> None:
         ({"messages": [{"role": "user", "content": "hi"}]}, "model: Field required"),
         ({"model": "m"}, "messages: Field required"),
         (
-            {"model": "m", "messages": [{"role": "system", "content": "hi"}]},
+            {"model": "m", "messages": [{"role": "developer", "content": "hi"}]},
             "messages.0.role: Input should be",
         ),
     ],

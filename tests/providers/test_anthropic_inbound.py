@@ -84,7 +84,7 @@ def test_request_translation() -> None:
         ({"model": "m", "messages": [{"role": "user", "content": "x"}]}, "max_tokens"),
         ({"model": "m", "max_tokens": 5, "messages": []}, "messages"),
         (
-            {"model": "m", "max_tokens": 5, "messages": [{"role": "system", "content": "x"}]},
+            {"model": "m", "max_tokens": 5, "messages": [{"role": "developer", "content": "x"}]},
             "messages.0.role",
         ),
     ],

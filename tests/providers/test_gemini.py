@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import re
 import struct
 from typing import Any
 
@@ -295,6 +296,7 @@ def test_unsupported_content_part_is_rejected() -> None:
 
 def test_thought_signatures_round_trip() -> None:
     raw = {
+        "responseId": "sig-round-trip",
         "candidates": [
             {
                 "content": {
@@ -306,16 +308,30 @@ def test_thought_signatures_round_trip() -> None:
                 },
                 "finishReason": "STOP",
             }
-        ]
+        ],
     }
     message = orjson.loads(make().chat_response(orjson.dumps(raw), NO_REQUEST).body)["choices"][0]["message"]
     first, second = message["tool_calls"]
-    assert first["id"].endswith("~c2lnMQ==") and "~" not in second["id"]
+    for call in (first, second):
+        assert re.fullmatch(r"call_[0-9a-f]{24}", call["id"]), "ids valid for every provider"
+    assert first["extra_content"] == {"google": {"thought_signature": "c2lnMQ=="}}
+    assert "extra_content" not in second
     body = {"messages": [user("go"), message]}
     for model in ("gemini-2.5-flash", "gemini-3-pro-preview"):
         parts = request(body, model)["contents"][1]["parts"]
         assert parts[0]["thoughtSignature"] == "c2lnMQ==", "a real signature is always sent back"
         assert "thoughtSignature" not in parts[1]
+    # A client that rebuilt the message without extra_content: the memory has the signature.
+    rebuilt = {
+        **message,
+        "tool_calls": [{k: v for k, v in c.items() if k != "extra_content"} for c in (first,)],
+    }
+    parts = request({"messages": [user("go"), rebuilt]}, "gemini-3-pro-preview")["contents"][1]["parts"]
+    assert parts[0]["thoughtSignature"] == "c2lnMQ=="
+    # An id of the older form (signature after "~") still gives its signature back.
+    legacy = {"role": "assistant", "tool_calls": [{"id": "call_old~c2lnMg==", "function": {"name": "f"}}]}
+    parts = request({"messages": [user("go"), legacy]}, "gemini-3-pro-preview")["contents"][1]["parts"]
+    assert parts[0]["thoughtSignature"] == "c2lnMg=="
     # A call without a signature (e.g. made by another provider): the sentinel, for Gemini 3+ only.
     foreign = {
         "role": "assistant",
@@ -325,6 +341,27 @@ def test_thought_signatures_round_trip() -> None:
     assert [p.get("thoughtSignature") for p in parts] == [SKIP_SIGNATURE, None]
     parts = request({"messages": [user("go"), foreign]}, "gemini-2.5-flash")["contents"][1]["parts"]
     assert all("thoughtSignature" not in p for p in parts)
+
+
+def test_alike_calls_with_different_signatures_get_different_ids() -> None:
+    """Without a responseId two answers calling f(x=1) would share an id, and a client that dropped
+    extra_content would send one conversation's signature in the other."""
+    ids = []
+    for signature in ("c2lnQQ==", "c2lnQg=="):
+        cand = {
+            "content": {
+                "parts": [{"functionCall": {"name": "f", "args": {"x": 1}}, "thoughtSignature": signature}]
+            }
+        }
+        raw = orjson.dumps({"candidates": [{**cand, "finishReason": "STOP"}]})
+        call = orjson.loads(make().chat_response(raw, NO_REQUEST).body)["choices"][0]["message"][
+            "tool_calls"
+        ][0]
+        ids.append(call["id"])
+        bare = {"role": "assistant", "tool_calls": [{"id": call["id"], "function": call["function"]}]}
+        parts = request({"messages": [user("go"), bare]}, "gemini-3-pro-preview")["contents"][1]["parts"]
+        assert parts[0]["thoughtSignature"] == signature
+    assert ids[0] != ids[1]
 
 
 # -- response -----------------------------------------------------------------------------------------
@@ -343,23 +380,68 @@ def text_candidate(*texts: str, finish: str | None = "STOP", **extra: Any) -> di
     return cand
 
 
+FAILED = "upstream_failed_generation"
+
+
 @pytest.mark.parametrize(
-    ("reason", "expected"),
+    ("reason", "with_text", "without_parts"),
     [
-        ("STOP", "stop"),
-        ("MAX_TOKENS", "length"),
-        ("SAFETY", "content_filter"),
-        ("RECITATION", "content_filter"),
-        ("BLOCKLIST", "content_filter"),
-        ("PROHIBITED_CONTENT", "content_filter"),
-        ("SPII", "content_filter"),
-        ("IMAGE_SAFETY", "content_filter"),
-        ("OTHER", "stop"),
-        ("MALFORMED_FUNCTION_CALL", "stop"),
+        # reason, with a text part, with no content at all (what failed generations look like)
+        ("STOP", "stop", FAILED),
+        ("MAX_TOKENS", "length", "length"),
+        ("SAFETY", "content_filter", "content_filter"),
+        ("RECITATION", "content_filter", "content_filter"),
+        ("BLOCKLIST", "content_filter", "content_filter"),
+        ("PROHIBITED_CONTENT", "content_filter", "content_filter"),
+        ("SPII", "content_filter", "content_filter"),
+        ("IMAGE_SAFETY", "content_filter", "content_filter"),
+        ("MODEL_ARMOR", "content_filter", "content_filter"),
+        ("OTHER", "stop", FAILED),
+        ("LANGUAGE", "stop", FAILED),
+        ("FINISH_REASON_UNSPECIFIED", "stop", FAILED),
+        ("SOMETHING_NEW", "stop", FAILED),
+        ("MALFORMED_FUNCTION_CALL", FAILED, FAILED),
+        ("UNEXPECTED_TOOL_CALL", FAILED, FAILED),
+        ("TOO_MANY_TOOL_CALLS", FAILED, FAILED),
+        ("MISSING_THOUGHT_SIGNATURE", FAILED, FAILED),
+        ("MALFORMED_RESPONSE", FAILED, FAILED),
     ],
 )
-def test_finish_reasons(reason: str, expected: str) -> None:
-    assert response([text_candidate("x", finish=reason)])["choices"][0]["finish_reason"] == expected
+def test_finish_reasons(reason: str, with_text: str, without_parts: str) -> None:
+    """Every native finish reason, whole and streamed: an OpenAI finish reason, or a failed generation
+    (a retryable 502 that fails over, never a 200 ``stop`` with nothing in it)."""
+    empty: dict[str, Any] = {"content": {}, "finishReason": reason, "index": 0}
+    for cand, expected in ((text_candidate("x", finish=reason), with_text), (empty, without_parts)):
+        stream = make().stream_translator("m", False)
+        if expected == FAILED:
+            with pytest.raises(UpstreamError) as info:
+                response([cand])
+            assert (info.value.status, info.value.code, info.value.retryable) == (502, FAILED, True)
+            assert not info.value.blame, "the model misbehaved once: not a reason to open the breaker"
+            with pytest.raises(UpstreamError):
+                stream.feed(sse({"candidates": [cand]}))
+        else:
+            assert response([cand])["choices"][0]["finish_reason"] == expected
+            chunks = events(stream.feed(sse({"candidates": [cand]})))
+            assert chunks[-1]["choices"][0]["finish_reason"] == expected
+
+
+def test_stop_with_an_empty_text_part_is_an_empty_answer() -> None:
+    """A stop sequence at the very start leaves ``[{"text": ""}]``: an answer, as OpenAI gives it."""
+    assert response([text_candidate("")])["choices"][0] == {
+        "index": 0,
+        "message": {"role": "assistant", "content": "", "refusal": None},
+        "logprobs": None,
+        "finish_reason": "stop",
+    }
+
+
+def test_failed_generation_after_streamed_text_fails_the_stream() -> None:
+    stream = make().stream_translator("m", False)
+    assert events(stream.feed(sse({"candidates": [text_candidate("Let me look", finish=None)]})))
+    with pytest.raises(UpstreamError) as info:
+        stream.feed(sse({"candidates": [{"content": {}, "finishReason": "MALFORMED_FUNCTION_CALL"}]}))
+    assert info.value.code == FAILED
 
 
 def test_text_response_and_usage() -> None:
@@ -564,7 +646,8 @@ def test_function_call_stream() -> None:
             (0, "function", {"name": "f", "arguments": '{"q":"a b"}'}),
             (1, "function", {"name": "g", "arguments": "{}"}),
         ]
-        assert tool_deltas[0]["id"].startswith("call_") and tool_deltas[0]["id"].endswith("~U0lH")
+        assert re.fullmatch(r"call_[0-9a-f]{24}", tool_deltas[0]["id"])
+        assert tool_deltas[0]["extra_content"] == {"google": {"thought_signature": "U0lH"}}
         assert chunks[-1]["choices"][0] == {
             "index": 0,
             "delta": {},
@@ -651,6 +734,17 @@ def test_error_429_reads_retry_info() -> None:
         make().error(429, {"retry-after": "3"}, google(429, "RESOURCE_EXHAUSTED", "q", retry)).retry_after
         == 3.0
     )
+
+
+@pytest.mark.parametrize(
+    ("delay", "seconds"), [("34.4s", 35.0), ("34s", 34.0), ("0.2s", 1.0), ("59.000001s", 60.0)]
+)
+def test_retry_info_delay_rounds_up(delay: str, seconds: float) -> None:
+    """A client told to wait 34 s of a 34.4 s delay is refused again: Retry-After rounds up."""
+    retry = [{"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": delay}]
+    exc = make().error(429, {}, google(429, "RESOURCE_EXHAUSTED", "Quota exceeded", retry))
+    assert exc.retry_after == seconds
+    assert exc.headers["retry-after"] == str(int(seconds))
 
 
 def test_error_503_and_500_are_retryable() -> None:

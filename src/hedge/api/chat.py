@@ -53,13 +53,18 @@ Inbound = Callable[[dict[str, Any], VirtualKey | None], Awaitable[dict[str, Any]
 
 
 async def receive(
-    request: Request, endpoint: str, inbound: Inbound | None = None, native: Native | None = None
+    request: Request,
+    endpoint: str,
+    inbound: Inbound | None = None,
+    native: Native | None = None,
+    stop_limit: int | None = 4,
 ) -> tuple[Exchange, Result]:
     """The whole request, up to what to render: auth, body, validation, then the pipeline.
 
     ``endpoint`` names the request in its record (``chat``, ``embeddings``, ``messages`` ...);
     ``inbound`` translates another API's body into an OpenAI chat body first; ``native`` is that
-    body as it is, for deployments that serve its API themselves (see ``Exchange.serve``).
+    body as it is, for deployments that serve its API themselves (see ``Exchange.serve``);
+    ``stop_limit``: the most stop sequences the client's API allows (None: each deployment's own).
     """
     runtime = runtime_of(request)
     exchange = Exchange(runtime, endpoint, new_request_id(), request.headers)
@@ -71,7 +76,7 @@ async def receive(
         if inbound is not None:
             body = await inbound(body, key)
         if exchange.kind == "chat":
-            validate_chat(body)
+            validate_chat(body, stop_limit=stop_limit)
         else:
             validate_embeddings(body)
         tags = tuple(t.strip() for t in request.headers.get("x-hedge-tags", "").split(",") if t.strip())

@@ -31,13 +31,14 @@ async def _inbound(body: dict[str, Any], _key: VirtualKey | None) -> dict[str, A
 
 
 async def messages(request: Request) -> Response:
-    exchange, result = await receive(request, "chat", inbound=_inbound)
+    # Anthropic allows more stop sequences than OpenAI's 4: each deployment's own limit applies.
+    exchange, result = await receive(request, "chat", inbound=_inbound, stop_limit=None)
     rec = exchange.record
     if result is None:
         return Response(status_code=499)
     if isinstance(result, Stream):
         headers = {**hedge_headers(rec, result), "request-id": rec.request_id}
-        return follow_up(request, exchange, result, SSEResponse(result, headers, AnthropicDialect()))
+        return follow_up(request, exchange, result, SSEResponse(result, headers, AnthropicDialect(result)))
     if isinstance(result, HedgeError):
         headers = {**result.headers, "x-hedge-request-id": rec.request_id, "x-request-id": rec.request_id}
         if rec.attempts:
@@ -65,10 +66,13 @@ def anthropic_error(exc: HedgeError, request_id: str | None = None) -> Response:
 class AnthropicDialect:
     """The pipeline's OpenAI stream events, re-framed as Anthropic's as they pass."""
 
-    def __init__(self) -> None:
+    def __init__(self, stream: Stream | None = None) -> None:
         self._events = AnthropicEvents(model="")
+        self._stream = stream
 
     def events(self, events: list[bytes]) -> bytes:
+        if not self._events.started and self._stream is not None:
+            self._events.start_usage = self._stream.usage_so_far()
         out: list[bytes] = []
         for chunk in chunks(events):
             out += self._events.chunk(chunk)

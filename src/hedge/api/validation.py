@@ -169,7 +169,9 @@ def model_of(body: dict[str, Any]) -> str:
     return model
 
 
-def validate_chat(body: dict[str, Any]) -> None:
+def validate_chat(body: dict[str, Any], *, stop_limit: int | None = 4) -> None:
+    """Check a chat body as OpenAI does; ``stop_limit`` None leaves the number of stop sequences to
+    each deployment's capability check (a face whose API allows more than OpenAI's 4)."""
     model_of(body)
     messages = body.get("messages")
     if messages is None:
@@ -188,7 +190,9 @@ def validate_chat(body: dict[str, Any]) -> None:
     # Only the fields present are checked, in the body's order: most bodies carry few of them.
     for key in body:
         check = _CHAT_FIELDS.get(key)
-        if check is not None:
+        if key == "stop":
+            _validate_stop(body, stop_limit)
+        elif check is not None:
             check(body)
 
 
@@ -370,15 +374,15 @@ def _validate_part(i: int, j: int, part: Any) -> None:
         _string(value, name, f"{where}.{kind}.", required)
 
 
-def _validate_stop(body: dict[str, Any]) -> None:
+def _validate_stop(body: dict[str, Any], limit: int | None = 4) -> None:
     stop = body.get("stop")
     if stop is None or isinstance(stop, str):
         return
     if not isinstance(stop, list) or not all(isinstance(s, str) for s in stop):
         raise _type_error("stop", "a string or an array of strings", stop)
-    if len(stop) > 4:
+    if limit is not None and len(stop) > limit:
         raise InvalidRequest(
-            f"Invalid 'stop': array too long. Expected at most 4 sequences, got {len(stop)}.",
+            f"Invalid 'stop': array too long. Expected at most {limit} sequences, got {len(stop)}.",
             param="stop",
             code="array_above_max_length",
         )

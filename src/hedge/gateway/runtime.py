@@ -45,6 +45,7 @@ from hedge.store.evals import MeasuredQuality, QualityStore
 from hedge.store.leases import CounterLeases, DatabaseLeases, Leases
 from hedge.store.ledger import Ledger
 from hedge.store.schema import MIGRATIONS
+from hedge.store.signatures import SharedSignatures
 from hedge.transport import Transport
 
 log = logging.getLogger("hedge")
@@ -98,11 +99,15 @@ class Runtime:
         self.cache: ResponseCache
         self.shared_breakers: SharedBreakers | None = None
         self.affinity: Affinity
+        self.signatures: SharedSignatures | None = None
+        """Gemini thought signatures shared by the replicas (Redis, with a Gemini provider)."""
         if state.redis_url:
             self.counters = RedisCounters(state.redis_url, state.redis_prefix)
             self.cache = RedisCache(state.redis_url, state.redis_prefix)
             self.shared_breakers = SharedBreakers(state.redis_url, state.redis_prefix, self.failover)
             self.affinity = RedisAffinity(state.redis_url, state.redis_prefix)
+            if any(adapter.style == "gemini" for adapter in self.adapters.values()):
+                self.signatures = SharedSignatures(state.redis_url, state.redis_prefix)
         else:
             self.counters = MemoryCounters()
             self.cache = MemoryCache()
@@ -141,6 +146,8 @@ class Runtime:
         self.ledger.start()
         if self.shared_breakers is not None:
             self.shared_breakers.start()
+        if self.signatures is not None:
+            self.signatures.start()
         self.gate.start()
         self.prober.start()
         await self.refresh_quality()
@@ -191,6 +198,8 @@ class Runtime:
         await self.affinity.close()
         if self.shared_breakers is not None:
             await self.shared_breakers.close()
+        if self.signatures is not None:
+            await self.signatures.close()
         if isinstance(self.cache, RedisCache):
             await self.cache.close()
         await self.transport.close()

@@ -146,6 +146,15 @@ class Stream:
         out.append(DONE)
         return self._keep(out)
 
+    def usage_so_far(self) -> dict[str, Any]:
+        """The OpenAI usage known now, before the end: the upstream's counts if it has sent any
+        (Anthropic and Gemini report the prompt at the start), else the gateway's prompt estimate."""
+        chunk = self._translator.usage_chunk
+        usage = (chunk or {}).get("usage")
+        if isinstance(usage, dict):
+            return dict(usage)
+        return {"prompt_tokens": self._prompt_estimate, "completion_tokens": 0}
+
     def usage_object(self) -> dict[str, Any]:
         """The final ``usage`` object: the upstream's counts (or ours), plus what the request cost."""
         chunk = self._translator.usage_chunk

@@ -44,6 +44,7 @@ named ``...no-such-model...`` gets 404 ``not_found_error``.
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -164,6 +165,9 @@ def _validate(body: dict[str, Any], need_max_tokens: bool = True) -> str | None:
         blocks = [{"type": "text", "text": content}] if isinstance(content, str) else content
         if not isinstance(blocks, list) or not blocks:
             return f"messages.{i}: all messages must have non-empty content"
+        bad_id = _bad_tool_id(blocks, i)
+        if bad_id is not None:
+            return bad_id
         results = {
             b.get("tool_use_id") for b in blocks if isinstance(b, dict) and b.get("type") == "tool_result"
         }
@@ -186,6 +190,25 @@ def _validate(body: dict[str, Any], need_max_tokens: bool = True) -> str | None:
                 if not isinstance(b.get("input"), dict):
                     return f"messages.{i}.content.{j}.tool_use.input: Input should be an object"
                 pending.add(str(b.get("id")))
+    return None
+
+
+_TOOL_ID = re.compile(r"[a-zA-Z0-9_-]+")
+"""The pattern Anthropic enforces on ``tool_use.id`` and ``tool_result.tool_use_id``."""
+
+
+def _bad_tool_id(blocks: list[Any], i: int) -> str | None:
+    """Anthropic's 400 for a tool id outside its pattern (e.g. one carrying a base64 blob)."""
+    for j, b in enumerate(blocks):
+        if not isinstance(b, dict) or b.get("type") not in ("tool_use", "tool_result"):
+            continue
+        field = "id" if b["type"] == "tool_use" else "tool_use_id"
+        value = b.get(field)
+        if isinstance(value, str) and not _TOOL_ID.fullmatch(value):
+            return (
+                f"messages.{i}.content.{j}.{b['type']}.{field}: "
+                "String should match pattern '^[a-zA-Z0-9_-]+$'"
+            )
     return None
 
 

@@ -31,10 +31,25 @@ and every non-streaming answer, are an error body with status 200).
 ``tool-args-object`` and ``no-role-in-first-chunk`` have no Gemini equivalent:
 function call ``args`` are always an object, and the adapter builds the role
 chunk itself.
+
+Two knobs play what real Gemini models do that the default mock does not: with
+``thought_signatures`` every answer's first function call carries a
+``thoughtSignature`` (base64 of a few hundred bytes, so ``+ / =`` appear, as in
+real ones) and a request whose model turn has function calls is refused as Gemini
+3 refuses it, 400 "Function call is missing a thought_signature", unless the
+turn's first call carries the signature issued for that very call or Google's
+``skip_thought_signature_validator`` (compared as bytes: Google reads standard or
+URL-safe base64, and the google-genai SDK sends it back URL-safe); a signature that
+is not base64 is Google's "Base64 decoding failed". With ``finish_reason`` set (``MALFORMED_FUNCTION_CALL``,
+``UNEXPECTED_TOOL_CALL``, ``SAFETY``, ``RECITATION``, ``PROHIBITED_CONTENT`` ...)
+every candidate ends with that reason and no content, as failed generations do.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
 import re
 from collections.abc import AsyncIterator
 from typing import Any
@@ -358,15 +373,85 @@ def _finish(reply: Reply) -> str:
     return "MAX_TOKENS" if reply.finish == "length" else "STOP"
 
 
-def _call_parts(reply: Reply) -> list[dict[str, Any]]:
-    return [{"functionCall": {"name": c.name, "args": c.arguments}} for c in reply.tool_calls]
+def _call_parts(state: MockState, reply: Reply) -> list[dict[str, Any]]:
+    parts: list[dict[str, Any]] = [
+        {"functionCall": {"name": c.name, "args": c.arguments}} for c in reply.tool_calls
+    ]
+    if parts and state.knobs.thought_signatures:
+        call = parts[0]["functionCall"]
+        parts[0]["thoughtSignature"] = _signature(call.get("name"), call.get("args"))
+    return parts
+
+
+SKIP_SIGNATURE = "skip_thought_signature_validator"
+_SIGNATURE_TAG = b"hedge-mock-thought:"
+
+
+def _signature_bytes(name: Any, args: Any) -> bytes:
+    seed = hashlib.sha256(dumps([name, args])).digest()
+    return _SIGNATURE_TAG + seed + bytes(range(248, 256)) * 24 + b"\xfb\xff"
+
+
+def _signature(name: Any, args: Any) -> str:
+    """The signature this mock issues for a call: bound to the call, opaque, base64 with ``+ / =``."""
+    return base64.b64encode(_signature_bytes(name, args)).decode()
+
+
+def _bytes_field(value: str) -> bytes:
+    """A proto3 JSON ``bytes`` value as Google reads it: standard or URL-safe base64, padded or not
+    (the google-genai SDK sends signatures back URL-safe). Raises ``ValueError`` on anything else."""
+    normal = value.replace("-", "+").replace("_", "/")
+    return base64.b64decode(normal + "=" * (-len(normal) % 4), validate=True)
+
+
+def _unsigned_call(body: dict[str, Any]) -> str | None:
+    """Gemini 3's 400 for a model turn whose first function call lacks its signature, if any."""
+    for c, content in enumerate(_list(body.get("contents"))):
+        if not isinstance(content, dict) or content.get("role") != "model":
+            continue
+        parts = [p for p in _list(content.get("parts")) if isinstance(p, dict)]
+        for k, part in enumerate(parts):
+            call = _field(part, "functionCall")
+            if not isinstance(call, dict):
+                continue
+            given = _field(part, "thoughtSignature")
+            decoded = b""
+            if isinstance(given, str) and given != SKIP_SIGNATURE:
+                try:
+                    decoded = _bytes_field(given)
+                except (binascii.Error, ValueError):
+                    return (
+                        f"Invalid value at 'contents[{c}].parts[{k}].thought_signature' (TYPE_BYTES), "
+                        f'Base64 decoding failed for "{given[:40]}"'
+                    )
+            expected = _signature_bytes(call.get("name"), call.get("args"))
+            valid = given == SKIP_SIGNATURE or decoded == expected
+            if not valid:
+                return (
+                    "Function call is missing a thought_signature in functionCall parts. This is required "
+                    "for tools to work correctly, and missing thought_signature may lead to degraded model "
+                    f"performance. Additional data, function call `default_api:{call.get('name')}` , "
+                    f"position {k + 1}. Please refer to "
+                    "https://ai.google.dev/gemini-api/docs/thought-signatures for more details."
+                )
+            break  # only the first call of a step is signed
+    return None
+
+
+def _failed_candidates(state: MockState, n: int) -> list[dict[str, Any]]:
+    """Candidates of a failed generation: the knob's finish reason, no content (as Gemini sends them)."""
+    reason = str(state.knobs.finish_reason)
+    cand: dict[str, Any] = {"content": {}, "finishReason": reason}
+    if reason == "MALFORMED_FUNCTION_CALL":
+        cand["finishMessage"] = "Malformed function call: call:default_api:lookup{q:<ctrl46>x}"
+    return [{**cand, "index": i} for i in range(n)]
 
 
 async def generate(state: MockState, request: Request, model: str, stream: bool) -> Response:
     body, early = await _admit(state, request, stream)
     if early is not None or body is None:
         return early or error(state, 400)
-    refused = _refusal(model, body, request.url.path.split("/")[1])
+    refused = _refusal(state, model, body, request.url.path.split("/")[1])
     if refused is not None:
         status, problem = refused
         return error(state, status, problem["error"]["message"], problem["error"].get("details"))
@@ -394,11 +479,13 @@ def answer(
     Batch mode runs each inlined request through this, so a request fails in a batch exactly as it
     would alone.
     """
-    refused = _refusal(model, body, version)
+    refused = _refusal(state, model, body, version)
     return refused if refused is not None else (200, _generated(state, model, body))
 
 
-def _refusal(model: str, body: dict[str, Any], version: str) -> tuple[int, dict[str, Any]] | None:
+def _refusal(
+    state: MockState, model: str, body: dict[str, Any], version: str
+) -> tuple[int, dict[str, Any]] | None:
     """The error Google answers this request with, if any: (status, error body)."""
     contents = body.get("contents")
     if not isinstance(contents, list) or not contents:
@@ -418,6 +505,9 @@ def _refusal(model: str, body: dict[str, Any], version: str) -> tuple[int, dict[
     bad_name = _bad_function_name(body)
     if bad_name is not None:
         return 400, error_body(400, bad_name)
+    unsigned = _unsigned_call(body) if state.knobs.thought_signatures else None
+    if unsigned is not None:
+        return 400, error_body(400, unsigned)
     if unknown_model(model):
         return 404, error_body(
             404, f"models/{model} is not found for API version {version}, or is not supported."
@@ -430,12 +520,13 @@ def _generated(state: MockState, model: str, body: dict[str, Any]) -> dict[str, 
     config = _field(body, "generationConfig")
     reply = _plan(state, model, body)
     n = _int32(_field(config, "candidateCount")) or 1
-    parts = _call_parts(reply) if reply.tool_calls else [{"text": reply.text}]
+    parts = _call_parts(state, reply) if reply.tool_calls else [{"text": reply.text}]
+    candidates = [
+        {"content": {"parts": parts, "role": "model"}, "finishReason": _finish(reply), "index": i}
+        for i in range(n)
+    ]
     return {
-        "candidates": [
-            {"content": {"parts": parts, "role": "model"}, "finishReason": _finish(reply), "index": i}
-            for i in range(n)
-        ],
+        "candidates": _failed_candidates(state, n) if state.knobs.finish_reason else candidates,
         "usageMetadata": _usage(reply, n),
         "modelVersion": model,
         "responseId": _response_id(model, body),
@@ -456,9 +547,11 @@ async def _stream(
     # One event per token; tool calls arrive whole, in one event, as Gemini sends them.
     steps: list[list[dict[str, Any]]] = [[{"text": piece}] for piece in reply.pieces]
     if reply.tool_calls:
-        steps.append(_call_parts(reply))
+        steps.append(_call_parts(state, reply))
     if not steps:
         steps.append([{"text": ""}])
+    if state.knobs.finish_reason:
+        steps = [[]]
     disconnect_at = len(steps) // 2 if body.get("_mock_disconnect") else -1
     produced = 0
 
@@ -469,6 +562,8 @@ async def _stream(
             if last:
                 cand["finishReason"] = _finish(reply)
             candidates.append(cand)
+        if state.knobs.finish_reason:
+            candidates = _failed_candidates(state, n)
         data = {
             "candidates": candidates,
             "usageMetadata": _usage(reply, n, produced),

@@ -84,6 +84,7 @@ MAX_N = 128
 MAX_STOP = 4
 MAX_TOOLS = 128
 MAX_FUNCTION_NAME = 64
+MAX_TOOL_CALL_ID = 40
 MAX_CONTENT_CHARS = 10_485_760
 MAX_EMBEDDING_INPUTS = 2048
 MAX_INPUT_TOKENS = 8192
@@ -441,6 +442,7 @@ def _check_chat(body: dict[str, Any]) -> None:
         content = message.get("content")
         if isinstance(content, str):
             _string_max(f"messages[{i}].content", content, MAX_CONTENT_CHARS)
+        _check_tool_ids(message, i)
     stop = body.get("stop")
     if stop is not None and not isinstance(stop, str):
         if not isinstance(stop, list):
@@ -470,6 +472,18 @@ def _check_chat(body: dict[str, Any]) -> None:
         raise _Invalid(
             f"Invalid value for 'service_tier': expected one of {', '.join(_SERVICE_TIERS)}.", "service_tier"
         )
+
+
+def _check_tool_ids(message: dict[str, Any], i: int) -> None:
+    """OpenAI refuses tool call ids (and the ``tool_call_id`` answering one) over 40 characters."""
+    answered = message.get("tool_call_id")
+    if isinstance(answered, str):
+        _string_max(f"messages[{i}].tool_call_id", answered, MAX_TOOL_CALL_ID)
+    calls = message.get("tool_calls")
+    for k, call in enumerate(calls if isinstance(calls, list) else ()):
+        call_id = call.get("id") if isinstance(call, dict) else None
+        if isinstance(call_id, str):
+            _string_max(f"messages[{i}].tool_calls[{k}].id", call_id, MAX_TOOL_CALL_ID)
 
 
 async def _stream(state: MockState, body: dict[str, Any], reply: Reply, n: int) -> AsyncIterator[bytes]:

@@ -59,6 +59,12 @@ class Knobs:
     """Batches end as expired, with part of their lines never run."""
     quality: float | None = None
     """Share (0..1) of ``Answer with: X`` requests answered ``X``; None: such requests are echoed."""
+    thought_signatures: bool = False
+    """Gemini style: sign function calls as Gemini 3 does, and refuse a replayed call without its
+    signature (or with one it did not issue for that call)."""
+    finish_reason: str | None = None
+    """Gemini style: end every candidate with this ``finishReason`` and no content (a failed
+    generation: ``MALFORMED_FUNCTION_CALL``, ``SAFETY``, ``RECITATION`` ...)."""
 
 
 def check_quality(value: Any) -> None:

@@ -7,7 +7,9 @@ Request translation (OpenAI chat completions -> Messages):
 * consecutive messages of the same role are merged into one turn, tool
   results (role ``tool``) become ``tool_result`` blocks of a user turn (placed
   first in that turn, as Anthropic requires) and assistant ``tool_calls``
-  become ``tool_use`` blocks;
+  become ``tool_use`` blocks, with ids Anthropic would refuse (another provider's)
+  replaced by stable valid ones (:mod:`hedge.providers.ids`) and other providers'
+  ``extra_content`` left behind;
 * ``max_completion_tokens`` / ``max_tokens`` (required by Anthropic) default to
   the provider's ``default_max_tokens``; ``stop`` becomes ``stop_sequences``;
   ``temperature`` is clamped to Anthropic's maximum of 1.0;
@@ -50,6 +52,7 @@ from hedge.providers.base import (
     token_count,
 )
 from hedge.providers.errors import load_object, upstream_error
+from hedge.providers.ids import portable_call_id
 from hedge.providers.sse import DEFAULT_MAX_EVENT_BYTES, Event, SSETranslator, frame
 from hedge.wire.anthropic import FINISH_BY_STOP
 
@@ -63,6 +66,32 @@ _COUNTED = ("model", "system", "messages", "tools", "tool_choice")
 _SERVICE_TIERS: dict[Any, str] = {"auto": "auto", "priority": "auto", "default": "standard_only"}
 """OpenAI's ``service_tier`` as Anthropic's: priority capacity is used under ``auto`` when available."""
 """What a token counting request keeps of a Messages request (its other fields are refused there)."""
+
+
+def matched_stop(stop_reason: Any, stop_sequence: Any) -> dict[str, str]:
+    """``{"stop_reason": <sequence>}`` when a stop sequence ended the answer, else ``{}``.
+
+    OpenAI's chat completions cannot say which sequence matched; ``stop_reason`` on the choice is
+    the field OpenAI-compatible servers (vLLM) use for it, and the ``/v1/messages`` face reads it
+    back into Anthropic's ``stop_reason: "stop_sequence"`` with its ``stop_sequence``.
+    """
+    if stop_reason == "stop_sequence" and isinstance(stop_sequence, str) and stop_sequence:
+        return {"stop_reason": stop_sequence}
+    return {}
+
+
+def empty_answer(provider: str) -> UpstreamError:
+    """``end_turn`` with no content block at all: nothing to answer with (Claude does this, e.g. after
+    a tool result followed by text). A retryable 502 that fails over and does not count against the
+    deployment's health, as a failed Gemini generation is; an answer a stop sequence cut to nothing
+    ends with ``stop_sequence`` instead and is an answer."""
+    return UpstreamError(
+        f"provider '{provider}' ended its turn (end_turn) without any content",
+        status=502,
+        upstream_status=200,
+        code="upstream_failed_generation",
+        blame=False,
+    )
 
 
 def finish_reason(stop_reason: Any) -> str:
@@ -191,6 +220,8 @@ class AnthropicAdapter:
                 upstream_status=200,
                 code="upstream_bad_response",
             )
+        if not data["content"] and data.get("stop_reason") == "end_turn":
+            raise empty_answer(self.name)
         texts: list[str] = []
         tool_calls: list[dict[str, Any]] = []
         for block in data["content"]:
@@ -217,19 +248,19 @@ class AnthropicAdapter:
         if tool_calls:
             message["tool_calls"] = tool_calls
         usage = usage_from_anthropic(data.get("usage"))
+        choice: dict[str, Any] = {
+            "index": 0,
+            "message": message,
+            "logprobs": None,
+            "finish_reason": finish_reason(data.get("stop_reason")),
+        }
+        choice.update(matched_stop(data.get("stop_reason"), data.get("stop_sequence")))
         out = {
             "id": f"chatcmpl-{data.get('id', '')}",
             "object": "chat.completion",
             "created": int(time.time()),
             "model": data.get("model"),
-            "choices": [
-                {
-                    "index": 0,
-                    "message": message,
-                    "logprobs": None,
-                    "finish_reason": finish_reason(data.get("stop_reason")),
-                }
-            ],
+            "choices": [choice],
             "usage": openai_usage(usage),
         }
         return Translated(orjson.dumps(out), usage)
@@ -299,7 +330,10 @@ def translate_messages(messages: list[Any]) -> tuple[list[str], list[dict[str, A
             call_id = message.get("tool_call_id")
             if not isinstance(call_id, str) or not call_id:
                 raise InvalidRequest(f"{param}.tool_call_id is required", param=f"{param}.tool_call_id")
-            block: dict[str, Any] = {"type": "tool_result", "tool_use_id": call_id}
+            block: dict[str, Any] = {
+                "type": "tool_result",
+                "tool_use_id": portable_call_id(call_id, strict=True),
+            }
             text = _plain_text(content, f"{param}.content")
             if text:
                 block["content"] = text
@@ -440,7 +474,8 @@ def _tool_use_blocks(tool_calls: Any, param: str) -> list[dict[str, Any]]:
             raise InvalidRequest(
                 f"{where}.function.arguments must be a JSON object", param=f"{where}.function.arguments"
             )
-        blocks.append({"type": "tool_use", "id": call["id"], "name": function.get("name"), "input": parsed})
+        call_id = portable_call_id(call["id"], strict=True)
+        blocks.append({"type": "tool_use", "id": call_id, "name": function.get("name"), "input": parsed})
     return blocks
 
 
@@ -550,12 +585,15 @@ class AnthropicStream(SSETranslator):
         self._created = int(time.time())
         self._started = False
         self._finish_sent = False
+        self._blocks = 0
         self._raw_usage: dict[str, Any] = {}
         # Anthropic content-block index -> [OpenAI tool_call index, arguments sent?, input at block start]
         self._tools: dict[int, list[Any]] = {}
 
-    def _chunk(self, delta: dict[str, Any], finish: str | None = None) -> bytes:
-        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
+    def _chunk(
+        self, delta: dict[str, Any], finish: str | None = None, extra: dict[str, str] | None = None
+    ) -> bytes:
+        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish, **(extra or {})}
         return frame(self._base() | {"choices": [choice]})
 
     def _base(self) -> dict[str, Any]:
@@ -591,6 +629,7 @@ class AnthropicStream(SSETranslator):
                 self._update_usage(message.get("usage"))
                 self._start(out)
             elif kind == "content_block_start":
+                self._blocks += 1
                 self._start(out)
                 self._block_start(data, out)
             elif kind == "content_block_delta":
@@ -601,10 +640,14 @@ class AnthropicStream(SSETranslator):
             elif kind == "message_delta":
                 self._start(out)
                 self._update_usage(data.get("usage"))
-                stop_reason = (data.get("delta") or {}).get("stop_reason")
+                delta = data.get("delta") or {}
+                stop_reason = delta.get("stop_reason")
+                if stop_reason == "end_turn" and not self._blocks:
+                    raise empty_answer(self._provider)
                 if stop_reason and not self._finish_sent:
                     self._finish_sent = True
-                    out.append(self._chunk({}, finish_reason(stop_reason)))
+                    matched = matched_stop(stop_reason, delta.get("stop_sequence"))
+                    out.append(self._chunk({}, finish_reason(stop_reason), matched))
             elif kind == "message_stop":
                 self._start(out)
                 if not self._finish_sent:

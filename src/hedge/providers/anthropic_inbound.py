@@ -47,6 +47,40 @@ def _text_of(content: Any) -> str:
     return ""
 
 
+def _system_text(system: Any) -> str:
+    """System text blocks flattened with a blank line between them, as the Anthropic adapter joins
+    system messages (glued together, "Be terse." and "Answer in French." would read as one)."""
+    if isinstance(system, list):
+        return "\n\n".join(b["text"] for b in system if isinstance(b, dict) and b.get("text"))
+    return _text_of(system)
+
+
+def _document_part(block: dict[str, Any]) -> dict[str, Any]:
+    """A ``document`` block as an OpenAI part: a base64 PDF as a ``file`` part (which the Gemini
+    adapter sends as inline data and the Anthropic adapter as a document again), plain text as text."""
+    source = block.get("source") or {}
+    kind = source.get("type")
+    if kind == "base64":
+        media_type = source.get("media_type") or "application/pdf"
+        filename = block.get("title") if isinstance(block.get("title"), str) else None
+        return {
+            "type": "file",
+            "file": {
+                "filename": filename or "document.pdf",
+                "file_data": f"data:{media_type};base64,{source['data']}",
+            },
+        }
+    if kind == "text":
+        title = block.get("title")
+        text = str(source.get("data") or "")
+        return {"type": "text", "text": f"{title}\n\n{text}" if isinstance(title, str) and title else text}
+    raise InvalidRequest(
+        f"Document source type {kind!r} cannot be translated for every provider: send the PDF inline "
+        "(source.type 'base64') or as plain text (source.type 'text').",
+        param="messages",
+    )
+
+
 def _image_part(block: dict[str, Any]) -> dict[str, Any]:
     source = block.get("source") or {}
     if source.get("type") == "base64":
@@ -149,9 +183,12 @@ def validate_messages(body: dict[str, Any], *, counting: bool = False) -> None:
         if not isinstance(message, dict):
             raise _bad(where, "Input should be a valid dictionary")
         role = _field(message, "role", f"{where}.", str, required=True)
-        _one_of(role, f"{where}.role", ("user", "assistant"))
+        _one_of(role, f"{where}.role", ("user", "assistant", "system"))
         content = message.get("content")
-        if isinstance(content, list):
+        if isinstance(content, list) and role == "system":
+            for j, block in enumerate(content):
+                _text_block(block, f"{where}.content.{j}")
+        elif isinstance(content, list):
             for j, block in enumerate(content):
                 _content_block(block, f"{where}.content.{j}")
         elif content is None:
@@ -211,6 +248,14 @@ def _content_block(block: Any, where: str, nested: bool = False) -> None:
             _field(source, "data", f"{where}.source.", str, required=True)
         else:
             _field(source, "url", f"{where}.source.", str, required=True)
+    elif kind == "document":
+        source = _field(block, "source", f"{where}.", dict, required=True)
+        source_type = _field(source, "type", f"{where}.source.", str, required=True)
+        _one_of(source_type, f"{where}.source.type", ("base64", "text", "url", "content", "file"))
+        if source_type in ("base64", "text"):
+            _field(source, "media_type", f"{where}.source.", str)
+            _field(source, "data", f"{where}.source.", str, required=True)
+        _field(block, "title", f"{where}.", str)
     elif kind == "tool_use" and not nested:
         _field(block, "id", f"{where}.", str, required=True)
         _field(block, "name", f"{where}.", str, required=True)
@@ -242,11 +287,14 @@ def to_openai(body: dict[str, Any], *, counting: bool = False) -> dict[str, Any]
     messages: list[dict[str, Any]] = []
     system = body.get("system")
     if system:
-        messages.append({"role": "system", "content": _text_of(system)})
+        messages.append({"role": "system", "content": _system_text(system)})
     for message in messages_in:
         content = message["content"]
         if message["role"] == "assistant":
             messages.append(_assistant(content))
+        elif message["role"] == "system":
+            # A system message mid-conversation (the SDK's SystemMessageParam) stays where it is.
+            messages.append({"role": "system", "content": _system_text(content)})
         else:
             messages.extend(_user(content))
 
@@ -334,6 +382,8 @@ def _user(content: Any) -> list[dict[str, Any]]:
             parts.append({"type": "text", "text": block.get("text", "")})
         elif kind == "image":
             parts.append(_image_part(block))
+        elif kind == "document":
+            parts.append(_document_part(block))
         else:
             raise InvalidRequest(f"Unsupported content block type {kind!r}.", param="messages")
     out = results
@@ -357,6 +407,29 @@ def _usage(usage: dict[str, Any] | None) -> dict[str, Any]:
     return out
 
 
+def message_id(completion_id: Any) -> str:
+    """An Anthropic message id for a completion id: ``chatcmpl-msg_01..`` (an Anthropic upstream's)
+    is ``msg_01..`` again, never ``msg_msg_01..``; any other id gets the ``msg_`` prefix."""
+    core = str(completion_id or "").removeprefix("chatcmpl-")
+    return core if core.startswith("msg_") else f"msg_{core}"
+
+
+def stop_of(choice: dict[str, Any], refused: bool = False) -> tuple[str, str | None]:
+    """``stop_reason`` and ``stop_sequence`` for an OpenAI choice.
+
+    A refusal is ``refusal``. A ``stop`` that a stop sequence caused is ``stop_sequence`` when the
+    upstream said which sequence it was: the choice's ``stop_reason`` string (vLLM's field, which
+    the Anthropic adapter fills from Anthropic's ``stop_sequence``); OpenAI and Gemini do not say.
+    """
+    finish = choice.get("finish_reason") or "stop"
+    if refused:
+        return "refusal", None
+    matched = choice.get("stop_reason")
+    if finish == "stop" and isinstance(matched, str) and matched:
+        return "stop_sequence", matched
+    return _FINISH.get(finish, "end_turn"), None
+
+
 def to_anthropic(completion: dict[str, Any]) -> dict[str, Any]:
     """Translate an OpenAI chat completion into an Anthropic message."""
     choice = (completion.get("choices") or [{}])[0]
@@ -364,6 +437,10 @@ def to_anthropic(completion: dict[str, Any]) -> dict[str, Any]:
     content: list[dict[str, Any]] = []
     if message.get("content"):
         content.append({"type": "text", "text": message["content"]})
+    refusal = message.get("refusal")
+    if isinstance(refusal, str) and refusal:
+        # OpenAI's refusal (structured outputs) is the answer the client must see, as Claude's is.
+        content.append({"type": "text", "text": refusal})
     for call in message.get("tool_calls") or []:
         fn = call.get("function") or {}
         try:
@@ -371,14 +448,15 @@ def to_anthropic(completion: dict[str, Any]) -> dict[str, Any]:
         except orjson.JSONDecodeError:
             args = {"_raw": fn.get("arguments")}
         content.append({"type": "tool_use", "id": call.get("id"), "name": fn.get("name"), "input": args})
+    stop_reason, stop_sequence = stop_of(choice, isinstance(refusal, str) and bool(refusal))
     return {
-        "id": "msg_" + str(completion.get("id", "")).removeprefix("chatcmpl-"),
+        "id": message_id(completion.get("id")),
         "type": "message",
         "role": "assistant",
         "model": completion.get("model"),
         "content": content,
-        "stop_reason": _FINISH.get(choice.get("finish_reason") or "stop", "end_turn"),
-        "stop_sequence": None,
+        "stop_reason": stop_reason,
+        "stop_sequence": stop_sequence,
         "usage": _usage(completion.get("usage")),
     }
 
@@ -393,18 +471,24 @@ class AnthropicEvents:
         self.block_kind: str | None = None
         self.tool_blocks: dict[int, int] = {}
         self.stop_reason: str | None = None
+        self.stop_sequence: str | None = None
+        self.refused = False
+        self.start_usage: dict[str, Any] | None = None
+        """The OpenAI usage known when the stream starts (the upstream's prompt count, or the
+        gateway's estimate), for ``message_start``: Anthropic clients read the input tokens there."""
 
     def _start(self, chunk: dict[str, Any]) -> list[bytes]:
         self.started = True
+        usage = _usage(self.start_usage)
         message: dict[str, Any] = {
-            "id": "msg_" + str(chunk.get("id", "")).removeprefix("chatcmpl-"),
+            "id": message_id(chunk.get("id")),
             "type": "message",
             "role": "assistant",
             "model": chunk.get("model") or self.model,
             "content": [],
             "stop_reason": None,
             "stop_sequence": None,
-            "usage": {"input_tokens": 0, "output_tokens": 0},
+            "usage": {**usage, "output_tokens": min(usage["output_tokens"], 1)},
         }
         return [frame_event("message_start", {"type": "message_start", "message": message})]
 
@@ -427,6 +511,10 @@ class AnthropicEvents:
         for choice in chunk.get("choices") or []:
             delta = choice.get("delta") or {}
             text = delta.get("content")
+            refusal = delta.get("refusal")
+            if isinstance(refusal, str) and refusal:
+                self.refused = True
+                text = refusal
             if text:
                 if self.block_kind != "text":
                     out += self._open_block("text", {"type": "text", "text": ""})
@@ -453,7 +541,7 @@ class AnthropicEvents:
                     }
                     out.append(frame_event("content_block_delta", event))
             if choice.get("finish_reason"):
-                self.stop_reason = _FINISH.get(choice["finish_reason"], "end_turn")
+                self.stop_reason, self.stop_sequence = stop_of(choice, self.refused)
         if chunk.get("usage") and not chunk.get("choices"):
             out += self.finish(chunk["usage"])
         return out
@@ -462,7 +550,10 @@ class AnthropicEvents:
         out = self._close_block()
         delta = {
             "type": "message_delta",
-            "delta": {"stop_reason": self.stop_reason or "end_turn", "stop_sequence": None},
+            "delta": {
+                "stop_reason": "refusal" if self.refused else self.stop_reason or "end_turn",
+                "stop_sequence": self.stop_sequence,
+            },
         }
         delta["usage"] = _usage(usage)
         out.append(frame_event("message_delta", delta))

@@ -71,8 +71,8 @@ def _active_checks(
     """The checks that can fail for ``caps``: none for a full-featured provider (the common case).
 
     A check that passes for every body under full capabilities, and whose
-    capability ``caps`` shares, can never fail; request validation already caps
-    ``stop`` at the full provider's four sequences.
+    capability ``caps`` shares, can never fail (``stop`` aside: ``/v1/messages`` requests may
+    carry more sequences than OpenAI's four).
     """
     differing = {f for f in Capabilities.__dataclass_fields__ if getattr(caps, f) != getattr(_FULL, f)}
     relevant = {
@@ -91,7 +91,8 @@ def _active_checks(
         "logit_bias": {"logit_bias"},
         "service_tier": {"service_tiers"},
     }
-    return tuple((name, check) for name, check in _CHECKS if relevant[name] & differing)
+    # The stop count is always checked: a face whose API allows more than 4 leaves it to this check.
+    return tuple((name, check) for name, check in _CHECKS if relevant[name] & differing or name == "stop")
 
 
 def unsupported(body: dict[str, Any], caps: Capabilities) -> list[str]:

@@ -22,11 +22,14 @@ Translation, OpenAI chat -> Gemini:
 * images: data URLs -> ``inlineData``; other URLs -> ``fileData`` (best effort).
 
 Gemini returns no tool call ids, so ids are derived deterministically from the
-response. Gemini 3 models sign their function calls (``thoughtSignature``) and
-reject a replayed call without its signature, so the signature rides in the id
-given to the client (``call_<hash>~<signature>``) and is put back on the part
-when the client sends the conversation again. A call with no signature (e.g.
-from a conversation begun on another provider) gets Google's documented
+response (``call_`` and 24 hex digits: valid for every provider). Gemini 3 models
+sign their function calls (``thoughtSignature``) and reject a replayed call
+without its signature; the signature goes to the client as the tool call's
+``extra_content.google.thought_signature`` and into the process's memory keyed by
+the id (see :mod:`hedge.providers.signatures`), and is put back on the part when
+the conversation comes back: from the field, else from the memory, else (an id of
+the older ``call_<hash>~<signature>`` form) from the id. A call with no signature
+(e.g. from a conversation begun on another provider) gets Google's documented
 ``skip_thought_signature_validator`` sentinel, for Gemini 3 and later only.
 """
 
@@ -35,6 +38,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import hashlib
+import math
 import mimetypes
 import re
 import struct
@@ -50,13 +54,26 @@ from hedge.config import ProviderConfig
 from hedge.errors import InvalidRequest, UpstreamError
 from hedge.providers.base import Capabilities, Translated, UpstreamRequest, Usage
 from hedge.providers.errors import load_object, upstream_error
+from hedge.providers.signatures import SIGNATURES
 from hedge.providers.sse import DEFAULT_MAX_EVENT_BYTES, SSETranslator, frame
 
 _FINISH = {"STOP": "stop", "MAX_TOKENS": "length"}
-_FILTERED = ("SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED", "SPII")
-"""Finish reasons containing one of these mean the output was filtered."""
+_FILTERED = ("SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED", "SPII", "MODEL_ARMOR", "JAILBREAK")
+"""Finish reasons containing one of these mean the output was filtered: ``content_filter``."""
+_BROKEN_CALL = frozenset(
+    {
+        "MALFORMED_FUNCTION_CALL",
+        "UNEXPECTED_TOOL_CALL",
+        "TOO_MANY_TOOL_CALLS",
+        "MISSING_THOUGHT_SIGNATURE",
+        "MALFORMED_RESPONSE",
+    }
+)
+"""Finish reasons of a generation that went wrong: whatever came before them is unusable (a
+preamble to a call that never came), so the attempt fails and the request fails over."""
 _SIG_SEP = "~"
-"""Separates a tool call id from the thought signature it carries (neither hex nor base64 uses it)."""
+"""Separated a tool call id from the thought signature it carried in ids issued before signatures
+moved out of them; such ids are still read."""
 SKIP_SIGNATURE = "skip_thought_signature_validator"
 _VERSIONED = re.compile(r"/v1(alpha|beta)?$")
 _SIGNED_MODEL = re.compile(r"(?:^|/)gemini-(\d+)")
@@ -129,6 +146,9 @@ class GeminiAdapter:
         for pos, cand in enumerate(candidates):
             index = _int(cand.get("index"), pos)
             text, calls = _candidate_output(cand, response_id, index)
+            failed = failed_generation(cand, bool(text or calls) or _has_parts(cand))
+            if failed is not None:
+                raise failed_error(self.name, failed, cand)
             message: dict[str, Any] = {
                 "role": "assistant",
                 "content": text if text or not calls else None,
@@ -263,8 +283,9 @@ def google_error(provider: str, status: int, headers: dict[str, str], err: dict[
         kind = str(detail.get("@type", ""))
         if kind.endswith("RetryInfo") and "retry-after" not in {k.lower() for k in headers}:
             delay = str(detail.get("retryDelay") or "").removesuffix("s")
-            with contextlib.suppress(ValueError):
-                headers["retry-after"] = f"{float(delay):g}"
+            with contextlib.suppress(ValueError, OverflowError):
+                # Round up: a client that comes back after 34 s of a 34.4 s delay is refused again.
+                headers["retry-after"] = str(math.ceil(float(delay)))
         elif kind.endswith("ErrorInfo") and detail.get("reason"):
             reasons.add(str(detail["reason"]))
     # Google answers a wrong API key with 400 INVALID_ARGUMENT: the gateway's credentials, not the request.
@@ -374,7 +395,7 @@ def _assistant_parts(
         if isinstance(call_id, str):
             call_names[call_id] = name
         part: dict[str, Any] = {"functionCall": {"name": name, "args": _arguments(fn.get("arguments"))}}
-        signature = call_id.partition(_SIG_SEP)[2] if isinstance(call_id, str) else ""
+        signature = _signature_of(call)
         if signature:
             part["thoughtSignature"] = signature
         elif signs_calls and first_call:
@@ -382,6 +403,20 @@ def _assistant_parts(
         first_call = False
         parts.append(part)
     return parts
+
+
+def _signature_of(call: dict[str, Any]) -> str:
+    """The thought signature a tool call came back with: its ``extra_content``, the memory, or an
+    id of the older ``call_<hash>~<signature>`` form ("" for none)."""
+    extra = call.get("extra_content")
+    google = extra.get("google") if isinstance(extra, dict) else None
+    signature = google.get("thought_signature") if isinstance(google, dict) else None
+    if isinstance(signature, str) and signature:
+        return signature
+    call_id = call.get("id")
+    if not isinstance(call_id, str):
+        return ""
+    return SIGNATURES.recall(call_id) or call_id.partition(_SIG_SEP)[2]
 
 
 def _arguments(raw: Any) -> dict[str, Any]:
@@ -552,6 +587,44 @@ def finish_reason(reason: Any, has_calls: bool) -> str | None:
     return "tool_calls" if has_calls else "stop"
 
 
+def failed_generation(cand: dict[str, Any], has_output: bool) -> str | None:
+    """The finish reason if it says the generation failed (see the README's table), else None.
+
+    A broken tool call always fails; any other reason that is neither a normal end, a length cut
+    nor a filter (``OTHER``, ``LANGUAGE``, ``FINISH_REASON_UNSPECIFIED``, reasons added later)
+    fails when the candidate has no output at all, and so does ``STOP`` with no ``parts`` (Gemini's
+    empty answer; an answer cut to ``""`` by a stop sequence still has its empty text part).
+    """
+    reason = cand.get("finishReason")
+    if not reason:
+        return None
+    reason = str(reason)
+    if reason in _BROKEN_CALL:
+        return reason
+    if reason == "MAX_TOKENS" or any(marker in reason for marker in _FILTERED):
+        return None
+    return None if has_output else reason
+
+
+def failed_error(provider: str, reason: str, cand: dict[str, Any]) -> UpstreamError:
+    """A failed generation as a retryable 502 that does not count against the deployment's health
+    (the model misbehaved once; the next try, here or elsewhere, usually works)."""
+    detail = cand.get("finishMessage")
+    more = f": {str(detail)[:200]}" if detail else ""
+    return UpstreamError(
+        f"provider '{provider}' ended the generation with {reason} and no usable answer{more}",
+        status=502,
+        upstream_status=200,
+        code="upstream_failed_generation",
+        blame=False,
+    )
+
+
+def _has_parts(cand: dict[str, Any]) -> bool:
+    content = cand.get("content")
+    return isinstance(content, dict) and bool(content.get("parts"))
+
+
 def usage_of(meta: Any) -> Usage | None:
     """``usageMetadata`` as :class:`Usage`; thinking tokens are billed as output, so count as completion."""
     if not isinstance(meta, dict):
@@ -593,16 +666,21 @@ def _candidate_output(
             name = str(call.get("name") or "")
             args = call.get("args") if isinstance(call.get("args"), dict) else {}
             arguments = orjson.dumps(args, option=orjson.OPT_SORT_KEYS).decode()
-            call_id = _call_id(response_id, index, first_call + len(calls), name, arguments)
-            if part.get("thoughtSignature"):
-                call_id += _SIG_SEP + str(part["thoughtSignature"])
-            calls.append(
-                {
-                    "id": call_id,
-                    "type": "function",
-                    "function": {"name": name, "arguments": orjson.dumps(args).decode()},
-                }
-            )
+            signature = part.get("thoughtSignature")
+            if not isinstance(signature, str):
+                signature = ""
+            # The signature is part of the id, so two answers that call alike (a response without
+            # responseId) still get distinct ids, and the memory never gives one the other's.
+            call_id = _call_id(response_id, index, first_call + len(calls), name, arguments + signature)
+            tool_call: dict[str, Any] = {
+                "id": call_id,
+                "type": "function",
+                "function": {"name": name, "arguments": orjson.dumps(args).decode()},
+            }
+            if signature:
+                SIGNATURES.issued(call_id, signature)
+                tool_call["extra_content"] = {"google": {"thought_signature": signature}}
+            calls.append(tool_call)
     return "".join(texts), calls
 
 
@@ -655,6 +733,7 @@ class GeminiStream(SSETranslator):
         "_done",
         "_id",
         "_model",
+        "_output",
         "_parser",
         "_provider",
         "_started",
@@ -675,6 +754,8 @@ class GeminiStream(SSETranslator):
         self._started: set[int] = set()
         self._done: set[int] = set()
         self._calls: dict[int, int] = {}
+        self._output: set[int] = set()
+        """Candidates that have sent something (a part), so an empty end is not a failure."""
 
     def _handle(self, events: list[Any]) -> list[bytes]:
         out: list[bytes] = []
@@ -715,6 +796,11 @@ class GeminiStream(SSETranslator):
             self._start(index, out)
             first = self._calls.get(index, 0)
             text, calls = _candidate_output(cand, response_id, index, first)
+            if text or calls or _has_parts(cand):
+                self._output.add(index)
+            failed = failed_generation(cand, index in self._output)
+            if failed is not None:
+                raise failed_error(self._provider, failed, cand)
             if text:
                 out.append(self._chunk(index, {"content": text}))
             for k, call in enumerate(calls):

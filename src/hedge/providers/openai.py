@@ -3,7 +3,10 @@
 The client already speaks this format, so translation is nearly the identity:
 the body is passed through with every unknown parameter untouched, only
 ``model`` is replaced by the deployment's upstream model, and streams are
-forced to report usage so the request can be priced. Stream events are
+forced to report usage so the request can be priced. Tool call ids another
+provider issued are shortened to OpenAI's 40 characters and another provider's
+``extra_content`` is taken off tool calls (see :mod:`hedge.providers.ids`),
+except on Google's own OpenAI-compatible endpoint, which reads it. Stream events are
 forwarded as the upstream framed them; a chunk is re-encoded only when it must
 change (the usage fields the client did not ask for).
 """
@@ -18,6 +21,7 @@ from hedge.config import ProviderConfig
 from hedge.errors import UpstreamError
 from hedge.providers.base import Capabilities, Translated, UpstreamRequest, Usage
 from hedge.providers.errors import load_object, upstream_error
+from hedge.providers.ids import portable_messages
 from hedge.providers.sse import DEFAULT_MAX_EVENT_BYTES, SSETranslator, frame
 
 
@@ -34,6 +38,8 @@ class OpenAIAdapter:
             headers["authorization"] = f"Bearer {config.api_key}"
         headers.update(config.headers)
         self._headers = headers
+        # Google's OpenAI-compatible endpoint reads thought signatures from ``extra_content``.
+        self._keeps_extra = "generativelanguage.googleapis.com" in config.base_url
 
     def chat_request(
         self, body: dict[str, Any], model: str, stream: bool, want_usage: bool
@@ -41,6 +47,8 @@ class OpenAIAdapter:
         out = dict(body)
         out.pop("hedge", None)
         out["model"] = model
+        if "messages" in out:
+            out["messages"] = portable_messages(out["messages"], strict=False, keep_extra=self._keeps_extra)
         if stream:
             options = dict(out.get("stream_options") or {})
             options["include_usage"] = True

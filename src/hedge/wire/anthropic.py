@@ -23,7 +23,7 @@ STOP_REASONS = frozenset(
 FINISH_BY_STOP: dict[str, str] = {
     "end_turn": "stop",
     "stop_sequence": "stop",
-    "pause_turn": "stop",
+    "pause_turn": "length",  # a server-tool loop paused: incomplete, to be continued, as a length cut is
     "max_tokens": "length",
     "model_context_window_exceeded": "length",
     "tool_use": "tool_calls",

@@ -1,0 +1,107 @@
+"""Gemini thought signatures shared by every replica, in Redis (``state.redis_url``).
+
+The in-process memory (:mod:`hedge.providers.signatures`) finds a signature only on the replica
+whose answer issued it; behind a load balancer the next turn may land elsewhere, and a client that
+dropped ``extra_content`` would then send Gemini the "skip validation" sentinel. This second level
+publishes every signature an answer issues (``SET`` with the memory's TTL: a whole answer before it
+is returned, a stream's as its calls arrive) and, before a request is routed, fetches the ones its
+tool calls lack (one ``MGET``, only for ids the local memory does not have) into the local memory,
+where the Gemini adapter finds them. Redis trouble never fails a request: the sentinel is the
+fallback, and a warning is logged once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+from hedge.providers.signatures import SIGNATURES, Signatures
+from hedge.store.redis import connect_redis
+
+log = logging.getLogger("hedge")
+
+FETCH_TIMEOUT_S = 0.5
+"""The most a request waits for Redis before it is routed without the other replicas' signatures."""
+
+
+def unsigned_call_ids(body: dict[str, Any], memory: Signatures) -> list[str]:
+    """Ids of the assistant tool calls in ``body`` that carry no signature and are not in ``memory``."""
+    ids: list[str] = []
+    for message in body.get("messages") or ():
+        if not isinstance(message, dict) or message.get("role") != "assistant":
+            continue
+        for call in message.get("tool_calls") or ():
+            if not isinstance(call, dict) or "extra_content" in call:
+                continue
+            call_id = call.get("id")
+            if isinstance(call_id, str) and call_id and memory.recall(call_id) is None:
+                ids.append(call_id)
+    return ids
+
+
+class SharedSignatures:
+    def __init__(self, url: str, prefix: str, memory: Signatures = SIGNATURES) -> None:
+        self._redis = connect_redis(url)
+        self._prefix = f"{prefix}sig:"
+        self._memory = memory
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._warned = False
+
+    def start(self) -> None:
+        self._memory.publish(self._wake.set)
+        self._task = asyncio.create_task(self._publisher())
+
+    async def fetch(self, body: dict[str, Any]) -> None:
+        """Put the signatures other replicas issued for ``body``'s tool calls into the local memory."""
+        ids = unsigned_call_ids(body, self._memory)
+        if not ids:
+            return
+        try:
+            async with asyncio.timeout(FETCH_TIMEOUT_S):
+                values = await self._redis.mget([self._prefix + i for i in ids])
+        except Exception as exc:
+            self._warn(exc)
+            return
+        for call_id, value in zip(ids, values, strict=True):
+            if value is not None:
+                self._memory.remember(call_id, value.decode() if isinstance(value, bytes) else str(value))
+
+    async def flush(self) -> None:
+        """Publish what the local memory learnt since the last flush."""
+        fresh = self._memory.fresh()
+        if not fresh:
+            return
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for call_id, signature in fresh:
+                    pipe.set(self._prefix + call_id, signature, ex=int(self._memory.ttl_s))
+                await pipe.execute()
+        except Exception as exc:
+            self._warn(exc)
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self.flush()
+        self._memory.publish(None)
+        await self._redis.aclose()
+
+    async def _publisher(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            await self.flush()
+
+    def _warn(self, exc: Exception) -> None:
+        if not self._warned:
+            self._warned = True
+            log.warning(
+                "thought signatures cannot be shared through Redis (%s): replicas fall back to "
+                "their own memory",
+                type(exc).__name__,
+            )
