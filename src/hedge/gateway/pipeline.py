@@ -30,6 +30,7 @@ from hedge.gateway.runtime import Runtime
 from hedge.gateway.stream import Stream
 from hedge.observe.tracing import RequestTrace
 from hedge.providers.base import Usage
+from hedge.providers.capabilities import emulated
 from hedge.record import Outcome, RequestRecord, RouteStep
 from hedge.routing.context import RouteContext
 from hedge.routing.deployment import Deployment
@@ -229,6 +230,7 @@ class Exchange:
         """Fit the body to ``dep`` and take a slot of its upstream quota: then it counts as an attempt."""
         send, dropped = fit(dep, self.kind, body, options.get("on_unsupported"))
         self.record.dropped_params = dropped
+        self.record.emulated_params = emulated(send, dep.adapter.style) if self.kind == "chat" else []
         await self._count_attempt(dep)
         return send, dropped
 
@@ -246,6 +248,7 @@ class Exchange:
             return None
         if native.serves(dep.adapter):
             self.record.dropped_params = []
+            self.record.emulated_params = []
             return native
         param = native.only_native()
         if param is not None:

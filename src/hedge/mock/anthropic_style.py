@@ -43,6 +43,7 @@ named ``...no-such-model...`` gets 404 ``not_found_error``.
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -141,6 +142,11 @@ def _validate(body: dict[str, Any], need_max_tokens: bool = True) -> str | None:
     temperature = body.get("temperature")
     if temperature is not None and not (isinstance(temperature, int | float) and 0 <= temperature <= 1):
         return "temperature: Input should be less than or equal to 1"
+    if temperature is not None and body.get("top_p") is not None and _exclusive_sampling(body["model"]):
+        return "`temperature` and `top_p` cannot both be specified for this model. Please use only one."
+    problem = _thinking_problem(body, need_max_tokens)
+    if problem:
+        return problem
     system = body.get("system")
     if system is not None and not isinstance(system, str | list):
         return "system: Input should be a valid string or list"
@@ -186,6 +192,73 @@ def _validate(body: dict[str, Any], need_max_tokens: bool = True) -> str | None:
                     return f"messages.{i}.content.{j}.tool_use.input: Input should be an object"
                 pending.add(str(b.get("id")))
     return None
+
+
+_CLAUDE_4 = re.compile(r"claude-(?:opus|sonnet|haiku)-(\d+)(?:-(\d{1,2})(?!\d))?")
+
+
+def _exclusive_sampling(model: str) -> bool:
+    """Claude 4.1 and later refuse ``temperature`` with ``top_p`` (Anthropic's API reference:
+    "You should either alter temperature or top_p, but not both"; the 400 is what those models send)."""
+    match = _CLAUDE_4.search(model)
+    return match is not None and (int(match.group(1)), int(match.group(2) or 0)) >= (4, 1)
+
+
+def _thinking_problem(body: dict[str, Any], need_max_tokens: bool) -> str | None:
+    """Extended thinking's rules (Anthropic's extended-thinking guide): a budget of at least 1024 that
+    is below ``max_tokens``, and no ``temperature`` other than 1 or ``top_k`` while thinking."""
+    thinking = body.get("thinking")
+    if thinking is None:
+        return None
+    kind = thinking.get("type") if isinstance(thinking, dict) else None
+    if kind not in ("enabled", "disabled", "adaptive"):
+        return (
+            "thinking: Input tag does not match any of the expected tags: 'enabled', 'disabled', 'adaptive'"
+        )
+    if kind == "disabled":
+        return None
+    if kind == "enabled":
+        budget = thinking.get("budget_tokens")
+        if not isinstance(budget, int) or isinstance(budget, bool):
+            return "thinking.enabled.budget_tokens: Field required"
+        if budget < 1024:
+            return "thinking.enabled.budget_tokens: Input should be greater than or equal to 1024"
+        if need_max_tokens and isinstance(body.get("max_tokens"), int) and budget >= body["max_tokens"]:
+            return "`max_tokens` must be greater than `thinking.budget_tokens`."
+    if body.get("temperature") not in (None, 1, 1.0):
+        return "`temperature` may only be set to 1 when thinking is enabled."
+    if body.get("top_k") is not None:
+        return "`top_k` may not be set when thinking is enabled."
+    return None
+
+
+def _thinks(body: dict[str, Any]) -> bool:
+    thinking = body.get("thinking")
+    return isinstance(thinking, dict) and thinking.get("type") in ("enabled", "adaptive")
+
+
+def _has_cache_marker(body: dict[str, Any]) -> bool:
+    blocks = (
+        [b for b in body.get("system") or [] if isinstance(b, dict)]
+        if isinstance(body.get("system"), list)
+        else []
+    )
+    for m in body.get("messages") or []:
+        content = m.get("content") if isinstance(m, dict) else None
+        blocks += [b for b in content if isinstance(b, dict)] if isinstance(content, list) else []
+    return any("cache_control" in b for b in blocks)
+
+
+def _native_schema(body: dict[str, Any]) -> dict[str, Any] | None:
+    config = body.get("output_config")
+    fmt = config.get("format") if isinstance(config, dict) else None
+    schema = fmt.get("schema") if isinstance(fmt, dict) and fmt.get("type") == "json_schema" else None
+    return schema if isinstance(schema, dict) else None
+
+
+THINKING = "Let me think about this step by step."
+THINKING_TOKENS = 9
+"""The mock's thinking block (when ``thinking`` is on) and the output tokens it counts for."""
 
 
 def turns_of(body: dict[str, Any], drop_system: bool = False) -> list[Turn]:
@@ -250,8 +323,8 @@ def _plan(body: dict[str, Any], state: MockState) -> Reply:
         tool_choice=forced,
         max_tokens=body["max_tokens"],
         stop=None if state.quirk("ignore-stop") else _stop_sequences(body.get("stop_sequences")),
-        json_mode="JSON" in system,
-        json_schema=_instructed_schema(system),
+        json_mode="JSON" in system or _native_schema(body) is not None,
+        json_schema=_native_schema(body) or _instructed_schema(system),
     )
     if state.quirk("stop-included") and reply.matched_stop:
         reply.pieces.append(reply.matched_stop)
@@ -266,13 +339,18 @@ def _stop_sequences(value: Any) -> list[str]:
     return [s for s in value if isinstance(s, str)] if isinstance(value, list) else []
 
 
-def _usage(state: MockState, reply: Reply, output_tokens: int | None = None) -> dict[str, Any]:
+def _usage(
+    state: MockState, reply: Reply, output_tokens: int | None = None, body: dict[str, Any] | None = None
+) -> dict[str, Any]:
     cache_read = reply.prompt_tokens // 2 if state.quirk("cache-hit") else 0
+    # A prompt-cache breakpoint writes the prompt before it to the cache: half of it, here.
+    cache_write = reply.prompt_tokens // 2 if not cache_read and body and _has_cache_marker(body) else 0
+    thinking = THINKING_TOKENS if body and _thinks(body) else 0
     return {
-        "input_tokens": reply.prompt_tokens - cache_read,
-        "cache_creation_input_tokens": 0,
+        "input_tokens": reply.prompt_tokens - cache_read - cache_write,
+        "cache_creation_input_tokens": cache_write,
         "cache_read_input_tokens": cache_read,
-        "output_tokens": reply.completion_tokens if output_tokens is None else output_tokens,
+        "output_tokens": (reply.completion_tokens + thinking) if output_tokens is None else output_tokens,
         "service_tier": "standard",
     }
 
@@ -308,6 +386,10 @@ async def messages(request: Request) -> Response:
         return StreamingResponse(_stream(state, body, reply), media_type="text/event-stream", headers=headers)
     await state.delay()
     content: list[dict[str, Any]] = []
+    if _thinks(body):
+        content.append(
+            {"type": "thinking", "thinking": THINKING, "signature": "c2lnbmF0dXJl" + digest(body)[:16]}
+        )
     if reply.pieces:
         content.append({"type": "text", "text": reply.text})
     for call in reply.tool_calls:
@@ -321,7 +403,7 @@ async def messages(request: Request) -> Response:
         "content": content,
         "stop_reason": stop_reason,
         "stop_sequence": stop_sequence,
-        "usage": _usage(state, reply),
+        "usage": _usage(state, reply, body=body),
     }
     if state.quirk("error-as-200"):
         data = {"type": "error", "error": {"type": "api_error", "message": "Mock error with status 200."}}
@@ -334,6 +416,16 @@ async def _stream(state: MockState, body: dict[str, Any], reply: Reply) -> Async
     events: list[bytes] = []
     first_visible = -1  # the first event that shows the client something (text or a tool call)
     index = 0
+    if _thinks(body):
+        block = {"type": "thinking", "thinking": "", "signature": ""}
+        events.append(_event("content_block_start", index=index, content_block=block))
+        events.append(
+            _event("content_block_delta", index=index, delta={"type": "thinking_delta", "thinking": THINKING})
+        )
+        signature = {"type": "signature_delta", "signature": "c2lnbmF0dXJl" + digest(body)[:16]}
+        events.append(_event("content_block_delta", index=index, delta=signature))
+        events.append(_event("content_block_stop", index=index))
+        index += 1
     if reply.pieces:
         events.append(_event("content_block_start", index=index, content_block={"type": "text", "text": ""}))
         events.append(_event("ping"))
@@ -371,7 +463,7 @@ async def _stream(state: MockState, body: dict[str, Any], reply: Reply) -> Async
         "content": [],
         "stop_reason": None,
         "stop_sequence": None,
-        "usage": _usage(state, reply, output_tokens=1),
+        "usage": _usage(state, reply, output_tokens=1, body=body),
     }
     no_usage = state.quirk("no-stream-usage")
     if no_usage:
@@ -387,7 +479,8 @@ async def _stream(state: MockState, body: dict[str, Any], reply: Reply) -> Async
                 raise ConnectionAbortedError("mock: injected mid-stream disconnect")
             await state.delay(1 / steps)
             yield event
-        usage = {} if no_usage else {"usage": {"output_tokens": reply.completion_tokens}}
+        output = reply.completion_tokens + (THINKING_TOKENS if _thinks(body) else 0)
+        usage = {} if no_usage else {"usage": {"output_tokens": output}}
         yield _event(
             "message_delta", delta={"stop_reason": stop_reason, "stop_sequence": stop_sequence}, **usage
         ) + _event("message_stop")

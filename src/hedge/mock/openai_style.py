@@ -34,6 +34,7 @@ body with status 200).
 from __future__ import annotations
 
 import base64
+import re
 import struct
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -370,8 +371,25 @@ async def chat(request: Request) -> Response:
     return Response(orjson.dumps(data), media_type="application/json")
 
 
+_REASONING = re.compile(r"(?:^|/)(?:o\d+(?:-|$)|gpt-5)")
+_NOT_OPENAI = ("top_k", "thinking")
+"""Parameters other servers take but OpenAI's own API refuses ("Unrecognized request argument")."""
+
+
 def _check_chat(body: dict[str, Any]) -> None:
     """Raise :class:`_Invalid` for the first parameter OpenAI would reject, as OpenAI words it."""
+    for name in _NOT_OPENAI:
+        if name in body:
+            raise _Invalid(f"Unrecognized request argument supplied: {name}", None)
+    model = str(body.get("model"))
+    if body.get("max_tokens") is not None and _REASONING.search(model) and "-chat" not in model:
+        # What OpenAI's reasoning models (o-series, gpt-5) answer to max_tokens.
+        raise _Invalid(
+            "Unsupported parameter: 'max_tokens' is not supported with this model. "
+            "Use 'max_completion_tokens' instead.",
+            "max_tokens",
+            "unsupported_parameter",
+        )
     _integer("max_tokens", body.get("max_tokens"), 1)
     _integer("max_completion_tokens", body.get("max_completion_tokens"), 1)
     _integer("n", body.get("n"), 1, MAX_N)

@@ -40,6 +40,7 @@ import orjson
 
 from hedge.config import ProviderConfig
 from hedge.errors import InvalidRequest, UpstreamError
+from hedge.providers import families
 from hedge.providers.base import MAX_TOKENS, Capabilities, Translated, UpstreamRequest, Usage, token_count
 from hedge.providers.errors import load_object, upstream_error
 from hedge.providers.sse import DEFAULT_MAX_EVENT_BYTES, Event, SSETranslator, frame
@@ -124,9 +125,10 @@ class AnthropicAdapter:
         if not isinstance(messages, list) or not messages:
             raise InvalidRequest("'messages' must be a non-empty array", param="messages")
         system, turns = translate_messages(messages)
-        instruction = json_instruction(body.get("response_format"))
+        output_format = native_format(body.get("response_format"), model)
+        instruction = None if output_format else json_instruction(body.get("response_format"))
         if instruction:
-            system.append(instruction)
+            system.append({"type": "text", "text": instruction})
 
         max_tokens = body.get("max_completion_tokens")
         if max_tokens is None:
@@ -137,7 +139,7 @@ class AnthropicAdapter:
             "messages": turns,
         }
         if system:
-            out["system"] = "\n\n".join(system)
+            out["system"] = _system_field(system)
 
         stop = body.get("stop")
         if isinstance(stop, str):
@@ -150,6 +152,8 @@ class AnthropicAdapter:
             out["temperature"] = min(float(temperature), MAX_TEMPERATURE)
         if body.get("top_p") is not None:
             out["top_p"] = body["top_p"]
+        if body.get("top_k") is not None:
+            out["top_k"] = body["top_k"]
 
         tools = translate_tools(body.get("tools"))
         if tools:
@@ -161,6 +165,22 @@ class AnthropicAdapter:
         user = body.get("user") or body.get("safety_identifier")
         if isinstance(user, str) and user:
             out["metadata"] = {"user_id": user}
+
+        config: dict[str, Any] = {}
+        thinking, effort = thinking_of(body, model)
+        if thinking is not None:
+            out["thinking"] = thinking
+            budget = thinking.get("budget_tokens")
+            if isinstance(budget, int) and "budget_tokens" not in (body.get("thinking") or {}):
+                out["max_tokens"], thinking["budget_tokens"] = _room_for(
+                    budget, max_tokens, out["max_tokens"]
+                )
+        if effort is not None:
+            config["effort"] = effort
+        if output_format is not None:
+            config["format"] = output_format
+        if config:
+            out["output_config"] = config
         return out
 
     # -- responses --------------------------------------------------------------------------------
@@ -218,7 +238,9 @@ class AnthropicAdapter:
         }
         return Translated(orjson.dumps(out), usage)
 
-    def stream_translator(self, model: str, want_usage: bool) -> AnthropicStream:
+    def stream_translator(
+        self, model: str, want_usage: bool, request: UpstreamRequest | None = None
+    ) -> AnthropicStream:
         return AnthropicStream(self.name, model, self.config.max_event_bytes)
 
     def embeddings_request(self, body: dict[str, Any], model: str) -> UpstreamRequest:
@@ -250,9 +272,12 @@ class AnthropicAdapter:
 # -- request translation helpers ------------------------------------------------------------------
 
 
-def translate_messages(messages: list[Any]) -> tuple[list[str], list[dict[str, Any]]]:
-    """Split OpenAI messages into system texts and alternating Anthropic turns (new objects only)."""
-    system: list[str] = []
+def translate_messages(messages: list[Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Split OpenAI messages into system text blocks and alternating Anthropic turns (new objects only).
+
+    A system part's ``cache_control`` stays on its block, so a prompt-cache breakpoint set on the
+    system prompt reaches Anthropic."""
+    system: list[dict[str, Any]] = []
     turns: list[dict[str, Any]] = []
 
     def push(role: str, blocks: list[dict[str, Any]]) -> None:
@@ -270,9 +295,7 @@ def translate_messages(messages: list[Any]) -> tuple[list[str], list[dict[str, A
         role = message.get("role")
         content = message.get("content")
         if role in ("system", "developer"):
-            text = _plain_text(content, f"{param}.content")
-            if text:
-                system.append(text)
+            system.extend(_system_blocks(content, f"{param}.content"))
         elif role == "user":
             push("user", _content_blocks(content, f"{param}.content"))
         elif role == "assistant":
@@ -287,6 +310,11 @@ def translate_messages(messages: list[Any]) -> tuple[list[str], list[dict[str, A
             text = _plain_text(content, f"{param}.content")
             if text:
                 block["content"] = text
+            if message.get("is_error") is True:
+                block["is_error"] = True
+            marker = _cache_marker(content)
+            if marker is not None:
+                block["cache_control"] = marker
             push("user", [block])
         else:
             raise InvalidRequest(f"{param}.role {role!r} is not supported", param=f"{param}.role")
@@ -310,6 +338,40 @@ def translate_messages(messages: list[Any]) -> tuple[list[str], list[dict[str, A
         if len(blocks) == 1 and blocks[0]["type"] == "text" and "cache_control" not in blocks[0]:
             turn["content"] = blocks[0]["text"]
     return system, turns
+
+
+def _system_blocks(content: Any, param: str) -> list[dict[str, Any]]:
+    """A system message as text blocks: one per part, so each part keeps its ``cache_control``."""
+    if not isinstance(content, list):
+        text = _plain_text(content, param)
+        return [{"type": "text", "text": text}] if text else []
+    blocks: list[dict[str, Any]] = []
+    for part in content:
+        text = _plain_text([part], param)
+        if not text:
+            continue
+        block: dict[str, Any] = {"type": "text", "text": text}
+        marker = _cache_marker([part])
+        if marker is not None:
+            block["cache_control"] = marker
+        blocks.append(block)
+    return blocks
+
+
+def _system_field(blocks: list[dict[str, Any]]) -> str | list[dict[str, Any]]:
+    """``system`` as a string (texts joined by blank lines), or as blocks when one carries a cache marker."""
+    if any("cache_control" in b for b in blocks):
+        return blocks
+    return "\n\n".join(b["text"] for b in blocks)
+
+
+def _cache_marker(content: Any) -> dict[str, Any] | None:
+    """The last ``cache_control`` among a message's parts (a breakpoint covers everything before it)."""
+    marker = None
+    for part in content if isinstance(content, list) else ():
+        if isinstance(part, dict) and isinstance(part.get("cache_control"), dict):
+            marker = dict(part["cache_control"])
+    return marker
 
 
 def _plain_text(content: Any, param: str) -> str:
@@ -461,6 +523,66 @@ def translate_tool_choice(choice: Any, parallel_tool_calls: Any) -> dict[str, An
     if out is not None and parallel_tool_calls is False:
         out["disable_parallel_tool_use"] = True
     return out
+
+
+_BUDGETS = {"minimal": 1024, "low": 2048, "medium": 8192, "high": 16384, "xhigh": 32768}
+"""``reasoning_effort`` as an extended-thinking ``budget_tokens`` (Anthropic's minimum is 1024)."""
+_EFFORTS = {"minimal": "low", "low": "low", "medium": "medium", "high": "high", "xhigh": "xhigh"}
+"""``reasoning_effort`` as ``output_config.effort`` (Claude's levels: low, medium, high, xhigh, max)."""
+MIN_BUDGET = 1024
+
+
+def thinking_of(body: dict[str, Any], model: str) -> tuple[dict[str, Any] | None, str | None]:
+    """Anthropic's ``thinking`` and ``output_config.effort`` for a request.
+
+    A ``thinking`` object (from an Anthropic client, or an OpenAI client's extra body) is sent as it
+    is. ``reasoning_effort`` becomes adaptive thinking with that effort on Claude 4.6 and later, and
+    an extended-thinking budget on 3.7 to 4.5; ``none`` sends nothing (no thinking). The capability
+    check has refused (or dropped) ``reasoning_effort`` for a Claude model that cannot think."""
+    thinking = body.get("thinking")
+    effort = body.get("reasoning_effort")
+    level = _EFFORTS.get(effort) if isinstance(effort, str) else None
+    kind = families.claude_thinking(model)
+    if isinstance(thinking, dict):
+        return dict(thinking), level if kind == "adaptive" else None
+    if level is None or kind == "none":
+        return None, None
+    if kind == "adaptive":
+        return {"type": "adaptive"}, level
+    return {"type": "enabled", "budget_tokens": _BUDGETS[str(effort)]}, None
+
+
+def _room_for(budget: int, asked: Any, max_tokens: int) -> tuple[int, int]:
+    """``(max_tokens, budget_tokens)`` for a thinking budget: Anthropic counts thinking in ``max_tokens``
+    and wants the budget below it. Without a client limit the answer keeps the default room on top of
+    the budget; with one, the budget shrinks to fit it, down to Anthropic's minimum of 1024."""
+    if asked is None:
+        return max_tokens + budget, budget
+    if max_tokens <= MIN_BUDGET:
+        raise InvalidRequest(
+            f"reasoning_effort needs max_completion_tokens above {MIN_BUDGET} on Claude (thinking takes at "
+            f"least {MIN_BUDGET} tokens of the limit); got {max_tokens}.",
+            param="max_completion_tokens",
+            code="invalid_value",
+        )
+    return max_tokens, min(budget, max_tokens - 1)
+
+
+def native_format(response_format: Any, model: str) -> dict[str, Any] | None:
+    """``output_config.format`` for a strict ``json_schema`` on a Claude model with native structured
+    output (4.5 and later); None where the system instruction stands in for it."""
+    if not isinstance(response_format, dict) or response_format.get("type") != "json_schema":
+        return None
+    spec = response_format.get("json_schema")
+    if (
+        not isinstance(spec, dict)
+        or spec.get("strict") is not True
+        or not isinstance(spec.get("schema"), dict)
+    ):
+        return None
+    if not families.claude_structured_output(model):
+        return None
+    return {"type": "json_schema", "schema": spec["schema"]}
 
 
 def json_instruction(response_format: Any) -> str | None:

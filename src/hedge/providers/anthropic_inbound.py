@@ -241,7 +241,10 @@ def to_openai(body: dict[str, Any], *, counting: bool = False) -> dict[str, Any]
 
     messages: list[dict[str, Any]] = []
     system = body.get("system")
-    if system:
+    if isinstance(system, list) and any(isinstance(b, dict) and "cache_control" in b for b in system):
+        # Each block stays a part, so its prompt-cache breakpoint reaches an Anthropic upstream.
+        messages.append({"role": "system", "content": [_text_part(b) for b in system]})
+    elif system:
         messages.append({"role": "system", "content": _text_of(system)})
     for message in messages_in:
         content = message["content"]
@@ -253,9 +256,10 @@ def to_openai(body: dict[str, Any], *, counting: bool = False) -> dict[str, Any]
     out: dict[str, Any] = {"model": model, "messages": messages}
     if not counting:
         out["max_tokens"] = body["max_tokens"]
-    for src, dst in (("temperature", "temperature"), ("top_p", "top_p"), ("top_k", "top_k")):
-        if body.get(src) is not None:
-            out[dst] = body[src]
+    for name in ("temperature", "top_p", "top_k"):
+        if body.get(name) is not None:
+            out[name] = body[name]
+    _reasoning(body, out)
     if body.get("stop_sequences"):
         out["stop"] = body["stop_sequences"]
     if body.get("stream"):
@@ -291,6 +295,39 @@ def to_openai(body: dict[str, Any], *, counting: bool = False) -> dict[str, Any]
     return out
 
 
+_EFFORT = {"low": "low", "medium": "medium", "high": "high", "xhigh": "xhigh", "max": "xhigh"}
+"""``output_config.effort`` as OpenAI's ``reasoning_effort`` (``max`` has no equal: the highest)."""
+
+
+def _reasoning(body: dict[str, Any], out: dict[str, Any]) -> None:
+    """``thinking`` and ``output_config`` in the OpenAI body: ``effort`` as ``reasoning_effort``, a
+    ``format`` as a strict ``json_schema`` response format, and ``thinking`` as it is (the adapters
+    translate it: Anthropic sends it back verbatim, OpenAI reasoning models get ``reasoning_effort``,
+    Gemini ``thinkingConfig``; elsewhere the capability check applies its policy)."""
+    thinking = body.get("thinking")
+    if isinstance(thinking, dict):
+        out["thinking"] = thinking
+    config = body.get("output_config")
+    if not isinstance(config, dict):
+        return
+    effort = config.get("effort")
+    if isinstance(effort, str) and effort in _EFFORT:
+        out["reasoning_effort"] = _EFFORT[effort]
+    fmt = config.get("format")
+    if isinstance(fmt, dict) and fmt.get("type") == "json_schema" and isinstance(fmt.get("schema"), dict):
+        out["response_format"] = {
+            "type": "json_schema",
+            "json_schema": {"name": "output", "schema": fmt["schema"], "strict": True},
+        }
+
+
+def _text_part(block: dict[str, Any]) -> dict[str, Any]:
+    part: dict[str, Any] = {"type": "text", "text": block.get("text", "")}
+    if isinstance(block.get("cache_control"), dict):
+        part["cache_control"] = block["cache_control"]
+    return part
+
+
 def _assistant(content: Any) -> dict[str, Any]:
     if isinstance(content, str):
         return {"role": "assistant", "content": content}
@@ -323,22 +360,27 @@ def _user(content: Any) -> list[dict[str, Any]]:
     for block in content or []:
         kind = block.get("type") if isinstance(block, dict) else None
         if kind == "tool_result":
-            results.append(
-                {
-                    "role": "tool",
-                    "tool_call_id": block.get("tool_use_id"),
-                    "content": _text_of(block.get("content")),
-                }
-            )
+            result: dict[str, Any] = {
+                "role": "tool",
+                "tool_call_id": block.get("tool_use_id"),
+                "content": _text_of(block.get("content")),
+            }
+            if isinstance(block.get("cache_control"), dict):
+                result["content"] = [
+                    {**_text_part({"text": result["content"]}), "cache_control": block["cache_control"]}
+                ]
+            if block.get("is_error") is True:
+                result["is_error"] = True  # kept for an Anthropic upstream; the others say it in words
+            results.append(result)
         elif kind == "text":
-            parts.append({"type": "text", "text": block.get("text", "")})
+            parts.append(_text_part(block))
         elif kind == "image":
             parts.append(_image_part(block))
         else:
             raise InvalidRequest(f"Unsupported content block type {kind!r}.", param="messages")
     out = results
     if parts:
-        only_text = all(p["type"] == "text" for p in parts)
+        only_text = all(p["type"] == "text" and "cache_control" not in p for p in parts)
         out.append({"role": "user", "content": "".join(p["text"] for p in parts) if only_text else parts})
     return out
 

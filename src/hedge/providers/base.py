@@ -103,6 +103,9 @@ class Capabilities:
     """``presence_penalty`` / ``frequency_penalty``."""
     logit_bias: bool = True
     embeddings: bool = True
+    extensions: bool = True
+    """Parameters beyond OpenAI's own (``top_k``) are passed on; False for OpenAI's own API, which
+    refuses them ("Unrecognized request argument supplied: top_k")."""
 
 
 @dataclass(slots=True)
@@ -171,7 +174,11 @@ class Adapter(Protocol):
         """
         ...
 
-    def stream_translator(self, model: str, want_usage: bool) -> StreamTranslator: ...
+    def stream_translator(
+        self, model: str, want_usage: bool, request: UpstreamRequest | None = None
+    ) -> StreamTranslator:
+        """A translator for the stream answering ``request`` (what :meth:`chat_request` built)."""
+        ...
 
     def embeddings_request(self, body: dict[str, Any], model: str) -> UpstreamRequest: ...
 
