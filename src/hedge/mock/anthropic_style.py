@@ -417,7 +417,7 @@ async def _stream(state: MockState, body: dict[str, Any], reply: Reply) -> Async
     first_visible = -1  # the first event that shows the client something (text or a tool call)
     index = 0
     if _thinks(body):
-        block = {"type": "thinking", "thinking": "", "signature": ""}
+        block: dict[str, Any] = {"type": "thinking", "thinking": "", "signature": ""}
         events.append(_event("content_block_start", index=index, content_block=block))
         events.append(
             _event("content_block_delta", index=index, delta={"type": "thinking_delta", "thinking": THINKING})

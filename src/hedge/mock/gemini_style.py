@@ -337,14 +337,42 @@ def _response_id(model: str, body: dict[str, Any]) -> str:
     return digest([model, body])[:22]
 
 
-def _usage(reply: Reply, n: int, completion: int | None = None) -> dict[str, Any]:
+THOUGHT_TOKENS = 12
+"""What the mock reports in ``thoughtsTokenCount`` when a request turns thinking on."""
+
+
+def _thinks(body: dict[str, Any]) -> bool:
+    thinking = _field(_field(body, "generationConfig"), "thinkingConfig")
+    if not isinstance(thinking, dict):
+        return False
+    budget = _field(thinking, "thinkingBudget")
+    return _field(thinking, "thinkingLevel") is not None or (isinstance(budget, int) and budget != 0)
+
+
+def _thinking_problem(model: str, body: dict[str, Any]) -> str | None:
+    """Gemini's refusals for ``thinkingConfig`` (ai.google.dev/gemini-api/docs/thinking): 2.5 Pro
+    cannot stop thinking, and a level is for Gemini 3 only."""
+    thinking = _field(_field(body, "generationConfig"), "thinkingConfig")
+    if not isinstance(thinking, dict):
+        return None
+    if _field(thinking, "thinkingBudget") == 0 and "2.5-pro" in model:
+        return "Budget 0 is invalid. This model only works in thinking mode."
+    if _field(thinking, "thinkingLevel") is not None and "gemini-2" in model:
+        return "Thinking level is not supported for this model."
+    return None
+
+
+def _usage(reply: Reply, n: int, completion: int | None = None, thoughts: int = 0) -> dict[str, Any]:
     done = (reply.completion_tokens if completion is None else completion) * n
-    return {
+    usage = {
         "promptTokenCount": reply.prompt_tokens,
         "candidatesTokenCount": done,
-        "totalTokenCount": reply.prompt_tokens + done,
+        "totalTokenCount": reply.prompt_tokens + done + thoughts,
         "promptTokensDetails": [{"modality": "TEXT", "tokenCount": reply.prompt_tokens}],
     }
+    if thoughts:
+        usage["thoughtsTokenCount"] = thoughts
+    return usage
 
 
 def _finish(reply: Reply) -> str:
@@ -368,6 +396,9 @@ async def generate(state: MockState, request: Request, model: str, stream: bool)
         return error(
             state, 400, "* GenerateContentRequest.generation_config.stop_sequences: at most 5 allowed\n"
         )
+    thinking_problem = _thinking_problem(model, body)
+    if thinking_problem is not None:
+        return error(state, 400, thinking_problem)
     invalid = _invalid_argument(config)
     if invalid is not None:
         return error(state, 400, *invalid)
@@ -395,7 +426,7 @@ async def generate(state: MockState, request: Request, model: str, stream: bool)
             {"content": {"parts": parts, "role": "model"}, "finishReason": _finish(reply), "index": i}
             for i in range(n)
         ],
-        "usageMetadata": _usage(reply, n),
+        "usageMetadata": _usage(reply, n, thoughts=THOUGHT_TOKENS if _thinks(body) else 0),
         "modelVersion": model,
         "responseId": response_id,
     }
@@ -433,7 +464,7 @@ async def _stream(
             candidates.append(cand)
         data = {
             "candidates": candidates,
-            "usageMetadata": _usage(reply, n, produced),
+            "usageMetadata": _usage(reply, n, produced, THOUGHT_TOKENS if _thinks(body) else 0),
             "modelVersion": model,
             "responseId": response_id,
         }

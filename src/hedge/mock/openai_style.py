@@ -378,9 +378,9 @@ _NOT_OPENAI = ("top_k", "thinking")
 
 def _check_chat(body: dict[str, Any]) -> None:
     """Raise :class:`_Invalid` for the first parameter OpenAI would reject, as OpenAI words it."""
-    for name in _NOT_OPENAI:
-        if name in body:
-            raise _Invalid(f"Unrecognized request argument supplied: {name}", None)
+    for extra in _NOT_OPENAI:
+        if extra in body:
+            raise _Invalid(f"Unrecognized request argument supplied: {extra}", None)
     model = str(body.get("model"))
     if body.get("max_tokens") is not None and _REASONING.search(model) and "-chat" not in model:
         # What OpenAI's reasoning models (o-series, gpt-5) answer to max_tokens.

@@ -197,10 +197,13 @@ class AnthropicAdapter:
             )
         texts: list[str] = []
         tool_calls: list[dict[str, Any]] = []
+        thought = 0
         for block in data["content"]:
             if not isinstance(block, dict):
                 continue
-            if block.get("type") == "text":
+            if block.get("type") == "thinking":
+                thought += len(str(block.get("thinking") or ""))
+            elif block.get("type") == "text":
                 texts.append(str(block.get("text") or ""))
             elif block.get("type") == "tool_use":
                 tool_calls.append(
@@ -234,7 +237,7 @@ class AnthropicAdapter:
                     "finish_reason": finish_reason(data.get("stop_reason")),
                 }
             ],
-            "usage": openai_usage(usage),
+            "usage": openai_usage(usage, reasoning_estimate(thought, usage)),
         }
         return Translated(orjson.dumps(out), usage)
 
@@ -621,14 +624,28 @@ def usage_from_anthropic(data: Any) -> Usage | None:
     )
 
 
-def openai_usage(usage: Usage | None) -> dict[str, Any] | None:
+def reasoning_estimate(thinking_chars: int, usage: Usage | None) -> int:
+    """The thinking tokens of an answer: Anthropic counts them in ``output_tokens`` but not apart, so
+    this is an estimate from the thinking text (four characters a token, at most the output)."""
+    if not thinking_chars:
+        return 0
+    return min((thinking_chars + 3) // 4, usage.completion_tokens if usage is not None else 0)
+
+
+def openai_usage(usage: Usage | None, reasoning_tokens: int = 0) -> dict[str, Any] | None:
+    """OpenAI's usage object; ``prompt_tokens_details.cache_write_tokens`` is the part of the prompt
+    written to Anthropic's prompt cache (priced apart), as OpenRouter reports it."""
     if usage is None:
         return None
     return {
         "prompt_tokens": usage.prompt_tokens,
         "completion_tokens": usage.completion_tokens,
         "total_tokens": usage.total_tokens,
-        "prompt_tokens_details": {"cached_tokens": usage.cached_tokens},
+        "prompt_tokens_details": {
+            "cached_tokens": usage.cached_tokens,
+            "cache_write_tokens": usage.cache_write_tokens,
+        },
+        "completion_tokens_details": {"reasoning_tokens": reasoning_tokens},
     }
 
 
@@ -656,6 +673,7 @@ class AnthropicStream(SSETranslator):
         self._started = False
         self._finish_sent = False
         self._raw_usage: dict[str, Any] = {}
+        self._thought = 0
         # Anthropic content-block index -> [OpenAI tool_call index, arguments sent?, input at block start]
         self._tools: dict[int, list[Any]] = {}
 
@@ -748,7 +766,11 @@ class AnthropicStream(SSETranslator):
                 out.append(
                     self._chunk({"tool_calls": [{"index": tool[0], "function": {"arguments": partial}}]})
                 )
-        # thinking_delta, signature_delta, citations_delta: nothing to show in chat completions
+        elif kind == "thinking_delta":
+            self._thought += len(str(delta.get("thinking") or ""))
+            if self.usage is not None:
+                self._update_usage({})
+        # signature_delta, citations_delta: nothing to show in chat completions
 
     def _block_stop(self, data: dict[str, Any], out: list[bytes]) -> None:
         tool = self._tools.get(data.get("index", -1))
@@ -765,7 +787,8 @@ class AnthropicStream(SSETranslator):
         # message_delta counts are cumulative: a field present there replaces the message_start value.
         self._raw_usage.update({k: v for k, v in usage.items() if v is not None})
         self.usage = usage_from_anthropic(self._raw_usage)
-        self.usage_chunk = self._base() | {"choices": [], "usage": openai_usage(self.usage)}
+        reasoning = reasoning_estimate(self._thought, self.usage)
+        self.usage_chunk = self._base() | {"choices": [], "usage": openai_usage(self.usage, reasoning)}
 
     def _stream_error(self, data: dict[str, Any]) -> UpstreamError:
         etype, message = _error_fields(data)

@@ -387,12 +387,14 @@ def _user(content: Any) -> list[dict[str, Any]]:
 
 def _usage(usage: dict[str, Any] | None) -> dict[str, Any]:
     usage = usage or {}
-    cached = ((usage.get("prompt_tokens_details") or {}).get("cached_tokens")) or 0
+    details = usage.get("prompt_tokens_details") or {}
+    cached = details.get("cached_tokens") or 0
+    written = details.get("cache_write_tokens") or 0
     out = {
-        "input_tokens": int(usage.get("prompt_tokens") or 0) - int(cached),
+        "input_tokens": int(usage.get("prompt_tokens") or 0) - int(cached) - int(written),
         "output_tokens": int(usage.get("completion_tokens") or 0),
         "cache_read_input_tokens": int(cached),
-        "cache_creation_input_tokens": 0,
+        "cache_creation_input_tokens": int(written),
     }
     if "hedge_cost_usd" in usage:
         out["hedge_cost_usd"] = usage["hedge_cost_usd"]

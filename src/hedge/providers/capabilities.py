@@ -104,6 +104,8 @@ PARAMETERS: tuple[Param, ...] = (
     Param("service_tier", T, IG, IG, "latency and price tier; the answer is the same"),
     Param("prompt_cache_key", T, IG, IG, "a cache-routing hint; the answer is the same"),
     Param("prompt_cache_retention", T, IG, IG, "a cache-lifetime hint; the answer is the same"),
+    Param("prompt_cache_options", T, IG, IG, "a cache-breakpoint hint; the answer is the same"),
+    Param("moderation", T, U, U, "moderation of input and output: only OpenAI runs it"),
     Param("prediction", T, IG, IG, "predicted output only makes the answer faster"),
     Param("modalities", T, U, U, '`["text"]` is honoured everywhere; audio output is OpenAI only'),
     Param("audio", T, U, U),
