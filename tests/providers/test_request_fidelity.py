@@ -318,7 +318,10 @@ def test_parallel_tool_calls_false_is_emulated_on_gemini() -> None:
 # docs.anthropic.com/en/docs/build-with-claude/prompt-caching: "system": [{"type": "text", "text":
 # "You are an AI assistant tasked with analyzing literary works...", "cache_control": {"type": "ephemeral"}}].
 
-LONG = "You are an AI assistant tasked with analyzing literary works. Here is the full text of Pride and Prejudice: ..."
+LONG = (
+    "You are an AI assistant tasked with analyzing literary works. "
+    "Here is the full text of Pride and Prejudice: ..."
+)
 EPHEMERAL = {"type": "ephemeral"}
 
 
@@ -481,3 +484,13 @@ def test_reasoning_tokens_from_anthropic_thinking() -> None:
     answer = orjson.loads(adapter.chat_response(orjson.dumps(raw), UpstreamRequest("u", b"")).body)
     assert answer["usage"]["completion_tokens_details"] == {"reasoning_tokens": 100}
     assert answer["choices"][0]["message"]["content"] == "Yes."
+
+
+def test_readme_parameter_table_is_the_capability_table() -> None:
+    from pathlib import Path
+
+    from hedge.providers.capabilities import README_END, README_START, markdown_table
+
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    between = readme.split(README_START, 1)[1].split(README_END, 1)[0]
+    assert between.strip() == markdown_table()

@@ -16,8 +16,16 @@ no JSON mode, so a system prompt that mentions ``JSON`` gets a JSON answer, as
 a real model would give. The checks a translation most easily gets wrong are
 enforced as the real API does: ``max_tokens`` is required (an integer, at
 least 1), ``system`` is not a message role, text blocks may not be empty,
-``temperature`` is at most 1, a tool name is 1 to 128 characters, and every
-``tool_use`` must be answered by a ``tool_result`` in the next turn. A body
+``temperature`` is at most 1, Claude 4.1 and later refuse ``temperature`` with
+``top_p`` (in the words those models use), extended thinking wants a
+``budget_tokens`` of at least 1024 below ``max_tokens`` and no ``temperature``
+but 1 nor ``top_k``, a tool name is 1 to 128 characters, and every
+``tool_use`` must be answered by a ``tool_result`` in the next turn. With
+``thinking`` on, the answer starts with a ``thinking`` block (streamed as
+``thinking_delta`` and ``signature_delta``) whose tokens count as output; a
+``cache_control`` marker anywhere in the prompt reports half the prompt as
+``cache_creation_input_tokens``; ``output_config.format`` (native structured
+output) gets an answer built from its schema. A body
 over the ``max_body_bytes`` knob is 413 ``request_too_large``, as Anthropic
 answers past 32 MB. A larger ``max_tokens`` than the mock model's limit is
 clamped, like every size the answer takes from the request (see

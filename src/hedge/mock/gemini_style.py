@@ -22,7 +22,10 @@ body over the ``max_body_bytes`` knob is Google's 400 "Request payload size
 exceeds the limit". A ``maxOutputTokens`` above the mock model's limit is
 clamped, like every size the answer takes from the request (see
 :mod:`hedge.mock.behaviour`). A model named ``...no-such-model...`` is 404
-``NOT_FOUND``.
+``NOT_FOUND``. ``thinkingConfig`` is checked as Gemini checks it: a
+``thinkingBudget`` of 0 on 2.5 Pro ("This model only works in thinking mode") and
+a ``thinkingLevel`` on Gemini 2 are 400; a request that thinks reports
+``thoughtsTokenCount``.
 
 Quirks ``hedge check`` catches, as on the OpenAI mock: ``ignore-stop``,
 ``stop-included``, ``no-stream-usage`` (no ``usageMetadata`` in stream events),

@@ -11,12 +11,15 @@ parameter that is not an integer or is out of range (``max_tokens`` and
 ``max_completion_tokens`` below 1, ``n`` outside 1..128; ``temperature``
 outside 0..2), more than 4 ``stop`` sequences, more than 128 ``tools`` or a
 function name over 64 characters, a message ``content`` over 10,485,760
-characters, and on embeddings: an invalid ``input``, more than 2048 inputs, an
+characters, ``max_tokens`` on a reasoning model (o-series, gpt-5: "Use
+'max_completion_tokens' instead"), ``top_k`` or ``thinking`` ("Unrecognized
+request argument supplied"), and on embeddings: an invalid ``input``, more than 2048 inputs, an
 input over 8192 tokens or more than 300,000 in all, and ``dimensions`` below 1,
 above the model's size (1536 for ``text-embedding-3-small``, 3072 for
 ``-large`` and for names OpenAI does not have) or given at all for
 ``text-embedding-ada-002``. A body over the ``max_body_bytes`` knob is 413.
-A ``max_tokens`` OpenAI would accept is clamped (see :mod:`hedge.mock.behaviour`),
+Reasoning models report ``reasoning_tokens`` (unless ``reasoning_effort`` is
+``none``). A ``max_tokens`` OpenAI would accept is clamped (see :mod:`hedge.mock.behaviour`),
 and a large embeddings answer is written one vector at a time, so the mock's
 memory stays small whatever the request.
 
@@ -308,14 +311,28 @@ def _tool_call_json(state: MockState, reply: Reply) -> list[dict[str, Any]]:
     ]
 
 
-def _usage(reply: Reply, n: int) -> dict[str, Any]:
-    completion = reply.completion_tokens * n
+REASONING_TOKENS = 16
+"""What a reasoning model of the mock reports in ``completion_tokens_details.reasoning_tokens``."""
+
+
+def _reasoning_model(model: str) -> bool:
+    return _REASONING.search(model) is not None and "-chat" not in model
+
+
+def _usage(reply: Reply, n: int, body: dict[str, Any] | None = None) -> dict[str, Any]:
+    thinks = (
+        body is not None
+        and _reasoning_model(str(body.get("model")))
+        and body.get("reasoning_effort") != "none"
+    )
+    reasoning = REASONING_TOKENS * n if thinks else 0
+    completion = reply.completion_tokens * n + reasoning
     return {
         "prompt_tokens": reply.prompt_tokens,
         "completion_tokens": completion,
         "total_tokens": reply.prompt_tokens + completion,
         "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
-        "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0},
+        "completion_tokens_details": {"reasoning_tokens": reasoning, "audio_tokens": 0},
     }
 
 
@@ -362,7 +379,7 @@ async def chat(request: Request) -> Response:
             {"index": i, "message": message, "logprobs": None, "finish_reason": reply.finish}
             for i in range(n)
         ],
-        "usage": _usage(reply, n),
+        "usage": _usage(reply, n, body),
         "service_tier": "default",
         "system_fingerprint": "fp_hedge_mock",
     }
@@ -381,8 +398,7 @@ def _check_chat(body: dict[str, Any]) -> None:
     for extra in _NOT_OPENAI:
         if extra in body:
             raise _Invalid(f"Unrecognized request argument supplied: {extra}", None)
-    model = str(body.get("model"))
-    if body.get("max_tokens") is not None and _REASONING.search(model) and "-chat" not in model:
+    if body.get("max_tokens") is not None and _reasoning_model(str(body.get("model"))):
         # What OpenAI's reasoning models (o-series, gpt-5) answer to max_tokens.
         raise _Invalid(
             "Unsupported parameter: 'max_tokens' is not supported with this model. "
@@ -484,7 +500,7 @@ async def _stream(state: MockState, body: dict[str, Any], reply: Reply, n: int) 
             yield b"".join(chunk(delta, index=i) for i in range(n))
         yield b"".join(chunk({}, reply.finish, index=i) for i in range(n))
         if include_usage:
-            yield frame({**base, "choices": [], "usage": _usage(reply, n)})
+            yield frame({**base, "choices": [], "usage": _usage(reply, n, body)})
         yield DONE
         completed = True
     finally:

@@ -76,6 +76,7 @@ class AnthropicAdapter:
         penalties=False,
         logit_bias=False,
         embeddings=False,
+        cache_markers=True,
     )
 
     def __init__(self, name: str, config: ProviderConfig) -> None:

@@ -177,6 +177,27 @@ def validate_messages(body: dict[str, Any], *, counting: bool = False) -> None:
         _field(tool, "name", f"{where}.", str, required=True)
         _field(tool, "description", f"{where}.", str)
         _field(tool, "input_schema", f"{where}.", dict)
+    thinking = _field(body, "thinking", "", dict)
+    if thinking is not None:
+        kind = _field(thinking, "type", "thinking.", str, required=True)
+        _one_of(kind, "thinking.type", ("enabled", "disabled", "adaptive"))
+        if kind == "enabled":
+            budget = _field(thinking, "budget_tokens", "thinking.enabled.", int, required=True)
+            if budget < 1024:
+                raise _bad("thinking.enabled.budget_tokens", "Input should be greater than or equal to 1024")
+    config = _field(body, "output_config", "", dict)
+    if config is not None:
+        effort = _field(config, "effort", "output_config.", str)
+        if effort is not None:
+            _one_of(effort, "output_config.effort", ("low", "medium", "high", "xhigh", "max"))
+        fmt = _field(config, "format", "output_config.", dict)
+        if fmt is not None:
+            _one_of(
+                _field(fmt, "type", "output_config.format.", str, required=True),
+                "output_config.format.type",
+                ("json_schema",),
+            )
+            _field(fmt, "schema", "output_config.format.", dict, required=True)
     choice = _field(body, "tool_choice", "", dict)
     if choice is not None:
         kind = _field(choice, "type", "tool_choice.", str, required=True)

@@ -103,6 +103,8 @@ class Capabilities:
     """``presence_penalty`` / ``frequency_penalty``."""
     logit_bias: bool = True
     embeddings: bool = True
+    cache_markers: bool = False
+    """Prompt-cache breakpoints (``cache_control`` on content parts) are honoured (Anthropic)."""
     extensions: bool = True
     """Parameters beyond OpenAI's own (``top_k``) are passed on; False for OpenAI's own API, which
     refuses them ("Unrecognized request argument supplied: top_k")."""

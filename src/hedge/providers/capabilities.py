@@ -352,3 +352,20 @@ def _without_images(message: Any) -> Any:
         return message
     kept = [p for p in content if not (isinstance(p, dict) and p.get("type") == "image_url")]
     return {**message, "content": kept}
+
+
+README_START = "<!-- chat-parameters:start (generated from hedge.providers.capabilities) -->"
+README_END = "<!-- chat-parameters:end -->"
+
+
+def markdown_table() -> str:
+    """The README's per-wire-format table of every chat parameter, from :data:`PARAMETERS`."""
+    lines = [
+        "| parameter | OpenAI-style upstream | Anthropic upstream | Gemini upstream | how |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for p in PARAMETERS:
+        lines.append(f"| `{p.name}` | {p.openai} | {p.anthropic} | {p.gemini} | {p.note} |")
+    unknown = " | ".join(str(UNKNOWN[s]) for s in STYLES)
+    lines.append(f"| any other | {unknown} | handled by policy, never dropped in silence |")
+    return "\n".join(lines)

@@ -97,3 +97,13 @@ def openai_reasoning(model: str) -> bool:
     ``reasoning_effort`` and refuse ``max_tokens``."""
     name = model.lower()
     return _OPENAI_REASONING.search(name) is not None and "-chat" not in name
+
+
+def thinks(style: str, model: str) -> bool:
+    """Whether ``model`` on a ``style`` upstream can be asked to reason (an OpenAI-style model only if
+    it is one of OpenAI's reasoning models: another server's names say nothing)."""
+    if style == "anthropic":
+        return claude_thinking(model) != "none"
+    if style == "gemini":
+        return gemini_thinking(model) != "none"
+    return openai_reasoning(model)
