@@ -241,6 +241,17 @@ def test_top_k_is_passed_to_compatible_servers_but_not_to_openai() -> None:
     assert unsupported(body, make_adapter("v", COMPATIBLE).capabilities, "openai", "llama") == []
 
 
+def test_reasoning_parameters_on_openai_models_that_do_not_reason() -> None:
+    platform, compatible = make_adapter("o", OPENAI).capabilities, make_adapter("v", COMPATIBLE).capabilities
+    effort = {"model": "m", "messages": USER, "reasoning_effort": "low"}
+    assert unsupported(effort, platform, "openai", "gpt-4o") == ["reasoning_effort"]
+    assert unsupported(effort, platform, "openai", "o3") == []
+    assert unsupported(effort, compatible, "openai", "deepseek-r1") == [], "another server judges it"
+    thinking = {"model": "m", "messages": USER, "thinking": {"type": "enabled", "budget_tokens": 2048}}
+    assert unsupported(thinking, platform, "openai", "gpt-4o") == ["thinking"]
+    assert unsupported(thinking, platform, "openai", "gpt-5") == []
+
+
 def test_gemini_models_that_cannot_stop_thinking() -> None:
     caps = make_adapter("g", GEMINI).capabilities
     off = {"messages": USER, "reasoning_effort": "none"}
@@ -484,6 +495,26 @@ def test_reasoning_tokens_from_anthropic_thinking() -> None:
     answer = orjson.loads(adapter.chat_response(orjson.dumps(raw), UpstreamRequest("u", b"")).body)
     assert answer["usage"]["completion_tokens_details"] == {"reasoning_tokens": 100}
     assert answer["choices"][0]["message"]["content"] == "Yes."
+
+
+@pytest.mark.parametrize(
+    ("extra", "problem"),
+    [
+        ({"thinking": "on"}, "thinking: Input should be a valid dictionary"),
+        ({"thinking": {"type": "sometimes"}}, "thinking.type: Input should be"),
+        ({"thinking": {"type": "enabled", "budget_tokens": 100}}, "greater than or equal to 1024"),
+        ({"thinking": {"type": "enabled"}}, "thinking.enabled.budget_tokens: Field required"),
+        ({"output_config": {"effort": "huge"}}, "output_config.effort: Input should be"),
+        (
+            {"output_config": {"format": {"type": "json_schema"}}},
+            "output_config.format.schema: Field required",
+        ),
+    ],
+)
+def test_messages_thinking_and_output_config_are_type_checked(extra: dict[str, Any], problem: str) -> None:
+    body = {"model": "m", "max_tokens": 64, "messages": [{"role": "user", "content": "hi"}], **extra}
+    with pytest.raises(InvalidRequest, match=problem.replace("(", r"\(")):
+        to_openai(body)
 
 
 def test_readme_parameter_table_is_the_capability_table() -> None:

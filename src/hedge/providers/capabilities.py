@@ -241,7 +241,7 @@ def thinking_requested(body: dict[str, Any]) -> bool:
     return isinstance(thinking, dict) and thinking.get("type") not in (None, "disabled")
 
 
-def _model_rules(body: dict[str, Any], style: str, model: str) -> list[str]:
+def _model_rules(body: dict[str, Any], style: str, model: str, caps: Capabilities) -> list[str]:
     """Parameters this model refuses in this combination or with these values."""
     found: list[str] = []
     effort = body.get("reasoning_effort")
@@ -265,8 +265,11 @@ def _model_rules(body: dict[str, Any], style: str, model: str) -> list[str]:
         off = effort == "none" or (isinstance(body.get("thinking"), dict) and not thinks)
         if (thinks and kind == "none") or (off and kind in ("budget-pro", "level")):
             found.append("reasoning_effort" if "reasoning_effort" in body else "thinking")
-    elif style == "openai" and "thinking" in body and not families.openai_reasoning(model):
-        found.append("thinking")
+    elif style == "openai" and not families.openai_reasoning(model):
+        if "thinking" in body:
+            found.append("thinking")
+        if not caps.extensions and effort is not None:
+            found.append("reasoning_effort")  # OpenAI: "'reasoning_effort' is not supported with this model"
     return found
 
 
@@ -313,7 +316,7 @@ def unsupported(
     for name, check in _active_checks(caps):
         if name not in found and name not in skip and check(body, caps):
             found.append(name)
-    for name in _model_rules(body, style, model):
+    for name in _model_rules(body, style, model, caps):
         if name not in found:
             found.append(name)
     return found
