@@ -112,7 +112,7 @@ USER = [{"role": "user", "content": "Are there an infinite number of prime numbe
             GEMINI,
             "gemini-2.5-flash",
             {"thinking": {"type": "enabled", "budget_tokens": 2000}},
-            {"generationConfig": {"thinkingConfig": {"thinkingBudget": 2000, "includeThoughts": True}}},
+            {"generationConfig": {"thinkingConfig": {"thinkingBudget": 2000}}},
         ),
         (
             OPENAI,
@@ -398,7 +398,20 @@ def test_cache_markers_survive_anthropic_to_hedge_to_anthropic() -> None:
             },
         ],
     }
-    out = send(ANTHROPIC, to_openai(inbound), "claude-sonnet-4-5")
+    inbound["tools"] = [{"name": "f", "input_schema": {"type": "object"}, "cache_control": EPHEMERAL}]
+    picture = {"type": "image", "source": {"type": "url", "url": "https://example.com/a.png"}}
+    inbound["messages"][0]["content"].insert(0, {**picture, "cache_control": EPHEMERAL})
+    chat = to_openai(inbound)
+    out = send(ANTHROPIC, chat, "claude-sonnet-4-5")
+    assert out["tools"] == [{"name": "f", "input_schema": {"type": "object"}, "cache_control": EPHEMERAL}]
+    platform = send(OPENAI, chat, "gpt-4o")
+    assert "cache_control" not in platform["tools"][0]
+    assert all(
+        "cache_control" not in p
+        for m in platform["messages"]
+        for p in m["content"] or ()
+        if isinstance(p, dict)
+    )
     assert out["system"] == inbound["system"]
     assert out["messages"][0]["content"] == inbound["messages"][0]["content"]
     assert out["messages"][2]["content"] == [

@@ -508,6 +508,8 @@ def translate_tools(tools: Any) -> list[dict[str, Any]]:
         if function.get("description"):
             entry["description"] = function["description"]
         entry["input_schema"] = function.get("parameters") or {"type": "object", "properties": {}}
+        if isinstance(tool.get("cache_control"), dict):
+            entry["cache_control"] = dict(tool["cache_control"])  # a breakpoint after the tools
         out.append(entry)
     return out
 

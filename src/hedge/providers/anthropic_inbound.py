@@ -291,17 +291,7 @@ def to_openai(body: dict[str, Any], *, counting: bool = False) -> dict[str, Any]
         out["user"] = user
     tools = body.get("tools")
     if tools:
-        out["tools"] = [
-            {
-                "type": "function",
-                "function": {
-                    "name": t["name"],
-                    "description": t.get("description") or "",
-                    "parameters": t.get("input_schema") or {"type": "object"},
-                },
-            }
-            for t in tools
-        ]
+        out["tools"] = [_tool(t) for t in tools]
     choice = body.get("tool_choice")
     if isinstance(choice, dict):
         kind = choice.get("type")
@@ -340,6 +330,22 @@ def _reasoning(body: dict[str, Any], out: dict[str, Any]) -> None:
             "type": "json_schema",
             "json_schema": {"name": "output", "schema": fmt["schema"], "strict": True},
         }
+
+
+def _tool(tool: dict[str, Any]) -> dict[str, Any]:
+    """An Anthropic tool as an OpenAI function tool; its prompt-cache marker rides along for an
+    Anthropic upstream (OpenAI's own API is sent the tool without it)."""
+    out: dict[str, Any] = {
+        "type": "function",
+        "function": {
+            "name": tool["name"],
+            "description": tool.get("description") or "",
+            "parameters": tool.get("input_schema") or {"type": "object"},
+        },
+    }
+    if isinstance(tool.get("cache_control"), dict):
+        out["cache_control"] = tool["cache_control"]
+    return out
 
 
 def _text_part(block: dict[str, Any]) -> dict[str, Any]:
@@ -396,7 +402,10 @@ def _user(content: Any) -> list[dict[str, Any]]:
         elif kind == "text":
             parts.append(_text_part(block))
         elif kind == "image":
-            parts.append(_image_part(block))
+            image = _image_part(block)
+            if isinstance(block.get("cache_control"), dict):
+                image["cache_control"] = block["cache_control"]
+            parts.append(image)
         else:
             raise InvalidRequest(f"Unsupported content block type {kind!r}.", param="messages")
     out = results

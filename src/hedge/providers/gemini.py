@@ -528,8 +528,9 @@ def thinking_config(body: dict[str, Any], model: str) -> dict[str, Any] | None:
     """``reasoning_effort`` (or Anthropic's ``thinking``) as Gemini's ``thinkingConfig`` for ``model``.
 
     2.5 models take a token budget (0 turns thinking off where the model allows it, which the
-    capability check has made sure of), Gemini 3 a level. Thought summaries are asked for only
-    when the client asked for thinking content (Anthropic's ``thinking``), since they cost tokens."""
+    capability check has made sure of), Gemini 3 a level. Thought summaries (``includeThoughts``)
+    are not asked for: chat completions has no field to show them in, so they would be paid for and
+    thrown away."""
     kind = families.gemini_thinking(model)
     effort = body.get("reasoning_effort")
     thinking = body.get("thinking")
@@ -553,7 +554,6 @@ def thinking_config(body: dict[str, Any], model: str) -> dict[str, Any] | None:
             config["thinkingLevel"] = "low" if isinstance(budget, int) and budget <= 4096 else "high"
         else:
             config["thinkingBudget"] = budget if isinstance(budget, int) and budget > 0 else -1
-        config["includeThoughts"] = True
     return config
 
 

@@ -133,6 +133,9 @@ class OpenAIPlatformAdapter(OpenAIAdapter):
         if isinstance(messages, list) and any(_has_cache_marker(m) for m in messages):
             # Prompt-cache breakpoints are Anthropic's; OpenAI caches prefixes by itself.
             body = {**body, "messages": [_without_cache_markers(m) for m in messages]}
+        tools = body.get("tools")
+        if isinstance(tools, list) and any(isinstance(t, dict) and "cache_control" in t for t in tools):
+            body = {**body, "tools": [_without_cache_marker(t) for t in tools]}
         return super().chat_request(body, model, stream, want_usage)
 
 
@@ -165,6 +168,10 @@ def _for_reasoning_model(out: dict[str, Any]) -> None:
 def _has_cache_marker(message: Any) -> bool:
     content = message.get("content") if isinstance(message, dict) else None
     return isinstance(content, list) and any(isinstance(p, dict) and "cache_control" in p for p in content)
+
+
+def _without_cache_marker(tool: Any) -> Any:
+    return {k: v for k, v in tool.items() if k != "cache_control"} if isinstance(tool, dict) else tool
 
 
 def _without_cache_markers(message: Any) -> Any:
