@@ -478,8 +478,14 @@ def test_anthropic_only_parameters_translate_inbound() -> None:
     assert chat["response_format"]["json_schema"]["schema"] == SCHEMA
     out = send(ANTHROPIC, chat, "claude-sonnet-4-5")
     assert out["thinking"] == inbound["thinking"] and out["top_k"] == 5
-    assert out["output_config"] == {"format": {"type": "json_schema", "schema": SCHEMA}}
-    assert out["metadata"] == {"user_id": "u-1"}
+    assert out["output_config"] == inbound["output_config"], "an Anthropic client's own, as it sent it"
+    assert out["metadata"] == {"user_id": "u-1"} and "system" not in out
+    assert "output_config" not in send(OPENAI, chat, "gpt-5"), "translated there, not passed on"
+    effort_only = to_openai({**inbound, "thinking": None, "output_config": {"effort": "low"}})
+    out = send(ANTHROPIC, effort_only, "claude-opus-4-5")
+    assert out["output_config"] == {"effort": "low"} and "thinking" not in out, (
+        "no thinking it did not ask for"
+    )
 
 
 def test_family_names() -> None:
@@ -538,3 +544,12 @@ def test_readme_parameter_table_is_the_capability_table() -> None:
     readme = (Path(__file__).parents[2] / "README.md").read_text()
     between = readme.split(README_START, 1)[1].split(README_END, 1)[0]
     assert between.strip() == markdown_table()
+
+
+def test_system_parts_without_markers_stay_one_string() -> None:
+    parts = [{"type": "text", "text": "Be "}, {"type": "text", "text": "brief."}]
+    body = {
+        "model": "a",
+        "messages": [{"role": "system", "content": parts}, {"role": "system", "content": "Be kind."}, *USER],
+    }
+    assert send(ANTHROPIC, body, "claude-sonnet-4-5")["system"] == "Be brief.\n\nBe kind."

@@ -126,8 +126,10 @@ class AnthropicAdapter:
         if not isinstance(messages, list) or not messages:
             raise InvalidRequest("'messages' must be a non-empty array", param="messages")
         system, turns = translate_messages(messages)
+        given = body.get("output_config")
         output_format = native_format(body.get("response_format"), model)
-        instruction = None if output_format else json_instruction(body.get("response_format"))
+        native = output_format is not None or (isinstance(given, dict) and "format" in given)
+        instruction = None if native else json_instruction(body.get("response_format"))
         if instruction:
             system.append({"type": "text", "text": instruction})
 
@@ -167,6 +169,13 @@ class AnthropicAdapter:
         if isinstance(user, str) and user:
             out["metadata"] = {"user_id": user}
 
+        if isinstance(given, dict):
+            # An Anthropic client's own output_config (from /v1/messages): sent as it is, and
+            # thinking only as it asked for it.
+            out["output_config"] = dict(given)
+            if isinstance(body.get("thinking"), dict):
+                out["thinking"] = dict(body["thinking"])
+            return out
         config: dict[str, Any] = {}
         thinking, effort = thinking_of(body, model)
         if thinking is not None:
@@ -345,8 +354,9 @@ def translate_messages(messages: list[Any]) -> tuple[list[dict[str, Any]], list[
 
 
 def _system_blocks(content: Any, param: str) -> list[dict[str, Any]]:
-    """A system message as text blocks: one per part, so each part keeps its ``cache_control``."""
-    if not isinstance(content, list):
+    """A system message as text blocks: one (its parts joined) unless a part carries a
+    ``cache_control``, then one per part, so each breakpoint stays where the client put it."""
+    if _cache_marker(content) is None:
         text = _plain_text(content, param)
         return [{"type": "text", "text": text}] if text else []
     blocks: list[dict[str, Any]] = []
@@ -550,7 +560,7 @@ def thinking_of(body: dict[str, Any], model: str) -> tuple[dict[str, Any] | None
     level = _EFFORTS.get(effort) if isinstance(effort, str) else None
     kind = families.claude_thinking(model)
     if isinstance(thinking, dict):
-        return dict(thinking), level if kind == "adaptive" else None
+        return dict(thinking), level if families.claude_effort(model) else None
     if level is None or kind == "none":
         return None, None
     if kind == "adaptive":

@@ -312,7 +312,8 @@ _EFFORT = {"low": "low", "medium": "medium", "high": "high", "xhigh": "xhigh", "
 
 def _reasoning(body: dict[str, Any], out: dict[str, Any]) -> None:
     """``thinking`` and ``output_config`` in the OpenAI body: ``effort`` as ``reasoning_effort``, a
-    ``format`` as a strict ``json_schema`` response format, and ``thinking`` as it is (the adapters
+    ``format`` as a strict ``json_schema`` response format, both also as they are (the Anthropic
+    adapter sends them back verbatim, the others drop ``output_config``), and ``thinking`` (the adapters
     translate it: Anthropic sends it back verbatim, OpenAI reasoning models get ``reasoning_effort``,
     Gemini ``thinkingConfig``; elsewhere the capability check applies its policy)."""
     thinking = body.get("thinking")
@@ -321,6 +322,7 @@ def _reasoning(body: dict[str, Any], out: dict[str, Any]) -> None:
     config = body.get("output_config")
     if not isinstance(config, dict):
         return
+    out["output_config"] = config  # verbatim for an Anthropic upstream; translated below for the rest
     effort = config.get("effort")
     if isinstance(effort, str) and effort in _EFFORT:
         out["reasoning_effort"] = _EFFORT[effort]

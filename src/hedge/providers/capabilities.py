@@ -121,10 +121,19 @@ PARAMETERS: tuple[Param, ...] = (
         T,
         "Anthropic's shape; OpenAI reasoning models get `reasoning_effort`, Gemini `thinkingConfig`",
     ),
+    Param(
+        "output_config",
+        T,
+        T,
+        T,
+        "Anthropic's (from `/v1/messages`): kept for Anthropic; elsewhere "
+        "its `effort` is `reasoning_effort`, its `format` `response_format`",
+    ),
     Param("hedge", T, T, T, "the gateway's own options, never sent upstream"),
 )
 """Every parameter of OpenAI chat completions (platform.openai.com/docs/api-reference/chat/create),
-and the two extensions clients send in the extra body (``top_k``, Anthropic's ``thinking``)."""
+the extensions clients send in the extra body (``top_k``, Anthropic's ``thinking``) and what
+``/v1/messages`` carries over (``output_config``)."""
 
 UNKNOWN: dict[str, Support] = {"openai": P, "anthropic": U, "gemini": U}
 """A parameter without a row: OpenAI-compatible upstreams judge it themselves, the others cannot."""

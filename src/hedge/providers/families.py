@@ -50,6 +50,14 @@ def claude_exclusive_sampling(model: str) -> bool:
     return version is not None and version >= (4, 1)
 
 
+def claude_effort(model: str) -> bool:
+    """Claude models that take ``output_config.effort``: Opus 4.5, and every model from 4.6 on."""
+    version = claude_version(model)
+    if version is None:
+        return False
+    return version >= (4, 6) or (version == (4, 5) and "opus" in _base(model))
+
+
 def claude_thinking(model: str) -> Literal["adaptive", "budget", "none"]:
     """How a Claude model thinks: ``adaptive`` (4.6 and later: ``thinking: {"type": "adaptive"}`` with
     ``output_config.effort``), ``budget`` (3.7 to 4.5: ``thinking.budget_tokens``), or not at all.

@@ -42,6 +42,7 @@ class OpenAIAdapter:
     ) -> UpstreamRequest:
         out = dict(body)
         out.pop("hedge", None)
+        out.pop("output_config", None)  # Anthropic's, already translated (reasoning_effort, response_format)
         out["model"] = model
         if any(isinstance(m, dict) and "is_error" in m for m in out.get("messages") or ()):
             out["messages"] = [_tool_message(m) for m in out["messages"]]
