@@ -553,3 +553,32 @@ def test_system_parts_without_markers_stay_one_string() -> None:
         "messages": [{"role": "system", "content": parts}, {"role": "system", "content": "Be kind."}, *USER],
     }
     assert send(ANTHROPIC, body, "claude-sonnet-4-5")["system"] == "Be brief.\n\nBe kind."
+
+
+def test_streamed_thinking_counts_as_reasoning_tokens() -> None:
+    """The event sequence of docs.anthropic.com/en/docs/build-with-claude/extended-thinking
+    ("Streaming thinking"): a thinking block (thinking_delta, signature_delta), then the text."""
+    from hedge.providers.sse import frame_event
+
+    def ev(kind: str, **fields: Any) -> bytes:
+        return frame_event(kind, {"type": kind, **fields})
+
+    start = {"id": "msg_01", "type": "message", "role": "assistant", "model": "claude-sonnet-4-5",
+             "content": [], "usage": {"input_tokens": 20, "output_tokens": 1}}  # fmt: skip
+    events = [
+        ev("message_start", message=start),
+        ev("content_block_start", index=0, content_block={"type": "thinking", "thinking": ""}),
+        ev("content_block_delta", index=0, delta={"type": "thinking_delta", "thinking": "y" * 80}),
+        ev("content_block_delta", index=0, delta={"type": "signature_delta", "signature": "EqQB"}),
+        ev("content_block_stop", index=0),
+        ev("content_block_start", index=1, content_block={"type": "text", "text": ""}),
+        ev("content_block_delta", index=1, delta={"type": "text_delta", "text": "Yes."}),
+        ev("content_block_stop", index=1),
+        ev("message_delta", delta={"stop_reason": "end_turn"}, usage={"output_tokens": 40}),
+        ev("message_stop"),
+    ]
+    stream = make_adapter("c", ANTHROPIC).stream_translator("claude-sonnet-4-5", True)
+    out = b"".join(chunk for e in events for chunk in stream.feed(e))
+    assert b"yyyy" not in out, "thinking text is not shown as content"
+    assert stream.usage_chunk is not None
+    assert stream.usage_chunk["usage"]["completion_tokens_details"] == {"reasoning_tokens": 20}
