@@ -93,6 +93,7 @@ def test_claude_sampling_rules_by_policy(setup: Setup) -> None:
             model="sonnet", messages=HI, extra_body={"temperature": 0.5, "top_p": 0.9}
         )
     assert err.value.code == "unsupported_parameter" and "'top_p'" in err.value.message
+    assert "Claude 4.1 and later refuse temperature and top_p together" in err.value.message
     raw = _oa(gw).chat.completions.with_raw_response.create(
         model="sonnet",
         messages=HI,

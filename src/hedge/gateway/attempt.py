@@ -19,7 +19,7 @@ import orjson
 
 from hedge.errors import HedgeError, UpstreamError
 from hedge.providers.base import Adapter, StreamTranslator, Translated, UpstreamRequest, Usage
-from hedge.providers.capabilities import drop, ignorable, unsupported
+from hedge.providers.capabilities import drop, ignorable, model_rules, unsupported
 from hedge.routing.deployment import Deployment
 from hedge.transport import Reply, Transport, network_error
 from hedge.wire.sse import event_data
@@ -90,6 +90,10 @@ def fit(
         return drop(body, bad, caps, style), ignored + bad
     names = ", ".join(f"'{p}'" for p in bad)
     what = "does not support embeddings" if bad == ["embeddings"] else f"cannot honour {names}"
+    reasons = model_rules(body, style, dep.model, caps) if endpoint == "chat" else {}
+    why = "; ".join(reasons[p] for p in bad if p in reasons)
+    if why:
+        what += f" ({why})"
     raise UpstreamError(
         f"Provider '{dep.provider}' (model {dep.model}) {what}. Remove it, route to a provider that "
         'supports it, or send "hedge": {"on_unsupported": "drop"} to drop it.',

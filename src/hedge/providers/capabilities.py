@@ -12,7 +12,7 @@ unsupported elsewhere, so a new OpenAI parameter is never dropped in silence.
 A translated parameter can still be unsupported for some values or models (``n`` > 1 on Anthropic,
 ``temperature`` above 1 on Claude, ``temperature`` with ``top_p`` on Claude 4.1 and later,
 ``reasoning_effort: "none"`` on a Gemini model that cannot stop thinking): :data:`_CHECKS` and
-:func:`_model_rules` find those. The default policy is to refuse: a request must never silently
+:func:`model_rules` find those. The default policy is to refuse: a request must never silently
 change meaning. The README's parameter table is :func:`markdown_table` of this module.
 """
 
@@ -250,35 +250,38 @@ def thinking_requested(body: dict[str, Any]) -> bool:
     return isinstance(thinking, dict) and thinking.get("type") not in (None, "disabled")
 
 
-def _model_rules(body: dict[str, Any], style: str, model: str, caps: Capabilities) -> list[str]:
-    """Parameters this model refuses in this combination or with these values."""
-    found: list[str] = []
+def model_rules(body: dict[str, Any], style: str, model: str, caps: Capabilities) -> dict[str, str]:
+    """Parameters this model refuses in this combination or with these values, each with why."""
+    found: dict[str, str] = {}
     effort = body.get("reasoning_effort")
     thinks = thinking_requested(body)
+    asked = "reasoning_effort" if "reasoning_effort" in body else "thinking"
     temperature, top_p = _number(body.get("temperature")), _number(body.get("top_p"))
     if style == "anthropic":
         if temperature is not None and temperature > 1:
-            found.append("temperature")
+            found["temperature"] = "Claude takes a temperature from 0 to 1"
         elif thinks and temperature is not None and temperature != 1:
-            found.append("temperature")  # "temperature may only be set to 1 when thinking is enabled"
-        low_top_p = thinks and top_p is not None and top_p < 0.95  # thinking takes top_p 0.95 to 1 only
-        both = temperature is not None and top_p is not None and families.claude_exclusive_sampling(model)
-        if low_top_p or both:
-            found.append("top_p")
+            found["temperature"] = "Claude takes no temperature but 1 while thinking"
+        if thinks and top_p is not None and top_p < 0.95:
+            found["top_p"] = "Claude takes a top_p from 0.95 to 1 while thinking"
+        elif temperature is not None and top_p is not None and families.claude_exclusive_sampling(model):
+            found["top_p"] = "Claude 4.1 and later refuse temperature and top_p together"
         if thinks and body.get("top_k") is not None:
-            found.append("top_k")
+            found["top_k"] = "Claude takes no top_k while thinking"
         if thinks and families.claude_thinking(model) == "none":
-            found.append("reasoning_effort" if "reasoning_effort" in body else "thinking")
+            found[asked] = f"{model} does not think"
     elif style == "gemini":
         kind = families.gemini_thinking(model)
         off = effort == "none" or (isinstance(body.get("thinking"), dict) and not thinks)
-        if (thinks and kind == "none") or (off and kind in ("budget-pro", "level")):
-            found.append("reasoning_effort" if "reasoning_effort" in body else "thinking")
+        if thinks and kind == "none":
+            found[asked] = f"{model} does not think"
+        elif off and kind in ("budget-pro", "level"):
+            found[asked] = f"{model} cannot turn thinking off"
     elif style == "openai" and not families.openai_reasoning(model):
         if "thinking" in body:
-            found.append("thinking")
+            found["thinking"] = f"{model} is not an OpenAI reasoning model"
         if not caps.extensions and effort is not None:
-            found.append("reasoning_effort")  # OpenAI: "'reasoning_effort' is not supported with this model"
+            found["reasoning_effort"] = f"{model} is not an OpenAI reasoning model"
     return found
 
 
@@ -325,7 +328,7 @@ def unsupported(
     for name, check in _active_checks(caps):
         if name not in found and name not in skip and check(body, caps):
             found.append(name)
-    for name in _model_rules(body, style, model, caps):
+    for name in model_rules(body, style, model, caps):
         if name not in found:
             found.append(name)
     return found
