@@ -167,6 +167,8 @@ class RequestRecord:
     """Each deployment considered, with what became of it."""
     error: str | None = None
     dropped_params: list[str] = field(default_factory=list)
+    emulated_params: list[str] = field(default_factory=list)
+    """Parameters the gateway honoured itself for the answering provider (``x-hedge-emulated``)."""
     key_id: str | None = None
     """The virtual key that made the request (None for the master key); never the secret."""
     team: str | None = None

@@ -76,7 +76,8 @@ def test_builtin_cases_are_valid_and_cover_the_issue() -> None:
     assert len(ids) == len(set(ids))
     for wanted in ["plain", "system", "multi-turn", "stop", "max-tokens", "n", "temperature-0", "json-mode",
                    "json-schema", "tool-call", "parallel-tools", "tool-result", "stream", "stream-usage",
-                   "usage", "unicode", "long-context", "error-param", "error-model"]:  # fmt: skip
+                   "usage", "unicode", "long-context", "error-param", "error-model", "reasoning-effort",
+                   "prompt-cache"]:  # fmt: skip
         assert wanted in ids
     assert all(c.required for c in load_cases())
 
@@ -256,6 +257,68 @@ def test_repeat_and_same_content() -> None:
 
     assert evaluate(case, [answer("a"), answer("a")]) is None
     assert evaluate(case, [answer("a"), answer("b")]) == "answers differ: 'a' vs 'b'"
+
+
+@pytest.mark.parametrize(
+    ("spec", "usage", "reason"),
+    [
+        ({"min_reasoning_tokens": 1}, {"completion_tokens_details": {"reasoning_tokens": 4}}, None),
+        (
+            {"min_reasoning_tokens": 1},
+            {"completion_tokens_details": {"reasoning_tokens": 0}},
+            "reasoning_tokens is 0",
+        ),
+        ({"min_reasoning_tokens": 1}, {}, "was reasoning_effort dropped?"),
+        (
+            {"min_cache_tokens": 1},
+            {"prompt_tokens_details": {"cache_write_tokens": 5, "cached_tokens": 0}},
+            None,
+        ),
+        ({"min_cache_tokens": 1}, {"prompt_tokens_details": {"cached_tokens": 5}}, None),
+        ({"min_cache_tokens": 1}, {"prompt_tokens_details": {"cached_tokens": 0}}, "cache_control markers"),
+    ],
+)
+def test_reasoning_and_cache_counts(spec: dict[str, Any], usage: dict[str, Any], reason: str | None) -> None:
+    case = Case.model_validate(_case(expect=[{"usage": spec}]))
+    body = {
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": "x"}}],
+        "usage": {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5, **usage},
+    }
+    found = evaluate(case, [Exchange(request={}, body=body, usage=Usage(3, 2))])
+    assert found is None if reason is None else reason in (found or "")
+
+
+def test_reasoning_and_cache_cases_skip_where_they_cannot_apply() -> None:
+    config = parse_config(
+        {
+            "server": {"master_key": "k"},
+            "providers": {
+                "oa": {"style": "openai", "base_url": "http://o/v1"},
+                "an": {"style": "anthropic", "base_url": "http://a"},
+            },
+            "models": {
+                "m": {
+                    "deployments": [
+                        {"provider": "oa", "model": "gpt-4o"},
+                        {"provider": "oa", "model": "o3"},
+                        {"provider": "an", "model": "claude-3-5-haiku-latest"},
+                        {"provider": "an", "model": "claude-sonnet-4-5"},
+                    ]
+                }
+            },
+        }
+    )
+    cases = {c.id: c for c in load_cases()}
+    skipped: dict[str, list[str]] = {}
+    for target in select_targets(config, alias="m"):
+        for name in ("reasoning-effort", "prompt-cache"):
+            case = cases[name]
+            if skip_reason(case, target, build_body(case, None), None) is not None:
+                skipped.setdefault(name, []).append(target.deployment.model)
+    assert skipped == {
+        "reasoning-effort": ["gpt-4o", "claude-3-5-haiku-latest"],
+        "prompt-cache": ["gpt-4o", "o3"],
+    }
 
 
 def test_result_store_latest(tmp_path: Path) -> None:

@@ -29,6 +29,16 @@ BUILTIN = [c.id for c in load_cases()]
 CHAT_STREAM_CASES = {"stream", "stream-usage", "stream-tools", "stream-unicode"}
 STREAM_CASES = {*CHAT_STREAM_CASES, "responses-stream"}
 NON_STREAM_CASES = set(BUILTIN) - STREAM_CASES
+SKIPPED = {
+    "openai": {
+        "reasoning-effort": "model gpt-4o does not reason",
+        "prompt-cache": "no 'cache_markers' capability",
+    },
+    "anthropic": {"n": "no 'n' capability"},
+    "gemini": {"prompt-cache": "no 'cache_markers' capability"},
+}
+"""Per style, the built-in cases its mock deployment skips, and why: gpt-4o does not reason, only
+Anthropic honours prompt-cache markers, Anthropic has no n > 1."""
 RESPONSES_CASES = {c.id for c in load_cases() if c.api == "responses"}
 
 # The deployments, by provider name: (mock key, style, upstream model).
@@ -51,7 +61,7 @@ OPENAI_QUIRKS: dict[str, tuple[set[str], str]] = {
     ),
     "drop-system": ({"system", "multi-turn", "responses-instructions"}, "does not match /HELLO WORLD/"),
     "no-role-in-first-chunk": (CHAT_STREAM_CASES, "has no role 'assistant'"),
-    "error-as-200": (NON_STREAM_CASES, "upstream 200"),
+    "error-as-200": (NON_STREAM_CASES - set(SKIPPED["openai"]), "upstream 200"),
 }
 # Quirks that reach a client through the native adapters (the others are normalised by design).
 NATIVE_QUIRKS: dict[str, set[str]] = {
@@ -135,13 +145,14 @@ def test_clean_mocks_of_every_style_pass_every_case(
     code, data = check_json(capsys, config, tmp_path, "--all", "--cases", str(cases))
     assert code == 0, by_status(data, "fail")
     assert by_status(data, "fail") == {}
-    # The only skip: Anthropic has no n > 1, as its adapter's capabilities say.
-    assert by_status(data, "skip") == {
-        ("anthropic/claude-sonnet-4", "n"): "anthropic adapter declares no 'n' capability"
-    }
+    # The only skips: what the adapters' capabilities and the models' families say they cannot do.
+    skipped = by_status(data, "skip")
+    assert set(skipped) == {(f"{style}/{MODELS[style]}", case) for style in MODELS for case in SKIPPED[style]}
+    for (dep, case), reason in skipped.items():
+        assert SKIPPED[dep.split("/")[0]][case] in reason
     summary = data["summary"]
     assert summary["deployments"] == 3 and summary["cases"] == len(BUILTIN)
-    assert summary["passed"] == 3 * len(BUILTIN) - 1
+    assert summary["passed"] == 3 * len(BUILTIN) - len(skipped)
     assert summary["ok"] is True and summary["exit_status"] == 0
     assert summary["cost_usd"] > 0
     assert all(d["cost_usd"] > 0 and d["latency_ms"] > 0 for d in summary["by_deployment"].values())
@@ -236,8 +247,7 @@ def test_native_style_quirks_are_caught(
             if style == "anthropic" and quirk == "drop-system":
                 # JSON mode is a system instruction
                 expected = expected | {"json-mode", "json-schema", "responses-json-schema"}
-            if style == "anthropic":
-                expected = expected - {"n"}  # skipped: no n > 1
+            expected = expected - set(SKIPPED[style])
             assert code == 1, quirk
             assert failed == expected, quirk
     finally:

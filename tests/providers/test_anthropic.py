@@ -481,7 +481,8 @@ def test_usage_with_cache_tokens() -> None:
         "prompt_tokens": 115,
         "completion_tokens": 7,
         "total_tokens": 122,
-        "prompt_tokens_details": {"cached_tokens": 100},
+        "prompt_tokens_details": {"cached_tokens": 100, "cache_write_tokens": 5},
+        "completion_tokens_details": {"reasoning_tokens": 0},
     }
 
 
@@ -616,7 +617,8 @@ def test_stream_translation(split: str) -> None:
         "prompt_tokens": 50,
         "completion_tokens": 42,
         "total_tokens": 92,
-        "prompt_tokens_details": {"cached_tokens": 30},
+        "prompt_tokens_details": {"cached_tokens": 30, "cache_write_tokens": 0},
+        "completion_tokens_details": {"reasoning_tokens": 0},
     }
 
 

@@ -69,7 +69,8 @@ def test_registered_and_urls() -> None:
 def test_capabilities_are_honest() -> None:
     caps = GeminiAdapter.capabilities
     assert caps.max_stop_sequences == 5
-    assert not caps.logit_bias and not caps.logprobs and not caps.parallel_tool_calls
+    assert not caps.logit_bias and not caps.logprobs
+    assert caps.parallel_tool_calls, "parallel_tool_calls: false is emulated (the first call is kept)"
     assert (
         caps.tools and caps.vision and caps.json_schema and caps.seed and caps.penalties and caps.embeddings
     )

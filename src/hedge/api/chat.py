@@ -136,6 +136,8 @@ def hedge_headers(rec: RequestRecord, result: Completion | Stream | None = None)
     dropped = result.dropped_params if isinstance(result, Completion) else rec.dropped_params
     if dropped:
         headers["x-hedge-dropped-params"] = ", ".join(dropped)
+    if rec.emulated_params and result is not None:
+        headers["x-hedge-emulated"] = ", ".join(rec.emulated_params)
     if result is not None:
         headers["x-hedge-provider"] = result.provider
         headers["x-hedge-model"] = result.model

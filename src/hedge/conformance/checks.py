@@ -343,6 +343,31 @@ def _usage_check(check: Check, ex: Exchange, window: int | None) -> str | None:
         low = share
     if low is not None and prompt < low:
         return f"{prompt} prompt tokens, fewer than {low} (was the prompt truncated?)"
+    return _detail_counts(spec, usage)
+
+
+def _count(details: Any, name: str) -> int:
+    value = details.get(name) if isinstance(details, dict) else None
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def _detail_counts(spec: UsageSpec, usage: dict[str, Any]) -> str | None:
+    """The reasoning and prompt-cache counts a case asks for."""
+    if spec.min_reasoning_tokens is not None:
+        reasoning = _count(usage.get("completion_tokens_details"), "reasoning_tokens")
+        if reasoning < spec.min_reasoning_tokens:
+            return (
+                f"usage.completion_tokens_details.reasoning_tokens is {reasoning}, expected at least "
+                f"{spec.min_reasoning_tokens} (was reasoning_effort dropped?)"
+            )
+    if spec.min_cache_tokens is not None:
+        details = usage.get("prompt_tokens_details")
+        cached = _count(details, "cache_write_tokens") + _count(details, "cached_tokens")
+        if cached < spec.min_cache_tokens:
+            return (
+                f"{cached} prompt tokens written to or read from the cache, expected at least "
+                f"{spec.min_cache_tokens} (did the cache_control markers reach the provider?)"
+            )
     return None
 
 

@@ -23,9 +23,9 @@ from hedge.conformance.suite import Case, Step
 from hedge.cost import catalogue
 from hedge.cost.pricing import cost_usd
 from hedge.errors import HedgeError
-from hedge.providers import make_adapter
+from hedge.providers import families, make_adapter
 from hedge.providers.base import Adapter
-from hedge.providers.capabilities import unsupported
+from hedge.providers.capabilities import thinking_requested, unsupported
 from hedge.routing.deployment import Deployment
 from hedge.routing.router import Router
 from hedge.transport import Transport
@@ -234,9 +234,12 @@ def skip_reason(case: Case, target: Target, body: dict[str, Any], window: int | 
         if native is not None:
             return None  # passed through as it is: the upstream serves the Responses API itself
         body = chat
-    bad = unsupported(body, caps)
+    model = case.model or target.deployment.model
+    bad = unsupported(body, caps, adapter.style, model)
     if bad:
         return f"{adapter.style} adapter cannot honour {', '.join(bad)}"
+    if thinking_requested(body) and not families.thinks(adapter.style, model):
+        return f"model {model} does not reason"
     return None
 
 

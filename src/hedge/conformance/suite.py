@@ -113,6 +113,11 @@ class UsageSpec(_Strict):
     max_completion_tokens: int | None = Field(None, ge=0)
     min_prompt_tokens: int | str | None = None
     """A number, or ``"NN%"`` of the deployment's context window."""
+    min_reasoning_tokens: int | None = Field(None, ge=0)
+    """At least this many ``completion_tokens_details.reasoning_tokens`` (the model thought, and said so)."""
+    min_cache_tokens: int | None = Field(None, ge=0)
+    """At least this many prompt tokens written to or read from the prompt cache
+    (``prompt_tokens_details.cache_write_tokens`` + ``cached_tokens``)."""
 
     @field_validator("min_prompt_tokens")
     @classmethod

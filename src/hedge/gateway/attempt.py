@@ -19,7 +19,7 @@ import orjson
 
 from hedge.errors import HedgeError, UpstreamError
 from hedge.providers.base import Adapter, StreamTranslator, Translated, UpstreamRequest, Usage
-from hedge.providers.capabilities import drop, unsupported
+from hedge.providers.capabilities import drop, ignorable, model_rules, unsupported
 from hedge.routing.deployment import Deployment
 from hedge.transport import Reply, Transport, network_error
 from hedge.wire.sse import event_data
@@ -75,14 +75,25 @@ def fit(
     The refusal is retryable without blame, so failover first looks for another
     deployment of the alias that can honour the request.
     """
-    caps = dep.adapter.capabilities
-    bad = unsupported(body, caps) if endpoint == "chat" else ([] if caps.embeddings else ["embeddings"])
+    caps, style = dep.adapter.capabilities, dep.adapter.style
+    if endpoint != "chat":
+        bad = [] if caps.embeddings else ["embeddings"]
+        ignored: list[str] = []
+    else:
+        ignored = ignorable(body, style)
+        bad = unsupported(body, caps, style, dep.model)
+    if ignored:
+        body = drop(body, ignored, caps, style)
     if not bad:
-        return body, []
+        return body, ignored
     if endpoint == "chat" and (policy or dep.on_unsupported) == "drop":
-        return drop(body, bad, caps), bad
+        return drop(body, bad, caps, style), ignored + bad
     names = ", ".join(f"'{p}'" for p in bad)
     what = "does not support embeddings" if bad == ["embeddings"] else f"cannot honour {names}"
+    reasons = model_rules(body, style, dep.model, caps) if endpoint == "chat" else {}
+    why = "; ".join(reasons[p] for p in bad if p in reasons)
+    if why:
+        what += f" ({why})"
     raise UpstreamError(
         f"Provider '{dep.provider}' (model {dep.model}) {what}. Remove it, route to a provider that "
         'supports it, or send "hedge": {"on_unsupported": "drop"} to drop it.',
@@ -186,7 +197,7 @@ async def open_stream(
         if native is not None:
             translator = native.translator(dep.adapter)
         else:
-            translator = dep.adapter.stream_translator(model, want_usage)
+            translator = dep.adapter.stream_translator(model, want_usage, upstream)
         try:
             first = await _first_events(reply, translator, dep, content)
         except BaseException:

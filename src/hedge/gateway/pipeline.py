@@ -34,6 +34,7 @@ from hedge.gateway.runtime import Runtime
 from hedge.gateway.stream import Stream
 from hedge.observe.tracing import RequestTrace
 from hedge.providers.base import Usage, tier_name
+from hedge.providers.capabilities import emulated
 from hedge.record import Charges, Outcome, RequestRecord, RouteStep
 from hedge.routing.context import RouteContext
 from hedge.routing.deployment import Deployment
@@ -374,6 +375,7 @@ class Exchange:
         self.record.dropped_params = dropped
         # The tier asked of this deployment (none if it was dropped): priced so unless it says otherwise.
         self.record.service_tier = tier_name(send.get("service_tier"))
+        self.record.emulated_params = emulated(send, dep.adapter.style) if self.kind == "chat" else []
         await self._count_attempt(dep)
         return send, dropped
 
@@ -391,6 +393,7 @@ class Exchange:
             return None
         if native.serves(dep.adapter):
             self.record.dropped_params = []
+            self.record.emulated_params = []
             return native
         param = native.only_native()
         if param is not None:

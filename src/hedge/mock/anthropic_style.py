@@ -16,8 +16,16 @@ no JSON mode, so a system prompt that mentions ``JSON`` gets a JSON answer, as
 a real model would give. The checks a translation most easily gets wrong are
 enforced as the real API does: ``max_tokens`` is required (an integer, at
 least 1), ``system`` is not a message role, text blocks may not be empty,
-``temperature`` is at most 1, a tool name is 1 to 128 characters, and every
-``tool_use`` must be answered by a ``tool_result`` in the next turn. A body
+``temperature`` is at most 1, Claude 4.1 and later refuse ``temperature`` with
+``top_p`` (in the words those models use), extended thinking wants a
+``budget_tokens`` of at least 1024 below ``max_tokens`` and no ``temperature``
+but 1 nor ``top_k``, a tool name is 1 to 128 characters, and every
+``tool_use`` must be answered by a ``tool_result`` in the next turn. With
+``thinking`` on, the answer starts with a ``thinking`` block (streamed as
+``thinking_delta`` and ``signature_delta``) whose tokens count as output; a
+``cache_control`` marker anywhere in the prompt reports half the prompt as
+``cache_creation_input_tokens``; ``output_config.format`` (native structured
+output) gets an answer built from its schema. A body
 over the ``max_body_bytes`` knob is 413 ``request_too_large``, as Anthropic
 answers past 32 MB. A larger ``max_tokens`` than the mock model's limit is
 clamped, like every size the answer takes from the request (see
@@ -143,6 +151,11 @@ def _validate(body: dict[str, Any], need_max_tokens: bool = True) -> str | None:
         return "temperature: Input should be less than or equal to 1"
     if body.get("service_tier") not in (None, "auto", "standard_only"):
         return "service_tier: Input should be 'auto' or 'standard_only'"
+    if temperature is not None and body.get("top_p") is not None and _exclusive_sampling(body["model"]):
+        return "`temperature` and `top_p` cannot both be specified for this model. Please use only one."
+    problem = _thinking_problem(body, need_max_tokens)
+    if problem:
+        return problem
     system = body.get("system")
     if system is not None and not isinstance(system, str | list):
         return "system: Input should be a valid string or list"
@@ -212,6 +225,73 @@ def _bad_tool_id(blocks: list[Any], i: int) -> str | None:
     return None
 
 
+_CLAUDE_4 = re.compile(r"claude-(?:opus|sonnet|haiku)-(\d+)(?:-(\d{1,2})(?!\d))?")
+
+
+def _exclusive_sampling(model: str) -> bool:
+    """Claude 4.1 and later refuse ``temperature`` with ``top_p`` (Anthropic's API reference:
+    "You should either alter temperature or top_p, but not both"; the 400 is what those models send)."""
+    match = _CLAUDE_4.search(model)
+    return match is not None and (int(match.group(1)), int(match.group(2) or 0)) >= (4, 1)
+
+
+def _thinking_problem(body: dict[str, Any], need_max_tokens: bool) -> str | None:
+    """Extended thinking's rules (Anthropic's extended-thinking guide): a budget of at least 1024 that
+    is below ``max_tokens``, and no ``temperature`` other than 1 or ``top_k`` while thinking."""
+    thinking = body.get("thinking")
+    if thinking is None:
+        return None
+    kind = thinking.get("type") if isinstance(thinking, dict) else None
+    if kind not in ("enabled", "disabled", "adaptive"):
+        return (
+            "thinking: Input tag does not match any of the expected tags: 'enabled', 'disabled', 'adaptive'"
+        )
+    if kind == "disabled":
+        return None
+    if kind == "enabled":
+        budget = thinking.get("budget_tokens")
+        if not isinstance(budget, int) or isinstance(budget, bool):
+            return "thinking.enabled.budget_tokens: Field required"
+        if budget < 1024:
+            return "thinking.enabled.budget_tokens: Input should be greater than or equal to 1024"
+        if need_max_tokens and isinstance(body.get("max_tokens"), int) and budget >= body["max_tokens"]:
+            return "`max_tokens` must be greater than `thinking.budget_tokens`."
+    if body.get("temperature") not in (None, 1, 1.0):
+        return "`temperature` may only be set to 1 when thinking is enabled."
+    if body.get("top_k") is not None:
+        return "`top_k` may not be set when thinking is enabled."
+    return None
+
+
+def _thinks(body: dict[str, Any]) -> bool:
+    thinking = body.get("thinking")
+    return isinstance(thinking, dict) and thinking.get("type") in ("enabled", "adaptive")
+
+
+def _has_cache_marker(body: dict[str, Any]) -> bool:
+    blocks = (
+        [b for b in body.get("system") or [] if isinstance(b, dict)]
+        if isinstance(body.get("system"), list)
+        else []
+    )
+    for m in body.get("messages") or []:
+        content = m.get("content") if isinstance(m, dict) else None
+        blocks += [b for b in content if isinstance(b, dict)] if isinstance(content, list) else []
+    return any("cache_control" in b for b in blocks)
+
+
+def _native_schema(body: dict[str, Any]) -> dict[str, Any] | None:
+    config = body.get("output_config")
+    fmt = config.get("format") if isinstance(config, dict) else None
+    schema = fmt.get("schema") if isinstance(fmt, dict) and fmt.get("type") == "json_schema" else None
+    return schema if isinstance(schema, dict) else None
+
+
+THINKING = "Let me think about this step by step."
+THINKING_TOKENS = 9
+"""The mock's thinking block (when ``thinking`` is on) and the output tokens it counts for."""
+
+
 def turns_of(body: dict[str, Any], drop_system: bool = False) -> list[Turn]:
     turns: list[Turn] = []
     system = "" if drop_system else text_of(body.get("system"))
@@ -274,8 +354,8 @@ def _plan(body: dict[str, Any], state: MockState) -> Reply:
         tool_choice=forced,
         max_tokens=body["max_tokens"],
         stop=None if state.quirk("ignore-stop") else _stop_sequences(body.get("stop_sequences")),
-        json_mode="JSON" in system,
-        json_schema=_instructed_schema(system),
+        json_mode="JSON" in system or _native_schema(body) is not None,
+        json_schema=_native_schema(body) or _instructed_schema(system),
         answer=state.graded_answer(turns),
     )
     if state.quirk("stop-included") and reply.matched_stop:
@@ -291,14 +371,22 @@ def _stop_sequences(value: Any) -> list[str]:
     return [s for s in value if isinstance(s, str)] if isinstance(value, list) else []
 
 
-def _usage(state: MockState, reply: Reply, output_tokens: int | None = None) -> dict[str, Any]:
+def _usage(
+    state: MockState, reply: Reply, output_tokens: int | None = None, body: dict[str, Any] | None = None
+) -> dict[str, Any]:
     cache_read = reply.prompt_tokens // 2 if state.quirk("cache-hit") else 0
-    cache_write = reply.prompt_tokens // 4 if state.quirk("cache-write") else 0
+    # A prompt-cache breakpoint writes the prompt before it to the cache: half of it, here (the
+    # ``cache-write`` quirk writes a quarter of any prompt, breakpoint or not).
+    if not cache_read and body and _has_cache_marker(body):
+        cache_write = reply.prompt_tokens // 2
+    else:
+        cache_write = reply.prompt_tokens // 4 if state.quirk("cache-write") else 0
+    thinking = THINKING_TOKENS if body and _thinks(body) else 0
     return {
         "input_tokens": reply.prompt_tokens - cache_read - cache_write,
         "cache_creation_input_tokens": cache_write,
         "cache_read_input_tokens": cache_read,
-        "output_tokens": reply.completion_tokens if output_tokens is None else output_tokens,
+        "output_tokens": (reply.completion_tokens + thinking) if output_tokens is None else output_tokens,
         "service_tier": "standard",
     }
 
@@ -362,6 +450,10 @@ def error_body(status: int, message: str | None = None) -> dict[str, Any]:
 
 def _message(body: dict[str, Any], reply: Reply, state: MockState) -> dict[str, Any]:
     content: list[dict[str, Any]] = []
+    if _thinks(body):
+        content.append(
+            {"type": "thinking", "thinking": THINKING, "signature": "c2lnbmF0dXJl" + digest(body)[:16]}
+        )
     if reply.pieces:
         content.append({"type": "text", "text": reply.text})
     for call in reply.tool_calls:
@@ -375,7 +467,7 @@ def _message(body: dict[str, Any], reply: Reply, state: MockState) -> dict[str, 
         "content": content,
         "stop_reason": stop_reason,
         "stop_sequence": stop_sequence,
-        "usage": _usage(state, reply),
+        "usage": _usage(state, reply, body=body),
     }
 
 
@@ -385,6 +477,16 @@ async def _stream(state: MockState, body: dict[str, Any], reply: Reply) -> Async
     events: list[bytes] = []
     first_visible = -1  # the first event that shows the client something (text or a tool call)
     index = 0
+    if _thinks(body):
+        block: dict[str, Any] = {"type": "thinking", "thinking": "", "signature": ""}
+        events.append(_event("content_block_start", index=index, content_block=block))
+        events.append(
+            _event("content_block_delta", index=index, delta={"type": "thinking_delta", "thinking": THINKING})
+        )
+        signature = {"type": "signature_delta", "signature": "c2lnbmF0dXJl" + digest(body)[:16]}
+        events.append(_event("content_block_delta", index=index, delta=signature))
+        events.append(_event("content_block_stop", index=index))
+        index += 1
     if reply.pieces:
         events.append(_event("content_block_start", index=index, content_block={"type": "text", "text": ""}))
         events.append(_event("ping"))
@@ -422,7 +524,7 @@ async def _stream(state: MockState, body: dict[str, Any], reply: Reply) -> Async
         "content": [],
         "stop_reason": None,
         "stop_sequence": None,
-        "usage": _usage(state, reply, output_tokens=1),
+        "usage": _usage(state, reply, output_tokens=1, body=body),
     }
     no_usage = state.quirk("no-stream-usage")
     if no_usage:
@@ -438,7 +540,8 @@ async def _stream(state: MockState, body: dict[str, Any], reply: Reply) -> Async
                 raise ConnectionAbortedError("mock: injected mid-stream disconnect")
             await state.delay(1 / steps)
             yield event
-        usage = {} if no_usage else {"usage": {"output_tokens": reply.completion_tokens}}
+        output = reply.completion_tokens + (THINKING_TOKENS if _thinks(body) else 0)
+        usage = {} if no_usage else {"usage": {"output_tokens": output}}
         yield _event(
             "message_delta", delta={"stop_reason": stop_reason, "stop_sequence": stop_sequence}, **usage
         ) + _event("message_stop")

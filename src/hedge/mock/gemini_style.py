@@ -22,7 +22,10 @@ body over the ``max_body_bytes`` knob is Google's 400 "Request payload size
 exceeds the limit". A ``maxOutputTokens`` above the mock model's limit is
 clamped, like every size the answer takes from the request (see
 :mod:`hedge.mock.behaviour`). A model named ``...no-such-model...`` is 404
-``NOT_FOUND``.
+``NOT_FOUND``. ``thinkingConfig`` is checked as Gemini checks it: a
+``thinkingBudget`` of 0 on 2.5 Pro ("This model only works in thinking mode") and
+a ``thinkingLevel`` on Gemini 2 are 400; a request that thinks reports
+``thoughtsTokenCount``.
 
 Quirks ``hedge check`` catches, as on the OpenAI mock: ``ignore-stop``,
 ``stop-included``, ``no-stream-usage`` (no ``usageMetadata`` in stream events),
@@ -359,14 +362,42 @@ def _response_id(model: str, body: dict[str, Any]) -> str:
     return digest([model, body])[:22]
 
 
-def _usage(reply: Reply, n: int, completion: int | None = None) -> dict[str, Any]:
+THOUGHT_TOKENS = 12
+"""What the mock reports in ``thoughtsTokenCount`` when a request turns thinking on."""
+
+
+def _thinks(body: dict[str, Any]) -> bool:
+    thinking = _field(_field(body, "generationConfig"), "thinkingConfig")
+    if not isinstance(thinking, dict):
+        return False
+    budget = _field(thinking, "thinkingBudget")
+    return _field(thinking, "thinkingLevel") is not None or (isinstance(budget, int) and budget != 0)
+
+
+def _thinking_problem(model: str, body: dict[str, Any]) -> str | None:
+    """Gemini's refusals for ``thinkingConfig`` (ai.google.dev/gemini-api/docs/thinking): 2.5 Pro
+    cannot stop thinking, and a level is for Gemini 3 only."""
+    thinking = _field(_field(body, "generationConfig"), "thinkingConfig")
+    if not isinstance(thinking, dict):
+        return None
+    if _field(thinking, "thinkingBudget") == 0 and "2.5-pro" in model:
+        return "Budget 0 is invalid. This model only works in thinking mode."
+    if _field(thinking, "thinkingLevel") is not None and "gemini-2" in model:
+        return "Thinking level is not supported for this model."
+    return None
+
+
+def _usage(reply: Reply, n: int, completion: int | None = None, thoughts: int = 0) -> dict[str, Any]:
     done = (reply.completion_tokens if completion is None else completion) * n
-    return {
+    usage = {
         "promptTokenCount": reply.prompt_tokens,
         "candidatesTokenCount": done,
-        "totalTokenCount": reply.prompt_tokens + done,
+        "totalTokenCount": reply.prompt_tokens + done + thoughts,
         "promptTokensDetails": [{"modality": "TEXT", "tokenCount": reply.prompt_tokens}],
     }
+    if thoughts:
+        usage["thoughtsTokenCount"] = thoughts
+    return usage
 
 
 def _finish(reply: Reply) -> str:
@@ -495,6 +526,9 @@ def _refusal(
     if isinstance(stops, list) and len(stops) > MAX_STOP_SEQUENCES:
         message = "* GenerateContentRequest.generation_config.stop_sequences: at most 5 allowed\n"
         return 400, error_body(400, message)
+    thinking_problem = _thinking_problem(model, body)
+    if thinking_problem is not None:
+        return 400, error_body(400, thinking_problem)
     invalid = _invalid_argument(config)
     if invalid is not None:
         message, details = invalid
@@ -527,7 +561,7 @@ def _generated(state: MockState, model: str, body: dict[str, Any]) -> dict[str, 
     ]
     return {
         "candidates": _failed_candidates(state, n) if state.knobs.finish_reason else candidates,
-        "usageMetadata": _usage(reply, n),
+        "usageMetadata": _usage(reply, n, thoughts=THOUGHT_TOKENS if _thinks(body) else 0),
         "modelVersion": model,
         "responseId": _response_id(model, body),
     }
@@ -566,7 +600,7 @@ async def _stream(
             candidates = _failed_candidates(state, n)
         data = {
             "candidates": candidates,
-            "usageMetadata": _usage(reply, n, produced),
+            "usageMetadata": _usage(reply, n, produced, THOUGHT_TOKENS if _thinks(body) else 0),
             "modelVersion": model,
             "responseId": response_id,
         }

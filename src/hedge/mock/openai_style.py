@@ -11,12 +11,15 @@ parameter that is not an integer or is out of range (``max_tokens`` and
 ``max_completion_tokens`` below 1, ``n`` outside 1..128; ``temperature``
 outside 0..2), more than 4 ``stop`` sequences, more than 128 ``tools`` or a
 function name over 64 characters, a message ``content`` over 10,485,760
-characters, and on embeddings: an invalid ``input``, more than 2048 inputs, an
+characters, ``max_tokens`` on a reasoning model (o-series, gpt-5: "Use
+'max_completion_tokens' instead"), ``top_k`` or ``thinking`` ("Unrecognized
+request argument supplied"), and on embeddings: an invalid ``input``, more than 2048 inputs, an
 input over 8192 tokens or more than 300,000 in all, and ``dimensions`` below 1,
 above the model's size (1536 for ``text-embedding-3-small``, 3072 for
 ``-large`` and for names OpenAI does not have) or given at all for
 ``text-embedding-ada-002``. A body over the ``max_body_bytes`` knob is 413.
-A ``max_tokens`` OpenAI would accept is clamped (see :mod:`hedge.mock.behaviour`),
+Reasoning models report ``reasoning_tokens`` (unless ``reasoning_effort`` is
+``none``). A ``max_tokens`` OpenAI would accept is clamped (see :mod:`hedge.mock.behaviour`),
 and a large embeddings answer is written one vector at a time, so the mock's
 memory stays small whatever the request.
 
@@ -39,6 +42,7 @@ models report them.
 from __future__ import annotations
 
 import base64
+import re
 import struct
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -332,6 +336,9 @@ def _tool_call_json(state: MockState, reply: Reply) -> list[dict[str, Any]]:
 
 _SERVICE_TIERS = ("auto", "default", "flex", "scale", "priority")
 _REASONING_TOKENS = {"low": 16, "medium": 32, "high": 64}
+REASONING_TOKENS = 16
+"""What a reasoning model of the mock reports in ``completion_tokens_details.reasoning_tokens``
+when asked for no particular effort (more for ``medium`` and ``high``)."""
 
 
 def _served_tier(body: dict[str, Any]) -> str:
@@ -339,9 +346,21 @@ def _served_tier(body: dict[str, Any]) -> str:
     return tier if tier in ("flex", "priority") else "default"
 
 
+def _reasoning_model(model: str) -> bool:
+    return _REASONING.search(model) is not None and "-chat" not in model
+
+
 def _usage(reply: Reply, n: int, body: dict[str, Any] | None = None) -> dict[str, Any]:
     effort = (body or {}).get("reasoning_effort")
-    reasoning = _REASONING_TOKENS.get(effort, 0) * n if isinstance(effort, str) else 0
+    thinks = (
+        body is not None
+        and effort != "none"
+        and (_reasoning_model(str(body.get("model"))) or effort in _REASONING_TOKENS)
+    )
+    per_choice = (
+        _REASONING_TOKENS.get(effort, REASONING_TOKENS) if isinstance(effort, str) else REASONING_TOKENS
+    )
+    reasoning = per_choice * n if thinks else 0
     completion = reply.completion_tokens * n + reasoning
     return {
         "prompt_tokens": reply.prompt_tokens,
@@ -430,8 +449,24 @@ def _completion(state: MockState, body: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+_REASONING = re.compile(r"(?:^|/)(?:o\d+(?:-|$)|gpt-5)")
+_NOT_OPENAI = ("top_k", "thinking")
+"""Parameters other servers take but OpenAI's own API refuses ("Unrecognized request argument")."""
+
+
 def _check_chat(body: dict[str, Any]) -> None:
     """Raise :class:`_Invalid` for the first parameter OpenAI would reject, as OpenAI words it."""
+    for extra in _NOT_OPENAI:
+        if extra in body:
+            raise _Invalid(f"Unrecognized request argument supplied: {extra}", None)
+    if body.get("max_tokens") is not None and _reasoning_model(str(body.get("model"))):
+        # What OpenAI's reasoning models (o-series, gpt-5) answer to max_tokens.
+        raise _Invalid(
+            "Unsupported parameter: 'max_tokens' is not supported with this model. "
+            "Use 'max_completion_tokens' instead.",
+            "max_tokens",
+            "unsupported_parameter",
+        )
     _integer("max_tokens", body.get("max_tokens"), 1)
     _integer("max_completion_tokens", body.get("max_completion_tokens"), 1)
     _integer("n", body.get("n"), 1, MAX_N)

@@ -42,6 +42,7 @@ import orjson
 
 from hedge.config import ProviderConfig
 from hedge.errors import InvalidRequest, UpstreamError
+from hedge.providers import families
 from hedge.providers.base import (
     MAX_TOKENS,
     Capabilities,
@@ -63,9 +64,9 @@ FINISH_REASONS = FINISH_BY_STOP
 
 _IMAGE_TYPES = {"image/jpeg", "image/png", "image/gif", "image/webp"}
 _COUNTED = ("model", "system", "messages", "tools", "tool_choice")
+"""What a token counting request keeps of a Messages request (its other fields are refused there)."""
 _SERVICE_TIERS: dict[Any, str] = {"auto": "auto", "priority": "auto", "default": "standard_only"}
 """OpenAI's ``service_tier`` as Anthropic's: priority capacity is used under ``auto`` when available."""
-"""What a token counting request keeps of a Messages request (its other fields are refused there)."""
 
 
 def matched_stop(stop_reason: Any, stop_sequence: Any) -> dict[str, str]:
@@ -117,6 +118,7 @@ class AnthropicAdapter:
         # Anthropic's service_tier: "auto" (Priority Tier capacity when the organisation has it) or
         # "standard_only"; OpenAI's "flex" and "scale" have no counterpart.
         service_tiers=frozenset({"auto", "default", "priority"}),
+        cache_markers=True,
     )
 
     def __init__(self, name: str, config: ProviderConfig) -> None:
@@ -166,9 +168,12 @@ class AnthropicAdapter:
         if not isinstance(messages, list) or not messages:
             raise InvalidRequest("'messages' must be a non-empty array", param="messages")
         system, turns = translate_messages(messages)
-        instruction = json_instruction(body.get("response_format"))
+        given = body.get("output_config")
+        output_format = native_format(body.get("response_format"), model)
+        native = output_format is not None or (isinstance(given, dict) and "format" in given)
+        instruction = None if native else json_instruction(body.get("response_format"))
         if instruction:
-            system.append(instruction)
+            system.append({"type": "text", "text": instruction})
 
         max_tokens = body.get("max_completion_tokens")
         if max_tokens is None:
@@ -179,7 +184,7 @@ class AnthropicAdapter:
             "messages": turns,
         }
         if system:
-            out["system"] = "\n\n".join(system)
+            out["system"] = _system_field(system)
 
         stop = body.get("stop")
         if isinstance(stop, str):
@@ -192,6 +197,8 @@ class AnthropicAdapter:
             out["temperature"] = min(float(temperature), MAX_TEMPERATURE)
         if body.get("top_p") is not None:
             out["top_p"] = body["top_p"]
+        if body.get("top_k") is not None:
+            out["top_k"] = body["top_k"]
 
         tools = translate_tools(body.get("tools"))
         if tools:
@@ -206,6 +213,29 @@ class AnthropicAdapter:
         tier = _SERVICE_TIERS.get(body.get("service_tier"))
         if tier is not None:
             out["service_tier"] = tier
+
+        if isinstance(given, dict):
+            # An Anthropic client's own output_config (from /v1/messages): sent as it is, and
+            # thinking only as it asked for it.
+            out["output_config"] = dict(given)
+            if isinstance(body.get("thinking"), dict):
+                out["thinking"] = dict(body["thinking"])
+            return out
+        config: dict[str, Any] = {}
+        thinking, effort = thinking_of(body, model)
+        if thinking is not None:
+            out["thinking"] = thinking
+            budget = thinking.get("budget_tokens")
+            if isinstance(budget, int) and "budget_tokens" not in (body.get("thinking") or {}):
+                out["max_tokens"], thinking["budget_tokens"] = _room_for(
+                    budget, max_tokens, out["max_tokens"]
+                )
+        if effort is not None:
+            config["effort"] = effort
+        if output_format is not None:
+            config["format"] = output_format
+        if config:
+            out["output_config"] = config
         return out
 
     # -- responses --------------------------------------------------------------------------------
@@ -224,10 +254,13 @@ class AnthropicAdapter:
             raise empty_answer(self.name)
         texts: list[str] = []
         tool_calls: list[dict[str, Any]] = []
+        thought = 0
         for block in data["content"]:
             if not isinstance(block, dict):
                 continue
-            if block.get("type") == "text":
+            if block.get("type") == "thinking":
+                thought += len(str(block.get("thinking") or ""))
+            elif block.get("type") == "text":
                 texts.append(str(block.get("text") or ""))
             elif block.get("type") == "tool_use":
                 tool_calls.append(
@@ -261,11 +294,13 @@ class AnthropicAdapter:
             "created": int(time.time()),
             "model": data.get("model"),
             "choices": [choice],
-            "usage": openai_usage(usage),
+            "usage": openai_usage(usage, reasoning_estimate(thought, usage)),
         }
         return Translated(orjson.dumps(out), usage)
 
-    def stream_translator(self, model: str, want_usage: bool) -> AnthropicStream:
+    def stream_translator(
+        self, model: str, want_usage: bool, request: UpstreamRequest | None = None
+    ) -> AnthropicStream:
         return AnthropicStream(self.name, model, self.config.max_event_bytes)
 
     def embeddings_request(self, body: dict[str, Any], model: str) -> UpstreamRequest:
@@ -297,9 +332,12 @@ class AnthropicAdapter:
 # -- request translation helpers ------------------------------------------------------------------
 
 
-def translate_messages(messages: list[Any]) -> tuple[list[str], list[dict[str, Any]]]:
-    """Split OpenAI messages into system texts and alternating Anthropic turns (new objects only)."""
-    system: list[str] = []
+def translate_messages(messages: list[Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Split OpenAI messages into system text blocks and alternating Anthropic turns (new objects only).
+
+    A system part's ``cache_control`` stays on its block, so a prompt-cache breakpoint set on the
+    system prompt reaches Anthropic."""
+    system: list[dict[str, Any]] = []
     turns: list[dict[str, Any]] = []
 
     def push(role: str, blocks: list[dict[str, Any]]) -> None:
@@ -317,9 +355,7 @@ def translate_messages(messages: list[Any]) -> tuple[list[str], list[dict[str, A
         role = message.get("role")
         content = message.get("content")
         if role in ("system", "developer"):
-            text = _plain_text(content, f"{param}.content")
-            if text:
-                system.append(text)
+            system.extend(_system_blocks(content, f"{param}.content"))
         elif role == "user":
             push("user", _content_blocks(content, f"{param}.content"))
         elif role == "assistant":
@@ -337,6 +373,11 @@ def translate_messages(messages: list[Any]) -> tuple[list[str], list[dict[str, A
             text = _plain_text(content, f"{param}.content")
             if text:
                 block["content"] = text
+            if message.get("is_error") is True:
+                block["is_error"] = True
+            marker = _cache_marker(content)
+            if marker is not None:
+                block["cache_control"] = marker
             push("user", [block])
         else:
             raise InvalidRequest(f"{param}.role {role!r} is not supported", param=f"{param}.role")
@@ -360,6 +401,41 @@ def translate_messages(messages: list[Any]) -> tuple[list[str], list[dict[str, A
         if len(blocks) == 1 and blocks[0]["type"] == "text" and "cache_control" not in blocks[0]:
             turn["content"] = blocks[0]["text"]
     return system, turns
+
+
+def _system_blocks(content: Any, param: str) -> list[dict[str, Any]]:
+    """A system message as text blocks: one (its parts joined) unless a part carries a
+    ``cache_control``, then one per part, so each breakpoint stays where the client put it."""
+    if _cache_marker(content) is None:
+        text = _plain_text(content, param)
+        return [{"type": "text", "text": text}] if text else []
+    blocks: list[dict[str, Any]] = []
+    for part in content:
+        text = _plain_text([part], param)
+        if not text:
+            continue
+        block: dict[str, Any] = {"type": "text", "text": text}
+        marker = _cache_marker([part])
+        if marker is not None:
+            block["cache_control"] = marker
+        blocks.append(block)
+    return blocks
+
+
+def _system_field(blocks: list[dict[str, Any]]) -> str | list[dict[str, Any]]:
+    """``system`` as a string (texts joined by blank lines), or as blocks when one carries a cache marker."""
+    if any("cache_control" in b for b in blocks):
+        return blocks
+    return "\n\n".join(b["text"] for b in blocks)
+
+
+def _cache_marker(content: Any) -> dict[str, Any] | None:
+    """The last ``cache_control`` among a message's parts (a breakpoint covers everything before it)."""
+    marker = None
+    for part in content if isinstance(content, list) else ():
+        if isinstance(part, dict) and isinstance(part.get("cache_control"), dict):
+            marker = dict(part["cache_control"])
+    return marker
 
 
 def _plain_text(content: Any, param: str) -> str:
@@ -493,6 +569,8 @@ def translate_tools(tools: Any) -> list[dict[str, Any]]:
         if function.get("description"):
             entry["description"] = function["description"]
         entry["input_schema"] = function.get("parameters") or {"type": "object", "properties": {}}
+        if isinstance(tool.get("cache_control"), dict):
+            entry["cache_control"] = dict(tool["cache_control"])  # a breakpoint after the tools
         out.append(entry)
     return out
 
@@ -512,6 +590,66 @@ def translate_tool_choice(choice: Any, parallel_tool_calls: Any) -> dict[str, An
     if out is not None and parallel_tool_calls is False:
         out["disable_parallel_tool_use"] = True
     return out
+
+
+_BUDGETS = {"minimal": 1024, "low": 2048, "medium": 8192, "high": 16384, "xhigh": 32768}
+"""``reasoning_effort`` as an extended-thinking ``budget_tokens`` (Anthropic's minimum is 1024)."""
+_EFFORTS = {"minimal": "low", "low": "low", "medium": "medium", "high": "high", "xhigh": "xhigh"}
+"""``reasoning_effort`` as ``output_config.effort`` (Claude's levels: low, medium, high, xhigh, max)."""
+MIN_BUDGET = 1024
+
+
+def thinking_of(body: dict[str, Any], model: str) -> tuple[dict[str, Any] | None, str | None]:
+    """Anthropic's ``thinking`` and ``output_config.effort`` for a request.
+
+    A ``thinking`` object (from an Anthropic client, or an OpenAI client's extra body) is sent as it
+    is. ``reasoning_effort`` becomes adaptive thinking with that effort on Claude 4.6 and later, and
+    an extended-thinking budget on 3.7 to 4.5; ``none`` sends nothing (no thinking). The capability
+    check has refused (or dropped) ``reasoning_effort`` for a Claude model that cannot think."""
+    thinking = body.get("thinking")
+    effort = body.get("reasoning_effort")
+    level = _EFFORTS.get(effort) if isinstance(effort, str) else None
+    kind = families.claude_thinking(model)
+    if isinstance(thinking, dict):
+        return dict(thinking), level if families.claude_effort(model) else None
+    if level is None or kind == "none":
+        return None, None
+    if kind == "adaptive":
+        return {"type": "adaptive"}, level
+    return {"type": "enabled", "budget_tokens": _BUDGETS[str(effort)]}, None
+
+
+def _room_for(budget: int, asked: Any, max_tokens: int) -> tuple[int, int]:
+    """``(max_tokens, budget_tokens)`` for a thinking budget: Anthropic counts thinking in ``max_tokens``
+    and wants the budget below it. Without a client limit the answer keeps the default room on top of
+    the budget; with one, the budget shrinks to fit it, down to Anthropic's minimum of 1024."""
+    if asked is None:
+        return max_tokens + budget, budget
+    if max_tokens <= MIN_BUDGET:
+        raise InvalidRequest(
+            f"reasoning_effort needs max_completion_tokens above {MIN_BUDGET} on Claude (thinking takes at "
+            f"least {MIN_BUDGET} tokens of the limit); got {max_tokens}.",
+            param="max_completion_tokens",
+            code="invalid_value",
+        )
+    return max_tokens, min(budget, max_tokens - 1)
+
+
+def native_format(response_format: Any, model: str) -> dict[str, Any] | None:
+    """``output_config.format`` for a strict ``json_schema`` on a Claude model with native structured
+    output (4.5 and later); None where the system instruction stands in for it."""
+    if not isinstance(response_format, dict) or response_format.get("type") != "json_schema":
+        return None
+    spec = response_format.get("json_schema")
+    if (
+        not isinstance(spec, dict)
+        or spec.get("strict") is not True
+        or not isinstance(spec.get("schema"), dict)
+    ):
+        return None
+    if not families.claude_structured_output(model):
+        return None
+    return {"type": "json_schema", "schema": spec["schema"]}
 
 
 def json_instruction(response_format: Any) -> str | None:
@@ -551,14 +689,28 @@ def usage_from_anthropic(data: Any) -> Usage | None:
     )
 
 
-def openai_usage(usage: Usage | None) -> dict[str, Any] | None:
+def reasoning_estimate(thinking_chars: int, usage: Usage | None) -> int:
+    """The thinking tokens of an answer: Anthropic counts them in ``output_tokens`` but not apart, so
+    this is an estimate from the thinking text (four characters a token, at most the output)."""
+    if not thinking_chars:
+        return 0
+    return min((thinking_chars + 3) // 4, usage.completion_tokens if usage is not None else 0)
+
+
+def openai_usage(usage: Usage | None, reasoning_tokens: int = 0) -> dict[str, Any] | None:
+    """OpenAI's usage object; ``prompt_tokens_details.cache_write_tokens`` is the part of the prompt
+    written to Anthropic's prompt cache (priced apart), as OpenRouter reports it."""
     if usage is None:
         return None
     return {
         "prompt_tokens": usage.prompt_tokens,
         "completion_tokens": usage.completion_tokens,
         "total_tokens": usage.total_tokens,
-        "prompt_tokens_details": {"cached_tokens": usage.cached_tokens},
+        "prompt_tokens_details": {
+            "cached_tokens": usage.cached_tokens,
+            "cache_write_tokens": usage.cache_write_tokens,
+        },
+        "completion_tokens_details": {"reasoning_tokens": reasoning_tokens},
     }
 
 
@@ -587,6 +739,7 @@ class AnthropicStream(SSETranslator):
         self._finish_sent = False
         self._blocks = 0
         self._raw_usage: dict[str, Any] = {}
+        self._thought = 0
         # Anthropic content-block index -> [OpenAI tool_call index, arguments sent?, input at block start]
         self._tools: dict[int, list[Any]] = {}
 
@@ -686,7 +839,11 @@ class AnthropicStream(SSETranslator):
                 out.append(
                     self._chunk({"tool_calls": [{"index": tool[0], "function": {"arguments": partial}}]})
                 )
-        # thinking_delta, signature_delta, citations_delta: nothing to show in chat completions
+        elif kind == "thinking_delta":
+            self._thought += len(str(delta.get("thinking") or ""))
+            if self.usage is not None:
+                self._update_usage({})
+        # signature_delta, citations_delta: nothing to show in chat completions
 
     def _block_stop(self, data: dict[str, Any], out: list[bytes]) -> None:
         tool = self._tools.get(data.get("index", -1))
@@ -703,7 +860,8 @@ class AnthropicStream(SSETranslator):
         # message_delta counts are cumulative: a field present there replaces the message_start value.
         self._raw_usage.update({k: v for k, v in usage.items() if v is not None})
         self.usage = usage_from_anthropic(self._raw_usage)
-        self.usage_chunk = self._base() | {"choices": [], "usage": openai_usage(self.usage)}
+        reasoning = reasoning_estimate(self._thought, self.usage)
+        self.usage_chunk = self._base() | {"choices": [], "usage": openai_usage(self.usage, reasoning)}
 
     def _stream_error(self, data: dict[str, Any]) -> UpstreamError:
         etype, message = _error_fields(data)

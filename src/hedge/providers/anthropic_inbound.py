@@ -214,6 +214,27 @@ def validate_messages(body: dict[str, Any], *, counting: bool = False) -> None:
         _field(tool, "name", f"{where}.", str, required=True)
         _field(tool, "description", f"{where}.", str)
         _field(tool, "input_schema", f"{where}.", dict)
+    thinking = _field(body, "thinking", "", dict)
+    if thinking is not None:
+        kind = _field(thinking, "type", "thinking.", str, required=True)
+        _one_of(kind, "thinking.type", ("enabled", "disabled", "adaptive"))
+        if kind == "enabled":
+            budget = _field(thinking, "budget_tokens", "thinking.enabled.", int, required=True)
+            if budget < 1024:
+                raise _bad("thinking.enabled.budget_tokens", "Input should be greater than or equal to 1024")
+    config = _field(body, "output_config", "", dict)
+    if config is not None:
+        effort = _field(config, "effort", "output_config.", str)
+        if effort is not None:
+            _one_of(effort, "output_config.effort", ("low", "medium", "high", "xhigh", "max"))
+        fmt = _field(config, "format", "output_config.", dict)
+        if fmt is not None:
+            _one_of(
+                _field(fmt, "type", "output_config.format.", str, required=True),
+                "output_config.format.type",
+                ("json_schema",),
+            )
+            _field(fmt, "schema", "output_config.format.", dict, required=True)
     choice = _field(body, "tool_choice", "", dict)
     if choice is not None:
         kind = _field(choice, "type", "tool_choice.", str, required=True)
@@ -286,7 +307,10 @@ def to_openai(body: dict[str, Any], *, counting: bool = False) -> dict[str, Any]
 
     messages: list[dict[str, Any]] = []
     system = body.get("system")
-    if system:
+    if isinstance(system, list) and any(isinstance(b, dict) and "cache_control" in b for b in system):
+        # Each block stays a part, so its prompt-cache breakpoint reaches an Anthropic upstream.
+        messages.append({"role": "system", "content": [_text_part(b) for b in system]})
+    elif system:
         messages.append({"role": "system", "content": _system_text(system)})
     for message in messages_in:
         content = message["content"]
@@ -301,9 +325,10 @@ def to_openai(body: dict[str, Any], *, counting: bool = False) -> dict[str, Any]
     out: dict[str, Any] = {"model": model, "messages": messages}
     if not counting:
         out["max_tokens"] = body["max_tokens"]
-    for src, dst in (("temperature", "temperature"), ("top_p", "top_p"), ("top_k", "top_k")):
-        if body.get(src) is not None:
-            out[dst] = body[src]
+    for name in ("temperature", "top_p", "top_k"):
+        if body.get(name) is not None:
+            out[name] = body[name]
+    _reasoning(body, out)
     if body.get("stop_sequences"):
         out["stop"] = body["stop_sequences"]
     if body.get("stream"):
@@ -314,17 +339,7 @@ def to_openai(body: dict[str, Any], *, counting: bool = False) -> dict[str, Any]
         out["user"] = user
     tools = body.get("tools")
     if tools:
-        out["tools"] = [
-            {
-                "type": "function",
-                "function": {
-                    "name": t["name"],
-                    "description": t.get("description") or "",
-                    "parameters": t.get("input_schema") or {"type": "object"},
-                },
-            }
-            for t in tools
-        ]
+        out["tools"] = [_tool(t) for t in tools]
     choice = body.get("tool_choice")
     if isinstance(choice, dict):
         kind = choice.get("type")
@@ -337,6 +352,57 @@ def to_openai(body: dict[str, Any], *, counting: bool = False) -> dict[str, Any]
         if choice.get("disable_parallel_tool_use"):
             out["parallel_tool_calls"] = False
     return out
+
+
+_EFFORT = {"low": "low", "medium": "medium", "high": "high", "xhigh": "xhigh", "max": "xhigh"}
+"""``output_config.effort`` as OpenAI's ``reasoning_effort`` (``max`` has no equal: the highest)."""
+
+
+def _reasoning(body: dict[str, Any], out: dict[str, Any]) -> None:
+    """``thinking`` and ``output_config`` in the OpenAI body: ``effort`` as ``reasoning_effort``, a
+    ``format`` as a strict ``json_schema`` response format, both also as they are (the Anthropic
+    adapter sends them back verbatim, the others drop ``output_config``), and ``thinking`` (the adapters
+    translate it: Anthropic sends it back verbatim, OpenAI reasoning models get ``reasoning_effort``,
+    Gemini ``thinkingConfig``; elsewhere the capability check applies its policy)."""
+    thinking = body.get("thinking")
+    if isinstance(thinking, dict):
+        out["thinking"] = thinking
+    config = body.get("output_config")
+    if not isinstance(config, dict):
+        return
+    out["output_config"] = config  # verbatim for an Anthropic upstream; translated below for the rest
+    effort = config.get("effort")
+    if isinstance(effort, str) and effort in _EFFORT:
+        out["reasoning_effort"] = _EFFORT[effort]
+    fmt = config.get("format")
+    if isinstance(fmt, dict) and fmt.get("type") == "json_schema" and isinstance(fmt.get("schema"), dict):
+        out["response_format"] = {
+            "type": "json_schema",
+            "json_schema": {"name": "output", "schema": fmt["schema"], "strict": True},
+        }
+
+
+def _tool(tool: dict[str, Any]) -> dict[str, Any]:
+    """An Anthropic tool as an OpenAI function tool; its prompt-cache marker rides along for an
+    Anthropic upstream (OpenAI's own API is sent the tool without it)."""
+    out: dict[str, Any] = {
+        "type": "function",
+        "function": {
+            "name": tool["name"],
+            "description": tool.get("description") or "",
+            "parameters": tool.get("input_schema") or {"type": "object"},
+        },
+    }
+    if isinstance(tool.get("cache_control"), dict):
+        out["cache_control"] = tool["cache_control"]
+    return out
+
+
+def _text_part(block: dict[str, Any]) -> dict[str, Any]:
+    part: dict[str, Any] = {"type": "text", "text": block.get("text", "")}
+    if isinstance(block.get("cache_control"), dict):
+        part["cache_control"] = block["cache_control"]
+    return part
 
 
 def _assistant(content: Any) -> dict[str, Any]:
@@ -371,36 +437,46 @@ def _user(content: Any) -> list[dict[str, Any]]:
     for block in content or []:
         kind = block.get("type") if isinstance(block, dict) else None
         if kind == "tool_result":
-            results.append(
-                {
-                    "role": "tool",
-                    "tool_call_id": block.get("tool_use_id"),
-                    "content": _text_of(block.get("content")),
-                }
-            )
+            result: dict[str, Any] = {
+                "role": "tool",
+                "tool_call_id": block.get("tool_use_id"),
+                "content": _text_of(block.get("content")),
+            }
+            if isinstance(block.get("cache_control"), dict):
+                result["content"] = [
+                    {**_text_part({"text": result["content"]}), "cache_control": block["cache_control"]}
+                ]
+            if block.get("is_error") is True:
+                result["is_error"] = True  # kept for an Anthropic upstream; the others say it in words
+            results.append(result)
         elif kind == "text":
-            parts.append({"type": "text", "text": block.get("text", "")})
+            parts.append(_text_part(block))
         elif kind == "image":
-            parts.append(_image_part(block))
+            image = _image_part(block)
+            if isinstance(block.get("cache_control"), dict):
+                image["cache_control"] = block["cache_control"]
+            parts.append(image)
         elif kind == "document":
             parts.append(_document_part(block))
         else:
             raise InvalidRequest(f"Unsupported content block type {kind!r}.", param="messages")
     out = results
     if parts:
-        only_text = all(p["type"] == "text" for p in parts)
+        only_text = all(p["type"] == "text" and "cache_control" not in p for p in parts)
         out.append({"role": "user", "content": "".join(p["text"] for p in parts) if only_text else parts})
     return out
 
 
 def _usage(usage: dict[str, Any] | None) -> dict[str, Any]:
     usage = usage or {}
-    cached = ((usage.get("prompt_tokens_details") or {}).get("cached_tokens")) or 0
+    details = usage.get("prompt_tokens_details") or {}
+    cached = details.get("cached_tokens") or 0
+    written = details.get("cache_write_tokens") or 0
     out = {
-        "input_tokens": int(usage.get("prompt_tokens") or 0) - int(cached),
+        "input_tokens": int(usage.get("prompt_tokens") or 0) - int(cached) - int(written),
         "output_tokens": int(usage.get("completion_tokens") or 0),
         "cache_read_input_tokens": int(cached),
-        "cache_creation_input_tokens": 0,
+        "cache_creation_input_tokens": int(written),
     }
     if "hedge_cost_usd" in usage:
         out["hedge_cost_usd"] = usage["hedge_cost_usd"]

@@ -127,6 +127,11 @@ class Capabilities:
     embeddings: bool = True
     service_tiers: frozenset[str] = frozenset({"auto", "default", "flex", "priority", "scale"})
     """The ``service_tier`` values the upstream honours (OpenAI's, by default)."""
+    cache_markers: bool = False
+    """Prompt-cache breakpoints (``cache_control`` on content parts) are honoured (Anthropic)."""
+    extensions: bool = True
+    """Parameters beyond OpenAI's own (``top_k``) are passed on; False for OpenAI's own API, which
+    refuses them ("Unrecognized request argument supplied: top_k")."""
 
 
 @dataclass(slots=True)
@@ -195,7 +200,11 @@ class Adapter(Protocol):
         """
         ...
 
-    def stream_translator(self, model: str, want_usage: bool) -> StreamTranslator: ...
+    def stream_translator(
+        self, model: str, want_usage: bool, request: UpstreamRequest | None = None
+    ) -> StreamTranslator:
+        """A translator for the stream answering ``request`` (what :meth:`chat_request` built)."""
+        ...
 
     def embeddings_request(self, body: dict[str, Any], model: str) -> UpstreamRequest: ...
 

@@ -52,6 +52,7 @@ import orjson
 
 from hedge.config import ProviderConfig
 from hedge.errors import InvalidRequest, UpstreamError
+from hedge.providers import families
 from hedge.providers.base import Capabilities, Translated, UpstreamRequest, Usage
 from hedge.providers.errors import load_object, upstream_error
 from hedge.providers.signatures import SIGNATURES
@@ -92,13 +93,15 @@ class _Pending:
     model: str
     base64: bool = False
     estimated_tokens: int = 0
+    one_call: bool = False
+    """``parallel_tool_calls: false``: only the first function call of a candidate reaches the client."""
 
 
 class GeminiAdapter:
     style: ClassVar[str] = "gemini"
     capabilities: ClassVar[Capabilities] = Capabilities(
-        # Gemini may call several functions at once and has no switch to stop it.
-        parallel_tool_calls=False,
+        # Gemini may call several functions at once and has no switch to stop it: ``parallel_tool_calls:
+        # false`` is emulated (the first call is kept), as LangChain's ``with_structured_output`` sends it.
         # Gemini has logprobs (responseLogprobs), but they are not translated yet.
         logprobs=False,
         logit_bias=False,
@@ -130,9 +133,8 @@ class GeminiAdapter:
     ) -> UpstreamRequest:
         out = translate_chat(body, model)
         method = "streamGenerateContent?alt=sse" if stream else "generateContent"
-        return UpstreamRequest(
-            self.url(model, method), orjson.dumps(out), self._headers, context=_Pending(model)
-        )
+        pending = _Pending(model, one_call=body.get("parallel_tool_calls") is False)
+        return UpstreamRequest(self.url(model, method), orjson.dumps(out), self._headers, context=pending)
 
     def chat_response(self, raw: bytes, request: UpstreamRequest) -> Translated:
         data = load_object(raw, self.name)
@@ -149,6 +151,8 @@ class GeminiAdapter:
             failed = failed_generation(cand, bool(text or calls) or _has_parts(cand))
             if failed is not None:
                 raise failed_error(self.name, failed, cand)
+            if pending.one_call:
+                calls = calls[:1]
             message: dict[str, Any] = {
                 "role": "assistant",
                 "content": text if text or not calls else None,
@@ -176,8 +180,11 @@ class GeminiAdapter:
             out["usage"] = usage_dict(usage, data.get("usageMetadata"))
         return Translated(orjson.dumps(out), usage)
 
-    def stream_translator(self, model: str, want_usage: bool) -> GeminiStream:
-        return GeminiStream(self.name, model, want_usage, self.config.max_event_bytes)
+    def stream_translator(
+        self, model: str, want_usage: bool, request: UpstreamRequest | None = None
+    ) -> GeminiStream:
+        one_call = request is not None and _pending(request).one_call
+        return GeminiStream(self.name, model, want_usage, self.config.max_event_bytes, one_call)
 
     # -- embeddings -------------------------------------------------------------------------------
 
@@ -317,7 +324,7 @@ def translate_chat(body: dict[str, Any], model: str) -> dict[str, Any]:
         config = _tool_config(body.get("tool_choice"))
         if config:
             out["toolConfig"] = config
-    generation = _generation_config(body)
+    generation = _generation_config(body, model)
     if generation:
         out["generationConfig"] = generation
     return out
@@ -352,7 +359,7 @@ def _contents(messages: list[Any], signs_calls: bool) -> tuple[list[dict[str, An
                     param=f"messages[{i}].tool_call_id",
                     code="invalid_value",
                 )
-            _append(contents, "user", [_function_response(name, m.get("content"))])
+            _append(contents, "user", [_function_response(name, m.get("content"), m.get("is_error") is True)])
         elif role == "function":
             name = m.get("name")
             if not isinstance(name, str) or not name:
@@ -432,12 +439,14 @@ def _arguments(raw: Any) -> dict[str, Any]:
     return parsed if isinstance(parsed, dict) else {"arguments": parsed}
 
 
-def _function_response(name: str, content: Any) -> dict[str, Any]:
+def _function_response(name: str, content: Any, is_error: bool = False) -> dict[str, Any]:
+    """A tool result as Gemini's ``functionResponse``; a failed call (an Anthropic client's
+    ``tool_result.is_error``) under ``error``, as Gemini's function-calling guide shows."""
     text = _text(content)
     result: Any = text
     with contextlib.suppress(orjson.JSONDecodeError):
         result = orjson.loads(text)
-    return {"functionResponse": {"name": name, "response": {"content": result}}}
+    return {"functionResponse": {"name": name, "response": {"error" if is_error else "content": result}}}
 
 
 def _text(content: Any) -> str:
@@ -542,11 +551,54 @@ _SIMPLE = {
     "seed": "seed",
     "presence_penalty": "presencePenalty",
     "frequency_penalty": "frequencyPenalty",
+    "top_k": "topK",
 }
 
+_BUDGETS = {"minimal": 512, "low": 1024, "medium": 8192, "high": 24576, "xhigh": 32768}
+"""``reasoning_effort`` as a Gemini 2.5 ``thinkingBudget`` (Flash takes at most 24576, Pro 32768)."""
+_LEVELS = {"minimal": "minimal", "low": "low", "medium": "medium", "high": "high", "xhigh": "high"}
+_PRO_LEVELS = {"minimal": "low", "low": "low", "medium": "high", "high": "high", "xhigh": "high"}
+"""Gemini 3 ``thinkingLevel``: Flash has all four levels; Pro only ``low`` and ``high`` (medium rounds up)."""
 
-def _generation_config(body: dict[str, Any]) -> dict[str, Any]:
+
+def thinking_config(body: dict[str, Any], model: str) -> dict[str, Any] | None:
+    """``reasoning_effort`` (or Anthropic's ``thinking``) as Gemini's ``thinkingConfig`` for ``model``.
+
+    2.5 models take a token budget (0 turns thinking off where the model allows it, which the
+    capability check has made sure of), Gemini 3 a level. Thought summaries (``includeThoughts``)
+    are not asked for: chat completions has no field to show them in, so they would be paid for and
+    thrown away."""
+    kind = families.gemini_thinking(model)
+    effort = body.get("reasoning_effort")
+    thinking = body.get("thinking")
+    if kind == "none" or (effort is None and not isinstance(thinking, dict)):
+        return None
     config: dict[str, Any] = {}
+    if isinstance(effort, str):
+        if effort == "none":
+            return {"thinkingBudget": 0} if kind == "budget" else None
+        if kind == "level":
+            levels = _PRO_LEVELS if families.gemini_pro(model) else _LEVELS
+            config["thinkingLevel"] = levels.get(effort, "high")
+        else:
+            limit = 32768 if kind == "budget-pro" else 24576
+            config["thinkingBudget"] = min(_BUDGETS.get(effort, 8192), limit)
+    elif isinstance(thinking, dict):
+        if thinking.get("type") == "disabled":
+            return {"thinkingBudget": 0} if kind == "budget" else None
+        budget = thinking.get("budget_tokens")
+        if kind == "level":
+            config["thinkingLevel"] = "low" if isinstance(budget, int) and budget <= 4096 else "high"
+        else:
+            config["thinkingBudget"] = budget if isinstance(budget, int) and budget > 0 else -1
+    return config
+
+
+def _generation_config(body: dict[str, Any], model: str = "") -> dict[str, Any]:
+    config: dict[str, Any] = {}
+    thinking = thinking_config(body, model)
+    if thinking:
+        config["thinkingConfig"] = thinking
     limit = body.get("max_completion_tokens")
     if limit is None:
         limit = body.get("max_tokens")
@@ -733,6 +785,7 @@ class GeminiStream(SSETranslator):
         "_done",
         "_id",
         "_model",
+        "_one_call",
         "_output",
         "_parser",
         "_provider",
@@ -744,9 +797,15 @@ class GeminiStream(SSETranslator):
     )
 
     def __init__(
-        self, provider: str, model: str, want_usage: bool, max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES
+        self,
+        provider: str,
+        model: str,
+        want_usage: bool,
+        max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
+        one_call: bool = False,
     ) -> None:
         super().__init__(provider, max_event_bytes)
+        self._one_call = one_call
         self._model = model
         self._want_usage = want_usage
         self._id: str | None = None
@@ -801,6 +860,8 @@ class GeminiStream(SSETranslator):
             failed = failed_generation(cand, index in self._output)
             if failed is not None:
                 raise failed_error(self._provider, failed, cand)
+            if self._one_call:
+                calls = calls[: max(0, 1 - first)]
             if text:
                 out.append(self._chunk(index, {"content": text}))
             for k, call in enumerate(calls):

@@ -14,11 +14,13 @@ change (the usage fields the client did not ask for).
 from __future__ import annotations
 
 from typing import Any, ClassVar
+from urllib.parse import urlsplit
 
 import orjson
 
 from hedge.config import ProviderConfig
 from hedge.errors import UpstreamError
+from hedge.providers import families
 from hedge.providers.base import Capabilities, Translated, UpstreamRequest, Usage
 from hedge.providers.errors import load_object, upstream_error
 from hedge.providers.ids import portable_messages
@@ -46,9 +48,14 @@ class OpenAIAdapter:
     ) -> UpstreamRequest:
         out = dict(body)
         out.pop("hedge", None)
+        out.pop("output_config", None)  # Anthropic's, already translated (reasoning_effort, response_format)
         out["model"] = model
         if "messages" in out:
             out["messages"] = portable_messages(out["messages"], strict=False, keep_extra=self._keeps_extra)
+        if any(isinstance(m, dict) and "is_error" in m for m in out.get("messages") or ()):
+            out["messages"] = [_tool_message(m) for m in out["messages"]]
+        if families.openai_reasoning(model):
+            _for_reasoning_model(out)
         if stream:
             options = dict(out.get("stream_options") or {})
             options["include_usage"] = True
@@ -67,7 +74,9 @@ class OpenAIAdapter:
             raise self._error_from_body(data, 200)
         return Translated(raw, Usage.from_openai(data.get("usage"), data.get("service_tier")))
 
-    def stream_translator(self, model: str, want_usage: bool) -> OpenAIStream:
+    def stream_translator(
+        self, model: str, want_usage: bool, request: UpstreamRequest | None = None
+    ) -> OpenAIStream:
         return OpenAIStream(self.name, want_usage, self.config.max_event_bytes)
 
     def embeddings_request(self, body: dict[str, Any], model: str) -> UpstreamRequest:
@@ -117,6 +126,82 @@ class OpenAIAdapter:
             code=str(code) if code is not None else None,
             param=str(param) if param is not None else None,
         )
+
+
+class OpenAIPlatformAdapter(OpenAIAdapter):
+    """OpenAI's own API (``api.openai.com``): it refuses what other OpenAI-compatible servers take
+    ("Unrecognized request argument supplied: top_k"), so the capability check handles such
+    parameters by policy instead of passing them on."""
+
+    capabilities: ClassVar[Capabilities] = Capabilities(extensions=False)
+
+    def chat_request(
+        self, body: dict[str, Any], model: str, stream: bool, want_usage: bool
+    ) -> UpstreamRequest:
+        messages = body.get("messages")
+        if isinstance(messages, list) and any(_has_cache_marker(m) for m in messages):
+            # Prompt-cache breakpoints are Anthropic's; OpenAI caches prefixes by itself.
+            body = {**body, "messages": [_without_cache_markers(m) for m in messages]}
+        tools = body.get("tools")
+        if isinstance(tools, list) and any(isinstance(t, dict) and "cache_control" in t for t in tools):
+            body = {**body, "tools": [_without_cache_marker(t) for t in tools]}
+        return super().chat_request(body, model, stream, want_usage)
+
+
+def openai_platform(base_url: str) -> bool:
+    """Whether ``base_url`` is OpenAI's own API."""
+    return urlsplit(base_url).hostname == "api.openai.com"
+
+
+_THINKING_EFFORT = ((2048, "low"), (8192, "medium"))
+"""An Anthropic thinking budget as ``reasoning_effort``: to 2048 tokens low, to 8192 medium, else high."""
+
+
+def _for_reasoning_model(out: dict[str, Any]) -> None:
+    """What OpenAI's reasoning models (o-series, gpt-5) take instead: ``max_completion_tokens`` for
+    ``max_tokens`` (which they refuse with 400), ``reasoning_effort`` for Anthropic's ``thinking``."""
+    if "max_tokens" in out:
+        limit = out.pop("max_tokens")
+        out.setdefault("max_completion_tokens", limit)
+    thinking = out.pop("thinking", None)
+    if isinstance(thinking, dict) and "reasoning_effort" not in out:
+        if thinking.get("type") == "disabled":
+            return
+        budget = thinking.get("budget_tokens")
+        effort = "high"
+        if isinstance(budget, int):
+            effort = next((name for top, name in _THINKING_EFFORT if budget <= top), "high")
+        out["reasoning_effort"] = effort
+
+
+def _has_cache_marker(message: Any) -> bool:
+    content = message.get("content") if isinstance(message, dict) else None
+    return isinstance(content, list) and any(isinstance(p, dict) and "cache_control" in p for p in content)
+
+
+def _without_cache_marker(tool: Any) -> Any:
+    return {k: v for k, v in tool.items() if k != "cache_control"} if isinstance(tool, dict) else tool
+
+
+def _without_cache_markers(message: Any) -> Any:
+    if not _has_cache_marker(message):
+        return message
+    parts = [
+        {k: v for k, v in p.items() if k != "cache_control"} if isinstance(p, dict) else p
+        for p in message["content"]
+    ]
+    return {**message, "content": parts}
+
+
+def _tool_message(message: Any) -> Any:
+    """A tool message without the ``is_error`` mark (an Anthropic client's ``tool_result.is_error``,
+    which OpenAI has no field for): the result says it is an error in its text instead."""
+    if not isinstance(message, dict) or "is_error" not in message:
+        return message
+    out = {k: v for k, v in message.items() if k != "is_error"}
+    if message.get("is_error") is True and isinstance(out.get("content"), str):
+        out["content"] = f"Error: {out['content']}"
+    return out
 
 
 class OpenAIStream(SSETranslator):
