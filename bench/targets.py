@@ -183,10 +183,21 @@ def hedge_config(upstreams: dict[str, Proc]) -> dict[str, Any]:
     }
 
 
-def start_hedge(upstreams: dict[str, Proc], workers: int = 1, name: str = "hedge") -> Proc:
+def start_hedge(
+    upstreams: dict[str, Proc],
+    workers: int = 1,
+    name: str = "hedge",
+    server: dict[str, Any] | None = None,
+    provider: dict[str, Any] | None = None,
+) -> Proc:
+    """``server`` and ``provider`` settings are added to the config's server and to every provider."""
     TMP.mkdir(parents=True, exist_ok=True)
     cfg = TMP / f"{name}.yaml"
-    cfg.write_text(yaml.safe_dump(hedge_config(upstreams), sort_keys=False))
+    config = hedge_config(upstreams)
+    config["server"].update(server or {})
+    for settings in config["providers"].values():
+        settings.update(provider or {})
+    cfg.write_text(yaml.safe_dump(config, sort_keys=False))
     port = free_port()
     cmd = [sys.executable, "-m", "hedge", "serve", "--config", str(cfg), "--host", HOST, "--port", str(port)]
     cmd += ["--workers", str(workers), "--log-level", "warning"]
