@@ -52,6 +52,16 @@ def test_the_demo_evaluates_three_candidates_and_says_what_to_switch_to() -> Non
     assert backup[-3] == f"{saving}%", backup  # the table's savings column says the same
 
 
+def test_on_too_few_questions_the_demo_would_not_switch() -> None:
+    result = _demo("--eval-items", "20")
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
+    assert "hedge eval: 20 items" in out and "Recommended:" not in out, out
+    assert "No candidate meets the bar of 0.8 with 95% confidence." in out, out
+    assert "Not even premium meets the bar of 0.8 with 95% confidence on 20 questions" in out, out
+    assert "Hedge would stay on premium (gpt-4o)." in out and "would switch" not in out, out
+
+
 def test_the_experimentation_act_can_be_skipped_and_refuses_a_negative_size() -> None:
     result = _demo("--eval-items", "0")
     assert result.returncode == 0, result.stdout + result.stderr

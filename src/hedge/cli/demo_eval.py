@@ -111,10 +111,16 @@ def switch(report: Report) -> str:
     reference = next(r for r in report.candidates if r.is_reference)
     best = next((r for r in report.candidates if r.target == report.recommended), None)
     model = {c.target: c.model for c in CANDIDATES}
-    if best is None or best.is_reference or best.cost_per_1k_usd is None or best.savings is None:
+    stay = f"Hedge would stay on {reference.target} ({model[reference.target]})"
+    if best is None:
+        return (
+            f"Not even {reference.target} meets the bar of {report.bar:g} with 95% confidence on "
+            f"{report.items} questions, too few for narrow intervals (--eval-items 60 or more): {stay}."
+        )
+    if best.is_reference or best.cost_per_1k_usd is None or best.savings is None:
         return (
             f"No cheaper candidate meets the bar of {report.bar:g} with 95% confidence on "
-            f"{report.items} questions: Hedge would stay on {reference.target} ({model[reference.target]})."
+            f"{report.items} questions: {stay}."
         )
     return (
         f"Hedge would switch this work from {reference.target} ({model[reference.target]}) to "
