@@ -5,6 +5,8 @@ premium one that goes down for a while mid-run, and a backup host) and the
 gateway in this process, drives a few hundred requests through the gateway's
 HTTP surface (streaming and not), and prints what they cost against sending
 everything to the premium model, and how many failovers kept the traffic up.
+Then two short acts: the batch lane (:mod:`hedge.cli.demo_batch`) and an evaluation
+of three candidates of known quality (:mod:`hedge.cli.demo_eval`).
 """
 
 from __future__ import annotations

@@ -101,8 +101,9 @@ async def eval_act(runtime: Runtime, mocks: dict[str, MockState], count: int, co
         result = await evaluation.run()
     result.grader_spec = "exact"
     report = summarize(result, BAR)
-    console.print(render_table(report, console.width), end="")
-    console.print(switch(report), highlight=False)
+    # Already rendered text: "[0.911, 0.997]" is an interval, not markup.
+    console.print(render_table(report, console.width), end="", markup=False, highlight=False)
+    console.print(switch(report), markup=False, highlight=False)
     return report
 
 
