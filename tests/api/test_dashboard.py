@@ -861,9 +861,10 @@ def test_percentile_interpolates() -> None:
 def test_demo_serve_keeps_the_dashboard_up(tmp_path: Path) -> None:
     port = free_port()
     out = tmp_path / "demo.out"
-    # Without the batch act (tests/batch/test_demo.py has it): these are the interactive figures.
+    # Without the batch and experimentation acts (tests/batch/test_demo.py and tests/cli/test_demo.py
+    # have them): these are the interactive figures.
     cmd = [sys.executable, "-m", "hedge", "demo", "--serve", "--requests", "24", "--port", str(port)]
-    cmd += ["--batch-lines", "0"]
+    cmd += ["--batch-lines", "0", "--eval-items", "0"]
     with out.open("wb") as sink:
         proc = subprocess.Popen(cmd, stdout=sink, stderr=subprocess.STDOUT, cwd=tmp_path)
     try:

@@ -26,6 +26,8 @@ def test_the_demo_runs_a_batch_and_reports_its_saving() -> None:
             "4",
             "--batch-lines",
             "40",
+            "--eval-items",
+            "0",
         ],
         capture_output=True,
         text=True,

@@ -145,12 +145,16 @@ def _mock(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from hedge.cli.demo import run_demo
 
+    if args.eval_items < 0 or args.batch_lines < 0:
+        print("hedge: --eval-items and --batch-lines must not be negative", file=sys.stderr)
+        return 2
     return run_demo(
         requests=args.requests,
         concurrency=args.concurrency,
         serve=args.serve,
         port=args.port,
         batch_lines=args.batch_lines,
+        eval_items=args.eval_items,
     )
 
 
@@ -253,6 +257,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=200,
         help="requests in the batch act (0: skip the act; default 200)",
+    )
+    demo.add_argument(
+        "--eval-items",
+        type=int,
+        default=60,
+        help="questions in the experimentation act, which evaluates three candidates "
+        "(0: skip the act; default 60)",
     )
     demo.set_defaults(func=_demo)
 

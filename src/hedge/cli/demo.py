@@ -5,6 +5,8 @@ premium one that goes down for a while mid-run, and a backup host) and the
 gateway in this process, drives a few hundred requests through the gateway's
 HTTP surface (streaming and not), and prints what they cost against sending
 everything to the premium model, and how many failovers kept the traffic up.
+Then two short acts: the batch lane (:mod:`hedge.cli.demo_batch`) and an evaluation
+of three candidates of known quality (:mod:`hedge.cli.demo_eval`).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from rich.table import Table
 
 from hedge.api.app import create_app
 from hedge.cli.demo_batch import batch_act, nightly_alias
+from hedge.cli.demo_eval import eval_act
 from hedge.cli.net import free_port, serve_in_loop
 from hedge.config import parse_config
 from hedge.gateway.runtime import Runtime
@@ -195,6 +198,7 @@ async def _run(
     serve: bool = False,
     port: int | None = None,
     batch_lines: int = 200,
+    eval_items: int = 60,
 ) -> int:
     transitions = _Transitions()
     breaker_log = logging.getLogger("hedge.breaker")
@@ -210,13 +214,13 @@ async def _run(
     totals = Aggregator()
     runtime.sinks.append(totals)
     flaky = Knobs(latency_ms=20, fail_rate=0.15, fail_status=503)
+    cheap_app = create_mock_app("openai", flaky, seed=1)
     premium_app = create_mock_app("openai", Knobs(latency_ms=40, fail_status=503), seed=2)
+    backup_app = create_mock_app("openai", Knobs(latency_ms=30))
     async with contextlib.AsyncExitStack() as stack:
-        await stack.enter_async_context(serve_in_loop(create_mock_app("openai", flaky, seed=1), cheap))
+        await stack.enter_async_context(serve_in_loop(cheap_app, cheap))
         await stack.enter_async_context(serve_in_loop(premium_app, premium))
-        await stack.enter_async_context(
-            serve_in_loop(create_mock_app("openai", Knobs(latency_ms=30)), backup)
-        )
+        await stack.enter_async_context(serve_in_loop(backup_app, backup))
         await stack.enter_async_context(serve_in_loop(create_app(config, runtime), gateway))
         console.print(
             f"[bold]Hedge demo[/]: gateway on http://127.0.0.1:{gateway}/v1. Alias 'chat' splits 80/20 "
@@ -233,6 +237,9 @@ async def _run(
             batch_ok = await batch_act(
                 f"http://127.0.0.1:{gateway}", MASTER_KEY, batch_lines, PROMPTS, console
             )
+        if eval_items:
+            mocks = {"cheap": cheap_app, "premium": premium_app, "backup": backup_app}
+            await eval_act(runtime, {k: v.state.mock for k, v in mocks.items()}, eval_items, console)
         # --serve: keep the mocks and the gateway up past this block, for the dashboard.
         servers = stack.pop_all() if serve else None
 
@@ -274,6 +281,7 @@ def run_demo(
     serve: bool = False,
     port: int | None = None,
     batch_lines: int = 200,
+    eval_items: int = 60,
 ) -> int:
     console = Console()
-    return asyncio.run(_run(requests, concurrency, console, serve, port, batch_lines))
+    return asyncio.run(_run(requests, concurrency, console, serve, port, batch_lines, eval_items))
