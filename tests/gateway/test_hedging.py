@@ -88,6 +88,9 @@ async def test_a_whole_answer_comes_from_the_fast_deployment_and_the_slow_one_is
     assert rec.lost_cost_usd > 0 and rec.lost_prompt_tokens > 0
     assert rec.cost_usd == pytest.approx(result.cost_usd)
     assert rec.cost_usd > rec.lost_cost_usd
+    # The cost split by token class still adds up, the lost attempt's part included.
+    assert rec.charges.total == pytest.approx(rec.cost_usd)
+    assert rec.lost_charges.total == pytest.approx(rec.lost_cost_usd)
     assert runtime.router.stats["slow/m1"].in_flight == 0  # its attempt ended, nothing left waiting
 
 
@@ -107,6 +110,7 @@ async def test_a_stream_comes_from_the_one_that_sends_its_first_token(runtime: R
     ]
     assert rec.status == 200 and rec.lost_cost_usd > 0
     assert rec.cost_usd > rec.lost_cost_usd
+    assert rec.charges.total == pytest.approx(rec.cost_usd)
 
 
 async def test_no_hedge_without_retry_budget(cheap: Mock, premium: Mock, tmp_path: Path) -> None:

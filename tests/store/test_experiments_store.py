@@ -4,6 +4,7 @@ weight change per decision slot, and the ledger's shadow line and shadow-free ke
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -127,3 +128,26 @@ def test_rows_spooled_by_older_versions_get_the_new_columns() -> None:
     assert _upgraded(row[:-later]) == (*row[:-later], *_ADDED_LATER)  # before the route
     assert _upgraded(row[:-later])[-later + 1 : -later + 4] == (0, None, None)  # no shadow, no arm
     assert _upgraded(row) == row
+
+
+async def test_the_shadow_line_holds_where_spend_reads_the_rollups(db: Database) -> None:
+    """Whole hours come from the hourly rollups, which count a shadow copy in its alias's group:
+    the report still shows it on its own line only."""
+    hour = (int(time.time()) // 3600 - 3) * 3600  # a whole hour the rollups cover
+    records = (
+        _rec("r1", 1.0, alias="chat"),
+        _rec("r2", 2.0, key_id="k1", alias="mini"),
+        _rec("s1", 0.25, alias="mini", shadow=True),
+        _rec("s2", 0.5, alias="lone", shadow=True),  # an alias only shadow copies went to
+    )
+    for rec in records:
+        rec.started_at = hour + 60
+    ledger = await _book(db, *records)
+    await db.execute("UPDATE hedge_rollup_state SET covered_from = ? WHERE id = 1", (hour - 3600,))
+    for by in ("alias", "provider", "day"):
+        rows, total = await ledger.spend(by, hour - 7200)
+        groups = {r.group: r for r in rows}
+        assert groups[SHADOW_GROUP].requests == 2 and groups[SHADOW_GROUP].cost_usd == 0.75, by
+        assert total.requests == 4 and total.cost_usd == pytest.approx(3.75), by
+    rows, _ = await ledger.spend("alias", hour - 7200)
+    assert {r.group: r.cost_usd for r in rows} == {"mini": 2.0, "chat": 1.0, SHADOW_GROUP: 0.75}
