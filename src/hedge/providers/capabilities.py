@@ -25,7 +25,7 @@ from enum import StrEnum
 from typing import Any
 
 from hedge.providers import families
-from hedge.providers.base import Capabilities
+from hedge.providers.base import Capabilities, thinking_requested
 
 
 class Support(StrEnum):
@@ -89,7 +89,8 @@ PARAMETERS: tuple[Param, ...] = (
         T,
         T,
         "Claude: `thinking` budget (4.6+: adaptive + `output_config.effort`); "
-        "Gemini: `thinkingConfig` budget (2.5) or level (3)",
+        "Gemini: `thinkingConfig` budget (2.5) or level (3); the thinking text comes back as "
+        "`reasoning_content`",
     ),
     Param("user", T, T, IG, "Anthropic `metadata.user_id`"),
     Param("safety_identifier", T, T, IG, "Anthropic `metadata.user_id`"),
@@ -249,16 +250,6 @@ _CHECKS: list[tuple[str, Callable[[dict[str, Any], Capabilities], bool]]] = [
 
 def _number(value: Any) -> float | None:
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
-
-
-def thinking_requested(body: dict[str, Any]) -> bool:
-    """Whether the request asks the model to think (``reasoning_effort`` other than none, or an
-    Anthropic ``thinking`` other than disabled)."""
-    effort = body.get("reasoning_effort")
-    if isinstance(effort, str) and effort != "none":
-        return True
-    thinking = body.get("thinking")
-    return isinstance(thinking, dict) and thinking.get("type") not in (None, "disabled")
 
 
 def model_rules(body: dict[str, Any], style: str, model: str, caps: Capabilities) -> dict[str, str]:
