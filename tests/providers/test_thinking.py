@@ -81,14 +81,19 @@ def test_recorded_thinking_stream(asked: bool) -> None:
     assert content.startswith("Hello! I'm Assistant") and "greeting" not in content
     if asked:
         assert reasoning == THOUGHT_TEXT
-        assert details == [
-            {
-                "type": "reasoning.text",
-                "text": THOUGHT_TEXT,
-                "signature": SIGNATURE,
-                "format": "anthropic-claude-v1",
-                "index": 0,
-            }
+        # OpenRouter's streaming shape: pieces of index 0, the signature last.
+        assert {(d["type"], d["format"], d["index"]) for d in details} == {
+            ("reasoning.text", "anthropic-claude-v1", 0)
+        }
+        assert "".join(d.get("text") or "" for d in details) == THOUGHT_TEXT
+        assert details[-1] == {
+            "type": "reasoning.text",
+            "signature": SIGNATURE,
+            "format": "anthropic-claude-v1",
+            "index": 0,
+        }
+        assert thinking_blocks({"role": "assistant", "reasoning_details": details}) == [
+            {"type": "thinking", "thinking": THOUGHT_TEXT, "signature": SIGNATURE}
         ]
     else:
         assert reasoning == "" and details == []

@@ -37,7 +37,8 @@ Thinking: when the client asked for reasoning (``reasoning_effort`` other than `
 ``delta.reasoning_content``, the field DeepSeek, vLLM and OpenRouter-compatible clients read) and
 every thinking block whole, with its ``signature``, as ``message.reasoning_details`` in OpenRouter's
 shape (``reasoning.text`` / ``reasoning.encrypted`` for redacted thinking, ``format:
-"anthropic-claude-v1"``). Claude refuses a tool result after a thinking + tool_use turn whose thinking
+"anthropic-claude-v1"``; streamed as OpenRouter streams them, deltas of one ``index`` to
+concatenate, the signature last). Claude refuses a tool result after a thinking + tool_use turn whose thinking
 block is missing, so an assistant message sent back with those details gets its thinking blocks back
 first in the turn; a client that rebuilt the message without them finds them in
 :data:`hedge.providers.signatures.THINKING`, keyed by the turn's first tool call id. They are sent
@@ -665,16 +666,21 @@ def thinking_blocks(message: dict[str, Any]) -> list[dict[str, Any]]:
         kept = THINKING.recall(first["id"]) if first and isinstance(first.get("id"), str) else None
         if kept is not None:
             details = orjson.loads(kept)
-    blocks: list[dict[str, Any]] = []
-    for detail in details or ():
+    merged: dict[Any, dict[str, Any]] = {}
+    for k, detail in enumerate(details or ()):
         if not isinstance(detail, dict) or detail.get("format", REASONING_FORMAT) != REASONING_FORMAT:
             continue
-        if detail.get("type") == "reasoning.text" and isinstance(detail.get("signature"), str):
-            text = detail.get("text") if isinstance(detail.get("text"), str) else ""
-            blocks.append({"type": "thinking", "thinking": text, "signature": detail["signature"]})
+        # Streamed entries of one index are pieces of one block (a client may send them unmerged).
+        key = detail.get("index", f"#{k}")
+        if detail.get("type") == "reasoning.text":
+            block = merged.setdefault(key, {"type": "thinking", "thinking": "", "signature": ""})
+            if block["type"] == "thinking":
+                block["thinking"] += detail["text"] if isinstance(detail.get("text"), str) else ""
+                block["signature"] += detail["signature"] if isinstance(detail.get("signature"), str) else ""
         elif detail.get("type") == "reasoning.encrypted" and isinstance(detail.get("data"), str):
-            blocks.append({"type": "redacted_thinking", "data": detail["data"]})
-    return blocks
+            merged.setdefault(key, {"type": "redacted_thinking", "data": detail["data"]})
+    # Thinking without a signature cannot go back to Claude (it would refuse the turn).
+    return [b for b in merged.values() if b["type"] == "redacted_thinking" or b["signature"]]
 
 
 _BUDGETS = {"minimal": 1024, "low": 2048, "medium": 8192, "high": 16384, "xhigh": 32768}
@@ -824,10 +830,10 @@ class AnthropicStream(SSETranslator):
     ) -> None:
         super().__init__(provider, max_event_bytes)
         self._reasoning = reasoning
-        """The client asked for reasoning: thinking is streamed as ``reasoning_content`` and each
-        thinking block, once whole, as a ``reasoning_details`` entry."""
-        self._thinking: dict[int, dict[str, Any]] = {}
-        """Anthropic content-block index -> the thinking block being streamed."""
+        """The client asked for reasoning: thinking is streamed as ``reasoning_content`` and as
+        ``reasoning_details`` deltas (see :meth:`_block_delta`)."""
+        self._thinking: dict[int, tuple[int, dict[str, Any]]] = {}
+        """Anthropic content-block index -> (``reasoning_details`` index, the block so far)."""
         self._details: list[dict[str, Any]] = []
         self._first_call: str | None = None
         self._id = "chatcmpl-"
@@ -916,9 +922,17 @@ class AnthropicStream(SSETranslator):
             out.append(self._chunk({"content": block["text"]}))
         elif block.get("type") in ("thinking", "redacted_thinking") and isinstance(index, int):
             if self._reasoning:
-                self._thinking[index] = dict(block)
-                if block.get("thinking"):
-                    out.append(self._chunk({"reasoning_content": block["thinking"]}))
+                position = len(self._thinking) + len(self._details)
+                self._thinking[index] = (position, {**block, "thinking": "", "signature": ""})
+                if block.get("type") == "redacted_thinking":
+                    self._thinking[index] = (position, dict(block))
+                    entry = reasoning_detail(block, position)
+                    if entry is not None:
+                        out.append(self._chunk({"reasoning_details": [entry]}))
+                elif block.get("thinking"):
+                    out.append(self._thinking_delta(index, str(block["thinking"])))
+                if isinstance(block.get("signature"), str) and block["signature"]:
+                    out.append(self._signature_delta(index, block["signature"]))
         elif block.get("type") == "tool_use" and isinstance(index, int):
             if self._first_call is None and isinstance(block.get("id"), str):
                 self._first_call = block["id"]
@@ -951,23 +965,40 @@ class AnthropicStream(SSETranslator):
             self._thought += len(text)
             if self.usage is not None:
                 self._update_usage({})
-            block = self._thinking.get(data.get("index", -1))
-            if block is not None and text:
-                block["thinking"] = str(block.get("thinking") or "") + text
-                out.append(self._chunk({"reasoning_content": text}))
+            index = data.get("index", -1)
+            if index in self._thinking and text:
+                out.append(self._thinking_delta(index, text))
         elif kind == "signature_delta":
-            block = self._thinking.get(data.get("index", -1))
-            if block is not None:
-                block["signature"] = str(block.get("signature") or "") + str(delta.get("signature") or "")
+            index = data.get("index", -1)
+            if index in self._thinking and delta.get("signature"):
+                out.append(self._signature_delta(index, str(delta["signature"])))
         # citations_delta: nothing to show in chat completions
+
+    def _thinking_delta(self, index: int, text: str) -> bytes:
+        """Thinking text as ``reasoning_content`` and as a ``reasoning_details`` delta, OpenRouter's
+        streaming shape: entries of one ``index`` concatenate, the last one brings the signature."""
+        position, block = self._thinking[index]
+        block["thinking"] += text
+        entry = {"type": "reasoning.text", "text": text, "format": REASONING_FORMAT, "index": position}
+        return self._chunk({"reasoning_content": text, "reasoning_details": [entry]})
+
+    def _signature_delta(self, index: int, signature: str) -> bytes:
+        position, block = self._thinking[index]
+        block["signature"] += signature
+        entry = {
+            "type": "reasoning.text",
+            "signature": signature,
+            "format": REASONING_FORMAT,
+            "index": position,
+        }
+        return self._chunk({"reasoning_details": [entry]})
 
     def _block_stop(self, data: dict[str, Any], out: list[bytes]) -> None:
         thinking = self._thinking.pop(data.get("index", -1), None)
         if thinking is not None:
-            detail = reasoning_detail(thinking, len(self._details))
-            if detail is not None:
-                self._details.append(detail)
-                out.append(self._chunk({"reasoning_details": [detail]}))
+            entry = reasoning_detail(thinking[1], thinking[0])
+            if entry is not None:
+                self._details.append(entry)
             return
         tool = self._tools.get(data.get("index", -1))
         if tool is None or tool[1]:
