@@ -184,3 +184,59 @@ def test_claude_tool_conversation_with_reasoning_continues(setup: Setup, stream:
     for alias in ("gpt", "flash"):
         done = client.chat.completions.create(model=alias, messages=[*ASK, message, answer], tools=[WEATHER])
         assert done.choices[0].message.content, alias
+
+
+# -- /v1/messages: Anthropic-SDK clients --------------------------------------------------------------
+
+
+def _an(gw: Gateway) -> anthropic.Anthropic:
+    return anthropic.Anthropic(base_url=gw.url, api_key=MASTER_KEY, max_retries=0)
+
+
+TOOL: Any = {"name": "get_weather", "input_schema": WEATHER["function"]["parameters"]}
+BUDGET: Any = {"type": "enabled", "budget_tokens": 1024}
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_messages_thinking_blocks_whole_and_streamed_and_the_tool_loop_continues(
+    setup: Setup, stream: bool
+) -> None:
+    client = _an(gw=setup[0])
+    if stream:
+        with client.messages.stream(
+            model="sonnet", max_tokens=2048, messages=ASK, tools=[TOOL], thinking=BUDGET
+        ) as events:
+            kinds = {e.delta.type for e in events if e.type == "content_block_delta"}
+            first = events.get_final_message()
+        assert {"thinking_delta", "signature_delta"} <= kinds
+    else:
+        first = client.messages.create(
+            model="sonnet", max_tokens=2048, messages=ASK, tools=[TOOL], thinking=BUDGET
+        )
+    assert first.content[0].type == "thinking"
+    assert first.content[0].thinking == THINKING and first.content[0].signature
+    use = next(b for b in first.content if b.type == "tool_use")
+    result: Any = {
+        "role": "user",
+        "content": [{"type": "tool_result", "tool_use_id": use.id, "content": "18C"}],
+    }
+    # The Anthropic mock refuses this turn if the thinking block did not come back to it.
+    done = client.messages.create(
+        model="sonnet",
+        max_tokens=2048,
+        messages=[*ASK, {"role": "assistant", "content": first.content}, result],
+        tools=[TOOL],
+        thinking=BUDGET,
+    )
+    assert done.content[0].type == "thinking" and any(b.type == "text" for b in done.content)
+    plain = client.messages.create(model="sonnet", max_tokens=64, messages=HI)
+    assert all(b.type == "text" for b in plain.content)
+
+
+def test_messages_thinking_from_gemini_is_left_out(setup: Setup) -> None:
+    """Gemini's thought summaries have no signature a thinking block could carry."""
+    client = _an(gw=setup[0])
+    done = client.messages.create(model="flash", max_tokens=2048, messages=HI, thinking=BUDGET)
+    assert [b.type for b in done.content] == ["text"]
+    with client.messages.stream(model="flash", max_tokens=2048, messages=HI, thinking=BUDGET) as events:
+        assert [b.type for b in events.get_final_message().content] == ["text"]

@@ -14,8 +14,10 @@ import orjson
 import pytest
 
 from hedge.config import ProviderConfig
+from hedge.errors import InvalidRequest
 from hedge.providers import make_adapter
 from hedge.providers.anthropic import AnthropicAdapter, thinking_blocks, translate_messages
+from hedge.providers.anthropic_inbound import AnthropicEvents, to_anthropic, to_openai
 from hedge.providers.base import thinking_requested
 from hedge.providers.gemini import GeminiAdapter
 from hedge.providers.ids import portable_messages
@@ -169,7 +171,7 @@ CALL = {"id": "toolu_kept", "type": "function", "function": {"name": "f", "argum
 def test_thinking_blocks(message: dict[str, Any], blocks: list[dict[str, Any]]) -> None:
     THINKING.remember(
         "toolu_remembered",
-        orjson.dumps([{"type": "reasoning.text", "text": "kept", "signature": "sig"}]).decode(),
+        orjson.dumps([{**DETAILS[0], "text": "kept", "signature": "sig"}]).decode(),
     )
     assert thinking_blocks(message) == blocks
 
@@ -245,3 +247,99 @@ def test_gemini_thought_summaries(asked: bool) -> None:
     reasoning = "".join(d.get("reasoning_content") or "" for d in deltas)
     assert reasoning == ("**Planning**\n\nA short answer." if asked else "")
     assert "".join(d.get("content") or "" for d in deltas) == "Hello!"
+
+
+# -- /v1/messages: Anthropic clients --------------------------------------------------------------------
+
+
+def sse_data(raw: bytes) -> list[dict[str, Any]]:
+    return [
+        orjson.loads(line[6:])
+        for block in raw.split(b"\n\n")
+        for line in block.splitlines()
+        if line.startswith(b"data: ")
+    ]
+
+
+def test_recorded_thinking_stream_through_both_translations() -> None:
+    adapter = anthropic()
+    body = {"model": "a", "messages": USER, "thinking": {"type": "enabled", "budget_tokens": 1024}}
+    request = adapter.chat_request(body, "claude-3-7-sonnet-20250219", True, True)
+    stream = adapter.stream_translator("claude-3-7-sonnet-20250219", True, request)
+    openai_chunks = list(chunks(stream.feed((RECORDED / "anthropic-thinking-stream.txt").read_bytes())))
+    face = AnthropicEvents("alias")
+    out = b"".join(b for ch in openai_chunks for b in face.chunk(ch)) + b"".join(face.finish(None))
+    events = sse_data(out)
+    starts = [e["content_block"]["type"] for e in events if e["type"] == "content_block_start"]
+    assert starts == ["thinking", "text"]
+    deltas = [e["delta"] for e in events if e["type"] == "content_block_delta" and e["index"] == 0]
+    assert "".join(d.get("thinking", "") for d in deltas) == THOUGHT_TEXT
+    assert deltas[-1] == {"type": "signature_delta", "signature": SIGNATURE}
+    stops = [e["index"] for e in events if e["type"] == "content_block_stop"]
+    assert stops == [0, 1]
+
+
+@pytest.mark.parametrize(
+    ("message", "content"),
+    [
+        (
+            {"role": "assistant", "content": "hi", "reasoning_details": DETAILS},
+            [
+                {"type": "thinking", "thinking": "t", "signature": "s"},
+                {"type": "redacted_thinking", "data": "d"},
+                {"type": "text", "text": "hi"},
+            ],
+        ),
+        # Gemini's or DeepSeek's reasoning text: no signature, so no thinking block.
+        (
+            {"role": "assistant", "content": "hi", "reasoning_content": "thought"},
+            [{"type": "text", "text": "hi"}],
+        ),
+    ],
+)
+def test_whole_message_for_anthropic_clients(message: dict[str, Any], content: list[dict[str, Any]]) -> None:
+    completion = {
+        "id": "chatcmpl-x",
+        "model": "m",
+        "choices": [{"message": message, "finish_reason": "stop"}],
+    }
+    assert to_anthropic(completion)["content"] == content
+
+
+def test_thinking_blocks_from_anthropic_clients_reach_claude_only() -> None:
+    body = {
+        "model": "alias",
+        "max_tokens": 4096,
+        "thinking": {"type": "enabled", "budget_tokens": 1024},
+        "messages": [
+            *USER,
+            {
+                "role": "assistant",
+                "content": [
+                    {"type": "thinking", "thinking": "t", "signature": "s"},
+                    {"type": "redacted_thinking", "data": "d"},
+                    {"type": "tool_use", "id": "toolu_1", "name": "f", "input": {}},
+                ],
+            },
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "content": "ok"}]},
+        ],
+    }
+    chat = to_openai(body)
+    sent = orjson.loads(anthropic().chat_request(chat, "claude-sonnet-4-5", False, False).body)
+    assert sent["messages"][1]["content"] == body["messages"][1]["content"]
+    openai_sent = orjson.loads(
+        make_adapter("o", ProviderConfig(style="openai", base_url="https://api.openai.com/v1"))
+        .chat_request(chat, "gpt-4o", False, False)
+        .body
+    )
+    assert "reasoning_details" not in openai_sent["messages"][1]
+    with pytest.raises(InvalidRequest, match="signature"):
+        to_openai(
+            {
+                **body,
+                "messages": [
+                    *USER,
+                    {"role": "assistant", "content": [{"type": "thinking", "thinking": "t"}]},
+                ],
+            }
+        )

@@ -56,6 +56,7 @@ import orjson
 from hedge.config import ProviderConfig
 from hedge.errors import InvalidRequest, UpstreamError
 from hedge.providers import families
+from hedge.providers.anthropic_inbound import claude_thinking
 from hedge.providers.base import (
     MAX_TOKENS,
     Capabilities,
@@ -666,21 +667,7 @@ def thinking_blocks(message: dict[str, Any]) -> list[dict[str, Any]]:
         kept = THINKING.recall(first["id"]) if first and isinstance(first.get("id"), str) else None
         if kept is not None:
             details = orjson.loads(kept)
-    merged: dict[Any, dict[str, Any]] = {}
-    for k, detail in enumerate(details or ()):
-        if not isinstance(detail, dict) or detail.get("format", REASONING_FORMAT) != REASONING_FORMAT:
-            continue
-        # Streamed entries of one index are pieces of one block (a client may send them unmerged).
-        key = detail.get("index", f"#{k}")
-        if detail.get("type") == "reasoning.text":
-            block = merged.setdefault(key, {"type": "thinking", "thinking": "", "signature": ""})
-            if block["type"] == "thinking":
-                block["thinking"] += detail["text"] if isinstance(detail.get("text"), str) else ""
-                block["signature"] += detail["signature"] if isinstance(detail.get("signature"), str) else ""
-        elif detail.get("type") == "reasoning.encrypted" and isinstance(detail.get("data"), str):
-            merged.setdefault(key, {"type": "redacted_thinking", "data": detail["data"]})
-    # Thinking without a signature cannot go back to Claude (it would refuse the turn).
-    return [b for b in merged.values() if b["type"] == "redacted_thinking" or b["signature"]]
+    return claude_thinking(details)
 
 
 _BUDGETS = {"minimal": 1024, "low": 2048, "medium": 8192, "high": 16384, "xhigh": 32768}
