@@ -25,7 +25,8 @@ clamped, like every size the answer takes from the request (see
 ``NOT_FOUND``. ``thinkingConfig`` is checked as Gemini checks it: a
 ``thinkingBudget`` of 0 on 2.5 Pro ("This model only works in thinking mode") and
 a ``thinkingLevel`` on Gemini 2 are 400; a request that thinks reports
-``thoughtsTokenCount``.
+``thoughtsTokenCount``, and with ``includeThoughts`` its answer starts with a
+thought summary (a ``thought: true`` part).
 
 Quirks ``hedge check`` catches, as on the OpenAI mock: ``ignore-stop``,
 ``stop-included``, ``no-stream-usage`` (no ``usageMetadata`` in stream events),

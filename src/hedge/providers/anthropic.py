@@ -38,11 +38,13 @@ Thinking: when the client asked for reasoning (``reasoning_effort`` other than `
 every thinking block whole, with its ``signature``, as ``message.reasoning_details`` in OpenRouter's
 shape (``reasoning.text`` / ``reasoning.encrypted`` for redacted thinking, ``format:
 "anthropic-claude-v1"``; streamed as OpenRouter streams them, deltas of one ``index`` to
-concatenate, the signature last). Claude refuses a tool result after a thinking + tool_use turn whose thinking
-block is missing, so an assistant message sent back with those details gets its thinking blocks back
-first in the turn; a client that rebuilt the message without them finds them in
+concatenate, the signature last). Claude refuses a tool result after a thinking + tool_use turn
+whose thinking block is missing, so an assistant message sent back with those details gets its
+thinking blocks back first in the turn; a client that rebuilt the message without them finds them in
 :data:`hedge.providers.signatures.THINKING`, keyed by the turn's first tool call id. They are sent
-only while this request thinks too, and other adapters drop them (:mod:`hedge.providers.ids`).
+only while this request thinks too, and other adapters drop them (:mod:`hedge.providers.ids`). The
+``/v1/messages`` face turns ``reasoning_details`` back into thinking blocks
+(:mod:`hedge.providers.anthropic_inbound`).
 """
 
 from __future__ import annotations
