@@ -240,3 +240,30 @@ def test_messages_thinking_from_gemini_is_left_out(setup: Setup) -> None:
     assert [b.type for b in done.content] == ["text"]
     with client.messages.stream(model="flash", max_tokens=2048, messages=HI, thinking=BUDGET) as events:
         assert [b.type for b in events.get_final_message().content] == ["text"]
+
+
+def test_thinking_on_claude_after_a_tool_turn_without_thinking_is_handled_by_policy(setup: Setup) -> None:
+    """A tool loop begun on Gemini (or on Claude without reasoning) has no thinking block Claude could
+    be given back, and Claude refuses to think then: refused by policy, or dropped and named."""
+    client = _oa(setup[0])
+    first = client.chat.completions.create(model="flash", messages=ASK, tools=[WEATHER])
+    call = (first.choices[0].message.tool_calls or [])[0]
+    messages: list[Any] = [
+        *ASK,
+        first.choices[0].message.model_dump(exclude_none=True),
+        {"role": "tool", "tool_call_id": call.id, "content": '{"temp_c": 18}'},
+    ]
+    with pytest.raises(openai.BadRequestError, match="'reasoning_effort'") as err:
+        client.chat.completions.create(
+            model="sonnet", messages=messages, tools=[WEATHER], reasoning_effort="low"
+        )
+    assert "no thinking block" in err.value.message
+    raw = client.chat.completions.with_raw_response.create(
+        model="sonnet",
+        messages=messages,
+        tools=[WEATHER],
+        reasoning_effort="low",
+        extra_body={"hedge": {"on_unsupported": "drop"}},
+    )
+    assert raw.headers["x-hedge-dropped-params"] == "reasoning_effort"
+    assert raw.parse().choices[0].message.content

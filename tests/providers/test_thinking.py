@@ -19,6 +19,7 @@ from hedge.providers import make_adapter
 from hedge.providers.anthropic import AnthropicAdapter, thinking_blocks, translate_messages
 from hedge.providers.anthropic_inbound import AnthropicEvents, to_anthropic, to_openai
 from hedge.providers.base import thinking_requested
+from hedge.providers.capabilities import model_rules, unthought_tool_turn
 from hedge.providers.gemini import GeminiAdapter
 from hedge.providers.ids import portable_messages
 from hedge.providers.signatures import THINKING
@@ -343,3 +344,30 @@ def test_thinking_blocks_from_anthropic_clients_reach_claude_only() -> None:
                 ],
             }
         )
+
+
+TOOL_CALL_TURN = {"role": "assistant", "content": None, "tool_calls": [{**CALL, "id": "call_gemini"}]}
+TOOL_RESULT = {"role": "tool", "tool_call_id": "call_gemini", "content": "18"}
+
+
+@pytest.mark.parametrize(
+    ("messages", "refused"),
+    [
+        ([*USER], False),
+        ([*USER, TOOL_CALL_TURN, TOOL_RESULT], True),
+        ([*USER, {**TOOL_CALL_TURN, "reasoning_details": DETAILS}, TOOL_RESULT], False),
+        ([*USER, {**TOOL_CALL_TURN, "tool_calls": [{**CALL, "id": "toolu_remembered"}]}, TOOL_RESULT], False),
+        # The loop ended: a new user question starts a new assistant turn.
+        ([*USER, TOOL_CALL_TURN, TOOL_RESULT, {"role": "assistant", "content": "18C"}, *USER], False),
+        ([*USER, {"role": "assistant", "content": "hi"}, *USER], False),
+    ],
+)
+def test_unthought_tool_turn(messages: list[Any], refused: bool) -> None:
+    THINKING.remember("toolu_remembered", orjson.dumps(DETAILS).decode())
+    assert unthought_tool_turn(messages) is refused
+    body = {"model": "a", "messages": messages, "reasoning_effort": "low"}
+    rules = model_rules(body, "anthropic", "claude-sonnet-4-5", AnthropicAdapter.capabilities)
+    assert ("reasoning_effort" in rules) is refused
+    assert not model_rules(
+        {**body, "reasoning_effort": "none"}, "anthropic", "claude-sonnet-4-5", AnthropicAdapter.capabilities
+    )
