@@ -41,7 +41,8 @@ USER = [{"role": "user", "content": "Are there an infinite number of prime numbe
 # "enabled", "budget_tokens": 10000} with "max_tokens": 16000) and .../adaptive-thinking
 # ("thinking": {"type": "adaptive"}, "output_config": {"effort": "medium"}).
 # Gemini: ai.google.dev/gemini-api/docs/thinking ("thinkingConfig": {"thinkingBudget": 1024},
-# {"thinkingBudget": 0} to turn thinking off on 2.5 Flash, {"thinkingLevel": "low"} on Gemini 3).
+# {"thinkingBudget": 0} to turn thinking off on 2.5 Flash, {"thinkingLevel": "low"} on Gemini 3,
+# "includeThoughts": true for thought summaries, shown to the client as reasoning_content).
 
 
 @pytest.mark.parametrize(
@@ -82,7 +83,7 @@ USER = [{"role": "user", "content": "Are there an infinite number of prime numbe
             GEMINI,
             "gemini-2.5-flash",
             {"reasoning_effort": "low"},
-            {"generationConfig": {"thinkingConfig": {"thinkingBudget": 1024}}},
+            {"generationConfig": {"thinkingConfig": {"thinkingBudget": 1024, "includeThoughts": True}}},
         ),
         (
             GEMINI,
@@ -94,25 +95,25 @@ USER = [{"role": "user", "content": "Are there an infinite number of prime numbe
             GEMINI,
             "gemini-2.5-pro",
             {"reasoning_effort": "xhigh"},
-            {"generationConfig": {"thinkingConfig": {"thinkingBudget": 32768}}},
+            {"generationConfig": {"thinkingConfig": {"thinkingBudget": 32768, "includeThoughts": True}}},
         ),
         (
             GEMINI,
             "gemini-3-pro-preview",
             {"reasoning_effort": "low"},
-            {"generationConfig": {"thinkingConfig": {"thinkingLevel": "low"}}},
+            {"generationConfig": {"thinkingConfig": {"thinkingLevel": "low", "includeThoughts": True}}},
         ),
         (
             GEMINI,
             "gemini-3-pro-preview",
             {"reasoning_effort": "medium"},
-            {"generationConfig": {"thinkingConfig": {"thinkingLevel": "high"}}},
+            {"generationConfig": {"thinkingConfig": {"thinkingLevel": "high", "includeThoughts": True}}},
         ),
         (
             GEMINI,
             "gemini-2.5-flash",
             {"thinking": {"type": "enabled", "budget_tokens": 2000}},
-            {"generationConfig": {"thinkingConfig": {"thinkingBudget": 2000}}},
+            {"generationConfig": {"thinkingConfig": {"thinkingBudget": 2000, "includeThoughts": True}}},
         ),
         (
             OPENAI,

@@ -24,8 +24,8 @@ from hedge.cost import catalogue
 from hedge.cost.pricing import cost_usd
 from hedge.errors import HedgeError
 from hedge.providers import families, make_adapter
-from hedge.providers.base import Adapter
-from hedge.providers.capabilities import thinking_requested, unsupported
+from hedge.providers.base import Adapter, thinking_requested
+from hedge.providers.capabilities import unsupported
 from hedge.routing.deployment import Deployment
 from hedge.routing.router import Router
 from hedge.transport import Transport

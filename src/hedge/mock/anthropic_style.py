@@ -20,7 +20,9 @@ least 1), ``system`` is not a message role, text blocks may not be empty,
 ``top_p`` (in the words those models use), extended thinking wants a
 ``budget_tokens`` of at least 1024 below ``max_tokens`` and no ``temperature``
 but 1 nor ``top_k``, a tool name is 1 to 128 characters, and every
-``tool_use`` must be answered by a ``tool_result`` in the next turn. With
+``tool_use`` must be answered by a ``tool_result`` in the next turn; with
+``thinking`` on, the assistant turn of the last tool exchange must start with its
+thinking block (Anthropic's 400 "Expected `thinking` or `redacted_thinking`"). With
 ``thinking`` on, the answer starts with a ``thinking`` block (streamed as
 ``thinking_delta`` and ``signature_delta``) whose tokens count as output; a
 ``cache_control`` marker anywhere in the prompt reports half the prompt as
@@ -203,6 +205,44 @@ def _validate(body: dict[str, Any], need_max_tokens: bool = True) -> str | None:
                 if not isinstance(b.get("input"), dict):
                     return f"messages.{i}.content.{j}.tool_use.input: Input should be an object"
                 pending.add(str(b.get("id")))
+            if b.get("type") == "thinking" and not (isinstance(b.get("signature"), str) and b["signature"]):
+                return f"messages.{i}.content.{j}.thinking.signature: Field required"
+    return _missing_thinking(body, messages)
+
+
+_THINKING_FIRST = (
+    "messages.{i}.content.0.type: Expected `thinking` or `redacted_thinking`, but found `{found}`. "
+    "When `thinking` is enabled, a final `assistant` message must start with a thinking block "
+    "(preceeding the lastmost set of `tool_use` and `tool_result` blocks). We recommend you include "
+    "thinking blocks from previous turns. To avoid this requirement, disable `thinking`. Please "
+    "consult our documentation at https://docs.claude.com/en/docs/build-with-claude/extended-thinking"
+)
+"""Anthropic's 400, word for word (its misspelling included), as reported in public issues such as
+github.com/deepset-ai/haystack-core-integrations/issues/2146 and github.com/anomalyco/opencode/issues/3077."""
+
+
+def _missing_thinking(body: dict[str, Any], messages: list[Any]) -> str | None:
+    """With thinking on, the assistant turn of the last tool_use / tool_result exchange must start with
+    its thinking block (Claude's extended-thinking guide, "Preserving thinking blocks")."""
+    if not _thinks(body):
+        return None
+    for i in range(len(messages) - 2, -1, -1):
+        message = messages[i]
+        if message.get("role") != "assistant":
+            continue
+        content = message.get("content")
+        blocks = content if isinstance(content, list) else [{"type": "text"}]
+        answer = messages[i + 1].get("content")
+        answered = isinstance(answer, list) and any(
+            isinstance(b, dict) and b.get("type") == "tool_result" for b in answer
+        )
+        uses = any(isinstance(b, dict) and b.get("type") == "tool_use" for b in blocks)
+        if not (uses and answered):
+            return None
+        found = blocks[0].get("type") if isinstance(blocks[0], dict) else None
+        if found not in ("thinking", "redacted_thinking"):
+            return _THINKING_FIRST.format(i=i, found=found)
+        return None
     return None
 
 

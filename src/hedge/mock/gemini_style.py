@@ -25,7 +25,8 @@ clamped, like every size the answer takes from the request (see
 ``NOT_FOUND``. ``thinkingConfig`` is checked as Gemini checks it: a
 ``thinkingBudget`` of 0 on 2.5 Pro ("This model only works in thinking mode") and
 a ``thinkingLevel`` on Gemini 2 are 400; a request that thinks reports
-``thoughtsTokenCount``.
+``thoughtsTokenCount``, and with ``includeThoughts`` its answer starts with a
+thought summary (a ``thought: true`` part).
 
 Quirks ``hedge check`` catches, as on the OpenAI mock: ``ignore-stop``,
 ``stop-included``, ``no-stream-usage`` (no ``usageMetadata`` in stream events),
@@ -366,6 +367,18 @@ THOUGHT_TOKENS = 12
 """What the mock reports in ``thoughtsTokenCount`` when a request turns thinking on."""
 
 
+THOUGHT = "**Weighing the request**\n\nI will answer briefly."
+"""The mock's thought summary: a ``thought: true`` part first in the answer when the request thinks
+and sets ``includeThoughts`` (Gemini's thinking guide, "Thought summaries")."""
+
+
+def _thought_parts(body: dict[str, Any]) -> list[dict[str, Any]]:
+    thinking = _field(_field(body, "generationConfig"), "thinkingConfig")
+    if not _thinks(body) or _field(thinking, "includeThoughts") is not True:
+        return []
+    return [{"text": THOUGHT, "thought": True}]
+
+
 def _thinks(body: dict[str, Any]) -> bool:
     thinking = _field(_field(body, "generationConfig"), "thinkingConfig")
     if not isinstance(thinking, dict):
@@ -555,6 +568,7 @@ def _generated(state: MockState, model: str, body: dict[str, Any]) -> dict[str, 
     reply = _plan(state, model, body)
     n = _int32(_field(config, "candidateCount")) or 1
     parts = _call_parts(state, reply) if reply.tool_calls else [{"text": reply.text}]
+    parts = _thought_parts(body) + parts
     candidates = [
         {"content": {"parts": parts, "role": "model"}, "finishReason": _finish(reply), "index": i}
         for i in range(n)
@@ -584,6 +598,8 @@ async def _stream(
         steps.append(_call_parts(state, reply))
     if not steps:
         steps.append([{"text": ""}])
+    if _thought_parts(body):
+        steps.insert(0, _thought_parts(body))
     if state.knobs.finish_reason:
         steps = [[]]
     disconnect_at = len(steps) // 2 if body.get("_mock_disconnect") else -1

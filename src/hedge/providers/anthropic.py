@@ -31,11 +31,26 @@ settings, so the count is that of the request ``/v1/messages`` would send.
 Responses and streams are translated back to OpenAI chat completions; the
 prompt tokens reported to clients include cache reads and cache writes, as
 OpenAI's ``prompt_tokens`` includes cached tokens.
+
+Thinking: when the client asked for reasoning (``reasoning_effort`` other than ``none``, or a
+``thinking`` object), the thinking text reaches it as ``message.reasoning_content`` (streamed as
+``delta.reasoning_content``, the field DeepSeek, vLLM and OpenRouter-compatible clients read) and
+every thinking block whole, with its ``signature``, as ``message.reasoning_details`` in OpenRouter's
+shape (``reasoning.text`` / ``reasoning.encrypted`` for redacted thinking, ``format:
+"anthropic-claude-v1"``; streamed as OpenRouter streams them, deltas of one ``index`` to
+concatenate, the signature last). Claude refuses a tool result after a thinking + tool_use turn
+whose thinking block is missing, so an assistant message sent back with those details gets its
+thinking blocks back first in the turn; a client that rebuilt the message without them finds them in
+:data:`hedge.providers.signatures.THINKING`, keyed by the turn's first tool call id. They are sent
+only while this request thinks too, and other adapters drop them (:mod:`hedge.providers.ids`). The
+``/v1/messages`` face turns ``reasoning_details`` back into thinking blocks
+(:mod:`hedge.providers.anthropic_inbound`).
 """
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import orjson
@@ -43,17 +58,20 @@ import orjson
 from hedge.config import ProviderConfig
 from hedge.errors import InvalidRequest, UpstreamError
 from hedge.providers import families
+from hedge.providers.anthropic_inbound import claude_thinking
 from hedge.providers.base import (
     MAX_TOKENS,
     Capabilities,
     Translated,
     UpstreamRequest,
     Usage,
+    thinking_requested,
     tier_name,
     token_count,
 )
 from hedge.providers.errors import load_object, upstream_error
-from hedge.providers.ids import portable_call_id
+from hedge.providers.ids import REASONING_FORMAT, portable_call_id
+from hedge.providers.signatures import THINKING
 from hedge.providers.sse import DEFAULT_MAX_EVENT_BYTES, Event, SSETranslator, frame
 from hedge.wire.anthropic import FINISH_BY_STOP
 
@@ -139,7 +157,9 @@ class AnthropicAdapter:
         out = self._message_request(body, model)
         if stream:
             out["stream"] = True
-        return UpstreamRequest(f"{self.base_url}/v1/messages", orjson.dumps(out), self._headers)
+        asked = _Asked(thinking_requested(body))
+        url = f"{self.base_url}/v1/messages"
+        return UpstreamRequest(url, orjson.dumps(out), self._headers, context=asked)
 
     def count_tokens_request(self, body: dict[str, Any], model: str) -> UpstreamRequest:
         """``POST /v1/messages/count_tokens`` for a chat body: the Messages request :meth:`chat_request`
@@ -167,7 +187,9 @@ class AnthropicAdapter:
         messages = body.get("messages")
         if not isinstance(messages, list) or not messages:
             raise InvalidRequest("'messages' must be a non-empty array", param="messages")
-        system, turns = translate_messages(messages)
+        thinking, effort = thinking_of(body, model)
+        thinks = thinking is not None and thinking.get("type") != "disabled"
+        system, turns = translate_messages(messages, thinking=thinks)
         given = body.get("output_config")
         output_format = native_format(body.get("response_format"), model)
         native = output_format is not None or (isinstance(given, dict) and "format" in given)
@@ -222,7 +244,6 @@ class AnthropicAdapter:
                 out["thinking"] = dict(body["thinking"])
             return out
         config: dict[str, Any] = {}
-        thinking, effort = thinking_of(body, model)
         if thinking is not None:
             out["thinking"] = thinking
             budget = thinking.get("budget_tokens")
@@ -255,11 +276,15 @@ class AnthropicAdapter:
         texts: list[str] = []
         tool_calls: list[dict[str, Any]] = []
         thought = 0
+        details: list[dict[str, Any]] = []
         for block in data["content"]:
             if not isinstance(block, dict):
                 continue
-            if block.get("type") == "thinking":
+            if block.get("type") in ("thinking", "redacted_thinking"):
                 thought += len(str(block.get("thinking") or ""))
+                entry = reasoning_detail(block, len(details))
+                if entry is not None:
+                    details.append(entry)
             elif block.get("type") == "text":
                 texts.append(str(block.get("text") or ""))
             elif block.get("type") == "tool_use":
@@ -280,6 +305,11 @@ class AnthropicAdapter:
         }
         if tool_calls:
             message["tool_calls"] = tool_calls
+        if details and _asked(request):
+            message["reasoning_content"] = reasoning_text(details)
+            message["reasoning_details"] = details
+            if tool_calls and isinstance(tool_calls[0]["id"], str):
+                THINKING.remember(tool_calls[0]["id"], orjson.dumps(details).decode())
         usage = usage_from_anthropic(data.get("usage"))
         choice: dict[str, Any] = {
             "index": 0,
@@ -301,7 +331,8 @@ class AnthropicAdapter:
     def stream_translator(
         self, model: str, want_usage: bool, request: UpstreamRequest | None = None
     ) -> AnthropicStream:
-        return AnthropicStream(self.name, model, self.config.max_event_bytes)
+        asked = request is not None and _asked(request)
+        return AnthropicStream(self.name, model, self.config.max_event_bytes, reasoning=asked)
 
     def embeddings_request(self, body: dict[str, Any], model: str) -> UpstreamRequest:
         raise InvalidRequest(
@@ -332,7 +363,9 @@ class AnthropicAdapter:
 # -- request translation helpers ------------------------------------------------------------------
 
 
-def translate_messages(messages: list[Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def translate_messages(
+    messages: list[Any], thinking: bool = False
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Split OpenAI messages into system text blocks and alternating Anthropic turns (new objects only).
 
     A system part's ``cache_control`` stays on its block, so a prompt-cache breakpoint set on the
@@ -359,7 +392,8 @@ def translate_messages(messages: list[Any]) -> tuple[list[dict[str, Any]], list[
         elif role == "user":
             push("user", _content_blocks(content, f"{param}.content"))
         elif role == "assistant":
-            blocks = _content_blocks(content, f"{param}.content", assistant=True)
+            blocks = thinking_blocks(message) if thinking else []
+            blocks.extend(_content_blocks(content, f"{param}.content", assistant=True))
             blocks.extend(_tool_use_blocks(message.get("tool_calls"), f"{param}.tool_calls"))
             push("assistant", blocks)
         elif role == "tool":
@@ -592,6 +626,52 @@ def translate_tool_choice(choice: Any, parallel_tool_calls: Any) -> dict[str, An
     return out
 
 
+@dataclass(slots=True, frozen=True)
+class _Asked:
+    """What the answer to a request needs from it: whether the client asked for reasoning."""
+
+    reasoning: bool
+
+
+def _asked(request: UpstreamRequest) -> bool:
+    context = request.context
+    return isinstance(context, _Asked) and context.reasoning
+
+
+def reasoning_detail(block: dict[str, Any], index: int) -> dict[str, Any] | None:
+    """A ``thinking`` / ``redacted_thinking`` block as an OpenRouter ``reasoning_details`` entry."""
+    if block.get("type") == "thinking":
+        detail: dict[str, Any] = {"type": "reasoning.text", "text": str(block.get("thinking") or "")}
+        if isinstance(block.get("signature"), str):
+            detail["signature"] = block["signature"]
+    elif block.get("type") == "redacted_thinking" and isinstance(block.get("data"), str):
+        detail = {"type": "reasoning.encrypted", "data": block["data"]}
+    else:
+        return None
+    detail["format"] = REASONING_FORMAT
+    detail["index"] = index
+    return detail
+
+
+def reasoning_text(details: list[dict[str, Any]]) -> str:
+    """``reasoning_content``: the thinking text; redacted thinking is not text and is left out."""
+    return "".join(str(d.get("text") or "") for d in details if d.get("type") == "reasoning.text")
+
+
+def thinking_blocks(message: dict[str, Any]) -> list[dict[str, Any]]:
+    """The thinking blocks an assistant message came with (its ``reasoning_details`` in Claude's
+    format, else what the gateway kept for its first tool call), as Anthropic wants them back."""
+    details = message.get("reasoning_details")
+    if not isinstance(details, list):
+        details = None
+        calls = message.get("tool_calls")
+        first = calls[0] if isinstance(calls, list) and calls and isinstance(calls[0], dict) else None
+        kept = THINKING.recall(first["id"]) if first and isinstance(first.get("id"), str) else None
+        if kept is not None:
+            details = orjson.loads(kept)
+    return claude_thinking(details)
+
+
 _BUDGETS = {"minimal": 1024, "low": 2048, "medium": 8192, "high": 16384, "xhigh": 32768}
 """``reasoning_effort`` as an extended-thinking ``budget_tokens`` (Anthropic's minimum is 1024)."""
 _EFFORTS = {"minimal": "low", "low": "low", "medium": "medium", "high": "high", "xhigh": "xhigh"}
@@ -730,8 +810,21 @@ def _error_fields(data: dict[str, Any]) -> tuple[str | None, str | None]:
 class AnthropicStream(SSETranslator):
     """Translates a Messages event stream into OpenAI ``chat.completion.chunk`` events."""
 
-    def __init__(self, provider: str, model: str, max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> None:
+    def __init__(
+        self,
+        provider: str,
+        model: str,
+        max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
+        reasoning: bool = False,
+    ) -> None:
         super().__init__(provider, max_event_bytes)
+        self._reasoning = reasoning
+        """The client asked for reasoning: thinking is streamed as ``reasoning_content`` and as
+        ``reasoning_details`` deltas (see :meth:`_block_delta`)."""
+        self._thinking: dict[int, tuple[int, dict[str, Any]]] = {}
+        """Anthropic content-block index -> (``reasoning_details`` index, the block so far)."""
+        self._details: list[dict[str, Any]] = []
+        self._first_call: str | None = None
         self._id = "chatcmpl-"
         self._model = model
         self._created = int(time.time())
@@ -799,6 +892,8 @@ class AnthropicStream(SSETranslator):
                     raise empty_answer(self._provider)
                 if stop_reason and not self._finish_sent:
                     self._finish_sent = True
+                    if self._details and self._first_call:
+                        THINKING.remember(self._first_call, orjson.dumps(self._details).decode())
                     matched = matched_stop(stop_reason, delta.get("stop_sequence"))
                     out.append(self._chunk({}, finish_reason(stop_reason), matched))
             elif kind == "message_stop":
@@ -814,7 +909,22 @@ class AnthropicStream(SSETranslator):
         index = data.get("index")
         if block.get("type") == "text" and block.get("text"):
             out.append(self._chunk({"content": block["text"]}))
+        elif block.get("type") in ("thinking", "redacted_thinking") and isinstance(index, int):
+            if self._reasoning:
+                position = len(self._thinking) + len(self._details)
+                self._thinking[index] = (position, {**block, "thinking": "", "signature": ""})
+                if block.get("type") == "redacted_thinking":
+                    self._thinking[index] = (position, dict(block))
+                    entry = reasoning_detail(block, position)
+                    if entry is not None:
+                        out.append(self._chunk({"reasoning_details": [entry]}))
+                elif block.get("thinking"):
+                    out.append(self._thinking_delta(index, str(block["thinking"])))
+                if isinstance(block.get("signature"), str) and block["signature"]:
+                    out.append(self._signature_delta(index, block["signature"]))
         elif block.get("type") == "tool_use" and isinstance(index, int):
+            if self._first_call is None and isinstance(block.get("id"), str):
+                self._first_call = block["id"]
             position = len(self._tools)
             self._tools[index] = [position, False, block.get("input")]
             head = {
@@ -840,12 +950,45 @@ class AnthropicStream(SSETranslator):
                     self._chunk({"tool_calls": [{"index": tool[0], "function": {"arguments": partial}}]})
                 )
         elif kind == "thinking_delta":
-            self._thought += len(str(delta.get("thinking") or ""))
+            text = str(delta.get("thinking") or "")
+            self._thought += len(text)
             if self.usage is not None:
                 self._update_usage({})
-        # signature_delta, citations_delta: nothing to show in chat completions
+            index = data.get("index", -1)
+            if index in self._thinking and text:
+                out.append(self._thinking_delta(index, text))
+        elif kind == "signature_delta":
+            index = data.get("index", -1)
+            if index in self._thinking and delta.get("signature"):
+                out.append(self._signature_delta(index, str(delta["signature"])))
+        # citations_delta: nothing to show in chat completions
+
+    def _thinking_delta(self, index: int, text: str) -> bytes:
+        """Thinking text as ``reasoning_content`` and as a ``reasoning_details`` delta, OpenRouter's
+        streaming shape: entries of one ``index`` concatenate, the last one brings the signature."""
+        position, block = self._thinking[index]
+        block["thinking"] += text
+        entry = {"type": "reasoning.text", "text": text, "format": REASONING_FORMAT, "index": position}
+        return self._chunk({"reasoning_content": text, "reasoning_details": [entry]})
+
+    def _signature_delta(self, index: int, signature: str) -> bytes:
+        position, block = self._thinking[index]
+        block["signature"] += signature
+        entry = {
+            "type": "reasoning.text",
+            "signature": signature,
+            "format": REASONING_FORMAT,
+            "index": position,
+        }
+        return self._chunk({"reasoning_details": [entry]})
 
     def _block_stop(self, data: dict[str, Any], out: list[bytes]) -> None:
+        thinking = self._thinking.pop(data.get("index", -1), None)
+        if thinking is not None:
+            entry = reasoning_detail(thinking[1], thinking[0])
+            if entry is not None:
+                self._details.append(entry)
+            return
         tool = self._tools.get(data.get("index", -1))
         if tool is None or tool[1]:
             return

@@ -18,6 +18,7 @@ from typing import Any
 import orjson
 
 from hedge.errors import InvalidRequest
+from hedge.providers.ids import REASONING_FORMAT
 from hedge.providers.sse import frame_event
 from hedge.wire.anthropic import ERROR_TYPES, STOP_BY_FINISH
 
@@ -277,6 +278,11 @@ def _content_block(block: Any, where: str, nested: bool = False) -> None:
             _field(source, "media_type", f"{where}.source.", str)
             _field(source, "data", f"{where}.source.", str, required=True)
         _field(block, "title", f"{where}.", str)
+    elif kind == "thinking" and not nested:
+        _field(block, "thinking", f"{where}.", str, required=True)
+        _field(block, "signature", f"{where}.", str, required=True)
+    elif kind == "redacted_thinking" and not nested:
+        _field(block, "data", f"{where}.", str, required=True)
     elif kind == "tool_use" and not nested:
         _field(block, "id", f"{where}.", str, required=True)
         _field(block, "name", f"{where}.", str, required=True)
@@ -408,9 +414,13 @@ def _text_part(block: dict[str, Any]) -> dict[str, Any]:
 def _assistant(content: Any) -> dict[str, Any]:
     if isinstance(content, str):
         return {"role": "assistant", "content": content}
-    text, calls = [], []
+    text: list[str] = []
+    calls: list[dict[str, Any]] = []
+    details: list[dict[str, Any]] = []
     for block in content or []:
-        if block.get("type") == "text":
+        if block.get("type") in ("thinking", "redacted_thinking"):
+            details.append(_reasoning_detail(block, len(details)))
+        elif block.get("type") == "text":
             text.append(block.get("text", ""))
         elif block.get("type") == "tool_use":
             calls.append(
@@ -426,7 +436,38 @@ def _assistant(content: Any) -> dict[str, Any]:
     message: dict[str, Any] = {"role": "assistant", "content": "".join(text) or None}
     if calls:
         message["tool_calls"] = calls
+    if details:
+        # Claude's thinking blocks as the Anthropic adapter reads them back (other adapters drop them).
+        message["reasoning_details"] = details
     return message
+
+
+def _reasoning_detail(block: dict[str, Any], index: int) -> dict[str, Any]:
+    if block["type"] == "thinking":
+        entry = {"type": "reasoning.text", "text": block["thinking"], "signature": block["signature"]}
+    else:
+        entry = {"type": "reasoning.encrypted", "data": block["data"]}
+    return {**entry, "format": REASONING_FORMAT, "index": index}
+
+
+def claude_thinking(details: Any) -> list[dict[str, Any]]:
+    """Claude's thinking blocks from a message's ``reasoning_details`` (pieces of one ``index``
+    joined), in Anthropic's shape. Only Claude's own, signed: a ``thinking`` block needs the
+    ``signature`` Claude issued, so another provider's reasoning text is left out rather than
+    given a made-up one."""
+    blocks: dict[Any, dict[str, Any]] = {}
+    for k, detail in enumerate(details if isinstance(details, list) else ()):
+        if not isinstance(detail, dict) or detail.get("format") != REASONING_FORMAT:
+            continue
+        key = detail.get("index", f"#{k}")
+        if detail.get("type") == "reasoning.text":
+            block = blocks.setdefault(key, {"type": "thinking", "thinking": "", "signature": ""})
+            if block["type"] == "thinking":
+                block["thinking"] += detail["text"] if isinstance(detail.get("text"), str) else ""
+                block["signature"] += detail["signature"] if isinstance(detail.get("signature"), str) else ""
+        elif detail.get("type") == "reasoning.encrypted" and isinstance(detail.get("data"), str):
+            blocks.setdefault(key, {"type": "redacted_thinking", "data": detail["data"]})
+    return [b for b in blocks.values() if b["type"] == "redacted_thinking" or b["signature"]]
 
 
 def _user(content: Any) -> list[dict[str, Any]]:
@@ -510,7 +551,7 @@ def to_anthropic(completion: dict[str, Any]) -> dict[str, Any]:
     """Translate an OpenAI chat completion into an Anthropic message."""
     choice = (completion.get("choices") or [{}])[0]
     message = choice.get("message") or {}
-    content: list[dict[str, Any]] = []
+    content: list[dict[str, Any]] = claude_thinking(message.get("reasoning_details"))
     if message.get("content"):
         content.append({"type": "text", "text": message["content"]})
     refusal = message.get("refusal")
@@ -546,6 +587,8 @@ class AnthropicEvents:
         self.block = -1
         self.block_kind: str | None = None
         self.tool_blocks: dict[int, int] = {}
+        self.thinking_blocks: dict[Any, int] = {}
+        """``reasoning_details`` index -> the thinking block streaming it."""
         self.stop_reason: str | None = None
         self.stop_sequence: str | None = None
         self.refused = False
@@ -586,6 +629,8 @@ class AnthropicEvents:
         out = [] if self.started else self._start(chunk)
         for choice in chunk.get("choices") or []:
             delta = choice.get("delta") or {}
+            for detail in delta.get("reasoning_details") or ():
+                out += self._thinking(detail)
             text = delta.get("content")
             refusal = delta.get("refusal")
             if isinstance(refusal, str) and refusal:
@@ -620,6 +665,38 @@ class AnthropicEvents:
                 self.stop_reason, self.stop_sequence = stop_of(choice, self.refused)
         if chunk.get("usage") and not chunk.get("choices"):
             out += self.finish(chunk["usage"])
+        return out
+
+    def _thinking(self, detail: Any) -> list[bytes]:
+        """A ``reasoning_details`` delta of Claude's as ``thinking_delta`` / ``signature_delta`` (or a
+        whole ``redacted_thinking`` block); other providers' reasoning has no signature and is left out."""
+        if not isinstance(detail, dict) or detail.get("format") != REASONING_FORMAT:
+            return []
+        key = detail.get("index")
+        out: list[bytes] = []
+        if detail.get("type") == "reasoning.encrypted" and isinstance(detail.get("data"), str):
+            out += self._open_block("redacted", {"type": "redacted_thinking", "data": detail["data"]})
+            return out + self._close_block()
+        if detail.get("type") != "reasoning.text":
+            return []
+        if key not in self.thinking_blocks or self.block_kind != "thinking":
+            out += self._open_block("thinking", {"type": "thinking", "thinking": "", "signature": ""})
+            self.thinking_blocks[key] = self.block
+        index = self.thinking_blocks[key]
+        if isinstance(detail.get("text"), str) and detail["text"]:
+            delta = {"type": "thinking_delta", "thinking": detail["text"]}
+            out.append(
+                frame_event(
+                    "content_block_delta", {"type": "content_block_delta", "index": index, "delta": delta}
+                )
+            )
+        if isinstance(detail.get("signature"), str) and detail["signature"]:
+            delta = {"type": "signature_delta", "signature": detail["signature"]}
+            out.append(
+                frame_event(
+                    "content_block_delta", {"type": "content_block_delta", "index": index, "delta": delta}
+                )
+            )
         return out
 
     def finish(self, usage: dict[str, Any] | None) -> list[bytes]:

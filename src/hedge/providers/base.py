@@ -134,6 +134,17 @@ class Capabilities:
     refuses them ("Unrecognized request argument supplied: top_k")."""
 
 
+def thinking_requested(body: dict[str, Any]) -> bool:
+    """Whether the request asks the model to think (``reasoning_effort`` other than none, or an
+    Anthropic ``thinking`` other than disabled): the capability check's rule, and the adapters' for
+    showing thinking content (``reasoning_content``) only to a client that asked for it."""
+    effort = body.get("reasoning_effort")
+    if isinstance(effort, str) and effort != "none":
+        return True
+    thinking = body.get("thinking")
+    return isinstance(thinking, dict) and thinking.get("type") not in (None, "disabled")
+
+
 @dataclass(slots=True)
 class UpstreamRequest:
     """A fully built HTTP request for a provider: the transport only sends it."""

@@ -25,7 +25,9 @@ from enum import StrEnum
 from typing import Any
 
 from hedge.providers import families
-from hedge.providers.base import Capabilities
+from hedge.providers.base import Capabilities, thinking_requested
+from hedge.providers.ids import REASONING_FORMAT
+from hedge.providers.signatures import THINKING
 
 
 class Support(StrEnum):
@@ -89,7 +91,8 @@ PARAMETERS: tuple[Param, ...] = (
         T,
         T,
         "Claude: `thinking` budget (4.6+: adaptive + `output_config.effort`); "
-        "Gemini: `thinkingConfig` budget (2.5) or level (3)",
+        "Gemini: `thinkingConfig` budget (2.5) or level (3); the thinking text comes back as "
+        "`reasoning_content`",
     ),
     Param("user", T, T, IG, "Anthropic `metadata.user_id`"),
     Param("safety_identifier", T, T, IG, "Anthropic `metadata.user_id`"),
@@ -251,14 +254,33 @@ def _number(value: Any) -> float | None:
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
-def thinking_requested(body: dict[str, Any]) -> bool:
-    """Whether the request asks the model to think (``reasoning_effort`` other than none, or an
-    Anthropic ``thinking`` other than disabled)."""
-    effort = body.get("reasoning_effort")
-    if isinstance(effort, str) and effort != "none":
-        return True
-    thinking = body.get("thinking")
-    return isinstance(thinking, dict) and thinking.get("type") not in (None, "disabled")
+def unthought_tool_turn(messages: Any) -> bool:
+    """Whether the conversation ends in a tool exchange whose assistant turn lacks Claude's thinking
+    block (in its ``reasoning_details`` or kept by the gateway for its first tool call): Claude refuses
+    to think then ("a final `assistant` message must start with a thinking block")."""
+    if not isinstance(messages, list):
+        return False
+    answered = False
+    for message in reversed(messages):
+        if not isinstance(message, dict):
+            return False
+        role = message.get("role")
+        if role == "tool":
+            answered = True
+        elif role == "assistant":
+            calls = message.get("tool_calls")
+            if not answered or not isinstance(calls, list) or not calls:
+                return False
+            details = message.get("reasoning_details")
+            if isinstance(details, list) and any(
+                isinstance(d, dict) and d.get("format") == REASONING_FORMAT for d in details
+            ):
+                return False
+            first = calls[0].get("id") if isinstance(calls[0], dict) else None
+            return not (isinstance(first, str) and THINKING.recall(first) is not None)
+        elif role == "user" and not answered:
+            return False
+    return False
 
 
 def model_rules(body: dict[str, Any], style: str, model: str, caps: Capabilities) -> dict[str, str]:
@@ -281,6 +303,11 @@ def model_rules(body: dict[str, Any], style: str, model: str, caps: Capabilities
             found["top_k"] = "Claude takes no top_k while thinking"
         if thinks and families.claude_thinking(model) == "none":
             found[asked] = f"{model} does not think"
+        elif thinks and unthought_tool_turn(body.get("messages")):
+            found[asked] = (
+                "Claude cannot think in a tool loop whose last assistant turn has no thinking block "
+                "(that turn was answered without thinking, or by another provider)"
+            )
     elif style == "gemini":
         kind = families.gemini_thinking(model)
         off = effort == "none" or (isinstance(body.get("thinking"), dict) and not thinks)

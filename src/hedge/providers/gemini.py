@@ -53,7 +53,7 @@ import orjson
 from hedge.config import ProviderConfig
 from hedge.errors import InvalidRequest, UpstreamError
 from hedge.providers import families
-from hedge.providers.base import Capabilities, Translated, UpstreamRequest, Usage
+from hedge.providers.base import Capabilities, Translated, UpstreamRequest, Usage, thinking_requested
 from hedge.providers.errors import load_object, upstream_error
 from hedge.providers.signatures import SIGNATURES
 from hedge.providers.sse import DEFAULT_MAX_EVENT_BYTES, SSETranslator, frame
@@ -95,6 +95,8 @@ class _Pending:
     estimated_tokens: int = 0
     one_call: bool = False
     """``parallel_tool_calls: false``: only the first function call of a candidate reaches the client."""
+    reasoning: bool = False
+    """The client asked for reasoning: thought summaries reach it as ``reasoning_content``."""
 
 
 class GeminiAdapter:
@@ -133,7 +135,9 @@ class GeminiAdapter:
     ) -> UpstreamRequest:
         out = translate_chat(body, model)
         method = "streamGenerateContent?alt=sse" if stream else "generateContent"
-        pending = _Pending(model, one_call=body.get("parallel_tool_calls") is False)
+        pending = _Pending(
+            model, one_call=body.get("parallel_tool_calls") is False, reasoning=thinking_requested(body)
+        )
         return UpstreamRequest(self.url(model, method), orjson.dumps(out), self._headers, context=pending)
 
     def chat_response(self, raw: bytes, request: UpstreamRequest) -> Translated:
@@ -147,7 +151,7 @@ class GeminiAdapter:
         choices: list[dict[str, Any]] = []
         for pos, cand in enumerate(candidates):
             index = _int(cand.get("index"), pos)
-            text, calls = _candidate_output(cand, response_id, index)
+            text, calls, thoughts = _candidate_output(cand, response_id, index)
             failed = failed_generation(cand, bool(text or calls) or _has_parts(cand))
             if failed is not None:
                 raise failed_error(self.name, failed, cand)
@@ -160,6 +164,8 @@ class GeminiAdapter:
             }
             if calls:
                 message["tool_calls"] = calls
+            if thoughts and pending.reasoning:
+                message["reasoning_content"] = thoughts
             finish = finish_reason(cand.get("finishReason"), bool(calls))
             choices.append({"index": index, "message": message, "logprobs": None, "finish_reason": finish})
         if not choices:
@@ -183,8 +189,10 @@ class GeminiAdapter:
     def stream_translator(
         self, model: str, want_usage: bool, request: UpstreamRequest | None = None
     ) -> GeminiStream:
-        one_call = request is not None and _pending(request).one_call
-        return GeminiStream(self.name, model, want_usage, self.config.max_event_bytes, one_call)
+        pending = _pending(request) if request is not None else _Pending(model)
+        return GeminiStream(
+            self.name, model, want_usage, self.config.max_event_bytes, pending.one_call, pending.reasoning
+        )
 
     # -- embeddings -------------------------------------------------------------------------------
 
@@ -566,8 +574,7 @@ def thinking_config(body: dict[str, Any], model: str) -> dict[str, Any] | None:
 
     2.5 models take a token budget (0 turns thinking off where the model allows it, which the
     capability check has made sure of), Gemini 3 a level. Thought summaries (``includeThoughts``)
-    are not asked for: chat completions has no field to show them in, so they would be paid for and
-    thrown away."""
+    are asked for whenever the model thinks: they reach the client as ``reasoning_content``."""
     kind = families.gemini_thinking(model)
     effort = body.get("reasoning_effort")
     thinking = body.get("thinking")
@@ -591,6 +598,7 @@ def thinking_config(body: dict[str, Any], model: str) -> dict[str, Any] | None:
             config["thinkingLevel"] = "low" if isinstance(budget, int) and budget <= 4096 else "high"
         else:
             config["thinkingBudget"] = budget if isinstance(budget, int) and budget > 0 else -1
+    config["includeThoughts"] = True
     return config
 
 
@@ -702,17 +710,19 @@ def usage_dict(usage: Usage, meta: Any) -> dict[str, Any]:
 
 def _candidate_output(
     cand: dict[str, Any], response_id: str, index: int, first_call: int = 0
-) -> tuple[str, list[dict[str, Any]]]:
-    """The visible text (thought summaries left out) and the tool calls of one candidate (or chunk of it)."""
+) -> tuple[str, list[dict[str, Any]], str]:
+    """The visible text, the tool calls and the thought summaries (``thought: true`` parts, sent only
+    when the request asked for them) of one candidate (or chunk of it)."""
     content = cand.get("content")
     parts = content.get("parts") if isinstance(content, dict) else None
     texts: list[str] = []
+    thoughts: list[str] = []
     calls: list[dict[str, Any]] = []
     for part in parts or []:
         if not isinstance(part, dict):
             continue
-        if isinstance(part.get("text"), str) and not part.get("thought"):
-            texts.append(part["text"])
+        if isinstance(part.get("text"), str):
+            (thoughts if part.get("thought") is True else texts).append(part["text"])
         call = part.get("functionCall")
         if isinstance(call, dict):
             name = str(call.get("name") or "")
@@ -733,7 +743,7 @@ def _candidate_output(
                 SIGNATURES.issued(call_id, signature)
                 tool_call["extra_content"] = {"google": {"thought_signature": signature}}
             calls.append(tool_call)
-    return "".join(texts), calls
+    return "".join(texts), calls, "".join(thoughts)
 
 
 def _call_id(response_id: str, candidate: int, position: int, name: str, arguments: str) -> str:
@@ -789,6 +799,7 @@ class GeminiStream(SSETranslator):
         "_output",
         "_parser",
         "_provider",
+        "_reasoning",
         "_started",
         "_want_usage",
         "finished",
@@ -803,9 +814,11 @@ class GeminiStream(SSETranslator):
         want_usage: bool,
         max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
         one_call: bool = False,
+        reasoning: bool = False,
     ) -> None:
         super().__init__(provider, max_event_bytes)
         self._one_call = one_call
+        self._reasoning = reasoning
         self._model = model
         self._want_usage = want_usage
         self._id: str | None = None
@@ -854,7 +867,7 @@ class GeminiStream(SSETranslator):
             index = _int(cand.get("index"), pos)
             self._start(index, out)
             first = self._calls.get(index, 0)
-            text, calls = _candidate_output(cand, response_id, index, first)
+            text, calls, thoughts = _candidate_output(cand, response_id, index, first)
             if text or calls or _has_parts(cand):
                 self._output.add(index)
             failed = failed_generation(cand, index in self._output)
@@ -862,6 +875,8 @@ class GeminiStream(SSETranslator):
                 raise failed_error(self._provider, failed, cand)
             if self._one_call:
                 calls = calls[: max(0, 1 - first)]
+            if thoughts and self._reasoning:
+                out.append(self._chunk(index, {"reasoning_content": thoughts}))
             if text:
                 out.append(self._chunk(index, {"content": text}))
             for k, call in enumerate(calls):

@@ -19,6 +19,9 @@ MAX_OPENAI_ID = 40
 _STRICT = re.compile(r"[a-zA-Z0-9_-]+")
 """Anthropic's pattern for ``tool_use.id`` and ``tool_result.tool_use_id``."""
 _LEGACY_SEPARATOR = "~"
+REASONING_FORMAT = "anthropic-claude-v1"
+"""The ``format`` of the ``reasoning_details`` entries that carry Claude's thinking blocks (OpenRouter's
+name): Claude's private data, sent back only to Anthropic."""
 """Ids Hedge once issued for Gemini calls: ``call_<hash>~<thought signature>``."""
 
 
@@ -37,7 +40,8 @@ def portable_call_id(call_id: str, *, strict: bool) -> str:
 
 def portable_messages(messages: Any, *, strict: bool, keep_extra: bool = False) -> Any:
     """OpenAI chat ``messages`` with every tool call id made portable and ``extra_content`` (another
-    provider's private data) removed from tool calls unless ``keep_extra``; new objects where
+    provider's private data) removed from tool calls unless ``keep_extra``, and Claude's thinking
+    blocks (``reasoning_details`` entries of :data:`REASONING_FORMAT`) removed; new objects where
     something changed, ``messages`` itself when nothing did (the common case costs one scan)."""
     if not isinstance(messages, list) or not any(_needs_change(m, strict, keep_extra) for m in messages):
         return messages
@@ -52,6 +56,12 @@ def portable_messages(messages: Any, *, strict: bool, keep_extra: bool = False) 
         calls = message.get("tool_calls")
         if isinstance(calls, list):
             message["tool_calls"] = [_portable_call(c, strict, keep_extra) for c in calls]
+        if _claude_reasoning(message):
+            kept = [d for d in message["reasoning_details"] if not _claude_detail(d)]
+            if kept:
+                message["reasoning_details"] = kept
+            else:
+                del message["reasoning_details"]
         out.append(message)
     return out
 
@@ -67,9 +77,20 @@ def _portable_call(call: Any, strict: bool, keep_extra: bool) -> Any:
     return call
 
 
+def _claude_detail(detail: Any) -> bool:
+    return isinstance(detail, dict) and detail.get("format") == REASONING_FORMAT
+
+
+def _claude_reasoning(message: dict[str, Any]) -> bool:
+    details = message.get("reasoning_details")
+    return isinstance(details, list) and any(_claude_detail(d) for d in details)
+
+
 def _needs_change(message: Any, strict: bool, keep_extra: bool) -> bool:
     if not isinstance(message, dict):
         return False
+    if _claude_reasoning(message):
+        return True
     answered = message.get("tool_call_id")
     if isinstance(answered, str) and portable_call_id(answered, strict=strict) != answered:
         return True

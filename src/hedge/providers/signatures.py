@@ -115,3 +115,11 @@ class Signatures:
 SIGNATURES = Signatures()
 """The process's memory, shared by every Gemini deployment (a failover between two Gemini
 providers must find the signature the other one issued)."""
+
+
+THINKING = Signatures()
+"""Claude's thinking blocks (a JSON list of ``reasoning_details`` entries) keyed by the first tool
+call id of the turn that made them: Claude with extended thinking refuses a tool result whose turn
+comes back without its thinking block, and clients that rebuild the assistant message drop the
+``reasoning_details`` that carry them (see :mod:`hedge.providers.anthropic`). Kept in this process
+only: unlike Gemini's signatures they are not shared between replicas."""
