@@ -6,6 +6,7 @@ tool_use turn whose thinking block is missing; so a conversation that loses them
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,7 @@ import anthropic
 import openai
 import pytest
 
-from conftest import MASTER_KEY, Gateway, Mock, start_gateway, start_mock
+from conftest import MASTER_KEY, REDIS_URL, Gateway, Mock, start_gateway, start_mock
 from hedge.mock.anthropic_style import THINKING
 from hedge.mock.gemini_style import THOUGHT
 
@@ -267,3 +268,29 @@ def test_thinking_on_claude_after_a_tool_turn_without_thinking_is_handled_by_pol
     )
     assert raw.headers["x-hedge-dropped-params"] == "reasoning_effort"
     assert raw.parse().choices[0].message.content
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_replicas_share_thinking_blocks_through_redis(setup: Setup, logs: Path, stream: bool) -> None:
+    """Two replicas behind a load balancer: the tool result reaches the other one, from a client
+    that rebuilt the assistant message without reasoning_details; it finds Claude's thinking blocks
+    in Redis (the mock refuses the turn, as the real API does, if they are missing)."""
+    an = setup[1]
+    config = {
+        "server": {"master_key": MASTER_KEY},
+        "providers": {"claude": {"style": "anthropic", "base_url": an.url, "api_key": "sk-ant"}},
+        "models": {"sonnet": {"deployments": [{"provider": "claude", "model": "claude-sonnet-4-5"}]}},
+        "state": {"redis_url": REDIS_URL, "redis_prefix": f"hedge-test-{secrets.token_hex(4)}:"},
+    }
+    first, second = start_gateway(config, logs), start_gateway(config, logs)
+    try:
+        message = _first_turn(first, stream)
+        rebuilt = {"role": "assistant", "content": None, "tool_calls": message["tool_calls"]}
+        answer = {"role": "tool", "tool_call_id": message["tool_calls"][0]["id"], "content": '{"temp_c": 18}'}
+        done = _oa(second).chat.completions.create(
+            model="sonnet", messages=[*ASK, rebuilt, answer], tools=[WEATHER], reasoning_effort="low"
+        )
+        assert done.choices[0].finish_reason == "stop" and done.choices[0].message.content
+    finally:
+        first.stop()
+        second.stop()

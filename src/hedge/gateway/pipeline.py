@@ -165,11 +165,12 @@ class Exchange:
                     rec.budget = "fallback"
                     rec.experiment = rec.arm = None  # not the arm's answer: it must not count for it
             seconds = runtime.config.resilience.request_timeout_s if deadline_s is None else deadline_s
-            if runtime.signatures is not None:
-                await runtime.signatures.fetch(body)  # other replicas' Gemini signatures, if any
+            for shared in runtime.signatures:  # other replicas' signatures and thinking blocks
+                await shared.fetch(body)
             result = await _within(seconds, self._route(body, serving, ctx))
-            if runtime.signatures is not None and isinstance(result, Completion):
-                await runtime.signatures.flush()  # the next turn may reach another replica
+            if isinstance(result, Completion):
+                for shared in runtime.signatures:
+                    await shared.flush()  # the next turn may reach another replica
             return result
         except HedgeError as exc:
             self._fail(exc)

@@ -45,7 +45,7 @@ from hedge.store.evals import MeasuredQuality, QualityStore
 from hedge.store.leases import CounterLeases, DatabaseLeases, Leases
 from hedge.store.ledger import Ledger
 from hedge.store.schema import MIGRATIONS
-from hedge.store.signatures import SharedSignatures
+from hedge.store.signatures import SharedSignatures, shared_memories
 from hedge.transport import Transport
 
 log = logging.getLogger("hedge")
@@ -99,15 +99,15 @@ class Runtime:
         self.cache: ResponseCache
         self.shared_breakers: SharedBreakers | None = None
         self.affinity: Affinity
-        self.signatures: SharedSignatures | None = None
-        """Gemini thought signatures shared by the replicas (Redis, with a Gemini provider)."""
+        self.signatures: list[SharedSignatures] = []
+        """Gemini thought signatures and Claude's thinking blocks shared by the replicas (Redis)."""
         if state.redis_url:
             self.counters = RedisCounters(state.redis_url, state.redis_prefix)
             self.cache = RedisCache(state.redis_url, state.redis_prefix)
             self.shared_breakers = SharedBreakers(state.redis_url, state.redis_prefix, self.failover)
             self.affinity = RedisAffinity(state.redis_url, state.redis_prefix)
-            if any(adapter.style == "gemini" for adapter in self.adapters.values()):
-                self.signatures = SharedSignatures(state.redis_url, state.redis_prefix)
+            styles = {adapter.style for adapter in self.adapters.values()}
+            self.signatures = shared_memories(state.redis_url, state.redis_prefix, styles)
         else:
             self.counters = MemoryCounters()
             self.cache = MemoryCache()
@@ -146,8 +146,8 @@ class Runtime:
         self.ledger.start()
         if self.shared_breakers is not None:
             self.shared_breakers.start()
-        if self.signatures is not None:
-            self.signatures.start()
+        for shared in self.signatures:
+            shared.start()
         self.gate.start()
         self.prober.start()
         await self.refresh_quality()
@@ -198,8 +198,8 @@ class Runtime:
         await self.affinity.close()
         if self.shared_breakers is not None:
             await self.shared_breakers.close()
-        if self.signatures is not None:
-            await self.signatures.close()
+        for shared in self.signatures:
+            await shared.close()
         if isinstance(self.cache, RedisCache):
             await self.cache.close()
         await self.transport.close()

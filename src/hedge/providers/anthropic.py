@@ -309,7 +309,7 @@ class AnthropicAdapter:
             message["reasoning_content"] = reasoning_text(details)
             message["reasoning_details"] = details
             if tool_calls and isinstance(tool_calls[0]["id"], str):
-                THINKING.remember(tool_calls[0]["id"], orjson.dumps(details).decode())
+                THINKING.issued(tool_calls[0]["id"], orjson.dumps(details).decode())
         usage = usage_from_anthropic(data.get("usage"))
         choice: dict[str, Any] = {
             "index": 0,
@@ -893,7 +893,7 @@ class AnthropicStream(SSETranslator):
                 if stop_reason and not self._finish_sent:
                     self._finish_sent = True
                     if self._details and self._first_call:
-                        THINKING.remember(self._first_call, orjson.dumps(self._details).decode())
+                        THINKING.issued(self._first_call, orjson.dumps(self._details).decode())
                     matched = matched_stop(stop_reason, delta.get("stop_sequence"))
                     out.append(self._chunk({}, finish_reason(stop_reason), matched))
             elif kind == "message_stop":

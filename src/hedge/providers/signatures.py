@@ -121,5 +121,5 @@ THINKING = Signatures()
 """Claude's thinking blocks (a JSON list of ``reasoning_details`` entries) keyed by the first tool
 call id of the turn that made them: Claude with extended thinking refuses a tool result whose turn
 comes back without its thinking block, and clients that rebuild the assistant message drop the
-``reasoning_details`` that carry them (see :mod:`hedge.providers.anthropic`). Kept in this process
-only: unlike Gemini's signatures they are not shared between replicas."""
+``reasoning_details`` that carry them (see :mod:`hedge.providers.anthropic`). Shared between
+replicas through Redis like Gemini's signatures (:mod:`hedge.store.signatures`)."""

@@ -1,4 +1,5 @@
-"""Gemini thought signatures shared by every replica, in Redis (``state.redis_url``).
+"""Gemini thought signatures and Claude's thinking blocks shared by every replica, in Redis
+(``state.redis_url``).
 
 The in-process memory (:mod:`hedge.providers.signatures`) finds a signature only on the replica
 whose answer issued it; behind a load balancer the next turn may land elsewhere, and a client that
@@ -15,9 +16,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from typing import Any
 
-from hedge.providers.signatures import SIGNATURES, Signatures
+from hedge.providers.signatures import SIGNATURES, THINKING, Signatures
 from hedge.store.redis import connect_redis
 
 log = logging.getLogger("hedge")
@@ -41,11 +43,40 @@ def unsigned_call_ids(body: dict[str, Any], memory: Signatures) -> list[str]:
     return ids
 
 
+def unthought_turn_ids(body: dict[str, Any], memory: Signatures) -> list[str]:
+    """First tool call ids of the assistant turns in ``body`` that come without ``reasoning_details``
+    and whose thinking blocks are not in ``memory`` (the key Claude's blocks are kept under)."""
+    ids: list[str] = []
+    for message in body.get("messages") or ():
+        if not isinstance(message, dict) or message.get("role") != "assistant":
+            continue
+        calls = message.get("tool_calls")
+        if message.get("reasoning_details") or not isinstance(calls, list) or not calls:
+            continue
+        first = calls[0].get("id") if isinstance(calls[0], dict) else None
+        if isinstance(first, str) and first and memory.recall(first) is None:
+            ids.append(first)
+    return ids
+
+
+Missing = Callable[[dict[str, Any], Signatures], list[str]]
+"""The ids a request's conversation needs from a memory and does not find there."""
+
+
 class SharedSignatures:
-    def __init__(self, url: str, prefix: str, memory: Signatures = SIGNATURES) -> None:
+    def __init__(
+        self,
+        url: str,
+        prefix: str,
+        memory: Signatures = SIGNATURES,
+        *,
+        kind: str = "sig",
+        missing: Missing = unsigned_call_ids,
+    ) -> None:
         self._redis = connect_redis(url)
-        self._prefix = f"{prefix}sig:"
+        self._prefix = f"{prefix}{kind}:"
         self._memory = memory
+        self._missing = missing
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._warned = False
@@ -56,7 +87,7 @@ class SharedSignatures:
 
     async def fetch(self, body: dict[str, Any]) -> None:
         """Put the signatures other replicas issued for ``body``'s tool calls into the local memory."""
-        ids = unsigned_call_ids(body, self._memory)
+        ids = self._missing(body, self._memory)
         if not ids:
             return
         try:
@@ -105,3 +136,14 @@ class SharedSignatures:
                 "their own memory",
                 type(exc).__name__,
             )
+
+
+def shared_memories(url: str, prefix: str, styles: set[str]) -> list[SharedSignatures]:
+    """The memories replicas must share for the wire formats in use: Gemini's thought signatures,
+    Claude's thinking blocks."""
+    out: list[SharedSignatures] = []
+    if "gemini" in styles:
+        out.append(SharedSignatures(url, prefix))
+    if "anthropic" in styles:
+        out.append(SharedSignatures(url, prefix, THINKING, kind="think", missing=unthought_turn_ids))
+    return out
