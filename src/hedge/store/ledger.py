@@ -248,6 +248,12 @@ class SpendRow:
         }
 
 
+_LEDGER_SUMS = ", ".join(f"SUM({dict(rollup.MEASURES)[n]}) AS {n}" for n in _SPEND_MEASURES)
+"""The spend measures summed over ledger rows (``r``), as the rollups sum them."""
+_ROLLUP_SUMS = ", ".join(f"SUM(u.{n}) AS {n}" for n in _SPEND_MEASURES)
+"""The same measures summed over rollup rows (``u``)."""
+
+
 def _add(into: dict[str, float], row: dict[str, Any]) -> None:
     for name in _SPEND_MEASURES:
         value = row.get(name)
@@ -320,9 +326,7 @@ class Ledger(BatchWriter[RequestRecord]):
             args.append(until)
         # Shadow copies are one line of their own (whatever the grouping), counted in the total.
         group = f"CASE WHEN COALESCE(r.shadow, 0) = 1 THEN '{SHADOW_GROUP}' ELSE {group} END"
-        exprs = dict(rollup.MEASURES)
-        measures = ", ".join(f"SUM({exprs[name]}) AS {name}" for name in _SPEND_MEASURES)
-        sql = f"SELECT {group} AS grp, {measures} FROM {source} WHERE {where} GROUP BY {group}"
+        sql = f"SELECT {group} AS grp, {_LEDGER_SUMS} FROM {source} WHERE {where} GROUP BY {group}"
         out: dict[str, dict[str, float]] = {}
         for row in await self.db.fetch(sql, args):
             _add(out.setdefault(str(row["grp"]), {}), row)
@@ -330,9 +334,8 @@ class Ledger(BatchWriter[RequestRecord]):
 
     async def _spend_rollup(self, by: str, since: float, until: float) -> dict[str, dict[str, float]]:
         group, join = self._group(by, "u")
-        measures = ", ".join(f"SUM(u.{name}) AS {name}" for name in _SPEND_MEASURES)
         sql = (
-            f"SELECT {group} AS grp, {measures} FROM {rollup.for_group(by).table} u{join} "
+            f"SELECT {group} AS grp, {_ROLLUP_SUMS} FROM {rollup.for_group(by).table} u{join} "
             f"WHERE u.hour >= ? AND u.hour < ? AND u.failed = 0 GROUP BY {group}"
         )
         out: dict[str, dict[str, float]] = {}
@@ -346,9 +349,8 @@ class Ledger(BatchWriter[RequestRecord]):
         """The rollups count shadow copies in their groups: move them to their own line, from the
         ledger (a partial index on shadow rows keeps this cheap; they are a sample of traffic)."""
         group, join = self._group(by, "r")
-        measures = ", ".join(f"SUM({dict(rollup.MEASURES)[name]}) AS {name}" for name in _SPEND_MEASURES)
         sql = (
-            f"SELECT {group} AS grp, {measures} FROM hedge_requests r{join} "
+            f"SELECT {group} AS grp, {_LEDGER_SUMS} FROM hedge_requests r{join} "
             f"WHERE r.shadow = 1 AND r.ts >= ? AND r.ts < ? AND r.status < 400 GROUP BY {group}"
         )
         for row in await self.db.fetch(sql, [since, until]):
