@@ -307,23 +307,24 @@ async def create(request: Request) -> Response:
     return _json(batch_object(state, job))
 
 
-def _job(state: MockState, request: Request) -> Job | None:
-    return state.batches.jobs.get(request.path_params["batch_id"])
-
-
-def _no_batch(batch_id: str) -> Response:
-    return _json(error_body(404, f"No batch found with id '{batch_id}'.", "batch_id", code=None), 404)
+def _job(state: MockState, request: Request) -> Job | Response:
+    """The batch the path names, or the answer refusing the request (bad key, no such batch)."""
+    refused = _gate(state, request)
+    if refused is not None:
+        return refused
+    batch_id = request.path_params["batch_id"]
+    job = state.batches.jobs.get(batch_id)
+    if job is None:
+        return _json(error_body(404, f"No batch found with id '{batch_id}'.", "batch_id", code=None), 404)
+    return job
 
 
 async def retrieve(request: Request) -> Response:
     state: MockState = request.app.state.mock
     state.note(request, None)
-    refused = _gate(state, request)
-    if refused is not None:
-        return refused
     job = _job(state, request)
-    if job is None:
-        return _no_batch(request.path_params["batch_id"])
+    if isinstance(job, Response):
+        return job
     job.advance()
     return _json(batch_object(state, job))
 
@@ -331,12 +332,9 @@ async def retrieve(request: Request) -> Response:
 async def cancel(request: Request) -> Response:
     state: MockState = request.app.state.mock
     state.note(request, None)
-    refused = _gate(state, request)
-    if refused is not None:
-        return refused
     job = _job(state, request)
-    if job is None:
-        return _no_batch(request.path_params["batch_id"])
+    if isinstance(job, Response):
+        return job
     if job.phase == "ended":
         message = f"Cannot cancel a batch with status '{_status(job)}'."
         return _json(error_body(409, message, None, code=None, etype="invalid_request_error"), 409)
