@@ -116,14 +116,7 @@ async def create_batch(request: Request) -> Response:
         deadline=now + window,
         metadata=metadata,
     )
-    try:
-        source = disk.path(file.id).open("rb")
-    except OSError:
-        raise HedgeError(
-            "This file's content is not on this gateway (it was uploaded to another replica).",
-            status=404,
-            type="invalid_request_error",
-        ) from None
+    source = disk.open(file.id)
     try:
         count = await _ingest(store, batch, source, runtime.config.batch.max_lines)
     except BaseException:

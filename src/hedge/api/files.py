@@ -231,14 +231,7 @@ async def delete_file(request: Request) -> Response:
 async def file_content(request: Request) -> Response:
     store, disk, row = await _owned(request)
     if row.batch_id is None:
-        try:
-            source = disk.path(row.id).open("rb")
-        except OSError:
-            raise HedgeError(
-                "This file's content is not on this gateway (it was uploaded to another replica).",
-                status=404,
-                type="invalid_request_error",
-            ) from None
+        source = disk.open(row.id)
         return StreamingResponse(_read(source), media_type="application/octet-stream")
     batch = await store.get_batch(row.batch_id)
     states = (SUCCEEDED,) if batch is not None and batch.output_file_id == row.id else ERRORED

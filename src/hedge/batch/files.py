@@ -13,6 +13,8 @@ import os
 from pathlib import Path
 from typing import IO
 
+from hedge.errors import HedgeError
+
 
 class FileDisk:
     def __init__(self, state_dir: str) -> None:
@@ -22,6 +24,17 @@ class FileDisk:
         if not file_id.replace("-", "").replace("_", "").isalnum():
             raise ValueError(f"not a file id: {file_id!r}")
         return self.root / f"{file_id}.jsonl"
+
+    def open(self, file_id: str) -> IO[bytes]:
+        """A complete upload, for reading; a 404 when this replica does not hold its bytes."""
+        try:
+            return self.path(file_id).open("rb")
+        except OSError:
+            raise HedgeError(
+                "This file's content is not on this gateway (it was uploaded to another replica).",
+                status=404,
+                type="invalid_request_error",
+            ) from None
 
     def open_new(self, file_id: str) -> IO[bytes]:
         """A temporary file for an upload in progress; :meth:`keep` or :meth:`discard` it."""
