@@ -20,6 +20,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from hedge import heap
 from hedge.api.admin import (
     create_key,
     create_team,
@@ -128,10 +129,15 @@ class HedgeApp(Starlette):
 
 
 def create_app(
-    config: Config, runtime: Runtime | None = None, experiments: Experiments | None = None
+    config: Config,
+    runtime: Runtime | None = None,
+    experiments: Experiments | None = None,
+    *,
+    serving: bool = False,
 ) -> Starlette:
     """The gateway's ASGI app; ``runtime`` and ``experiments`` (built on that runtime, e.g. with a
-    test's clock) are made from ``config`` unless given."""
+    test's clock) are made from ``config`` unless given. ``serving``: this process is a server
+    (``hedge serve``), whose heap is frozen once it has started (:mod:`hedge.heap`)."""
     rt = runtime or (experiments.runtime if experiments is not None else Runtime(config))
     experiments = experiments or Experiments(rt)
 
@@ -155,6 +161,8 @@ def create_app(
         app.state.batch_worker = worker
         rt.metrics.add_collector(BatchCollector(lambda: worker.totals))
         worker.start()
+        if serving:
+            heap.settle()
         try:
             yield
         finally:
@@ -243,4 +251,4 @@ def create_app(
 
 def app_from_env() -> Starlette:
     """Factory for ``uvicorn --factory`` and multi-worker serving: config path from ``HEDGE_CONFIG``."""
-    return create_app(load_config(os.environ[CONFIG_ENV]))
+    return create_app(load_config(os.environ[CONFIG_ENV]), serving=True)

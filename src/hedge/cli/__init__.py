@@ -89,7 +89,9 @@ def _serve(args: argparse.Namespace) -> int:
     else:
         from hedge.api.app import create_app
 
-        uvicorn.run(create_app(config), log_config=logs, http=protocol_for(config.server), **common)
+        uvicorn.run(
+            create_app(config, serving=True), log_config=logs, http=protocol_for(config.server), **common
+        )
     return 0
 
 

@@ -27,6 +27,7 @@ from hedge.cost.catalogue import missing_prices
 from hedge.gateway.health import Prober
 from hedge.gateway.hooks import Assigner
 from hedge.observe.logs import AccessLog, config_secrets, register_secrets
+from hedge.observe.loop import LoopWatch
 from hedge.observe.metrics import Metrics
 from hedge.observe.tracing import Tracer, header_secrets, make_tracer
 from hedge.providers import make_adapter
@@ -80,6 +81,7 @@ class Runtime:
             breakers=lambda: self.failover.breakers,
         )
         self.sinks += [self.metrics.observe, AccessLog()]
+        self.loop_watch = LoopWatch(self.metrics.stalled, self.metrics.collected)
         register_secrets(header_secrets(config.tracing))
         self.tracer: Tracer = make_tracer(config)
         if self.tracer.enabled:  # ends request spans when their record is final (streams: at their end)
@@ -143,7 +145,9 @@ class Runtime:
         """Open the state store (migrating it); start the ledger writer and the shared breakers."""
         await self.db.connect()
         await self.db.migrate(MIGRATIONS)
+        self.ledger.on_flush = self.metrics.flushed
         self.ledger.start()
+        self.loop_watch.start()
         if self.shared_breakers is not None:
             self.shared_breakers.start()
         for shared in self.signatures:
@@ -184,6 +188,7 @@ class Runtime:
                 log.exception("request record sink failed")
 
     async def close(self) -> None:
+        await self.loop_watch.close()
         await self.prober.close()
         if self._quality_task is not None:
             self._quality_task.cancel()

@@ -57,6 +57,9 @@ OTHER = "other"
 LATENCY_BUCKETS = (
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0,
 )  # fmt: skip
+STALL_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+"""Seconds: a stall of the event loop worth seeing starts well under a millisecond."""
+_GENERATIONS = ("0", "1", "2")
 TTFT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0, 60.0, 120.0)
 
 BREAKER_LEVELS = {"closed": 0, "half_open": 1, "open": 2}
@@ -327,6 +330,37 @@ class Metrics:
             registry=reg,
             multiprocess_mode="livesum",
         )
+        # What stalls the event loop (hedge.observe.loop): the sources of a latency tail.
+        self.loop_lag = Histogram(
+            "hedge_event_loop_lag_seconds",
+            "How late the event loop ran a timer due every 50 ms: how long it was held.",
+            registry=reg,
+            buckets=STALL_BUCKETS,
+        )
+        self.gc_pause = Histogram(
+            "hedge_gc_pause_seconds",
+            "Garbage collections, by generation, and how long each held the process.",
+            ["generation"],
+            registry=reg,
+            buckets=STALL_BUCKETS,
+        )
+        self.ledger_flush = Histogram(
+            "hedge_ledger_flush_seconds",
+            "Each write of buffered request records to the database (rows built, then written).",
+            registry=reg,
+            buckets=STALL_BUCKETS,
+        )
+
+    # -- stalls --------------------------------------------------------------------------------------
+
+    def stalled(self, seconds: float) -> None:
+        self.loop_lag.observe(seconds)
+
+    def collected(self, generation: int, seconds: float) -> None:
+        self._at(self.gc_pause, _GENERATIONS[min(generation, 2)]).observe(seconds)
+
+    def flushed(self, seconds: float) -> None:
+        self.ledger_flush.observe(seconds)
 
     # -- the request path ------------------------------------------------------------------------
 

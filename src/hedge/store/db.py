@@ -104,6 +104,35 @@ class Database(Protocol):
     async def close(self) -> None: ...
 
 
+_VALUES = re.compile(r"\bVALUES\s*(\(\s*\?(?:\s*,\s*\?)*\s*\))", re.IGNORECASE)
+SQLITE_MAX_VARIABLES = 32766 if sqlite3.sqlite_version_info >= (3, 32) else 999
+"""How many ``?`` one SQLite statement may hold (``SQLITE_MAX_VARIABLE_NUMBER``)."""
+MAX_ROWS_PER_STATEMENT = 500
+
+
+def multi_row(sql: str, rows: list[tuple[Any, ...]]) -> list[tuple[str, list[Any], bool]]:
+    """``rows`` for ``sql`` as (statement, arguments, many): an ``INSERT ... VALUES (?, ...)``
+    becomes statements of up to :data:`MAX_ROWS_PER_STATEMENT` rows each, their arguments
+    flattened (``many`` false); any other statement stays one ``executemany`` of the rows."""
+    match = _VALUES.search(sql)
+    if not rows:
+        return []
+    if match is None:
+        return [(sql, list(rows), True)]
+    group = match.group(1)
+    width = group.count("?")
+    if any(len(row) != width for row in rows):
+        return [(sql, list(rows), True)]  # sqlite3 names the mistake better than a flat list would
+    per = max(1, min(MAX_ROWS_PER_STATEMENT, SQLITE_MAX_VARIABLES // width))
+    head, tail = sql[: match.start(1)], sql[match.end(1) :]
+    out: list[tuple[str, list[Any], bool]] = []
+    for start in range(0, len(rows), per):
+        chunk = rows[start : start + per]
+        statement = head + ", ".join([group] * len(chunk)) + tail
+        out.append((statement, [value for row in chunk for value in row], False))
+    return out
+
+
 class SQLiteDatabase:
     dialect = "sqlite"
 
@@ -144,11 +173,20 @@ class SQLiteDatabase:
             await self._conn.commit()
 
     async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
-        """All the rows or none, like PostgreSQL's: a row that fails takes back those before it."""
+        """All the rows or none, like PostgreSQL's: a row that fails takes back those before it.
+
+        An ``INSERT ... VALUES (?, ...)`` is sent as multi-row statements (:func:`multi_row`):
+        sqlite3's ``executemany`` lets go of the GIL around every row, and the writer thread then
+        waits a whole switch interval to take it back from a busy event loop at each row: 2,000
+        rows took 1.4 s under load instead of 10 ms, and the ledger fell behind the requests."""
         async with self._writing:
             self._open()
             try:
-                await self._conn.executemany(sql, [tuple(r) for r in rows])
+                for statement, args, many in multi_row(sql, [tuple(r) for r in rows]):
+                    if many:
+                        await self._conn.executemany(statement, args)
+                    else:
+                        await self._conn.execute(statement, args)
             except BaseException:
                 await self._rollback()
                 raise
