@@ -9,7 +9,6 @@ pipeline routes, retries, books and records; this module only speaks HTTP.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -158,23 +157,32 @@ async def _unless_client_leaves(request: Request, work: Awaitable[T]) -> T:
     """Run ``work`` while watching the client; if it disconnects, cancel ``work`` (and so the upstream call).
 
     Only called once the body has been read, so the watcher's ``receive`` sees nothing but the
-    disconnect. A stream that has started is watched by its response (``SSEResponse``).
+    disconnect. A stream that has started is watched by its response (``SSEResponse``). ``work``
+    runs in this task and the watcher cancels it: one task per request, not two and a wait.
     """
-    task = asyncio.ensure_future(work)
+    me = asyncio.current_task()
+    assert me is not None
+    gone = False
+    waiting = True
+
+    def on_watch_done(watch: asyncio.Task[None]) -> None:
+        nonlocal gone
+        # ``waiting``: a disconnect seen just after the answer was ready cancels nothing.
+        if waiting and not watch.cancelled() and watch.exception() is None:
+            gone = True
+            me.cancel()
+
     watch = asyncio.ensure_future(disconnected(request.receive))
+    watch.add_done_callback(on_watch_done)
     try:
-        await asyncio.wait((task, watch), return_when=asyncio.FIRST_COMPLETED)
-    except BaseException:
-        task.cancel()
-        watch.cancel()
+        return await work
+    except asyncio.CancelledError:
+        if gone and me.uncancel() == 0:  # our own cancel, not one from outside this request
+            raise _ClientGone from None
         raise
-    if task.done():
+    finally:
+        waiting = False
         watch.cancel()
-        return task.result()
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
-    raise _ClientGone
 
 
 def _deadline(runtime: Runtime, header: str | None) -> float:
