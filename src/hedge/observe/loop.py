@@ -11,7 +11,7 @@ added to every request waiting behind it: that is where a latency tail comes fro
   ``interval_s`` fires (a stall of the loop, whatever its cause);
 * ``hedge_gc_pause_seconds{generation}``: every collection, timed with
   :data:`gc.callbacks`;
-* ``hedge_ledger_flush_seconds``: each flush of the request ledger (rows built on the
+* ``hedge_ledger_flush_seconds``: each batch the request ledger writes (rows built on the
   loop, then written).
 """
 

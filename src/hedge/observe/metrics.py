@@ -346,7 +346,7 @@ class Metrics:
         )
         self.ledger_flush = Histogram(
             "hedge_ledger_flush_seconds",
-            "Each write of buffered request records to the database (rows built, then written).",
+            "Each batch of request records written to the database (rows built, then written).",
             registry=reg,
             buckets=STALL_BUCKETS,
         )

@@ -111,7 +111,8 @@ class BatchWriter(Generic[T]):
         """The database failed: new batches go to the spool until the recovery task has replayed it."""
         self._closing = False
         self.on_flush: Callable[[float], None] | None = None
-        """Told how long each flush that wrote rows took (the ``hedge_ledger_flush_seconds`` metric)."""
+        """Told how long each batch written took: rows built, then written or spooled (the
+        ``hedge_ledger_flush_seconds`` metric)."""
 
     def add(self, item: T) -> None:
         if len(self._buffer) >= self.max_buffer:
@@ -163,9 +164,9 @@ class BatchWriter(Generic[T]):
         """Write everything buffered now (to the spool while the database is down); returns how many
         items reached the database."""
         async with self._lock:
-            began = time.perf_counter()
             written = 0
-            while self._buffer:
+            while self._buffer:  # under steady load this goes on: every pass takes what came since
+                began = time.perf_counter()
                 batch = [self._buffer[i] for i in range(min(len(self._buffer), self._chunk))]
                 rows = await self._rows(batch)
                 if self._down and self._spool is not None:
@@ -181,10 +182,10 @@ class BatchWriter(Generic[T]):
                         await self._spill(exc.rows)
                 for _ in batch:
                     self._buffer.popleft()
+                if self.on_flush is not None:
+                    self.on_flush(time.perf_counter() - began)
             if self._spool is not None and (self._down or self._spool.pending):
                 self._kick_recovery()
-            if written and self.on_flush is not None:
-                self.on_flush(time.perf_counter() - began)
             return written
 
     async def _rows(self, items: list[T]) -> list[Row]:
