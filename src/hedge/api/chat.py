@@ -175,7 +175,7 @@ async def _unless_client_leaves(request: Request, work: Awaitable[T]) -> T:
     watch = asyncio.ensure_future(disconnected(request.receive))
     watch.add_done_callback(on_watch_done)
     try:
-        return await work
+        result = await work
     except asyncio.CancelledError:
         if gone and me.uncancel() == 0:  # our own cancel, not one from outside this request
             raise _ClientGone from None
@@ -183,6 +183,10 @@ async def _unless_client_leaves(request: Request, work: Awaitable[T]) -> T:
     finally:
         waiting = False
         watch.cancel()
+    if gone:  # cancelled, but the work finished all the same: take the cancel back; no one to answer
+        me.uncancel()
+        raise _ClientGone
+    return result
 
 
 def _deadline(runtime: Runtime, header: str | None) -> float:
