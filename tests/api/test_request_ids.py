@@ -1,0 +1,30 @@
+"""Request ids: ``req_`` and 24 hex digits, never repeated, not even by a forked worker."""
+
+from __future__ import annotations
+
+import os
+import re
+
+from hedge.api.http import new_request_id
+
+
+def test_ids_are_well_formed_and_unique_across_refills() -> None:
+    ids = [new_request_id() for _ in range(3000)]  # several refills of the pool
+    assert all(re.fullmatch(r"req_[0-9a-f]{24}", i) for i in ids)
+    assert len(set(ids)) == len(ids)
+
+
+def test_a_forked_child_does_not_repeat_its_parents_ids() -> None:
+    new_request_id()  # the pool is filled: a child that kept it would hand out the parent's next ids
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: send its next ids and leave at once
+        os.write(write, " ".join(new_request_id() for _ in range(5)).encode())
+        os._exit(0)
+    os.close(write)
+    os.waitpid(pid, 0)
+    child = os.read(read, 4096).decode().split()
+    os.close(read)
+    parent = [new_request_id() for _ in range(5)]
+    assert len(child) == 5
+    assert not set(child) & set(parent)
