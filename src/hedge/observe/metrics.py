@@ -23,6 +23,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from prometheus_client import (
@@ -185,6 +186,22 @@ class _BreakerCollector(Collector):
         return ()
 
 
+MAX_SERIES_SETS = 4096
+"""Distinct label sets whose series :meth:`Metrics.observe` keeps at hand."""
+
+
+@dataclass(slots=True)
+class _Series:
+    """The series of one label set (see :meth:`Metrics._series_of`)."""
+
+    alias: str
+    provider: str
+    requests: Any
+    errors: Any | None
+    latency: Any
+    tokens: tuple[Any, Any, Any, Any, Any] | None
+
+
 class Metrics:
     """Every Hedge metric, in a registry of its own (several gateways may share a process in tests)."""
 
@@ -214,6 +231,7 @@ class Metrics:
         self._team = LabelCap(max_label_values)
         self._inflight: dict[str, str] = {}
         self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
+        self._series: dict[tuple[Any, ...], _Series] = {}
 
         reg = self.registry
         self.requests = Counter(
@@ -351,6 +369,47 @@ class Metrics:
             buckets=STALL_BUCKETS,
         )
 
+    def _series_of(self, rec: RequestRecord) -> _Series:
+        """The labelled series one request updates, looked up once per distinct label set: about
+        ten ``labels()`` lookups a request otherwise. Bounded: past :data:`MAX_SERIES_SETS` distinct
+        sets (clients choose aliases) the cache starts again."""
+        kind = error_kind(rec) if rec.status >= 400 else ""
+        key = (rec.endpoint, rec.alias, rec.provider, rec.model, rec.status, rec.team, kind)
+        series = self._series.get(key)
+        if series is not None:
+            return series
+        if len(self._series) >= MAX_SERIES_SETS:
+            self._series.clear()
+        endpoint = self._endpoint(rec.endpoint or NONE)
+        alias = self._alias(rec.alias or NONE)
+        provider = self._provider(rec.provider or NONE)
+        deployment = self._deployment(f"{rec.provider}/{rec.model}" if rec.provider else NONE)
+        status = self._status(str(rec.status))
+        team = self._team(rec.team or NONE)
+        ok = rec.status < 400
+        labels = (endpoint, alias, provider, deployment, team)
+        series = self._series[key] = _Series(
+            alias=alias,
+            provider=provider,
+            requests=self._at(
+                self.requests, endpoint, alias, provider, deployment, status, f"{rec.status // 100}xx", team
+            ),
+            errors=None
+            if ok
+            else self._at(self.errors, endpoint, alias, provider, status, self._reason(kind)),
+            latency=self._at(self.latency, endpoint, alias, provider, "ok" if ok else "error"),
+            tokens=(
+                self._at(self.input_tokens, *labels),
+                self._at(self.output_tokens, *labels),
+                self._at(self.cached_tokens, *labels),
+                self._at(self.cost, *labels),
+                self._at(self.baseline_cost, *labels),
+            )
+            if rec.provider
+            else None,
+        )
+        return series
+
     # -- stalls --------------------------------------------------------------------------------------
 
     def stalled(self, seconds: float) -> None:
@@ -398,32 +457,23 @@ class Metrics:
         alias_in_flight = self._inflight.pop(rec.request_id, None)
         if alias_in_flight is not None:
             self._at(self.in_flight, alias_in_flight).dec()
-        endpoint = self._endpoint(rec.endpoint or NONE)
-        alias = self._alias(rec.alias or NONE)
-        provider = self._provider(rec.provider or NONE)
-        deployment = self._deployment(f"{rec.provider}/{rec.model}" if rec.provider else NONE)
-        status = self._status(str(rec.status))
-        team = self._team(rec.team or NONE)
-        ok = rec.status < 400
-
-        self._at(
-            self.requests, endpoint, alias, provider, deployment, status, f"{rec.status // 100}xx", team
-        ).inc()
-        if not ok:
-            self._at(self.errors, endpoint, alias, provider, status, self._reason(error_kind(rec))).inc()
-        self._at(self.latency, endpoint, alias, provider, "ok" if ok else "error").observe(
-            rec.latency_ms / 1000
-        )
+        series = self._series_of(rec)
+        series.requests.inc()
+        if series.errors is not None:
+            series.errors.inc()
+        series.latency.observe(rec.latency_ms / 1000)
         if rec.ttft_ms is not None:
-            self._at(self.ttft, alias, provider).observe(rec.ttft_ms / 1000)
-        if rec.provider:
-            labels = (endpoint, alias, provider, deployment, team)
-            self._at(self.input_tokens, *labels).inc(rec.prompt_tokens)
-            self._at(self.output_tokens, *labels).inc(rec.completion_tokens)
-            self._at(self.cached_tokens, *labels).inc(rec.cached_tokens)
-            self._at(self.cost, *labels).inc(rec.cost_usd)
+            self._at(self.ttft, series.alias, series.provider).observe(rec.ttft_ms / 1000)
+        if series.tokens is not None:
+            input_tokens, output_tokens, cached_tokens, cost, baseline_cost = series.tokens
+            input_tokens.inc(rec.prompt_tokens)
+            output_tokens.inc(rec.completion_tokens)
+            cached_tokens.inc(rec.cached_tokens)
+            cost.inc(rec.cost_usd)
             baseline = rec.baseline_cost_usd if rec.baseline_cost_usd is not None else rec.cost_usd
-            self._at(self.baseline_cost, *labels).inc(baseline)
+            baseline_cost.inc(baseline)
+        alias, provider = series.alias, series.provider
+        ok = rec.status < 400
 
         failed = False
         for step in rec.route:
