@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -271,6 +272,34 @@ def test_in_flight_gauge_follows_a_stream(traffic: Traffic) -> None:
         traffic.good.configure(latency_ms=0)
     assert during.get(("chat",)) == 1
     assert after.get(("chat",)) == 0
+
+
+def test_a_client_leaving_a_stream_is_booked_as_gone(traffic: Traffic) -> None:
+    """The client closes a slow stream after its first chunk: the gateway stops pumping, books the
+    request as 499 and it leaves the in-flight gauge, long before the upstream would have ended."""
+    client = openai.OpenAI(base_url=traffic.gateway.base_url, api_key=MASTER_KEY, max_retries=0, timeout=30)
+    url = traffic.gateway.url
+    gone_before = total(scrape(url), "hedge_requests_total", alias="chat", status="499")
+    traffic.good.configure(latency_ms=20_000)
+    try:
+        stream = client.chat.completions.create(
+            model="chat",
+            messages=[{"role": "user", "content": "a very slow stream of several words"}],
+            stream=True,
+        )
+        next(iter(stream))
+        stream.close()  # the client leaves
+        deadline = time.monotonic() + 10
+        while True:
+            samples = scrape(url)
+            gone = total(samples, "hedge_requests_total", alias="chat", status="499")
+            in_flight = by(samples, "hedge_requests_in_flight", "alias").get(("chat",))
+            if gone == gone_before + 1 and in_flight == 0:
+                break
+            assert time.monotonic() < deadline, (gone, in_flight)
+            time.sleep(0.05)
+    finally:
+        traffic.good.configure(latency_ms=0)
 
 
 def run_top(url: str, *args: str) -> subprocess.CompletedProcess[str]:

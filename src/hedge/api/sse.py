@@ -9,7 +9,6 @@ that disconnects, which cancels the pump and with it the upstream read. Whatever
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Callable
 from typing import Protocol
 
@@ -57,22 +56,38 @@ class SSEResponse(Response):
         """Called once the stream is over and closed, if the client stayed to its end."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        pump = asyncio.ensure_future(self._pump(send))
-        watch = asyncio.ensure_future(disconnected(receive))
+        # The pump runs in this task and a watcher cancels it if the client leaves: one task per
+        # stream besides the request's own, not two and an asyncio.wait (a stream start is paid in
+        # one queue when hundreds begin together).
+        me = asyncio.current_task()
+        assert me is not None
         gone = False
-        try:
-            await asyncio.wait((pump, watch), return_when=asyncio.FIRST_COMPLETED)
-            if not pump.done():
+        pumping = True
+
+        def on_watch_done(watch: asyncio.Task[None]) -> None:
+            nonlocal gone
+            if pumping and not watch.cancelled() and watch.exception() is None:
                 gone = True
-                pump.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await pump
+                me.cancel()
+
+        watch = asyncio.ensure_future(disconnected(receive))
+        watch.add_done_callback(on_watch_done)
+        finished = False
+        try:
+            try:
+                await self._pump(send)
+                finished = True
+            except asyncio.CancelledError:
+                if not gone or me.uncancel() > 0:  # not (only) ours: the server is cancelling
+                    raise
+            finally:
+                pumping = False
+                watch.cancel()
+            if gone and finished:  # the pump ended despite our cancel: take it back
+                me.uncancel()
         finally:
-            watch.cancel()
-            if not pump.done():
-                pump.cancel()
             await self.stream.close(client_gone=gone)
-        if not gone and self.after is not None and not pump.cancelled() and pump.exception() is None:
+        if finished and not gone and self.after is not None:
             self.after()
 
     async def _pump(self, send: Send) -> None:
