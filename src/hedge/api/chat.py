@@ -8,9 +8,8 @@ pipeline routes, retries, books and records; this module only speaks HTTP.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any
 
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
@@ -18,7 +17,7 @@ from starlette.responses import Response
 from hedge.access.keys import VirtualKey
 from hedge.api.experiments import follow_up
 from hedge.api.http import JSON, authenticate, error_response, new_request_id, read_body, runtime_of
-from hedge.api.sse import SSEResponse, disconnected
+from hedge.api.sse import ClientGone, SSEResponse, unless_client_leaves
 from hedge.api.validation import parse_json_object, validate_chat, validate_embeddings
 from hedge.cost.pricing import format_usd
 from hedge.errors import HedgeError, InvalidRequest
@@ -28,7 +27,6 @@ from hedge.gateway.runtime import Runtime
 from hedge.gateway.stream import Stream
 from hedge.record import RequestRecord, render_route
 
-T = TypeVar("T")
 Result = Completion | Stream | HedgeError | None
 """What the pipeline made of a request; ``None``: the client left before an answer was ready."""
 
@@ -90,10 +88,10 @@ async def receive(
         exchange.broke(exc)
         raise
     try:
-        return exchange, await _unless_client_leaves(
-            request, exchange.serve(body, key, tags, deadline, native)
+        return exchange, await unless_client_leaves(
+            request.receive, exchange.serve(body, key, tags, deadline, native)
         )
-    except _ClientGone:
+    except ClientGone:
         return exchange, None
     except HedgeError as exc:
         return exchange, exc
@@ -147,46 +145,6 @@ def hedge_headers(rec: RequestRecord, result: Completion | Stream | None = None)
             headers["x-hedge-cache"] = result.cache
         headers["x-hedge-cost-usd"] = format_usd(result.cost_usd)
     return headers
-
-
-class _ClientGone(Exception):
-    """The client disconnected before an answer was ready; its upstream request was cancelled."""
-
-
-async def _unless_client_leaves(request: Request, work: Awaitable[T]) -> T:
-    """Run ``work`` while watching the client; if it disconnects, cancel ``work`` (and so the upstream call).
-
-    Only called once the body has been read, so the watcher's ``receive`` sees nothing but the
-    disconnect. A stream that has started is watched by its response (``SSEResponse``). ``work``
-    runs in this task and the watcher cancels it: one task per request, not two and a wait.
-    """
-    me = asyncio.current_task()
-    assert me is not None
-    gone = False
-    waiting = True
-
-    def on_watch_done(watch: asyncio.Task[None]) -> None:
-        nonlocal gone
-        # ``waiting``: a disconnect seen just after the answer was ready cancels nothing.
-        if waiting and not watch.cancelled() and watch.exception() is None:
-            gone = True
-            me.cancel()
-
-    watch = asyncio.ensure_future(disconnected(request.receive))
-    watch.add_done_callback(on_watch_done)
-    try:
-        result = await work
-    except asyncio.CancelledError:
-        if gone and me.uncancel() == 0:  # our own cancel, not one from outside this request
-            raise _ClientGone from None
-        raise
-    finally:
-        waiting = False
-        watch.cancel()
-    if gone:  # cancelled, but the work finished all the same: take the cancel back; no one to answer
-        me.uncancel()
-        raise _ClientGone
-    return result
 
 
 def _deadline(runtime: Runtime, header: str | None) -> float:

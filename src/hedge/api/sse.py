@@ -9,13 +9,15 @@ that disconnects, which cancels the pump and with it the upstream read. Whatever
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
-from typing import Protocol
+from collections.abc import Awaitable, Callable
+from typing import Protocol, TypeVar
 
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from hedge.gateway.stream import Stream
+
+T = TypeVar("T")
 
 SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 
@@ -56,38 +58,14 @@ class SSEResponse(Response):
         """Called once the stream is over and closed, if the client stayed to its end."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        # The pump runs in this task and a watcher cancels it if the client leaves: one task per
-        # stream besides the request's own, not two and an asyncio.wait (a stream start is paid in
-        # one queue when hundreds begin together).
-        me = asyncio.current_task()
-        assert me is not None
         gone = False
-        pumping = True
-
-        def on_watch_done(watch: asyncio.Task[None]) -> None:
-            nonlocal gone
-            if pumping and not watch.cancelled() and watch.exception() is None:
-                gone = True
-                me.cancel()
-
-        watch = asyncio.ensure_future(disconnected(receive))
-        watch.add_done_callback(on_watch_done)
-        finished = False
         try:
-            try:
-                await self._pump(send)
-                finished = True
-            except asyncio.CancelledError:
-                if not gone or me.uncancel() > 0:  # not (only) ours: the server is cancelling
-                    raise
-            finally:
-                pumping = False
-                watch.cancel()
-            if gone and finished:  # the pump ended despite our cancel: take it back
-                me.uncancel()
+            await unless_client_leaves(receive, self._pump(send))
+        except ClientGone:
+            gone = True
         finally:
             await self.stream.close(client_gone=gone)
-        if finished and not gone and self.after is not None:
+        if not gone and self.after is not None:
             self.after()
 
     async def _pump(self, send: Send) -> None:
@@ -105,3 +83,44 @@ async def disconnected(receive: Receive) -> None:
     """Return once the client has disconnected (call it only after the request body was read)."""
     while (await receive())["type"] != "http.disconnect":
         pass
+
+
+class ClientGone(Exception):
+    """The client disconnected before the work was done; the work was cancelled."""
+
+
+async def unless_client_leaves(receive: Receive, work: Awaitable[T]) -> T:
+    """Run ``work`` while watching the client; if it disconnects, cancel ``work`` (and with it the
+    upstream call) and raise :class:`ClientGone`.
+
+    Call it only once the request body was read, so the watcher's ``receive`` sees nothing but the
+    disconnect. ``work`` runs in this task and the watcher cancels it: one task per request, not
+    two and an ``asyncio.wait`` (a request's start is paid in one queue when hundreds begin
+    together). A disconnect seen just after the work was done cancels nothing.
+    """
+    me = asyncio.current_task()
+    assert me is not None
+    gone = False
+    waiting = True
+
+    def on_watch_done(watch: asyncio.Task[None]) -> None:
+        nonlocal gone
+        if waiting and not watch.cancelled() and watch.exception() is None:
+            gone = True
+            me.cancel()
+
+    watch = asyncio.ensure_future(disconnected(receive))
+    watch.add_done_callback(on_watch_done)
+    try:
+        result = await work
+    except asyncio.CancelledError:
+        if gone and me.uncancel() == 0:  # our own cancel, not (also) one from outside this request
+            raise ClientGone from None
+        raise
+    finally:
+        waiting = False
+        watch.cancel()
+    if gone:  # cancelled, but the work finished all the same: take the cancel back; no one to answer
+        me.uncancel()
+        raise ClientGone
+    return result
