@@ -95,6 +95,7 @@ class Runtime:
             state_dir=state.dir,  # its spool, for records the database cannot take
             shutdown_timeout_s=state.shutdown_timeout_s,
         )
+        self.ledger.on_flush = self.metrics.flushed
         self.keys = KeyStore(self.db, state.key_cache_ttl_s, aliases=config.models)
         self.teams = TeamStore(self.db, state.key_cache_ttl_s, aliases=config.models)
         self.counters: Counters
@@ -145,7 +146,6 @@ class Runtime:
         """Open the state store (migrating it); start the ledger writer and the shared breakers."""
         await self.db.connect()
         await self.db.migrate(MIGRATIONS)
-        self.ledger.on_flush = self.metrics.flushed
         self.ledger.start()
         self.loop_watch.start()
         if self.shared_breakers is not None:

@@ -114,9 +114,9 @@ def multi_row(sql: str, rows: list[tuple[Any, ...]]) -> list[tuple[str, list[Any
     """``rows`` for ``sql`` as (statement, arguments, many): an ``INSERT ... VALUES (?, ...)``
     becomes statements of up to :data:`MAX_ROWS_PER_STATEMENT` rows each, their arguments
     flattened (``many`` false); any other statement stays one ``executemany`` of the rows."""
-    match = _VALUES.search(sql)
     if not rows:
         return []
+    match = _VALUES.search(sql)
     if match is None:
         return [(sql, list(rows), True)]
     group = match.group(1)
