@@ -8,6 +8,7 @@ the client saw: statuses, the usage returned, the ``x-hedge-cost-usd`` headers.
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
 import time
@@ -253,23 +254,29 @@ def test_metrics_needs_no_key_and_counts_no_scrapes(traffic: Traffic) -> None:
     assert total(again, "hedge_requests_total") == total(before, "hedge_requests_total") == 11
 
 
-def test_in_flight_gauge_follows_a_stream(traffic: Traffic) -> None:
+@contextlib.contextmanager
+def slow_stream(traffic: Traffic, latency_ms: int) -> Iterator[openai.Stream[Any]]:
+    """A stream of alias ``chat`` from an upstream slowed to ``latency_ms`` (reset afterwards)."""
     client = openai.OpenAI(base_url=traffic.gateway.base_url, api_key=MASTER_KEY, max_retries=0, timeout=30)
-    traffic.good.configure(latency_ms=1500)
+    traffic.good.configure(latency_ms=latency_ms)
     try:
-        stream = client.chat.completions.create(
+        yield client.chat.completions.create(
             model="chat",
             messages=[{"role": "user", "content": "a slow stream of several words"}],
             stream=True,
         )
+    finally:
+        traffic.good.configure(latency_ms=0)
+
+
+def test_in_flight_gauge_follows_a_stream(traffic: Traffic) -> None:
+    with slow_stream(traffic, 1500) as stream:
         chunks = iter(stream)
         next(chunks)  # the request is under way
         during = by(scrape(traffic.gateway.url), "hedge_requests_in_flight", "alias")
         for _ in chunks:
             pass
         after = by(scrape(traffic.gateway.url), "hedge_requests_in_flight", "alias")
-    finally:
-        traffic.good.configure(latency_ms=0)
     assert during.get(("chat",)) == 1
     assert after.get(("chat",)) == 0
 
@@ -277,16 +284,9 @@ def test_in_flight_gauge_follows_a_stream(traffic: Traffic) -> None:
 def test_a_client_leaving_a_stream_is_booked_as_gone(traffic: Traffic) -> None:
     """The client closes a slow stream after its first chunk: the gateway stops pumping, books the
     request as 499 and it leaves the in-flight gauge, long before the upstream would have ended."""
-    client = openai.OpenAI(base_url=traffic.gateway.base_url, api_key=MASTER_KEY, max_retries=0, timeout=30)
     url = traffic.gateway.url
     gone_before = total(scrape(url), "hedge_requests_total", alias="chat", status="499")
-    traffic.good.configure(latency_ms=20_000)
-    try:
-        stream = client.chat.completions.create(
-            model="chat",
-            messages=[{"role": "user", "content": "a very slow stream of several words"}],
-            stream=True,
-        )
+    with slow_stream(traffic, 20_000) as stream:
         next(iter(stream))
         stream.close()  # the client leaves
         deadline = time.monotonic() + 10
@@ -298,8 +298,6 @@ def test_a_client_leaving_a_stream_is_booked_as_gone(traffic: Traffic) -> None:
                 break
             assert time.monotonic() < deadline, (gone, in_flight)
             time.sleep(0.05)
-    finally:
-        traffic.good.configure(latency_ms=0)
 
 
 def run_top(url: str, *args: str) -> subprocess.CompletedProcess[str]:
