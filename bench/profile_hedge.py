@@ -31,6 +31,7 @@ from driver import LoadSpec, Watched, run_load
 
 FRAME_RE = re.compile(r"^(?P<func>.*) \((?P<file>.*?)(?::(?P<line>\d+))?\)$")
 LAYERS = [
+    ("hedge/transport (upstream client)", "hedge/transport/"),
     ("hedge", "hedge/"),
     ("uvicorn/httptools (server)", "uvicorn/"),
     ("starlette", "starlette/"),

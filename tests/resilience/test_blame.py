@@ -19,7 +19,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import httpx
 import orjson
 import pytest
@@ -36,6 +35,7 @@ from hedge.resilience.breaker import Breaker, State
 from hedge.resilience.failover import Failover
 from hedge.routing.deployment import Deployment
 from hedge.transport import Transport, network_error
+from hedge.transport.http1 import ConnectError, ConnectTimeout, PoolTimeout, ProtocolError, ReadTimeout
 
 MESSAGES: list[Any] = [{"role": "user", "content": "hello blame"}]
 AUTH = {"authorization": f"Bearer {MASTER_KEY}"}
@@ -267,9 +267,8 @@ def test_a_403_on_every_deployment_ends_the_request_without_rounds() -> None:
     assert calls == 2 and clock.slept == []
 
 
-def _connector_error(code: int) -> aiohttp.ClientConnectorError:
-    key: Any = type("Key", (), {"host": "127.0.0.1", "port": 1, "ssl": False})()
-    return aiohttp.ClientConnectorError(key, OSError(code, os.strerror(code)))
+def _connector_error(code: int) -> ConnectError:
+    return ConnectError(code, os.strerror(code))
 
 
 LOCAL = (503, "gateway_resource_exhausted", False)
@@ -283,13 +282,16 @@ LOCAL = (503, "gateway_resource_exhausted", False)
         (_connector_error(errno.ENOBUFS), LOCAL),
         (_connector_error(errno.ENOMEM), LOCAL),
         (OSError(errno.EMFILE, "Too many open files"), LOCAL),
-        (aiohttp.ClientOSError(errno.ENOBUFS, "No buffer space available"), LOCAL),
+        (ConnectionResetError(errno.ENOBUFS, "No buffer space available"), LOCAL),
+        (PoolTimeout("no free connection"), LOCAL),
         # The upstream's (or its address's) fault: these keep blaming it.
         (_connector_error(errno.ECONNREFUSED), (502, "upstream_unreachable", True)),
         (_connector_error(errno.EHOSTUNREACH), (502, "upstream_unreachable", True)),
         (TimeoutError(), (504, "upstream_timeout", True)),
-        (aiohttp.ConnectionTimeoutError("Connection timeout to host"), (504, "upstream_timeout", True)),
-        (aiohttp.ServerDisconnectedError(), (502, "upstream_connection_error", True)),
+        (ConnectTimeout("connecting took too long"), (504, "upstream_timeout", True)),
+        (ReadTimeout("silent"), (504, "upstream_timeout", True)),
+        (ProtocolError("closed before the response was complete"), (502, "upstream_connection_error", True)),
+        (ConnectionResetError(errno.ECONNRESET, "reset"), (502, "upstream_connection_error", True)),
     ],
 )
 def test_network_errors_blame_the_right_side(exc: BaseException, expected: tuple[int, str, bool]) -> None:
