@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import re
+import weakref
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -90,16 +91,38 @@ class Price(_Strict):
 
     def priced_as(self, prompt_tokens: int, service_tier: str | None) -> Price:
         """The flat price of one request: the service tier's prices, then the longest long-context
-        tier the prompt exceeds, over this base price (tiers and service tiers resolved away)."""
+        tier the prompt exceeds, over this base price (tiers and service tiers resolved away).
+
+        Every request is priced, so each resolved price is built once (a pydantic round trip per
+        request was measurable) and kept beside this price, not in it: equality stays the fields'.
+        """
+        tier = service_tier if service_tier in self.service_tiers else None
+        longest = -1
+        for i, t in enumerate(self.tiers):
+            if prompt_tokens > t.above_prompt_tokens and (
+                longest < 0 or t.above_prompt_tokens > self.tiers[longest].above_prompt_tokens
+            ):
+                longest = i
+        entry = _RESOLVED.get(id(self))
+        if entry is None or entry[0]() is not self:
+            key = id(self)
+            entry = _RESOLVED[key] = (weakref.ref(self, lambda _: _RESOLVED.pop(key, None)), {})
+        flat = entry[1].get((tier, longest))
+        if flat is None:
+            flat = entry[1][(tier, longest)] = self._resolve(tier, longest)
+        return flat
+
+    def _resolve(self, service_tier: str | None, longest: int) -> Price:
         fields = self.model_dump(exclude={"tiers", "service_tiers"})
-        tier = self.service_tiers.get(service_tier) if service_tier else None
-        if tier is not None:
-            fields.update(tier.model_dump(exclude_none=True))
-        above = [t for t in self.tiers if prompt_tokens > t.above_prompt_tokens]
-        if above:
-            longest = max(above, key=lambda t: t.above_prompt_tokens)
-            fields.update(longest.model_dump(exclude_none=True, exclude={"above_prompt_tokens"}))
+        if service_tier is not None:
+            fields.update(self.service_tiers[service_tier].model_dump(exclude_none=True))
+        if longest >= 0:
+            fields.update(self.tiers[longest].model_dump(exclude_none=True, exclude={"above_prompt_tokens"}))
         return Price.model_validate(fields)
+
+
+_RESOLVED: dict[int, tuple[weakref.ref[Price], dict[tuple[str | None, int], Price]]] = {}
+"""Resolved prices by ``id`` of the price they resolve (the weak reference tells a reused id apart)."""
 
 
 class Timeouts(_Strict):

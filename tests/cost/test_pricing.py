@@ -118,3 +118,32 @@ def test_charges_by_token_class(
     for name in ("input", "cache_read", "cache_write", "output", "reasoning", "request"):
         assert getattr(got, name) == pytest.approx(getattr(expected, name)), name
     assert cost_usd(usage, price, tier) == pytest.approx(expected.total)
+
+
+def test_one_price_resolves_each_case_on_its_own_and_stays_equal_to_its_twin() -> None:
+    """Resolved prices are kept per price object: the cases must not bleed into each other."""
+
+    def make() -> Price:
+        return Price(
+            input=1,
+            output=2,
+            tiers=[{"above_prompt_tokens": 1000, "input": 9}, {"above_prompt_tokens": 100, "input": 5}],
+            service_tiers={"flex": {"input": 0.5}, "priority": {"output": 4}},
+        )
+
+    price = make()
+    cases = [
+        (10, None, 1, 2),
+        (500, None, 5, 2),
+        (5000, None, 9, 2),
+        (10, "flex", 0.5, 2),
+        (5000, "flex", 9, 2),  # the long-context tier is applied over the service tier
+        (10, "priority", 1, 4),
+        (10, "unknown", 1, 2),
+    ]
+    for _ in range(2):  # the second round is answered from what the first resolved
+        for prompt, tier, inp, out in cases:
+            flat = price.priced_as(prompt, tier)
+            assert (flat.input, flat.output) == (inp, out), (prompt, tier)
+            assert flat.tiers == [] and flat.service_tiers == {}
+    assert price == make()
