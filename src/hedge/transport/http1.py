@@ -191,7 +191,8 @@ class Response:
         return self.complete and not self._chunks and (self._decoder is None or self._decoder.drained)
 
     async def piece(self) -> bytes:
-        """The next piece of the (decoded) body, ``b""`` at its end."""
+        """The next piece of the (decoded) body, ``b""`` at its end: everything that has arrived
+        since the last piece (up to 64 KiB of it at once), or, if nothing has, the next to arrive."""
         decoder = self._decoder
         while True:
             if decoder is not None and not decoder.drained:
@@ -200,8 +201,13 @@ class Response:
                     return out
             chunks = self._chunks
             if chunks:
-                data = chunks.popleft()
-                self._size -= len(data)
+                if len(chunks) == 1 or self._size > _LOW_WATER:
+                    data = chunks.popleft()
+                    self._size -= len(data)
+                else:  # what arrived since the last piece, in one: one translation, one write downstream
+                    data = b"".join(chunks)
+                    chunks.clear()
+                    self._size = 0
                 if self._paused and self._size <= _LOW_WATER:
                     self._resume()
                 if decoder is None:
