@@ -15,6 +15,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from hedge.access.keys import VirtualKey
+from hedge.api.connections import DEPARTURE
 from hedge.api.experiments import follow_up
 from hedge.api.http import JSON, authenticate, error_response, new_request_id, read_body, runtime_of
 from hedge.api.sse import ClientGone, SSEResponse, unless_client_leaves
@@ -89,7 +90,7 @@ async def receive(
         raise
     try:
         return exchange, await unless_client_leaves(
-            request.receive, exchange.serve(body, key, tags, deadline, native)
+            request.receive, exchange.serve(body, key, tags, deadline, native), request.scope.get(DEPARTURE)
         )
     except ClientGone:
         return exchange, None

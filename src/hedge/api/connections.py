@@ -34,6 +34,7 @@ import asyncio
 import http
 import logging
 import os
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import orjson
@@ -47,6 +48,31 @@ log = logging.getLogger("hedge")
 
 BODY_TIMEOUT = "hedge.body_timeout"
 """Scope key: the :class:`RequestTimeout` of a request whose body did not arrive in time."""
+
+DEPARTURE = "hedge.departure"
+"""Scope key: the request's :class:`Departure`, which the protocol fires if the client leaves."""
+
+
+class Departure:
+    """Tells a request, at no cost per request, that its client's connection was lost before the
+    response was complete.
+
+    Without it, noticing means a task per request blocked in ``receive()`` for the disconnect
+    message (``hedge.api.sse.unless_client_leaves`` falls back to that under another server).
+    """
+
+    __slots__ = ("left", "on_leave")
+
+    def __init__(self) -> None:
+        self.left = False
+        self.on_leave: Callable[[], None] | None = None
+
+    def leave(self) -> None:
+        self.left = True
+        callback, self.on_leave = self.on_leave, None
+        if callback is not None:
+            callback()
+
 
 WORKER_PROTOCOL = f"{__name__}:WorkerProtocol"
 """What ``hedge serve --workers N`` gives uvicorn as ``http``: importable by name in every worker."""
@@ -135,7 +161,12 @@ class GuardedProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._release()
+        cycle = self.cycle
         super().connection_lost(exc)
+        if cycle is not None and not cycle.response_complete:
+            departure = cycle.scope.get(DEPARTURE)
+            if isinstance(departure, Departure):
+                departure.leave()
 
     def handle_websocket_upgrade(self) -> None:
         self._release()  # the WebSocket protocol takes the connection over; it is no longer ours to count
@@ -162,6 +193,7 @@ class GuardedProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         HttpToolsProtocol.on_headers_complete(self)
+        self.scope[DEPARTURE] = Departure()  # type: ignore[literal-required]
         self._in_body = True
         self._deadline = self.loop.time() + self.body_timeout_s
 

@@ -9,12 +9,14 @@ that disconnects, which cancels the pump and with it the upstream read. Whatever
 from __future__ import annotations
 
 import asyncio
+import inspect
 from collections.abc import Awaitable, Callable
 from typing import Protocol, TypeVar
 
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from hedge.api.connections import DEPARTURE, Departure
 from hedge.gateway.stream import Stream
 
 T = TypeVar("T")
@@ -60,7 +62,7 @@ class SSEResponse(Response):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         gone = False
         try:
-            await unless_client_leaves(receive, self._pump(send))
+            await unless_client_leaves(receive, self._pump(send), scope.get(DEPARTURE))
         except ClientGone:
             gone = True
         finally:
@@ -89,15 +91,20 @@ class ClientGone(Exception):
     """The client disconnected before the work was done; the work was cancelled."""
 
 
-async def unless_client_leaves(receive: Receive, work: Awaitable[T]) -> T:
+async def unless_client_leaves(receive: Receive, work: Awaitable[T], departure: object = None) -> T:
     """Run ``work`` while watching the client; if it disconnects, cancel ``work`` (and with it the
     upstream call) and raise :class:`ClientGone`.
 
-    Call it only once the request body was read, so the watcher's ``receive`` sees nothing but the
-    disconnect. ``work`` runs in this task and the watcher cancels it: one task per request, not
-    two and an ``asyncio.wait`` (a request's start is paid in one queue when hundreds begin
-    together). A disconnect seen just after the work was done cancels nothing.
+    ``departure``: the request's :class:`~hedge.api.connections.Departure` (its scope's
+    ``DEPARTURE``), which Hedge's server protocol fires when the connection is lost; then nothing
+    per request watches. Without one (another server, an in-process ASGI client) a watcher task
+    reads ``receive``: call it only once the request body was read, so that ``receive`` sees
+    nothing but the disconnect. Either way ``work`` runs in this task and is cancelled from
+    outside: one task per request, not two and an ``asyncio.wait`` (a request's start is paid in
+    one queue when hundreds begin at once).
     """
+    if isinstance(departure, Departure):
+        return await _unless_departed(departure, work)
     me = asyncio.current_task()
     assert me is not None
     gone = False
@@ -121,6 +128,35 @@ async def unless_client_leaves(receive: Receive, work: Awaitable[T]) -> T:
         waiting = False
         watch.cancel()
     if gone:  # cancelled, but the work finished all the same: take the cancel back; no one to answer
+        me.uncancel()
+        raise ClientGone
+    return result
+
+
+async def _unless_departed(departure: Departure, work: Awaitable[T]) -> T:
+    if departure.left:
+        if inspect.iscoroutine(work):
+            work.close()  # never started: nothing to cancel, and no "never awaited" warning
+        raise ClientGone
+    me = asyncio.current_task()
+    assert me is not None
+    gone = False
+
+    def on_leave() -> None:
+        nonlocal gone
+        gone = True
+        me.cancel()
+
+    departure.on_leave = on_leave
+    try:
+        result = await work
+    except asyncio.CancelledError:
+        if gone and me.uncancel() == 0:
+            raise ClientGone from None
+        raise
+    finally:
+        departure.on_leave = None
+    if gone:
         me.uncancel()
         raise ClientGone
     return result
