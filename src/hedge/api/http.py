@@ -146,12 +146,26 @@ async def read_body(request: Request, limit: int) -> bytes:
         raise _too_large(limit)
     chunks: list[bytes] = []
     size = 0
+    receive = request.receive  # the ASGI messages themselves: Starlette's stream() is a generator per request
     try:
-        async for chunk in request.stream():
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                if message["type"] == "http.disconnect":
+                    raise ClientDisconnect()
+                continue
+            chunk: bytes = message.get("body", b"")
+            more = message.get("more_body", False)
+            if not chunks and not more:  # the whole body in one message: the common case
+                if len(chunk) > limit:
+                    raise _too_large(limit)
+                return chunk
             size += len(chunk)
             if size > limit:
                 raise _too_large(limit)
             chunks.append(chunk)
+            if not more:
+                break
     except ClientDisconnect:
         timed_out = request.scope.get(BODY_TIMEOUT)  # the server gave up waiting for the body: a 408
         if isinstance(timed_out, HedgeError):

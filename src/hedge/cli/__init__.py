@@ -55,7 +55,16 @@ def _serve(args: argparse.Namespace) -> int:
         return 2
     host = args.host or config.server.host
     port = args.port if args.port is not None else config.server.port
-    common = {"host": host, "port": port, "log_level": args.log_level, "access_log": False}
+    # No X-Forwarded-* rewriting (Hedge never reads the client address or scheme from the scope:
+    # connection limits count the socket's peer) and no "server: uvicorn" header: both per request.
+    common = {
+        "host": host,
+        "port": port,
+        "log_level": args.log_level,
+        "access_log": False,
+        "proxy_headers": False,
+        "server_header": False,
+    }
     from hedge.api.connections import WORKER_PROTOCOL, protocol_for
 
     logs = log_config(args.log_format, args.log_level)
