@@ -183,14 +183,16 @@ async def test_repeated_headers_are_joined_and_names_lower_cased() -> None:
         assert resp.headers()["x-thing"] == "a, b"
 
 
+BOMB = gzip.compress(b" " * (32 * 1024 * 1024), compresslevel=9)
+
+
+async def send_bomb(s: Scripted, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    await s.read_request(reader)
+    writer.write(answer(BOMB, "content-encoding: gzip"))
+
+
 async def test_a_gzip_bomb_is_refused_past_the_limit_without_expanding_it_all() -> None:
-    bomb = gzip.compress(b" " * (32 * 1024 * 1024), compresslevel=9)
-
-    async def handler(s: Scripted, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await s.read_request(reader)
-        writer.write(answer(bomb, "content-encoding: gzip"))
-
-    async with scripted(handler) as (_, pool):
+    async with scripted(send_bomb) as (_, pool):
         resp = await post(pool)
         pieces = []
         with pytest.raises(TooLarge):
@@ -203,13 +205,7 @@ async def test_a_gzip_bomb_is_refused_past_the_limit_without_expanding_it_all() 
 
 
 async def test_reading_a_gzip_bomb_whole_stops_at_the_limit() -> None:
-    bomb = gzip.compress(b" " * (32 * 1024 * 1024), compresslevel=9)
-
-    async def handler(s: Scripted, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await s.read_request(reader)
-        writer.write(answer(bomb, "content-encoding: gzip"))
-
-    async with scripted(handler) as (_, pool):
+    async with scripted(send_bomb) as (_, pool):
         with pytest.raises(TooLarge):
             await (await post(pool)).read(1024 * 1024)
 
