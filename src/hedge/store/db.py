@@ -227,19 +227,27 @@ class SQLiteDatabase:
             return rows
 
     async def migrate(self, migrations: Migrations) -> None:
+        """Apply the pending migrations under one write lock: the version is read inside it, so two
+        processes starting on one file (``hedge serve --workers 2``) cannot both apply a step."""
         await self._conn.execute("CREATE TABLE IF NOT EXISTS hedge_schema (version INTEGER NOT NULL)")
-        rows = await self.fetch("SELECT MAX(version) AS v FROM hedge_schema")
-        current = rows[0]["v"] or 0
-        for version, statements in migrations:
-            if version <= current:
-                continue
-            await self._conn.execute("BEGIN IMMEDIATE")
-            for statement in statements:
-                sql = statement_for(statement, self.dialect)
-                if sql is not None:
-                    await self._conn.execute(sql)
-            await self._conn.execute("INSERT INTO hedge_schema (version) VALUES (?)", (version,))
-            await self._conn.commit()
+        await self._conn.commit()
+        await self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            async with self._conn.execute("SELECT MAX(version) FROM hedge_schema") as cursor:
+                row = await cursor.fetchone()
+            current = (row[0] if row is not None else None) or 0
+            for version, statements in migrations:
+                if version <= current:
+                    continue
+                for statement in statements:
+                    sql = statement_for(statement, self.dialect)
+                    if sql is not None:
+                        await self._conn.execute(sql)
+                await self._conn.execute("INSERT INTO hedge_schema (version) VALUES (?)", (version,))
+        except BaseException:
+            await self._conn.rollback()
+            raise
+        await self._conn.commit()
 
     async def close(self) -> None:
         if self._conn is not None:
