@@ -37,6 +37,15 @@ Statement = str | Mapping[str, str]
 Migrations = Sequence[tuple[int, Sequence[Statement]]]
 
 
+def pending(migrations: Migrations, current: int, dialect: str) -> list[tuple[int, list[str]]]:
+    """The migration steps past ``current``, each as its version and its SQL in ``dialect``."""
+    return [
+        (version, [sql for st in statements if (sql := statement_for(st, dialect)) is not None])
+        for version, statements in migrations
+        if version > current
+    ]
+
+
 def statement_for(statement: Statement, dialect: str) -> str | None:
     """The SQL of a migration step in ``dialect``; None when that dialect has nothing to do."""
     if isinstance(statement, str):
@@ -233,16 +242,11 @@ class SQLiteDatabase:
         await self._conn.commit()
         await self._conn.execute("BEGIN IMMEDIATE")
         try:
-            async with self._conn.execute("SELECT MAX(version) FROM hedge_schema") as cursor:
+            async with self._conn.execute("SELECT COALESCE(MAX(version), 0) FROM hedge_schema") as cursor:
                 row = await cursor.fetchone()
-            current = (row[0] if row is not None else None) or 0
-            for version, statements in migrations:
-                if version <= current:
-                    continue
-                for statement in statements:
-                    sql = statement_for(statement, self.dialect)
-                    if sql is not None:
-                        await self._conn.execute(sql)
+            for version, steps in pending(migrations, row[0] if row is not None else 0, self.dialect):
+                for sql in steps:
+                    await self._conn.execute(sql)
                 await self._conn.execute("INSERT INTO hedge_schema (version) VALUES (?)", (version,))
         except BaseException:
             await self._conn.rollback()
@@ -314,13 +318,9 @@ class PostgresDatabase:
             await conn.execute("SELECT pg_advisory_xact_lock(72150001)", timeout=slow)
             await conn.execute("CREATE TABLE IF NOT EXISTS hedge_schema (version INTEGER NOT NULL)")
             current = await conn.fetchval("SELECT COALESCE(MAX(version), 0) FROM hedge_schema")
-            for version, statements in migrations:
-                if version <= current:
-                    continue
-                for statement in statements:
-                    sql = statement_for(statement, self.dialect)
-                    if sql is not None:
-                        await conn.execute(sql, timeout=slow)
+            for version, steps in pending(migrations, current, self.dialect):
+                for sql in steps:
+                    await conn.execute(sql, timeout=slow)
                 await conn.execute("INSERT INTO hedge_schema (version) VALUES ($1)", version)
 
     async def close(self) -> None:
