@@ -401,8 +401,9 @@ async def test_a_connect_that_hangs_is_a_connect_timeout() -> None:
         fillers.append(s)
     pool = Pool(Origin.of(f"http://127.0.0.1:{port}"), 1, None)
     try:
-        with pytest.raises(ConnectTimeout):
-            await pool.request("POST", "/", {}, b"", connect_s=0.2, read_s=30, total_s=30)
+        for _ in range(2):  # a leaked slot would make the second a PoolTimeout
+            with pytest.raises(ConnectTimeout):
+                await pool.request("POST", "/", {}, b"", connect_s=0.2, read_s=30, total_s=30)
     finally:
         pool.close()
         for s in fillers:

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
 
 from hedge import __version__
+from hedge.transport.dns import Addresses
 
 USER_AGENT = f"hedge/{__version__}"
 
@@ -46,6 +47,10 @@ _MAX_HEAD_BYTES = 256 * 1024
 
 class ConnectError(OSError):
     """Connecting failed: DNS, refusal, TLS, or a local resource (``errno`` says which)."""
+
+
+def _connect_error(exc: OSError) -> ConnectError:
+    return ConnectError(exc.errno, exc.strerror or str(exc) or type(exc).__name__)
 
 
 class ProtocolError(ConnectionError):
@@ -382,11 +387,21 @@ class _Connection(asyncio.Protocol):
         self._read_s = 0.0
         self._last_read = 0.0
         self._head_bytes = 0
+        self.first: tuple[bytes, float, float] | None = None
+        """The request to send as soon as the connection is made (data, deadline, read timeout)."""
+        self.first_response: Response | None = None
+        """Its response, until the requester takes it."""
 
     # --- asyncio.Protocol ---------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast("asyncio.Transport", transport)  # uvloop's is not a subclass
+        first, self.first = self.first, None
+        if first is not None:
+            # Send now, not when the requesting task next runs: in a burst, that task waits behind
+            # every other request's setup, and the upstream could already be working on this one.
+            resp = self.first_response = Response(self)
+            self.start(resp, *first)
 
     def data_received(self, data: bytes) -> None:
         resp = self.response
@@ -534,6 +549,7 @@ class Pool:
         self._ssl = ssl_context if origin.scheme == "https" else None
         self._host = origin.host_header
         self._keepalive_s = keepalive_s
+        self._addresses = Addresses(origin.host, origin.port)
         self._idle: list[_Connection] = []
         self._open = 0
         self._waiters: deque[asyncio.Future[None]] = deque()
@@ -564,9 +580,13 @@ class Pool:
         conn = self._take_idle()
         while True:
             if conn is None:
-                conn = await self._connect(min(connect_s, deadline - loop.time()))
-            resp = Response(conn)
-            conn.start(resp, data, deadline, read_s)
+                conn = await self._connect(min(connect_s, deadline - loop.time()), (data, deadline, read_s))
+            resp = conn.first_response  # a new connection sent the request as it was made
+            if resp is None:
+                resp = Response(conn)
+                conn.start(resp, data, deadline, read_s)
+            else:
+                conn.first_response = None
             try:
                 while not resp.status:
                     if resp._error is not None:
@@ -606,7 +626,8 @@ class Pool:
             return conn
         return None
 
-    async def _connect(self, timeout_s: float) -> _Connection:
+    async def _connect(self, timeout_s: float, first: tuple[bytes, float, float]) -> _Connection:
+        """An idle connection freed while waiting for a slot, or a new one that sends ``first``."""
         waited = False
         try:
             async with asyncio.timeout(timeout_s):
@@ -624,30 +645,49 @@ class Pool:
                     if conn is not None:
                         return conn
                 self._open += 1
-                try:
-                    return await self._open_connection()
-                except BaseException:
-                    self._open -= 1
-                    self._wake_one()
-                    raise
+                return await self._open_connection(first)  # which frees the slot if it fails
         except TimeoutError:
             if waited and self._open >= self.limit:
                 raise PoolTimeout(f"no free connection to {self._host} in {timeout_s:g}s") from None
             raise ConnectTimeout(f"connecting to {self._host} took longer than {timeout_s:g}s") from None
 
-    async def _open_connection(self) -> _Connection:
+    async def _open_connection(self, first: tuple[bytes, float, float]) -> _Connection:
+        """A new connection, trying the origin's addresses in turn, that sends ``first`` once made."""
         origin = self.origin
+        made: list[_Connection] = []
+
+        def protocol() -> _Connection:
+            conn = _Connection(self)
+            conn.first = first
+            made.append(conn)
+            return conn
+
         try:
-            _, conn = await self.loop.create_connection(
-                lambda: _Connection(self),
-                origin.host,
-                origin.port,
-                ssl=self._ssl,
-                server_hostname=origin.host if self._ssl is not None else None,
-            )
-        except OSError as exc:
-            raise ConnectError(exc.errno, exc.strerror or str(exc) or type(exc).__name__) from exc
-        return conn
+            try:
+                addresses = await self._addresses.get()
+            except OSError as exc:
+                raise _connect_error(exc) from exc
+            error: OSError | None = None
+            for address in addresses:
+                try:
+                    _, conn = await self.loop.create_connection(
+                        protocol,
+                        address,
+                        origin.port,
+                        ssl=self._ssl,
+                        server_hostname=origin.host if self._ssl is not None else None,
+                    )
+                except OSError as exc:
+                    error = exc
+                    continue
+                return conn
+            self._addresses.forget()  # none answered: maybe they moved
+            assert error is not None
+            raise _connect_error(error) from error
+        except BaseException:
+            if not made or made[-1].transport is None:
+                self._lost(None)  # no connection was made to report its loss: free its slot here
+            raise
 
     def _release(self, conn: _Connection, keep: bool) -> None:
         if keep and not conn.closed and not self._closed:
@@ -659,7 +699,7 @@ class Pool:
         else:
             conn.abort()  # _lost frees its slot
 
-    def _lost(self, conn: _Connection) -> None:
+    def _lost(self, conn: _Connection | None) -> None:
         self._open -= 1
         self._wake_one()
 
