@@ -35,11 +35,12 @@ import http
 import logging
 import os
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import orjson
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from hedge.api.coalesce import HeadWriter, HeldHeadCycle
 from hedge.config import CONFIG_ENV, ServerConfig, load_config
 from hedge.errors import HedgeError
 from hedge.providers.anthropic_inbound import error_body
@@ -124,6 +125,7 @@ class GuardedProtocol(HttpToolsProtocol):
     _deadline: float = 0.0
     _in_body: bool = False
     _client_ip: str | None = None
+    _writer: HeadWriter
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -154,6 +156,7 @@ class GuardedProtocol(HttpToolsProtocol):
             cls._per_client[ip] = count + 1
             self._client_ip = ip
         super().connection_made(transport)
+        self._writer = HeadWriter(transport)
         self._deadline = self.loop.time() + cls.header_timeout_s
         cls._open.add(self)
         if cls._sweeper is None:
@@ -192,7 +195,12 @@ class GuardedProtocol(HttpToolsProtocol):
             self._deadline = self.loop.time() + self.header_timeout_s
 
     def on_headers_complete(self) -> None:
+        before = self.cycle
         HttpToolsProtocol.on_headers_complete(self)
+        cycle = self.cycle
+        if cycle is not before:  # a new request (not an upgrade): its head leaves with its body
+            cycle.__class__ = HeldHeadCycle
+            cycle.transport = cast("asyncio.Transport", self._writer)
         self.scope[DEPARTURE] = Departure()  # type: ignore[literal-required]
         self._in_body = True
         self._deadline = self.loop.time() + self.body_timeout_s
