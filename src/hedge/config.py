@@ -175,6 +175,9 @@ class ProviderConfig(_Strict):
     headers: dict[str, str] = Field(default_factory=dict)
     timeout: Timeouts = Timeouts()
     max_connections: int = Field(1000, ge=1)
+    warm_connections: int = Field(0, ge=0)
+    """Connections to keep open to the provider even while idle (opened at start-up, reopened when
+    the provider closes one), so a burst of up to this many requests pays no TCP or TLS handshake."""
     default_max_tokens: int = Field(4096, ge=1)
     """Sent when the client gives no limit but the wire format requires one (Anthropic)."""
     on_unsupported: Literal["reject", "drop"] = "reject"
@@ -193,6 +196,15 @@ class ProviderConfig(_Strict):
     batch: bool = False
     """The upstream has a native batch API (OpenAI's ``/batches``, Anthropic's Message Batches, Gemini
     batch mode) that batch work may be handed to at its batch price."""
+
+    @model_validator(mode="after")
+    def _warm_within_max(self) -> ProviderConfig:
+        if self.warm_connections > self.max_connections:
+            raise ValueError(
+                f"warm_connections ({self.warm_connections}) cannot exceed "
+                f"max_connections ({self.max_connections})"
+            )
+        return self
 
     @model_validator(mode="after")
     def _responses_api_is_openai(self) -> ProviderConfig:

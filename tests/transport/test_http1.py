@@ -14,6 +14,7 @@ import socket
 import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
 import pytest
 
@@ -68,6 +69,7 @@ class Scripted:
 async def scripted(
     handler: Callable[[Scripted, asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]],
     limit: int = 10,
+    warm: int = 0,
 ) -> AsyncIterator[tuple[Scripted, Pool]]:
     box: list[Scripted] = []
 
@@ -78,7 +80,7 @@ async def scripted(
     box.append(script)
     server = await asyncio.start_server(script.serve, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
-    pool = Pool(Origin.of(f"http://127.0.0.1:{port}"), limit, None)
+    pool = Pool(Origin.of(f"http://127.0.0.1:{port}"), limit, None, warm=warm)
     try:
         yield script, pool
     finally:
@@ -565,3 +567,70 @@ def test_the_host_header_names_the_port_only_when_it_is_not_the_default(url: str
 def test_urls_the_client_will_not_use(url: str) -> None:
     with pytest.raises(ValueError):
         Origin.of(url)
+
+
+# ---- warm connections --------------------------------------------------------------------------
+
+
+async def wait_for(condition: Callable[[], bool], what: str) -> None:
+    """Until ``condition`` holds (``what`` names it if it never does)."""
+    for _ in range(1000):
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"never: {what}")
+
+
+async def answer_each(s: Scripted, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    while True:
+        await s.read_request(reader)
+        writer.write(answer(b"ok"))
+        await writer.drain()
+
+
+async def test_warm_connections_are_open_before_the_first_request_and_serve_a_burst() -> None:
+    async with scripted(answer_each, limit=10, warm=4) as (script, pool):
+        pool.keep_warm()
+        await wait_for(lambda: script.connections == 4, "four warm connections")
+        assert not script.requests  # opened, nothing sent
+        replies = await asyncio.gather(*(post(pool) for _ in range(4)))
+        bodies = [await r.read(100) for r in replies]
+        assert bodies == [b"ok"] * 4
+        assert script.connections == 4  # the burst took the warm ones: no handshake of its own
+
+
+async def test_a_warm_connection_the_upstream_closes_is_opened_again() -> None:
+    async with scripted(answer_each, limit=10, warm=2) as (script, pool):
+        pool.keep_warm()
+        await wait_for(lambda: script.connections == 2, "two warm connections")
+        script.writers[0].close()  # the upstream drops an idle one
+        await wait_for(lambda: script.connections == 3, "a third connection replacing it")
+        assert await (await post(pool)).read(100) == b"ok"
+        assert script.connections == 3
+
+
+async def test_warming_an_unreachable_upstream_tries_once_then_waits() -> None:
+    attempts = 0
+
+    class Counting(Pool):
+        async def _open_connection(self, first: tuple[bytes, float, float] | None) -> Any:
+            nonlocal attempts
+            attempts += 1
+            return await super()._open_connection(first)
+
+    server = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    server.close()
+    await server.wait_closed()
+    pool = Counting(Origin.of(f"http://127.0.0.1:{port}"), 10, None, warm=3)
+    try:
+        pool.keep_warm()
+        await wait_for(lambda: attempts == 3 and pool._warming is None, "one round of attempts")
+        pool.keep_warm()  # too soon after a failure: nothing
+        await asyncio.sleep(0)
+        assert attempts == 3 and pool._warming is None
+        with pytest.raises(ConnectError):  # requests still try, and say why they failed
+            await post(pool)
+        assert attempts == 4
+    finally:
+        pool.close()

@@ -154,6 +154,7 @@ class Runtime:
             shared.start()
         self.gate.start()
         self.prober.start()
+        self.transport.warm_up()
         await self.refresh_quality()
         self._quality_task = asyncio.create_task(self._refresh_quality_every(QUALITY_REFRESH_S))
 

@@ -36,8 +36,20 @@ class Transport:
         if pool is None or pool.loop is not asyncio.get_running_loop():
             if self._ssl is None:
                 self._ssl = ssl.create_default_context()  # the system's CAs (SSL_CERT_FILE/DIR honoured)
-            pool = self._pools[key] = Pool(Origin.of(origin), limit, self._ssl)
+            warm = self._configs[provider].warm_connections if provider in self._configs else 0
+            pool = self._pools[key] = Pool(Origin.of(origin), limit, self._ssl, warm=warm)
+            pool.keep_warm()
         return pool
+
+    def warm_up(self) -> None:
+        """Open the warm connections of every provider that keeps some (in the background)."""
+        for name, config in self._configs.items():
+            if config.warm_connections:
+                try:
+                    origin, _ = split_url(config.base_url)
+                    self._pool(name, origin, config.max_connections)
+                except ValueError:  # a base URL no request can use either: its requests will say so
+                    continue
 
     async def open(
         self, provider: str, request: UpstreamRequest, timeouts: Timeouts, method: str = "POST"

@@ -41,6 +41,9 @@ _LOW_WATER = 64 * 1024
 _DECODE_STEP = 1024 * 1024
 """The most one decompression step yields, so a gzip bomb expands piece by piece, never at once."""
 _SWEEP_S = 30.0
+_WARM_AT_ONCE = 32
+_WARM_EVERY_S = 1.0
+"""Warm connections are opened this many at a time, so warming never floods the loop or the upstream."""
 _MAX_HEAD_BYTES = 256 * 1024
 """Status line and headers (and whatever body came in the same reads) before the headers end."""
 
@@ -534,7 +537,13 @@ class _Connection(asyncio.Protocol):
 
 
 class Pool:
-    """Keep-alive connections to one origin, at most ``limit`` open at once."""
+    """Keep-alive connections to one origin, at most ``limit`` open at once.
+
+    ``warm``: connections kept open even while nothing uses them, opened ahead of the first
+    request (:meth:`keep_warm`) and again whenever the upstream closes one, so that a burst of up
+    to that many requests pays no TCP or TLS handshake. Idle connections past ``warm`` close after
+    ``keepalive_s``; the warm ones stay until the upstream closes them.
+    """
 
     def __init__(
         self,
@@ -542,10 +551,15 @@ class Pool:
         limit: int,
         ssl_context: ssl.SSLContext | None,
         keepalive_s: float = 60.0,
+        warm: int = 0,
     ) -> None:
         self.origin = origin
         self.loop = asyncio.get_running_loop()
         self.limit = limit
+        self.warm = min(warm, limit)
+        self._warming: asyncio.Task[None] | None = None
+        self._warm_again_at = 0.0
+        self._warm_timer: asyncio.TimerHandle | None = None
         self._ssl = ssl_context if origin.scheme == "https" else None
         self._host = origin.host_header
         self._keepalive_s = keepalive_s
@@ -602,8 +616,57 @@ class Pool:
                 raise
             return resp
 
+    def keep_warm(self) -> None:
+        """Open connections in the background until ``warm`` are open: at most once a second
+        (an upstream that drops every connection is not hammered), and after a failure not again
+        for ``_SWEEP_S`` (nor is one that is down)."""
+        if not self.warm or self._open >= self.warm or self._warming is not None or self._closed:
+            return
+        now = self.loop.time()
+        if now < self._warm_again_at:
+            if self._warm_timer is None:
+                self._warm_timer = self.loop.call_at(self._warm_again_at, self._warm_later)
+            return
+        self._warm_again_at = now + _WARM_EVERY_S
+        self._warming = self.loop.create_task(self._top_up())
+
+    def _warm_later(self) -> None:
+        self._warm_timer = None
+        self.keep_warm()
+
+    async def _top_up(self) -> None:
+        try:
+            while not self._closed and self._open < self.warm:
+                wanted = min(self.warm - self._open, _WARM_AT_ONCE)
+                self._open += wanted
+                tasks = [self.loop.create_task(self._open_connection(None)) for _ in range(wanted)]
+                try:
+                    await asyncio.wait(tasks)
+                except BaseException:
+                    for task in tasks:
+                        task.cancel()  # each frees its own slot (a made connection is closed)
+                    raise
+                made = 0
+                for task in tasks:
+                    if task.exception() is None:
+                        self._release(task.result(), keep=True)
+                        made += 1
+                if made < wanted:
+                    self._warm_again_at = self.loop.time() + _SWEEP_S
+                    if self._warm_timer is None and not self._closed:
+                        self._warm_timer = self.loop.call_at(self._warm_again_at, self._warm_later)
+                    return
+        finally:
+            self._warming = None
+
     def close(self) -> None:
         self._closed = True
+        if self._warming is not None:
+            self._warming.cancel()
+            self._warming = None
+        if self._warm_timer is not None:
+            self._warm_timer.cancel()
+            self._warm_timer = None
         if self._sweeper is not None:
             self._sweeper.cancel()
             self._sweeper = None
@@ -619,7 +682,7 @@ class Pool:
             conn = idle.pop()
             if conn.closed:
                 continue
-            if self.loop.time() - conn.idle_since > self._keepalive_s:
+            if not self.warm and self.loop.time() - conn.idle_since > self._keepalive_s:
                 conn.abort()
                 continue
             conn.reused = True
@@ -651,7 +714,7 @@ class Pool:
                 raise PoolTimeout(f"no free connection to {self._host} in {timeout_s:g}s") from None
             raise ConnectTimeout(f"connecting to {self._host} took longer than {timeout_s:g}s") from None
 
-    async def _open_connection(self, first: tuple[bytes, float, float]) -> _Connection:
+    async def _open_connection(self, first: tuple[bytes, float, float] | None) -> _Connection:
         """A new connection, trying the origin's addresses in turn, that sends ``first`` once made."""
         origin = self.origin
         made: list[_Connection] = []
@@ -686,7 +749,7 @@ class Pool:
             raise _connect_error(error) from error
         except BaseException:
             if not made or made[-1].transport is None:
-                self._lost(None)  # no connection was made to report its loss: free its slot here
+                self._free_slot()  # no connection was made to report its loss: free its slot here
             raise
 
     def _release(self, conn: _Connection, keep: bool) -> None:
@@ -699,7 +762,12 @@ class Pool:
         else:
             conn.abort()  # _lost frees its slot
 
-    def _lost(self, conn: _Connection | None) -> None:
+    def _lost(self, conn: _Connection) -> None:
+        self._free_slot()
+        if self.warm:
+            self.keep_warm()
+
+    def _free_slot(self) -> None:
         self._open -= 1
         self._wake_one()
 
@@ -712,17 +780,19 @@ class Pool:
                 return
 
     def _sweep(self) -> None:
-        """Close connections idle past the keep-alive time (and forget closed ones)."""
+        """Close connections idle past the keep-alive time, but the ``warm`` most recently used
+        (and forget closed ones)."""
         self._sweeper = None
         now = self.loop.time()
         keep: list[_Connection] = []
-        for conn in self._idle:
+        for conn in reversed(self._idle):  # the most recently used first
             if conn.closed:
                 continue
-            if now - conn.idle_since > self._keepalive_s:
+            if len(keep) >= self.warm and now - conn.idle_since > self._keepalive_s:
                 conn.abort()
             else:
                 keep.append(conn)
+        keep.reverse()
         self._idle = keep
         if keep and not self._closed:
             self._sweeper = self.loop.call_later(_SWEEP_S, self._sweep)
