@@ -204,7 +204,9 @@ def markdown(data: dict[str, Any]) -> str:
         "each target takes to accept and set up the whole burst. Gaps are measured between content "
         "chunks as the client reads them (chunks that arrive in one read count as gaps of 0). CPU is "
         "the target's whole process tree (for direct, the mock), per content chunk or per answer. "
-        "KB per open connection: (peak RSS - RSS before) / connections.",
+        "KB per open connection: (peak RSS - RSS before) / connections. `hedge warm=N` is Hedge with "
+        "`warm_connections: N` on the provider: the burst finds its upstream connections already open "
+        "(plain `hedge` opens most of them during the burst).",
         "",
     ]
     lines += [f"- {n}" for n in data["notes"]]
@@ -259,6 +261,26 @@ def main(argv: list[str] | None = None) -> int:
                 )
                 if not proc.alive():
                     notes.append(f"{target} exited during {sc.key}: {proc.log_tail()}")
+            # The same burst onto a Hedge that keeps as many connections to the upstream warm (started
+            # for this scenario only: its pool is refilled whenever the mock closes idle connections).
+            warm_target = f"hedge warm={sc.n}"
+            with console.status(f"{sc.label} -> {warm_target}"):
+                try:
+                    warm = targets.start_hedge(
+                        {sc.shape: mock},
+                        name="hedge-warm",
+                        server=server,
+                        provider={"max_connections": most, "warm_connections": sc.n},
+                    )
+                except targets.StartError as exc:
+                    notes.append(f"{warm_target} did not start: {exc}".replace("\n", " "))
+                    continue
+                try:
+                    runs.append(measure(sc, warm_target, warm, mock))
+                except Exception as exc:
+                    notes.append(f"{sc.key} -> {warm_target} failed: {exc}"[:300])
+                finally:
+                    targets.stop_all([warm])
     finally:
         targets.stop_all(procs)
     data = {
