@@ -34,11 +34,12 @@ import asyncio
 import http
 import logging
 import os
+from collections import deque
 from collections.abc import Callable
 from typing import Any, ClassVar, cast
 
 import orjson
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
 from hedge.api.coalesce import HeadWriter, HeldHeadCycle
 from hedge.config import CONFIG_ENV, ServerConfig, load_config
@@ -120,6 +121,11 @@ class GuardedProtocol(HttpToolsProtocol):
     _open: ClassVar[set[GuardedProtocol]] = set()
     _logged: ClassVar[dict[tuple[str, str], tuple[float, int]]] = {}
     _sweeper: ClassVar[asyncio.TimerHandle | None] = None
+    # Request starts per turn of the event loop (see _start_asgi_task).
+    starts_per_turn: ClassVar[int] = 16
+    _starts: ClassVar[int] = 0
+    _deferred: ClassVar[deque[tuple[GuardedProtocol, RequestResponseCycle, Any]]] = deque()
+    _turn: ClassVar[asyncio.Handle | None] = None
 
     # Per connection: when the current phase must be over (0: no deadline), and which phase it is.
     _deadline: float = 0.0
@@ -133,6 +139,9 @@ class GuardedProtocol(HttpToolsProtocol):
         cls._open = set()
         cls._logged = {}
         cls._sweeper = None
+        cls._starts = 0
+        cls._deferred = deque()
+        cls._turn = None
 
     @classmethod
     def configure(
@@ -209,6 +218,40 @@ class GuardedProtocol(HttpToolsProtocol):
         HttpToolsProtocol.on_message_complete(self)
         self._in_body = False
         self._deadline = 0.0
+
+    # -- request starts, spread over loop turns ----------------------------------------------------
+
+    def _start_asgi_task(self, cycle: RequestResponseCycle, app: Any) -> None:
+        """Start at most ``starts_per_turn`` requests per turn of the event loop; queue the rest.
+
+        Requests that arrive together are otherwise all set up in one turn before the loop polls
+        again: in a burst of hundreds, none reaches its upstream until all are set up (a new
+        upstream connection completes only at the next poll), and streams already running wait
+        that long for their next chunk. Started a few per turn, the first requests of a burst go
+        out while the rest are set up, and running streams are relayed in between.
+        """
+        cls = type(self)
+        if cls._turn is None:
+            cls._turn = self.loop.call_soon(cls._next_turn, self.loop)
+        if cls._starts < cls.starts_per_turn and not cls._deferred:
+            cls._starts += 1
+            HttpToolsProtocol._start_asgi_task(self, cycle, app)
+        else:
+            cls._deferred.append((self, cycle, app))
+
+    @classmethod
+    def _next_turn(cls, loop: asyncio.AbstractEventLoop) -> None:
+        cls._turn = None
+        cls._starts = 0
+        deferred = cls._deferred
+        while deferred and cls._starts < cls.starts_per_turn:
+            protocol, cycle, app = deferred.popleft()
+            if cycle.disconnected:
+                continue  # its client left while it waited: nothing to answer
+            cls._starts += 1
+            HttpToolsProtocol._start_asgi_task(protocol, cycle, app)
+        if deferred or cls._starts:
+            cls._turn = loop.call_soon(cls._next_turn, loop)
 
     # -- enforcement, off the request path ---------------------------------------------------------
 
