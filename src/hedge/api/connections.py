@@ -122,7 +122,7 @@ class GuardedProtocol(HttpToolsProtocol):
     _logged: ClassVar[dict[tuple[str, str], tuple[float, int]]] = {}
     _sweeper: ClassVar[asyncio.TimerHandle | None] = None
     # Request starts per turn of the event loop (see _start_asgi_task).
-    starts_per_turn: ClassVar[int] = 16
+    starts_per_turn: ClassVar[int] = 32
     _starts: ClassVar[int] = 0
     _deferred: ClassVar[deque[tuple[GuardedProtocol, RequestResponseCycle, Any]]] = deque()
     _turn: ClassVar[asyncio.Handle | None] = None
@@ -222,7 +222,7 @@ class GuardedProtocol(HttpToolsProtocol):
     # -- request starts, spread over loop turns ----------------------------------------------------
 
     def _start_asgi_task(self, cycle: RequestResponseCycle, app: Any) -> None:
-        """Start at most ``starts_per_turn`` requests per turn of the event loop; queue the rest.
+        """Start at most ``starts_per_turn`` (32) requests per turn of the event loop; queue the rest.
 
         Requests that arrive together are otherwise all set up in one turn before the loop polls
         again: in a burst of hundreds, none reaches its upstream until all are set up (a new
