@@ -29,6 +29,15 @@ PG_BASE = "postgresql://postgres@127.0.0.1:5432/test"
 REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
+async def answer_lifespan(receive: Any, send: Any) -> None:
+    """The lifespan protocol of a bare ASGI test app: every phase completes at once."""
+    while True:
+        kind = (await receive())["type"]
+        await send({"type": f"{kind}.complete"})
+        if kind == "lifespan.shutdown":
+            return
+
+
 async def _pg_schema() -> str:
     schema = "hedge_test_" + secrets.token_hex(4)
     conn = await asyncpg.connect(PG_BASE)

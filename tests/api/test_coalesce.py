@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+from conftest import answer_lifespan
 from hedge.api.connections import guarded_protocol
 from hedge.cli.net import free_port, serve_in_loop
 
@@ -35,11 +36,8 @@ class Recorded:
 
 async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     if scope["type"] == "lifespan":
-        while True:
-            kind = (await receive())["type"]
-            await send({"type": f"{kind}.complete"})
-            if kind == "lifespan.shutdown":
-                return
+        await answer_lifespan(receive, send)
+        return
     headers = [(b"content-type", b"text/plain")]
     path = scope["path"]
     if path == "/whole":

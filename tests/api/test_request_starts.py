@@ -10,6 +10,7 @@ import asyncio
 import socket
 from typing import Any
 
+from conftest import answer_lifespan
 from hedge.api.connections import guarded_protocol
 from hedge.cli.net import free_port, serve_in_loop
 
@@ -31,11 +32,8 @@ async def test_a_burst_starts_at_most_the_configured_number_of_requests_per_turn
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
-            while True:
-                kind = (await receive())["type"]
-                await send({"type": f"{kind}.complete"})
-                if kind == "lifespan.shutdown":
-                    return
+            await answer_lifespan(receive, send)
+            return
         started.append(turn)
         if len(started) == 6:
             all_started.set()
