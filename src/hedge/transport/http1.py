@@ -42,8 +42,9 @@ _DECODE_STEP = 1024 * 1024
 """The most one decompression step yields, so a gzip bomb expands piece by piece, never at once."""
 _SWEEP_S = 30.0
 _WARM_AT_ONCE = 32
-_WARM_EVERY_S = 1.0
 """Warm connections are opened this many at a time, so warming never floods the loop or the upstream."""
+_WARM_EVERY_S = 1.0
+"""The least time between two refills of warm connections."""
 _MAX_HEAD_BYTES = 256 * 1024
 """Status line and headers (and whatever body came in the same reads) before the headers end."""
 
@@ -653,11 +654,10 @@ class Pool:
                         made += 1
                 if made < wanted:
                     self._warm_again_at = self.loop.time() + _SWEEP_S
-                    if self._warm_timer is None and not self._closed:
-                        self._warm_timer = self.loop.call_at(self._warm_again_at, self._warm_later)
-                    return
+                    break
         finally:
             self._warming = None
+        self.keep_warm()  # still short (a failure, or connections lost meanwhile): it sets the timer
 
     def close(self) -> None:
         self._closed = True
@@ -764,8 +764,7 @@ class Pool:
 
     def _lost(self, conn: _Connection) -> None:
         self._free_slot()
-        if self.warm:
-            self.keep_warm()
+        self.keep_warm()
 
     def _free_slot(self) -> None:
         self._open -= 1
