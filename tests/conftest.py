@@ -8,7 +8,7 @@ import secrets
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,15 @@ MASTER_KEY = "sk-hedge-test"
 # The shared PostgreSQL and Redis of the state tests; each test makes a PostgreSQL schema of its own.
 PG_BASE = "postgresql://postgres@127.0.0.1:5432/test"
 REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+async def wait_until(condition: Callable[[], bool], what: str) -> None:
+    """Until ``condition`` holds, checked every 10 ms for up to 10 s (``what`` names it if it never does)."""
+    for _ in range(1000):
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"never: {what}")
 
 
 async def answer_lifespan(receive: Any, send: Any) -> None:

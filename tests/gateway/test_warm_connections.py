@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from conftest import MASTER_KEY
+from conftest import MASTER_KEY, wait_until
 from hedge.api.app import create_app
 from hedge.cli.net import free_port, serve_in_loop
 from hedge.config import ConfigError, parse_config
@@ -45,11 +45,7 @@ async def test_the_gateway_opens_its_warm_connections_at_start_and_a_burst_uses_
         ) as client,
     ):
         upstream = mock.server_state.connections
-        for _ in range(1000):
-            if len(upstream) == 3:
-                break
-            await asyncio.sleep(0.01)
-        assert len(upstream) == 3  # before any request
+        await wait_until(lambda: len(upstream) == 3, "three warm connections before any request")
         before = set(upstream)
         body = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
         answers = await asyncio.gather(*(client.post("/v1/chat/completions", json=body) for _ in range(3)))

@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from conftest import wait_until
 from hedge.transport.http1 import (
     ConnectError,
     ConnectTimeout,
@@ -572,15 +573,6 @@ def test_urls_the_client_will_not_use(url: str) -> None:
 # ---- warm connections --------------------------------------------------------------------------
 
 
-async def wait_for(condition: Callable[[], bool], what: str) -> None:
-    """Until ``condition`` holds (``what`` names it if it never does)."""
-    for _ in range(1000):
-        if condition():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"never: {what}")
-
-
 async def answer_each(s: Scripted, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     while True:
         await s.read_request(reader)
@@ -591,7 +583,7 @@ async def answer_each(s: Scripted, reader: asyncio.StreamReader, writer: asyncio
 async def test_warm_connections_are_open_before_the_first_request_and_serve_a_burst() -> None:
     async with scripted(answer_each, limit=10, warm=4) as (script, pool):
         pool.keep_warm()
-        await wait_for(lambda: script.connections == 4, "four warm connections")
+        await wait_until(lambda: script.connections == 4, "four warm connections")
         assert not script.requests  # opened, nothing sent
         replies = await asyncio.gather(*(post(pool) for _ in range(4)))
         bodies = [await r.read(100) for r in replies]
@@ -602,9 +594,9 @@ async def test_warm_connections_are_open_before_the_first_request_and_serve_a_bu
 async def test_a_warm_connection_the_upstream_closes_is_opened_again() -> None:
     async with scripted(answer_each, limit=10, warm=2) as (script, pool):
         pool.keep_warm()
-        await wait_for(lambda: script.connections == 2, "two warm connections")
+        await wait_until(lambda: script.connections == 2, "two warm connections")
         script.writers[0].close()  # the upstream drops an idle one
-        await wait_for(lambda: script.connections == 3, "a third connection replacing it")
+        await wait_until(lambda: script.connections == 3, "a third connection replacing it")
         assert await (await post(pool)).read(100) == b"ok"
         assert script.connections == 3
 
@@ -625,7 +617,7 @@ async def test_warming_an_unreachable_upstream_tries_once_then_waits() -> None:
     pool = Counting(Origin.of(f"http://127.0.0.1:{port}"), 10, None, warm=3)
     try:
         pool.keep_warm()
-        await wait_for(lambda: attempts == 3 and pool._warming is None, "one round of attempts")
+        await wait_until(lambda: attempts == 3 and pool._warming is None, "one round of attempts")
         pool.keep_warm()  # too soon after a failure: nothing
         await asyncio.sleep(0)
         assert attempts == 3 and pool._warming is None
