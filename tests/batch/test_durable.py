@@ -151,3 +151,34 @@ async def _pg(schema: str, sql: str, *args: Any) -> list[dict[str, Any]]:
         return [dict(r) for r in await conn.fetch(sql, *args)]
     finally:
         await conn.close()
+
+
+async def test_a_stop_while_an_answer_is_booked_gives_the_line_back(mock: Mock, tmp_path: Path) -> None:
+    """A stop can land where a line cannot give itself back (here: while its answer is booked in
+    the ledger); the worker then gives back every claim it still holds, so no line stays running."""
+    from hedge.batch.store import BatchStore
+    from hedge.batch.worker import BatchWorker
+
+    from .test_scheduler import DAY, TEN_PM, FakeClock, add_batch, gateway_config, started
+
+    clock = FakeClock(TEN_PM)  # the cheap window: the batch runs at once
+    rt = await started(gateway_config(mock, tmp_path), clock)
+    booking = asyncio.Event()
+    flush = rt.ledger.flush
+
+    async def stuck_flush() -> None:
+        booking.set()
+        await asyncio.Event().wait()
+
+    try:
+        batch = await add_batch(rt, 3, DAY, clock.now)
+        rt.ledger.flush = stuck_flush  # type: ignore[method-assign]
+        worker = BatchWorker(rt, clock)
+        await worker.tick()
+        await asyncio.wait_for(booking.wait(), 20)
+        await asyncio.wait_for(worker.close(), 20)
+        counts = (await BatchStore(rt.db).counts(batch.id)).by_state
+        assert counts.get("running", 0) == 0 and counts.get("pending", 0) == 3
+    finally:
+        rt.ledger.flush = flush  # type: ignore[method-assign]
+        await rt.close()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import logging
 import os
@@ -100,6 +101,10 @@ class BatchWorker:
         self._polled: dict[str, float] = {}
         """When each native batch was last polled by this replica."""
         self._lines: set[asyncio.Task[None]] = set()
+        # Claims whose line has not ended yet, with their batch: what close() gives back when a
+        # cancellation lands where a line cannot give itself back (between its claim and its task,
+        # or while its answer is being booked).
+        self._claims: dict[str, str] = {}
         self._wake = asyncio.Event()
         self._loop: asyncio.Task[None] | None = None
 
@@ -122,6 +127,14 @@ class BatchWorker:
             task.cancel()
         if self._lines:
             await asyncio.gather(*self._lines, return_exceptions=True)
+        for claim, batch_id in list(self._claims.items()):
+            with contextlib.suppress(Exception):
+                await self.store.release_claim(batch_id, claim)
+        self._claims.clear()
+
+    def _line_ended(self, claim: str, task: asyncio.Task[None]) -> None:
+        if not task.cancelled():  # it finished or gave itself back; a cancelled one is close()'s
+            self._claims.pop(claim, None)
 
     async def idle(self) -> None:
         """Wait for the lines in flight (tests drive :meth:`tick` themselves)."""
@@ -234,14 +247,17 @@ class BatchWorker:
         key = await self._key(batch)
         while self.capacity.free_slots() > 0:
             claim = f"{self.replica}:{os.urandom(6).hex()}"
+            self._claims[claim] = batch.id
             lines = await self.store.claim(batch.id, claim, 1, now, now + self.lease_s)
             if not lines:
+                del self._claims[claim]
                 return
             for i, line in enumerate(lines):
                 deployments = await self._with_room(line.body, key)
                 if deployments is not None and not deployments:
                     for unsent in lines[i:]:  # every deployment is at its batch share: later
                         await self.store.release(batch.id, unsent.idx, claim, now, tried=False)
+                    del self._claims[claim]
                     return
                 first = deployments[0] if deployments else None
                 if first is not None:
@@ -249,6 +265,7 @@ class BatchWorker:
                 task = asyncio.ensure_future(self._line(batch, line, claim, key, deployments, first))
                 self._lines.add(task)
                 task.add_done_callback(self._lines.discard)
+                task.add_done_callback(functools.partial(self._line_ended, claim))
 
     async def _with_room(
         self, body: dict[str, Any], key: VirtualKey | AuthError | None
