@@ -17,9 +17,20 @@ from typing import Any
 
 MASK = "***"
 
-_PATTERNS: list[tuple[re.Pattern[str], str]] = [
+# Each pattern with the lowercase words one of which a match must contain: Python's ``re`` has no
+# literal prefix to skip ahead with for a case-insensitive alternation behind ``\b``, so the first
+# pattern alone scanned a 140-character access line in 14 µs. Checking the words first (a few
+# substring searches of the lowered text) makes a line without any of them cost about 1 µs, and
+# the patterns still decide every line that has one. Only for ASCII text: there ``str.lower`` and
+# ``re.IGNORECASE`` agree exactly; other text (where ``re`` also folds e.g. the Kelvin sign to
+# ``k``) always takes every pattern.
+_PATTERNS: list[tuple[tuple[str, ...], re.Pattern[str], str]] = [
     # key=..., api_key: ..., x-api-key: ..., Authorization: Bearer ... in URLs, headers and messages
     (
+        (
+            *("apikey", "api_key", "api-key", "accesstoken", "access_token", "access-token"),
+            *("secret", "password", "authorization", "?key=", "&key="),
+        ),
         re.compile(
             r"(?i)(\b(?:api[_-]?key|x-api-key|x-goog-api-key|access[_-]?token|secret|password|authorization)"
             r"[\"']?\s*[=:]\s*[\"']?|[?&]key=)(?:(?:bearer|basic)\s+)?[^\s\"'&,;]+"
@@ -27,11 +38,11 @@ _PATTERNS: list[tuple[re.Pattern[str], str]] = [
         r"\1" + MASK,
     ),
     # Bearer <token> anywhere else
-    (re.compile(r"(?i)\b(bearer)\s+(?!\*\*\*)[^\s\"',;]+"), r"\1 " + MASK),
+    (("bearer",), re.compile(r"(?i)\b(bearer)\s+(?!\*\*\*)[^\s\"',;]+"), r"\1 " + MASK),
     # OpenAI / Anthropic style keys: sk-..., sk-proj-..., sk-ant-...
-    (re.compile(r"\bsk-[A-Za-z0-9_\-]{6,}"), "sk-" + MASK),
+    (("sk-",), re.compile(r"\bsk-[A-Za-z0-9_\-]{6,}"), "sk-" + MASK),
     # Google API keys
-    (re.compile(r"\bAIza[0-9A-Za-z_\-]{20,}"), "AIza" + MASK),
+    (("aiza",), re.compile(r"\bAIza[0-9A-Za-z_\-]{20,}"), "AIza" + MASK),
 ]
 
 _secrets: set[str] = set()
@@ -64,8 +75,24 @@ def config_secrets(config: Any) -> list[str]:
 
 def redact(text: str) -> str:
     """Mask anything in ``text`` that looks like a credential or is a registered secret."""
+    if not text.isascii():
+        return redact_slowly(text)
     if _secret_re is not None:
         text = _secret_re.sub(MASK, text)
-    for pattern, replacement in _PATTERNS:
+    lowered = text.lower()
+    for words, pattern, replacement in _PATTERNS:
+        for word in words:
+            if word in lowered:
+                text = pattern.sub(replacement, text)
+                lowered = text.lower()
+                break
+    return text
+
+
+def redact_slowly(text: str) -> str:
+    """:func:`redact` without the word checks: every pattern on every text (what the tests compare with)."""
+    if _secret_re is not None:
+        text = _secret_re.sub(MASK, text)
+    for _, pattern, replacement in _PATTERNS:
         text = pattern.sub(replacement, text)
     return text

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import logging
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,11 +15,14 @@ from typing import Any
 import httpx
 import openai
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from conftest import MASTER_KEY, start_gateway, start_mock
 from hedge.observe import logs as hedge_logs
-from hedge.observe.logs import AccessLog, JsonFormatter, TextFormatter, redact, register_secrets
+from hedge.observe.logs import AccessLog, JsonFormatter, LineHandler, TextFormatter, redact, register_secrets
 from hedge.record import Outcome, RequestRecord, RouteStep
+from hedge.redact import redact_slowly
 
 GOOD_KEY = "sk-good-provider-key-0001"
 BAD_KEY = "sk-bad-provider-key-0003"
@@ -251,3 +256,121 @@ def test_access_log_does_no_work_when_disabled(monkeypatch: pytest.MonkeyPatch) 
     logger.setLevel(logging.INFO)
     with pytest.raises(AssertionError):
         AccessLog(logger)(_record())
+
+
+# -- the word checks in front of the patterns --------------------------------------------------------
+
+_NAMES = ("api_key", "API-Key", "x-api-key", "X-Goog-Api-Key", "apikey", "access_token", "Access-Token")
+_NAMES += ("accesstoken", "secret", "PASSWORD", "Authorization", "?key=", "&KEY=", "key", "Bearer", "bearer")
+_NAMES += ("basic", "sk-", "sk-proj-", "SK-", "AIza", "aiza", "AIzaSyA1234567890abcdefghijkl", "tokens")
+_GLUE = (": ", "=", '"', "'", " ", "\t", ",", ";", "&", "?", "-", "_", "***", "\u212a", "\u017f", "é")
+_VALUES = ("abc", "XYZ", "0123456789", "sk-live-1234567890", "plainsecretvalue", "bearer abc.def", "8+4")
+_PIECE = st.tuples(st.sampled_from(_NAMES), st.sampled_from(_GLUE), st.sampled_from(_VALUES)).map("".join)
+
+
+@given(st.lists(st.one_of(_PIECE, st.sampled_from(_NAMES + _GLUE + _VALUES)), max_size=8).map("".join))
+@settings(max_examples=500, deadline=None)
+def test_redact_masks_what_every_pattern_on_every_text_masks(text: str) -> None:
+    register_secrets(["plainsecretvalue"])
+    assert redact(text) == redact_slowly(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        ("API-KEY=hunter22", "API-KEY=***"),
+        ("x-goog-api-key: abcdefgh", "x-goog-api-key: ***"),
+        ("ACCESS-TOKEN: t0ken", "ACCESS-TOKEN: ***"),
+        ("GET /x?KEY=abc", "GET /x?KEY=***"),
+        ("BEARER abc.def", "BEARER ***"),
+        ("tokens=8+4 key=vk_1 team=a", "tokens=8+4 key=vk_1 team=a"),
+        # re folds the Kelvin sign to k, str.lower does not: non-ASCII text takes every pattern
+        ("api_\u212aey: hunter22", "api_\u212aey: ***"),
+    ],
+)
+def test_redact_cases(text: str, masked: str) -> None:
+    assert redact(text) == masked
+
+
+# -- access lines written without a log record -------------------------------------------------------
+
+
+def _line_handler(formatter: logging.Formatter) -> tuple[logging.Logger, io.StringIO, LineHandler]:
+    out = io.StringIO()
+    handler = LineHandler(out)
+    handler.setFormatter(formatter)
+    logger = logging.getLogger(f"hedge.test.lines.{id(out)}")
+    logger.handlers = [handler]
+    logger.propagate = False
+    logger.setLevel(logging.INFO)
+    return logger, out, handler
+
+
+@pytest.mark.parametrize("formatter", [TextFormatter, JsonFormatter])
+def test_an_access_line_is_what_the_formatter_writes(
+    formatter: type[logging.Formatter], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(time, "time", lambda: 1_764_000_123.4567)
+    rec = _record(
+        error="upstream said: invalid key sk-live-1234567890",
+        route=[RouteStep("p/m", Outcome.FAILED, "500"), RouteStep("q/m", Outcome.OK)],
+        tags={"b", "a"},
+        key_id="vk_1",
+    )
+    fast, fast_out, handler = _line_handler(formatter())
+    AccessLog(fast)(rec)
+    assert handler._held == []  # no running loop: written at once
+    slow, slow_out = _capture(formatter())
+    slow.name = fast.name
+    AccessLog(slow)(rec)
+    assert fast_out.getvalue() == slow_out.getvalue()
+    assert "sk-live" not in fast_out.getvalue()
+
+
+def test_other_handlers_or_filters_get_ordinary_records(caplog: pytest.LogCaptureFixture) -> None:
+    logger, out, handler = _line_handler(TextFormatter())
+    logger.propagate = True  # caplog's handler sits on the root logger
+    with caplog.at_level(logging.INFO, logger=logger.name):
+        AccessLog(logger)(_record())
+    assert [r.name for r in caplog.records] == [logger.name]
+    assert "req_x chat chat -> p/m 502" in out.getvalue()
+    logger.propagate = False
+    handler.addFilter(lambda record: "502" not in record.getMessage())
+    AccessLog(logger)(_record(request_id="req_filtered"))
+    assert "req_filtered" not in out.getvalue()
+
+
+class _Writes(io.StringIO):
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes: list[str] = []
+
+    def write(self, s: str) -> int:
+        self.writes.append(s)
+        return super().write(s)
+
+
+async def test_the_lines_of_one_loop_turn_leave_in_one_write_and_in_order() -> None:
+    out = _Writes()
+    handler = LineHandler(out)
+    handler.setFormatter(TextFormatter())
+    logger = logging.getLogger("hedge.test.turn")
+    logger.handlers = [handler]
+    logger.propagate = False
+    logger.setLevel(logging.INFO)
+    for i in range(3):
+        AccessLog(logger)(_record(request_id=f"req_{i}"))
+    assert out.writes == []  # held until the turn ends
+    await asyncio.sleep(0)
+    assert len(out.writes) == 1 and [line.split()[4] for line in out.getvalue().splitlines()] == [
+        "req_0",
+        "req_1",
+        "req_2",
+    ]
+    AccessLog(logger)(_record(request_id="req_3"))
+    logger.warning("after req_3")  # an ordinary record writes what is held first
+    lines = out.getvalue().splitlines()
+    assert "req_3" in lines[-2] and lines[-1].endswith("after req_3")
+    AccessLog(logger)(_record(request_id="req_4"))
+    handler.flush()  # what logging.shutdown does at exit
+    assert "req_4" in out.getvalue()
