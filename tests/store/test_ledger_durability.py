@@ -36,6 +36,9 @@ from hedge.store.values import INT32, INT64, clamp_int, clean_float, clean_text
         ("é" * 20, 5, "é" * 5),
         (12, 10, "12"),
         ("", 10, ""),
+        ("\x00", 10, ""),
+        ("ab\x00" * 5, 4, "abab"),
+        ("é\x00\ud800", 10, "é?"),
     ],
 )
 def test_clean_text(value: object, limit: int, expected: str | None) -> None:
@@ -58,6 +61,10 @@ def test_clean_text(value: object, limit: int, expected: str | None) -> None:
         ("42", INT32, 42),
         ("many", INT32, 0),
         (None, (1, 5), 1),
+        (-5, (0, 10), 0),
+        (2**31 - 1, INT32, 2**31 - 1),
+        (2**31, INT32, 2**31 - 1),
+        (False, (1, 5), 1),
     ],
 )
 def test_clamp_int(value: object, bounds: tuple[int, int], expected: int) -> None:
@@ -75,6 +82,8 @@ def test_clamp_int(value: object, bounds: tuple[int, int], expected: int) -> Non
         (None, True, None),
         (None, False, 0.0),
         ("junk", False, 0.0),
+        (-math.inf, False, 0.0),
+        (-0.0, True, -0.0),
     ],
 )
 def test_clean_float(value: object, nullable: bool, expected: float | None) -> None:

@@ -74,40 +74,33 @@ def access_fields(rec: RequestRecord) -> dict[str, Any]:
 class _TextLine:
     """The human form of an access line, built only if a text formatter emits it."""
 
-    __slots__ = ("fields",)
+    __slots__ = ("rec",)
 
-    def __init__(self, fields: dict[str, Any]) -> None:
-        self.fields = fields
+    def __init__(self, rec: RequestRecord) -> None:
+        self.rec = rec
 
     def __str__(self) -> str:
-        f = self.fields
-        served = f"{f['provider']}/{f['model']}" if f["provider"] else "-"
-        parts = [
-            f["request_id"],
-            f["endpoint"],
-            f["alias"] or "-",
-            "->",
-            served,
-            str(f["status"]),
-            f"{f['latency_ms']:.0f}ms",
-        ]
-        if f["ttft_ms"] is not None:
-            parts.append(f"ttft={f['ttft_ms']:.0f}ms")
-        if f["stream"]:
+        r = self.rec
+        served = f"{r.provider}/{r.model}" if r.provider else "-"
+        parts = [r.request_id, r.endpoint, r.alias or "-", "->", served, str(r.status)]
+        parts.append(f"{r.latency_ms:.0f}ms")
+        if r.ttft_ms is not None:
+            parts.append(f"ttft={r.ttft_ms:.0f}ms")
+        if r.stream:
             parts.append("stream")
-        parts.append(f"tokens={f['prompt_tokens']}+{f['completion_tokens']}")
-        parts.append(f"cost=${f['cost_usd']:.8f}")
-        parts.append(f"attempts={f['attempts']}")
-        if f["cache_hit"]:
+        parts.append(f"tokens={r.prompt_tokens}+{r.completion_tokens}")
+        parts.append(f"cost=${r.cost_usd:.8f}")
+        parts.append(f"attempts={r.attempts}")
+        if r.cache_hit:
             parts.append("cache_hit")
-        if f["key_id"]:
-            parts.append(f"key={f['key_id']}")
-        if f["team"]:
-            parts.append(f"team={f['team']}")
-        if len(f["route"]) > 1:
-            parts.append("route=" + ",".join(f["route"]))
-        if f["error"]:
-            parts.append(f"error={f['error']!r}")
+        if r.key_id:
+            parts.append(f"key={r.key_id}")
+        if r.team:
+            parts.append(f"team={r.team}")
+        if len(r.route) > 1:
+            parts.append("route=" + ",".join(str(step) for step in r.route))
+        if r.error:
+            parts.append(f"error={redact(r.error)!r}")
         return " ".join(parts)
 
 
@@ -121,11 +114,10 @@ class AccessLog:
         logger = self.logger
         if not logger.isEnabledFor(logging.INFO):
             return
-        fields = access_fields(rec)
         handler = _sole_line_handler(logger)
-        line = None if handler is None else handler.access_line(logger.name, fields)
+        line = None if handler is None else handler.access_line(logger.name, rec)
         if handler is None or line is None:
-            logger.info("%s", _TextLine(fields), extra={"access": fields})
+            logger.info("%s", _TextLine(rec), extra={"access": access_fields(rec)})
             return
         handler.write_line(line)
 
@@ -169,13 +161,11 @@ class LineHandler(logging.StreamHandler):  # type: ignore[type-arg]
         self._held: list[str] = []
         self._flush_scheduled = False
 
-    def access_line(self, name: str, fields: dict[str, Any]) -> str | None:
+    def access_line(self, name: str, rec: RequestRecord) -> str | None:
         """The access line this handler's formatter would write, or ``None`` if it is not one of ours."""
         formatter = self.formatter
-        if type(formatter) is JsonFormatter:
-            return formatter.access_line(name, fields, time.time())
-        if type(formatter) is TextFormatter:
-            return formatter.access_line(name, fields, time.time())
+        if type(formatter) is JsonFormatter or type(formatter) is TextFormatter:
+            return formatter.access_line(name, rec, time.time())
         return None
 
     def write_line(self, line: str) -> None:
@@ -246,10 +236,10 @@ class JsonFormatter(logging.Formatter):
             out["stack"] = redact(self.formatStack(record.stack_info))
         return orjson.dumps(out, default=str).decode()
 
-    def access_line(self, name: str, fields: dict[str, Any], created: float) -> str:
+    def access_line(self, name: str, rec: RequestRecord, created: float) -> str:
         """What :meth:`format` makes of an access record logged at ``created``, without the record."""
         out: dict[str, Any] = {"ts": _iso(created), "level": "info", "logger": name, "msg": "request"}
-        out.update(fields)
+        out.update(access_fields(rec))
         return orjson.dumps(out, default=str).decode()
 
 
@@ -264,7 +254,7 @@ class TextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         return redact(super().format(record))
 
-    def access_line(self, name: str, fields: dict[str, Any], created: float) -> str | None:
+    def access_line(self, name: str, rec: RequestRecord, created: float) -> str | None:
         """What :meth:`format` makes of an access record logged at ``created``, without the record.
 
         ``None`` unless this is the default format: only that one is spelled out here. The
@@ -277,7 +267,7 @@ class TextFormatter(logging.Formatter):
             self._stamp = time.strftime(self.default_time_format, time.localtime(created))
             self._second = second
         msecs = int((created - second) * 1000)
-        return redact(f"{self._stamp},{msecs:03d} INFO {name}: {_TextLine(fields)}")
+        return redact(f"{self._stamp},{msecs:03d} INFO {name}: {_TextLine(rec)}")
 
 
 def log_config(fmt: LogFormat = "text", level: str = "info") -> dict[str, Any]:

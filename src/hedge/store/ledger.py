@@ -70,6 +70,8 @@ TIER_LIMIT = 32
 
 def _tags(tags: frozenset[str]) -> str | None:
     """The tags as the JSON array ``by=tag`` reads: no U+0000 (jsonb rejects it), each capped, at most 64."""
+    if not tags:
+        return None
     cleaned = sorted({t for t in (clean_text(tag, TAG_LIMIT) for tag in tags) if t})[:MAX_TAGS]
     return orjson.dumps(cleaned).decode() if cleaned else None
 

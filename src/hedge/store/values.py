@@ -25,6 +25,10 @@ def clean_text(value: object, limit: int = TEXT_LIMIT) -> str | None:
     if value is None:
         return None
     text = value if isinstance(value, str) else str(value)
+    if text.isascii():  # the usual case, and one that cannot hold a lone surrogate
+        if "\x00" in text:
+            text = text.replace("\x00", "")
+        return text[:limit] if len(text) > limit else text
     if "\x00" in text:
         text = text.replace("\x00", "")
     try:
@@ -38,6 +42,8 @@ def clamp_int(value: object, low: int = INT64[0], high: int = INT64[1]) -> int:
     """``value`` as an integer inside a column's range ``[low, high]``: out-of-range values are
     clamped, floats truncated (infinities clamped), anything that is not a number is 0 (inside
     the range)."""
+    if type(value) is int and low <= value <= high:  # the usual case, decided in one step
+        return value
     if isinstance(value, int):  # bool included
         number = int(value)
     elif isinstance(value, float):
@@ -60,6 +66,8 @@ def clean_float(value: object, nullable: bool = False) -> float | None:
     NOT NULL column): SQLite stores NaN as NULL, and no report can add up an infinity."""
     if value is None and nullable:
         return None
+    if type(value) is float and math.isfinite(value):  # the usual case, decided in one step
+        return value
     try:
         number = float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):
