@@ -133,6 +133,10 @@ class Charges:
         )
 
 
+NO_CHARGES = Charges()
+"""Nothing charged: shared (a ``Charges`` is never changed in place), so a record costs no new one."""
+
+
 @dataclass(slots=True)
 class RequestRecord:
     request_id: str
@@ -153,7 +157,7 @@ class RequestRecord:
     service_tier: str | None = None
     """The service tier asked for, then the one the upstream says it served in (``flex``, ``priority``)."""
     cost_usd: float = 0.0
-    charges: Charges = Charges()
+    charges: Charges = NO_CHARGES
     """``cost_usd`` by token class (and the per-request fee)."""
     price_missing: bool = False
     """The deployment had no price (in the config or the catalogue): ``cost_usd`` is 0, not its cost."""
@@ -182,7 +186,7 @@ class RequestRecord:
     never on a key's budget."""
     lost_cost_usd: float = 0.0
     """What the attempts that lost a hedged request's race were billed (already in ``cost_usd``)."""
-    lost_charges: Charges = field(default_factory=Charges)
+    lost_charges: Charges = NO_CHARGES
     """The same by class (already in ``charges``)."""
     lost_prompt_tokens: int = 0
     lost_completion_tokens: int = 0

@@ -12,7 +12,7 @@ from __future__ import annotations
 from hedge.config import Price
 from hedge.cost.pricing import charges, cost_usd
 from hedge.providers.base import Usage
-from hedge.record import RequestRecord
+from hedge.record import NO_CHARGES, RequestRecord
 
 
 def book(
@@ -37,7 +37,8 @@ def book(
         record.reasoning_tokens = usage.reasoning_tokens
         if usage.service_tier is not None:
             record.service_tier = usage.service_tier
-    record.charges = charges(usage, price, record.service_tier) + record.lost_charges
+    billed = charges(usage, price, record.service_tier)
+    record.charges = billed if record.lost_charges is NO_CHARGES else billed + record.lost_charges
     record.cost_usd = record.charges.total
     record.price_missing = unpriced
     record.usage_missing = usage is None or estimated

@@ -35,7 +35,7 @@ from hedge.gateway.stream import Stream
 from hedge.observe.tracing import RequestTrace
 from hedge.providers.base import Usage, tier_name
 from hedge.providers.capabilities import emulated
-from hedge.record import Charges, Outcome, RequestRecord, RouteStep
+from hedge.record import NO_CHARGES, Outcome, RequestRecord, RouteStep
 from hedge.routing.context import RouteContext
 from hedge.routing.deployment import Deployment
 from hedge.routing.escalation import escalation_reason
@@ -523,7 +523,7 @@ class Exchange:
         rec = self.record
         paid = (rec.cost_usd, rec.prompt_tokens, rec.completion_tokens, rec.provider, rec.model)
         rec.lost_cost_usd, rec.lost_prompt_tokens, rec.lost_completion_tokens = 0.0, 0, 0  # in ``paid``
-        rec.lost_charges = Charges()
+        rec.lost_charges = NO_CHARGES
         classes = (rec.charges, rec.cached_tokens, rec.cache_write_tokens, rec.reasoning_tokens)
         rec.route.append(RouteStep(to, Outcome.ESCALATED, reason))
         target, plan = runtime.router.plan(to, ctx, allowed)

@@ -10,6 +10,7 @@ Network failures are turned into :class:`~hedge.errors.UpstreamError` here
 from __future__ import annotations
 
 import asyncio
+import functools
 import ssl
 from collections.abc import Callable, Mapping
 
@@ -20,6 +21,9 @@ from hedge.errors import UpstreamError
 from hedge.providers.base import UpstreamRequest
 from hedge.transport.errors import network_error
 from hedge.transport.http1 import Origin, Pool, Response, TooLarge, split_url
+
+_split = functools.lru_cache(maxsize=4096)(split_url)
+"""``split_url``, remembered: a deployment's requests go to the same few URLs."""
 
 _NOTIFY_CONNECTIONS = 10
 
@@ -59,7 +63,7 @@ class Transport:
         ``method`` is POST for every inference call; the batch APIs also GET (a body-less
         request: ``request.body`` is then ignored)."""
         try:
-            origin, target = split_url(request.url)
+            origin, target = _split(request.url)
             pool = self._pool(provider, origin, self._configs[provider].max_connections)
             return await pool.request(
                 method,
