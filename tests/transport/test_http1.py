@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from conftest import wait_until
+from hedge.transport import http1
 from hedge.transport.http1 import (
     ConnectError,
     ConnectTimeout,
@@ -626,3 +627,32 @@ async def test_warming_an_unreachable_upstream_tries_once_then_waits() -> None:
         assert attempts == 4
     finally:
         pool.close()
+
+
+async def test_warming_tries_again_after_the_back_off_and_fills_up_once_the_upstream_is_back(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(http1, "_SWEEP_S", 0.2)  # the back-off after a failed round (30 s in use)
+    server = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    server.close()
+    await server.wait_closed()
+    pool = Pool(Origin.of(f"http://127.0.0.1:{port}"), 10, None, warm=2)
+    accepted: list[asyncio.StreamWriter] = []
+
+    async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.append(writer)
+
+    try:
+        pool.keep_warm()
+        await wait_until(lambda: pool._warming is None and pool._warm_timer is not None, "a failed round")
+        assert pool._open == 0
+        server = await asyncio.start_server(accept, "127.0.0.1", port)  # the upstream is back
+        await wait_until(lambda: len(accepted) == 2 and pool._open == 2, "two warm connections")
+        assert pool._warm_timer is None and len(pool._idle) == 2
+    finally:
+        pool.close()
+        for writer in accepted:
+            writer.close()
+        server.close()
+        await server.wait_closed()
