@@ -25,16 +25,13 @@ def clean_text(value: object, limit: int = TEXT_LIMIT) -> str | None:
     if value is None:
         return None
     text = value if isinstance(value, str) else str(value)
-    if text.isascii():  # the usual case, and one that cannot hold a lone surrogate
-        if "\x00" in text:
-            text = text.replace("\x00", "")
-        return text[:limit] if len(text) > limit else text
     if "\x00" in text:
         text = text.replace("\x00", "")
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        text = text.encode("utf-8", "replace").decode("utf-8")
+    if not text.isascii():  # ASCII (the usual case) cannot hold a lone surrogate: no copy to check
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            text = text.encode("utf-8", "replace").decode("utf-8")
     return text[:limit] if len(text) > limit else text
 
 
