@@ -405,6 +405,53 @@ def test_in_flight_callable() -> None:
     assert by(_samples(metrics), "hedge_requests_in_flight", "alias") == {("chat",): 0}
 
 
+def _histogram(samples: Samples, name: str) -> dict[str, float]:
+    """A histogram's buckets by ``le`` plus its ``_sum`` and ``_count``."""
+    out: dict[str, float] = {}
+    for sample_name, labels, value in samples:
+        if sample_name == f"{name}_bucket":
+            out[labels["le"]] = out.get(labels["le"], 0.0) + value
+        elif sample_name in (f"{name}_sum", f"{name}_count"):
+            part = sample_name.rpartition("_")[2]
+            out[part] = out.get(part, 0.0) + value
+    return out
+
+
+def test_pending_observations_render_as_observe_would_have() -> None:
+    """The request path only adds to plain numbers; a scrape must show exactly what calling
+    prometheus-client once per request shows, bucket boundaries (``le``: value <= bound) included,
+    across several scrapes."""
+    from prometheus_client import CollectorRegistry, Histogram
+
+    from hedge.observe.metrics import LATENCY_BUCKETS, TTFT_BUCKETS
+
+    registry = CollectorRegistry()
+    latency = Histogram("lat", "", buckets=LATENCY_BUCKETS, registry=registry)
+    ttft = Histogram("ttft", "", buckets=TTFT_BUCKETS, registry=registry)
+    metrics = Metrics(aliases=["chat"], providers=["p"], deployments=["p/m"])
+    seconds = [0.0, 0.005, 0.0050001, 0.01, 0.3, 1.0, 2.5, 599.0, 600.0, 601.0, 10_000.0]
+    for round_ in range(3):  # a scrape between rounds: what was flushed is not added twice
+        for i, s in enumerate(seconds):
+            rec = _record(provider="p", model="m", route=[RouteStep("p/m", Outcome.OK)], attempts=1)
+            rec.request_id = f"req_{round_}_{i}"
+            rec.latency_ms, rec.ttft_ms = s * 1000, s * 1000
+            rec.prompt_tokens, rec.completion_tokens, rec.cost_usd = 3, 2, 0.25
+            metrics.started(rec)
+            metrics.observe(rec)
+            latency.observe(s)
+            ttft.observe(s)
+        samples = _samples(metrics)
+        expected = [(n, dict(labels), float(v)) for f in registry.collect() for n, labels, v, *_ in f.samples]
+        assert _histogram(samples, "hedge_request_duration_seconds") == _histogram(expected, "lat")
+        assert _histogram(samples, "hedge_time_to_first_token_seconds") == _histogram(expected, "ttft")
+        done = (round_ + 1) * len(seconds)
+        assert by(samples, "hedge_requests_total", "alias") == {("chat",): done}
+        assert by(samples, "hedge_input_tokens_total", "alias") == {("chat",): 3 * done}
+        assert by(samples, "hedge_cost_usd_total", "alias") == {("chat",): pytest.approx(0.25 * done)}
+        assert by(samples, "hedge_upstream_attempts_total", "outcome") == {("ok",): done}
+        assert by(samples, "hedge_requests_in_flight", "alias") == {("chat",): 0}
+
+
 def test_error_kinds() -> None:
     assert error_kind(_record(status=499)) == "client_disconnected"
     assert error_kind(_record(status=404)) == "not_found"
