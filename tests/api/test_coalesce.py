@@ -8,11 +8,16 @@ is a raw socket.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import pytest
+from uvicorn.protocols.http.httptools_impl import RequestResponseCycle
+
 from conftest import answer_lifespan
+from hedge.api.coalesce import HeldHeadCycle
 from hedge.api.connections import guarded_protocol
 from hedge.cli.net import free_port, serve_in_loop
 
@@ -121,3 +126,119 @@ async def test_a_head_whose_body_is_late_is_not_held_for_it() -> None:
         writer.close()
     assert data == b"7\r\nat last\r\n0\r\n\r\n"
     assert writes == [head, data]
+
+
+# -- the head Hedge builds is the head uvicorn builds ----------------------------------------------
+
+
+class Sink:
+    """A transport that keeps what is written and whether it was closed."""
+
+    def __init__(self) -> None:
+        self.data = b""
+        self.closed = False
+
+    def write(self, data: bytes) -> None:
+        self.data += data
+
+    def close(self) -> None:
+        self.closed = True
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+
+CL = (b"content-length", b"5")
+CASES: list[tuple[str, str, int, list[tuple[bytes, bytes]], list[tuple[bytes, bool]]]] = [
+    # (name, method, status, headers, body messages)
+    ("content-length", "GET", 200, [(b"Content-Type", b"text/plain"), CL], [(b"hello", False)]),
+    (
+        "chunked by default",
+        "POST",
+        200,
+        [(b"content-type", b"text/event-stream")],
+        [(b"one", True), (b"", True), (b"two", False)],
+    ),
+    ("chunked, empty end", "POST", 200, [], [(b"data", True), (b"", False)]),
+    ("asked-for chunked", "GET", 200, [(b"Transfer-Encoding", b"Chunked")], [(b"x", False)]),
+    ("connection close", "GET", 200, [CL, (b"Connection", b"keep-alive, Close")], [(b"hello", False)]),
+    ("HEAD", "HEAD", 200, [CL], [(b"", False)]),
+    ("HEAD without a length", "HEAD", 200, [], [(b"", False)]),
+    ("204", "GET", 204, [], [(b"", False)]),
+    ("304", "GET", 304, [(b"etag", b'"x"')], [(b"", False)]),
+    ("value with a tab", "GET", 200, [(b"x-a", b"a\tb"), (b"content-length", b"0")], [(b"", False)]),
+    ("a 404 with a body", "GET", 404, [(b"content-length", b"9")], [(b"not found", False)]),
+]
+BAD: list[tuple[str, list[tuple[bytes, bytes]]]] = [
+    ("CR LF in a value", [(b"x-model", b"gpt\r\nset-cookie: a=b")]),
+    ("NUL in a value", [(b"x-a", b"a\x00")]),
+    ("DEL in a value", [(b"x-a", b"a\x7f")]),
+    ("space in a name", [(b"x a", b"1")]),
+    ("colon in a name", [(b"x:a", b"1")]),
+]
+
+
+def _cycle(cls: type[Any], method: str, keep_alive: bool, sink: Sink) -> Any:
+    from uvicorn.protocols.http.flow_control import FlowControl
+
+    from hedge.api.coalesce import HeadWriter
+
+    transport = HeadWriter(sink) if cls is not RequestResponseCycle else sink  # type: ignore[arg-type]
+    scope = {"type": "http", "method": method, "http_version": "1.1", "path": "/", "query_string": b""}
+    return cls(
+        scope,
+        transport,
+        FlowControl(sink),  # type: ignore[arg-type]
+        logging.getLogger("t"),
+        logging.getLogger("t"),
+        False,
+        [(b"date", b"Thu, 03 Dec 2026 10:55:24 GMT")],
+        asyncio.Event(),
+        False,
+        keep_alive,
+        lambda: None,
+    )
+
+
+async def _run(cls: type[Any], method: str, status: int, headers: Any, bodies: Any, keep_alive: bool) -> Any:
+    sink = Sink()
+    cycle = _cycle(cls, method, keep_alive, sink)
+    outcome: Any = None
+    try:
+        await cycle.send({"type": "http.response.start", "status": status, "headers": headers})
+        for body, more in bodies:
+            await cycle.send({"type": "http.response.body", "body": body, "more_body": more})
+    except RuntimeError as exc:
+        outcome = str(exc)
+    state = (cycle.keep_alive, cycle.chunked_encoding, cycle.response_complete, cycle.expected_content_length)
+    return sink.data, sink.closed, state, outcome
+
+
+@pytest.mark.parametrize("keep_alive", [True, False])
+@pytest.mark.parametrize(("name", "method", "status", "headers", "bodies"), CASES, ids=[c[0] for c in CASES])
+async def test_the_head_and_body_bytes_are_uvicorns(
+    name: str, method: str, status: int, headers: Any, bodies: Any, keep_alive: bool
+) -> None:
+    ours = await _run(HeldHeadCycle, method, status, headers, bodies, keep_alive)
+    theirs = await _run(RequestResponseCycle, method, status, headers, bodies, keep_alive)
+    assert ours == theirs
+    assert ours[0].startswith(b"HTTP/1.1 ")
+
+
+@pytest.mark.parametrize(("name", "headers"), BAD, ids=[b[0] for b in BAD])
+async def test_a_forbidden_byte_in_any_header_is_refused(name: str, headers: Any) -> None:
+    fine = [(b"content-type", b"application/json"), (b"x-hedge-provider", b"p")]
+    for placed in ([*headers, *fine], [*fine, *headers]):
+        data, _closed, _state, outcome = await _run(HeldHeadCycle, "GET", 200, placed, [(b"", False)], True)
+        assert outcome is not None and outcome.startswith("Invalid HTTP header")
+        assert data == b"", "nothing of a refused head is written"
+
+
+@pytest.mark.parametrize(
+    ("bodies", "error"),
+    [([(b"hello!", False)], "longer"), ([(b"hell", False)], "shorter")],
+)
+async def test_a_body_that_breaks_its_content_length_is_an_error(bodies: Any, error: str) -> None:
+    ours = await _run(HeldHeadCycle, "GET", 200, [CL], bodies, True)
+    theirs = await _run(RequestResponseCycle, "GET", 200, [CL], bodies, True)
+    assert ours[3] == theirs[3] and error in ours[3]

@@ -7,6 +7,11 @@ client two TCP segments. Every Hedge response sends its first body bytes right a
 (a whole body, or a stream's first events, which the pipeline has before it answers), so the head
 is held until then. It never waits longer than the current turn of the event loop: a response
 whose body comes later gets its head on its own, as before.
+
+:class:`HeldHeadCycle` also builds the head itself: uvicorn checks every header name and value
+with a regular expression of its own (two searches a header, a dozen headers a Hedge response);
+here one search covers all names and one all values, since each expression matches a single
+forbidden byte, so the concatenation matches exactly when one of its parts does.
 """
 
 from __future__ import annotations
@@ -14,27 +19,30 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from uvicorn.protocols.http.httptools_impl import RequestResponseCycle
+from uvicorn.protocols.http.httptools_impl import (
+    HEADER_RE,
+    HEADER_VALUE_RE,
+    STATUS_LINE,
+    RequestResponseCycle,
+)
 
 
 class HeadWriter:
-    """The transport a request cycle writes to: it holds the head it is told to hold, then sends it
-    with the next write, or on its own at the end of the loop's turn."""
+    """The transport a request cycle writes to: it holds the head it is given, then sends it with
+    the next write, or on its own at the end of the loop's turn."""
 
-    __slots__ = ("_flush", "_held", "hold_next", "transport")
+    __slots__ = ("_flush", "_held", "transport")
 
     def __init__(self, transport: asyncio.Transport) -> None:
         self.transport = transport
-        self.hold_next = False
         self._held = b""
         self._flush: asyncio.Handle | None = None
 
+    def hold(self, head: bytes) -> None:
+        self._held = head
+        self._flush = asyncio.get_running_loop().call_soon(self.flush)
+
     def write(self, data: bytes) -> None:
-        if self.hold_next:
-            self.hold_next = False
-            self._held = data
-            self._flush = asyncio.get_running_loop().call_soon(self.flush)
-            return
         held = self._held
         if held:
             self._held = b""
@@ -62,12 +70,85 @@ class HeadWriter:
 
 
 class HeldHeadCycle(RequestResponseCycle):
-    """uvicorn's request cycle, writing through a :class:`HeadWriter` that holds the head."""
+    """uvicorn's request cycle, writing through a :class:`HeadWriter` that holds the head.
+
+    ``send`` does what uvicorn's does (flow control, framing by content-length or chunks,
+    ``connection: close``, HEAD), with the head built as the module says.
+    """
 
     transport: HeadWriter  # type: ignore[assignment]
 
     async def send(self, message: Any) -> None:
+        if self.access_log:  # uvicorn's own access line (Hedge serves with it off): its own path
+            await RequestResponseCycle.send(self, message)
+            return
+        if self.flow.write_paused and not self.disconnected:
+            await self.flow.drain()
+        if self.disconnected:
+            return
         if not self.response_started:
-            self.transport.hold_next = message["type"] == "http.response.start"
-        await RequestResponseCycle.send(self, message)
-        self.transport.hold_next = False  # nothing written (a disconnect): hold nothing later
+            if message["type"] != "http.response.start":
+                raise RuntimeError(f"Expected ASGI message 'http.response.start', got '{message['type']}'.")
+            head = self._head(message["status"], self.default_headers + list(message.get("headers", ())))
+            self.response_started = True
+            self.waiting_for_100_continue = False
+            self.transport.hold(head)
+            return
+        if self.response_complete:
+            return
+        if message["type"] != "http.response.body":
+            raise RuntimeError(f"Expected ASGI message 'http.response.body', got '{message['type']}'.")
+        body = message.get("body", b"")
+        more_body = message.get("more_body", False)
+        if self.scope["method"] == "HEAD":
+            self.expected_content_length = 0
+            self.transport.write(b"")  # the held head
+        elif self.chunked_encoding:
+            if body:
+                data = b"%x\r\n%b\r\n" % (len(body), body)
+                self.transport.write(data if more_body else data + b"0\r\n\r\n")
+            else:
+                self.transport.write(b"" if more_body else b"0\r\n\r\n")
+        else:
+            if len(body) > self.expected_content_length:
+                raise RuntimeError("Response content longer than Content-Length")
+            self.expected_content_length -= len(body)
+            self.transport.write(body)
+        if not more_body:
+            if self.expected_content_length != 0:
+                raise RuntimeError("Response content shorter than Content-Length")
+            self.response_complete = True
+            self.message_event.set()
+            if not self.keep_alive:
+                self.transport.close()
+            self.on_response()
+
+    def _head(self, status: int, headers: list[tuple[bytes, bytes]]) -> bytes:
+        """The status line and headers, noting the framing they ask for (as uvicorn does)."""
+        names = [name for name, _ in headers]
+        values = [value for _, value in headers]
+        if HEADER_RE.search(b"".join(names)):
+            raise RuntimeError("Invalid HTTP header name.")
+        if HEADER_VALUE_RE.search(b"".join(values)):
+            raise RuntimeError("Invalid HTTP header value.")
+        content = [STATUS_LINE[status]]
+        has_connection_close = False
+        for name, value in headers:
+            name = name.lower()
+            if name == b"content-length" and self.chunked_encoding is None:
+                self.expected_content_length = int(value.decode())
+                self.chunked_encoding = False
+            elif name == b"transfer-encoding" and value.lower() == b"chunked":
+                self.expected_content_length = 0
+                self.chunked_encoding = True
+            elif name == b"connection" and b"close" in [t.lower().strip() for t in value.split(b",")]:
+                self.keep_alive = False
+                has_connection_close = True
+            content.append(b"%b: %b\r\n" % (name, value))
+        if not self.keep_alive and not has_connection_close:
+            content.append(b"connection: close\r\n")
+        if self.chunked_encoding is None and self.scope["method"] != "HEAD" and status not in (204, 304):
+            self.chunked_encoding = True
+            content.append(b"transfer-encoding: chunked\r\n")
+        content.append(b"\r\n")
+        return b"".join(content)

@@ -150,6 +150,9 @@ UNKNOWN: dict[str, Support] = {"openai": P, "anthropic": U, "gemini": U}
 
 TABLE: dict[str, Param] = {p.name: p for p in PARAMETERS}
 
+_SUPPORT: dict[str, dict[str, Support]] = {s: {p.name: p.on(s) for p in PARAMETERS} for s in STYLES}
+"""Each parameter's fate, by wire format: one look-up a parameter on the request path."""
+
 _NEUTRAL: dict[str, tuple[Any, ...]] = {
     "n": (1,),
     "logprobs": (False,),
@@ -175,19 +178,15 @@ def _style_of(style: str) -> str:
 
 def ignorable(body: dict[str, Any], style: str) -> list[str]:
     """The parameters in ``body`` that ``style`` drops by their nature (always named to the client)."""
-    style = _style_of(style)
-    return [
-        name
-        for name, value in body.items()
-        if name in TABLE and TABLE[name].on(style) is IG and _asks(name, value)
-    ]
+    table = _SUPPORT[_style_of(style)]
+    return [name for name, value in body.items() if table.get(name) is IG and _asks(name, value)]
 
 
 def _by_table(body: dict[str, Any], style: str, caps: Capabilities) -> list[str]:
     found: list[str] = []
+    table, unknown = _SUPPORT[style], UNKNOWN[style]
     for name, value in body.items():
-        param = TABLE.get(name)
-        support = param.on(style) if param is not None else UNKNOWN[style]
+        support = table.get(name, unknown)
         if support is P and name == "top_k" and not caps.extensions:
             support = U
         if support is U and _asks(name, value):
@@ -197,12 +196,8 @@ def _by_table(body: dict[str, Any], style: str, caps: Capabilities) -> list[str]
 
 def emulated(body: dict[str, Any], style: str) -> list[str]:
     """The parameters in ``body`` the gateway emulates for ``style`` (named in ``x-hedge-emulated``)."""
-    style = _style_of(style)
-    return [
-        name
-        for name, value in body.items()
-        if name in TABLE and TABLE[name].on(style) is E and _asks(name, value)
-    ]
+    table = _SUPPORT[_style_of(style)]
+    return [name for name, value in body.items() if table.get(name) is E and _asks(name, value)]
 
 
 def _has_images(body: dict[str, Any]) -> bool:
@@ -287,10 +282,17 @@ def model_rules(body: dict[str, Any], style: str, model: str, caps: Capabilities
     """Parameters this model refuses in this combination or with these values, each with why."""
     found: dict[str, str] = {}
     effort = body.get("reasoning_effort")
+    if style == "openai":  # the common case first, and cheaply: most requests name neither
+        if ("thinking" in body or effort is not None) and not families.openai_reasoning(model):
+            if "thinking" in body:
+                found["thinking"] = f"{model} is not an OpenAI reasoning model"
+            if not caps.extensions and effort is not None:
+                found["reasoning_effort"] = f"{model} is not an OpenAI reasoning model"
+        return found
     thinks = thinking_requested(body)
     asked = "reasoning_effort" if "reasoning_effort" in body else "thinking"
-    temperature, top_p = _number(body.get("temperature")), _number(body.get("top_p"))
     if style == "anthropic":
+        temperature, top_p = _number(body.get("temperature")), _number(body.get("top_p"))
         if temperature is not None and temperature > 1:
             found["temperature"] = "Claude takes a temperature from 0 to 1"
         elif thinks and temperature is not None and temperature != 1:
@@ -315,11 +317,6 @@ def model_rules(body: dict[str, Any], style: str, model: str, caps: Capabilities
             found[asked] = f"{model} does not think"
         elif off and kind in ("budget-pro", "level"):
             found[asked] = f"{model} cannot turn thinking off"
-    elif style == "openai" and not families.openai_reasoning(model):
-        if "thinking" in body:
-            found["thinking"] = f"{model} is not an OpenAI reasoning model"
-        if not caps.extensions and effort is not None:
-            found["reasoning_effort"] = f"{model} is not an OpenAI reasoning model"
     return found
 
 
