@@ -52,6 +52,27 @@ def test_statements_are_cut_to_the_cap() -> None:
     assert [v for _, args, _ in parts for v in args] == [v for row in rows for v in row]
 
 
+@pytest.mark.parametrize(
+    ("n", "sizes"),
+    [
+        (1, [1]),
+        (2, [2]),
+        (3, [2, 1]),
+        (37, [32, 4, 1]),
+        (511, [256, 128, 64, 32, 16, 8, 4, 2, 1]),
+        (MAX_ROWS_PER_STATEMENT + 3, [MAX_ROWS_PER_STATEMENT, 2, 1]),
+    ],
+)
+def test_statements_hold_powers_of_two_of_rows_in_order(n: int, sizes: list[int]) -> None:
+    """So an insert has few distinct statements, each prepared once and kept by sqlite3."""
+    rows = [(i, str(i)) for i in range(n)]
+    parts = multi_row(INSERT, rows)
+    assert [len(args) // 2 for _, args, _ in parts] == sizes
+    assert [v for _, args, _ in parts for v in args] == [v for row in rows for v in row]
+    again = multi_row(INSERT, [(i, "x") for i in range(n)])
+    assert all(a[0] is b[0] for a, b in zip(parts, again, strict=True)), "the same statement text"
+
+
 def test_many_rows_all_or_none(tmp_path: Path) -> None:
     async def main() -> None:
         db = SQLiteDatabase(str(tmp_path / "t.db"))

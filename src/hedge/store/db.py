@@ -16,6 +16,7 @@ request (or a shutdown) for as long as the outage lasts. :func:`is_unavailable` 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import re
 import sqlite3
@@ -31,6 +32,16 @@ DEFAULT_TIMEOUT_S = 5.0
 MIGRATION_TIMEOUT_S = 600.0
 """Per migration statement: widening a big table or waiting for another replica's migration takes time."""
 log = logging.getLogger("hedge.db")
+
+
+def _null(value: None) -> None:
+    return None
+
+
+# None binds as NULL either way; without an adapter of its own, sqlite3 first looks for one and
+# then for ``__adapt__``/``__conform__`` on every None it binds: a third of the time of inserting
+# a row of 37 columns of which 13 are NULL (14.6 -> 9.0 µs), as a ledger row usually is.
+sqlite3.register_adapter(type(None), _null)
 
 Statement = str | Mapping[str, str]
 """Migration SQL shared by both dialects, or ``{dialect: sql}`` for a step only some dialects need."""
@@ -116,13 +127,19 @@ class Database(Protocol):
 _VALUES = re.compile(r"\bVALUES\s*(\(\s*\?(?:\s*,\s*\?)*\s*\))", re.IGNORECASE)
 SQLITE_MAX_VARIABLES = 32766 if sqlite3.sqlite_version_info >= (3, 32) else 999
 """How many ``?`` one SQLite statement may hold (``SQLITE_MAX_VARIABLE_NUMBER``)."""
-MAX_ROWS_PER_STATEMENT = 500
+MAX_ROWS_PER_STATEMENT = 512
 
 
 def multi_row(sql: str, rows: list[tuple[Any, ...]]) -> list[tuple[str, list[Any], bool]]:
     """``rows`` for ``sql`` as (statement, arguments, many): an ``INSERT ... VALUES (?, ...)``
     becomes statements of up to :data:`MAX_ROWS_PER_STATEMENT` rows each, their arguments
-    flattened (``many`` false); any other statement stays one ``executemany`` of the rows."""
+    flattened (``many`` false); any other statement stays one ``executemany`` of the rows.
+
+    Each statement holds a power of two of rows (a batch of 37: 32, 4 and 1), so an insert has
+    about ten distinct statements, which sqlite3 keeps prepared: preparing a multi-row statement
+    costs more than running it (SQLite compiles each row of ``VALUES`` as a ``SELECT`` of its
+    own), and with one statement per batch size almost every flush prepared a new one.
+    """
     if not rows:
         return []
     match = _VALUES.search(sql)
@@ -135,11 +152,21 @@ def multi_row(sql: str, rows: list[tuple[Any, ...]]) -> list[tuple[str, list[Any
     per = max(1, min(MAX_ROWS_PER_STATEMENT, SQLITE_MAX_VARIABLES // width))
     head, tail = sql[: match.start(1)], sql[match.end(1) :]
     out: list[tuple[str, list[Any], bool]] = []
-    for start in range(0, len(rows), per):
-        chunk = rows[start : start + per]
-        statement = head + ", ".join([group] * len(chunk)) + tail
-        out.append((statement, [value for row in chunk for value in row], False))
+    start = 0
+    while start < len(rows):
+        n = min(per, len(rows) - start)
+        n = 1 << (n.bit_length() - 1)  # the largest power of two that fits
+        chunk = rows[start : start + n]
+        out.append((_statement(head, group, tail, n), [value for row in chunk for value in row], False))
+        start += n
     return out
+
+
+@functools.lru_cache(maxsize=256)
+def _statement(head: str, group: str, tail: str, rows: int) -> str:
+    """The same text object each time, so sqlite3's statement cache finds it without hashing
+    tens of kilobytes of SQL again."""
+    return head + ", ".join([group] * rows) + tail
 
 
 class SQLiteDatabase:
