@@ -10,8 +10,10 @@ whose body comes later gets its head on its own, as before.
 
 :class:`HeldHeadCycle` also builds the head itself: uvicorn checks every header name and value
 with a regular expression of its own (two searches a header, a dozen headers a Hedge response);
-here one search covers all names and one all values, since each expression matches a single
-forbidden byte, so the concatenation matches exactly when one of its parts does.
+here the bytes each expression forbids (read off the expressions themselves, so the two always
+agree) are deleted from all names joined and from all values joined, and a head whose text gets
+shorter is refused: a C loop over the bytes instead of the regular-expression engine's character-set
+test, which cost about 50 instructions a byte.
 """
 
 from __future__ import annotations
@@ -25,6 +27,10 @@ from uvicorn.protocols.http.httptools_impl import (
     STATUS_LINE,
     RequestResponseCycle,
 )
+
+_NAME_BYTES = bytes(b for b in range(256) if HEADER_RE.match(bytes([b])))
+_VALUE_BYTES = bytes(b for b in range(256) if HEADER_VALUE_RE.match(bytes([b])))
+"""The bytes uvicorn's expressions refuse in a header name and in a header value."""
 
 
 class HeadWriter:
@@ -125,11 +131,11 @@ class HeldHeadCycle(RequestResponseCycle):
 
     def _head(self, status: int, headers: list[tuple[bytes, bytes]]) -> bytes:
         """The status line and headers, noting the framing they ask for (as uvicorn does)."""
-        names = [name for name, _ in headers]
-        values = [value for _, value in headers]
-        if HEADER_RE.search(b"".join(names)):
+        names = b"".join([name for name, _ in headers])
+        if len(names.translate(None, _NAME_BYTES)) != len(names):
             raise RuntimeError("Invalid HTTP header name.")
-        if HEADER_VALUE_RE.search(b"".join(values)):
+        values = b"".join([value for _, value in headers])
+        if len(values.translate(None, _VALUE_BYTES)) != len(values):
             raise RuntimeError("Invalid HTTP header value.")
         content = [STATUS_LINE[status]]
         has_connection_close = False

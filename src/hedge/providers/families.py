@@ -5,7 +5,8 @@ models refuse ``temperature`` and ``top_p`` together, only some Claude and Gemin
 Gemini 3 takes a thinking *level* where Gemini 2.5 takes a token *budget*, and OpenAI's reasoning
 models (o-series, gpt-5) refuse ``max_tokens``. These are pure functions of the upstream model name
 (a provider prefix such as ``anthropic/`` or ``models/`` is ignored), so the capability check and the
-adapters read the same rules.
+adapters read the same rules. Answers are cached by name: every request asks about its deployment's
+model, and a regular expression costs more than the look-up.
 
 Sources: Anthropic's Messages API reference and extended-thinking guide (docs.anthropic.com),
 Gemini's thinking guide (ai.google.dev/gemini-api/docs/thinking), OpenAI's reasoning guide
@@ -14,6 +15,7 @@ Gemini's thinking guide (ai.google.dev/gemini-api/docs/thinking), OpenAI's reaso
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Literal
 
@@ -26,12 +28,15 @@ _CLAUDE = re.compile(
 )
 _GEMINI = re.compile(r"gemini-(?P<major>\d+)(?:\.(?P<minor>\d+))?-?(?P<rest>[a-z0-9.-]*)")
 _OPENAI_REASONING = re.compile(r"(?:^|/)(?:o\d+(?:-|$)|gpt-5)")
+_by_name = functools.lru_cache(maxsize=1024)
+"""Model names come from the config and from clients' requests: bounded all the same."""
 
 
 def _base(model: str) -> str:
     return model.rsplit("/", 1)[-1].lower()
 
 
+@_by_name
 def claude_version(model: str) -> tuple[int, int] | None:
     """``(major, minor)`` of a Claude model name (``claude-sonnet-4-5-20250929`` is 4.5,
     ``claude-3-7-sonnet-latest`` 3.7, ``claude-opus-4-20250514`` 4.0), or None for another name."""
@@ -81,6 +86,7 @@ def claude_structured_output(model: str) -> bool:
 GeminiThinking = Literal["level", "budget", "budget-pro", "none"]
 
 
+@_by_name
 def gemini_thinking(model: str) -> GeminiThinking:
     """How a Gemini model is told to think: ``level`` (Gemini 3: ``thinkingLevel``), ``budget``
     (Gemini 2.5 Flash / Flash-Lite: ``thinkingBudget``, 0 turns thinking off), ``budget-pro`` (2.5 Pro:
@@ -100,6 +106,7 @@ def gemini_pro(model: str) -> bool:
     return "pro" in _base(model)
 
 
+@_by_name
 def openai_reasoning(model: str) -> bool:
     """OpenAI reasoning models (o1, o3, o4-mini, gpt-5 ...): they take ``max_completion_tokens`` and
     ``reasoning_effort`` and refuse ``max_tokens``."""
