@@ -46,7 +46,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.registry import Collector
 
-from hedge.record import Outcome, RequestRecord, RouteStep
+from hedge.record import CACHE_HIT, ESCALATED, HEDGE_LOST, OK, RequestRecord, RouteStep
 
 if TYPE_CHECKING:
     from hedge.access.alerts import Alert
@@ -134,7 +134,7 @@ class LabelCap:
 def _tried(route: Iterable[RouteStep]) -> Iterator[RouteStep]:
     """The route's deployment steps: escalation markers and cache hits left out."""
     for step in route:
-        if step.outcome is not Outcome.ESCALATED and step.outcome is not Outcome.CACHE_HIT:
+        if step.outcome is not ESCALATED and step.outcome is not CACHE_HIT:
             yield step
 
 
@@ -555,17 +555,17 @@ class Metrics:
         failed = False
         add = self._add
         for step in rec.route:
-            if step.outcome is Outcome.ESCALATED:
+            if step.outcome is ESCALATED:
                 add(self._at(self.escalations, alias, self._reason(step.detail)), 1)
                 continue
-            if step.outcome is Outcome.CACHE_HIT:
+            if step.outcome is CACHE_HIT:
                 continue
             dep_label = self._deployment(step.target)
             dep_provider = self._provider(step.provider)
             if step.outcome.skipped:
                 add(self._at(self.skips, alias, dep_provider, dep_label, step.reason), 1)
             else:
-                failed = failed or step.outcome not in (Outcome.OK, Outcome.HEDGE_LOST)
+                failed = failed or (step.outcome is not OK and step.outcome is not HEDGE_LOST)
                 add(self._at(self.attempts, alias, dep_provider, dep_label, self._reason(step.reason)), 1)
         if rec.cache_hit:
             add(self._at(self.cache_hits, alias), 1)

@@ -35,7 +35,7 @@ from typing import Protocol, TypeVar
 
 from hedge.config import ResilienceConfig
 from hedge.errors import HedgeError, NoDeploymentAvailable, UpstreamError
-from hedge.record import Outcome, RouteStep
+from hedge.record import OK, Outcome, RouteStep
 from hedge.resilience.backoff import backoff_seconds
 from hedge.resilience.breaker import Breaker, Clock
 from hedge.resilience.budget import RetryBudget
@@ -150,7 +150,7 @@ class Failover:
                     trace.append(RouteStep(dep.id, Outcome.CANCELLED))
                     raise
                 breaker.success()
-                trace.append(RouteStep(dep.id, Outcome.OK))
+                trace.append(RouteStep(dep.id, OK))
                 return result
             live = [dep for dep in plan if dep.id not in refused]
             if not live:

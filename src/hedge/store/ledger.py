@@ -85,7 +85,7 @@ def _route(route: list[RouteStep]) -> str:
         [
             [
                 clean_text(step.target, ROUTE_TEXT_LIMIT) or "",
-                str(step.outcome.value),
+                str(step.outcome),  # a StrEnum: its value
                 clean_text(step.detail, ROUTE_TEXT_LIMIT) or "",
             ]
             for step in route
