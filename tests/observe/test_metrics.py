@@ -405,6 +405,19 @@ def test_in_flight_callable() -> None:
     assert by(_samples(metrics), "hedge_requests_in_flight", "alias") == {("chat",): 0}
 
 
+def test_what_waits_for_a_scrape_stays_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Clients choose aliases: without a scrape, the series waiting to be flushed must not grow
+    with every new label set the series cache starts again for."""
+    import hedge.observe.metrics as metrics_module
+
+    monkeypatch.setattr(metrics_module, "MAX_SERIES_SETS", 8)
+    metrics = Metrics(aliases=["chat"], max_label_values=4)
+    for i in range(100):
+        metrics.observe(_record(alias=f"made-up-{i}"))
+        assert len(metrics._dirty) <= 8
+    assert sum(by(_samples(metrics), "hedge_requests_total", "alias").values()) == 100
+
+
 def _histogram(samples: Samples, name: str) -> dict[str, float]:
     """A histogram's buckets by ``le`` plus its ``_sum`` and ``_count``."""
     out: dict[str, float] = {}

@@ -534,6 +534,8 @@ class Metrics:
             self._add(self._at(self.in_flight, alias_in_flight), -1)
         series = self._series_of(rec)
         if not series.dirty:
+            if len(self._dirty) >= MAX_SERIES_SETS:  # never scraped, many label sets: stay bounded
+                self.flush()
             series.dirty = True
             self._dirty.append(series)
         series.count += 1
