@@ -245,11 +245,9 @@ class _Series:
     sums: list[float] = field(default_factory=lambda: [0.0] * 5)
     """Input, output and cached tokens, cost, baseline cost: for the five ``tokens`` counters."""
     ttft: _Tally | None = None
-    dirty: bool = False
 
     def into(self) -> None:
         """Add what is pending to the prometheus series."""
-        self.dirty = False
         if self.count:
             self.requests.inc(self.count)
             if self.errors is not None:
@@ -533,10 +531,9 @@ class Metrics:
         if alias_in_flight is not None:
             self._add(self._at(self.in_flight, alias_in_flight), -1)
         series = self._series_of(rec)
-        if not series.dirty:
+        if not series.count:  # nothing pending yet: not in _dirty
             if len(self._dirty) >= MAX_SERIES_SETS:  # never scraped, many label sets: stay bounded
                 self.flush()
-            series.dirty = True
             self._dirty.append(series)
         series.count += 1
         series.latency.add(rec.latency_ms / 1000)
