@@ -15,6 +15,7 @@ import os
 import re
 import weakref
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -89,12 +90,13 @@ class Price(_Strict):
     source: str | None = None
     as_of: str | None = None
 
-    def priced_as(self, prompt_tokens: int, service_tier: str | None) -> Price:
-        """The flat price of one request: the service tier's prices, then the longest long-context
+    def priced_as(self, prompt_tokens: int, service_tier: str | None) -> Rates:
+        """The flat rates of one request: the service tier's prices, then the longest long-context
         tier the prompt exceeds, over this base price (tiers and service tiers resolved away).
 
-        Every request is priced, so each resolved price is built once (a pydantic round trip per
-        request was measurable) and kept beside this price, not in it: equality stays the fields'.
+        Every request is priced, so each case's rates are worked out once (a pydantic round trip
+        per request was measurable, and so are a dozen reads of a pydantic model's fields) and kept
+        beside this price, not in it: equality stays the fields'.
         """
         tier = service_tier if service_tier in self.service_tiers else None
         longest = -1
@@ -112,17 +114,39 @@ class Price(_Strict):
             flat = entry[1][(tier, longest)] = self._resolve(tier, longest)
         return flat
 
-    def _resolve(self, service_tier: str | None, longest: int) -> Price:
-        fields = self.model_dump(exclude={"tiers", "service_tiers"})
+    def _resolve(self, service_tier: str | None, longest: int) -> Rates:
+        fields = self.model_dump(include=set(PriceOverride.model_fields))
         if service_tier is not None:
             fields.update(self.service_tiers[service_tier].model_dump(exclude_none=True))
         if longest >= 0:
             fields.update(self.tiers[longest].model_dump(exclude_none=True, exclude={"above_prompt_tokens"}))
-        return Price.model_validate(fields)
+        given = {name: value for name, value in fields.items() if value is not None}
+        return Rates(
+            input=given["input"],
+            output=given["output"],
+            cached_input=given.get("cached_input", given["input"]),
+            cache_write_input=given.get("cache_write_input", given["input"]),
+            reasoning=given.get("reasoning", given["output"]),
+            per_request=given["per_request"],
+        )
 
 
-_RESOLVED: dict[int, tuple[weakref.ref[Price], dict[tuple[str | None, int], Price]]] = {}
-"""Resolved prices by ``id`` of the price they resolve (the weak reference tells a reused id apart)."""
+@dataclass(frozen=True, slots=True)
+class Rates:
+    """One case of a :class:`Price` resolved to plain numbers (:meth:`Price.priced_as`): what a
+    token of each class costs, USD per million, and the fee per request. Every class has its rate:
+    cache reads and writes at ``input``'s unless priced apart, reasoning at ``output``'s."""
+
+    input: float
+    output: float
+    cached_input: float
+    cache_write_input: float
+    reasoning: float
+    per_request: float
+
+
+_RESOLVED: dict[int, tuple[weakref.ref[Price], dict[tuple[str | None, int], Rates]]] = {}
+"""Resolved rates by ``id`` of the price they resolve (the weak reference tells a reused id apart)."""
 
 
 class Timeouts(_Strict):

@@ -145,5 +145,5 @@ def test_one_price_resolves_each_case_on_its_own_and_stays_equal_to_its_twin() -
         for prompt, tier, inp, out in cases:
             flat = price.priced_as(prompt, tier)
             assert (flat.input, flat.output) == (inp, out), (prompt, tier)
-            assert flat.tiers == [] and flat.service_tiers == {}
+            assert (flat.cached_input, flat.reasoning) == (inp, out), "unpriced: input's and output's"
     assert price == make()

@@ -8,7 +8,7 @@ pipeline routes, retries, books and records; this module only speaks HTTP.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from starlette.requests import ClientDisconnect, Request
@@ -17,7 +17,16 @@ from starlette.responses import Response
 from hedge.access.keys import VirtualKey
 from hedge.api.connections import DEPARTURE
 from hedge.api.experiments import follow_up
-from hedge.api.http import JSON, authenticate, error_response, new_request_id, read_body, runtime_of
+from hedge.api.http import (
+    JSON,
+    authenticate,
+    error_response,
+    header,
+    new_request_id,
+    read_body,
+    runtime_of,
+    tags_of,
+)
 from hedge.api.sse import ClientGone, SSEResponse, unless_client_leaves
 from hedge.api.validation import parse_json_object, validate_chat, validate_embeddings
 from hedge.cost.pricing import format_usd
@@ -77,8 +86,8 @@ async def receive(
             validate_chat(body, stop_limit=stop_limit)
         else:
             validate_embeddings(body)
-        tags = tuple(t.strip() for t in request.headers.get("x-hedge-tags", "").split(",") if t.strip())
-        deadline = _deadline(runtime, request.headers.get("x-hedge-timeout-ms"))
+        tags = tags_of(request)
+        deadline = _deadline(runtime, header(request, b"x-hedge-timeout-ms"))
     except ClientDisconnect:
         exchange.abandoned("client disconnected while sending its request")
         return exchange, None
@@ -109,7 +118,21 @@ def render(rec: RequestRecord, result: Result) -> Response:
         return response
     if isinstance(result, Stream):
         return SSEResponse(result, hedge_headers(rec, result))
-    return Response(result.body, headers=hedge_headers(rec, result), media_type=JSON)
+    return WholeJSON(result.body, headers=hedge_headers(rec, result))
+
+
+class WholeJSON(Response):
+    """A whole JSON answer: Starlette's ``Response`` with its headers made in one step, since the
+    names are :func:`hedge_headers`' own lower-case ones and neither content-length nor
+    content-type is among them."""
+
+    media_type = JSON
+
+    def init_headers(self, headers: Mapping[str, str] | None = None) -> None:
+        raw = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in (headers or {}).items()]
+        raw.append((b"content-length", b"%d" % len(self.body)))
+        raw.append((b"content-type", b"application/json"))
+        self.raw_headers = raw
 
 
 def hedge_headers(rec: RequestRecord, result: Completion | Stream | None = None) -> dict[str, str]:
@@ -148,19 +171,19 @@ def hedge_headers(rec: RequestRecord, result: Completion | Stream | None = None)
     return headers
 
 
-def _deadline(runtime: Runtime, header: str | None) -> float:
+def _deadline(runtime: Runtime, value: str | None) -> float:
     """Seconds this request may take: ``resilience.request_timeout_s``, lowered (never raised) by a
     valid ``x-hedge-timeout-ms`` header; a malformed header is a 400, not ignored."""
     limit = runtime.config.resilience.request_timeout_s
-    if header is None:
+    if value is None:
         return limit
     try:
-        wanted = float(header) / 1000
+        wanted = float(value) / 1000
     except ValueError:
         wanted = -1.0
     if not 0 < wanted < float("inf"):
         raise InvalidRequest(
-            f"Invalid x-hedge-timeout-ms header {header[:40]!r}: expected a positive number of milliseconds.",
+            f"Invalid x-hedge-timeout-ms header {value[:40]!r}: expected a positive number of milliseconds.",
             param="x-hedge-timeout-ms",
             code="invalid_value",
         )

@@ -39,7 +39,7 @@ from starlette.responses import Response
 from hedge.access.gate import refuse_model
 from hedge.access.keys import VirtualKey
 from hedge.api.chat import hedge_headers
-from hedge.api.http import JSON, authenticate, new_request_id, read_body, runtime_of
+from hedge.api.http import JSON, authenticate, new_request_id, read_body, runtime_of, tags_of
 from hedge.api.messages import anthropic_error
 from hedge.api.validation import parse_json_object, validate_chat
 from hedge.errors import HedgeError, UpstreamError
@@ -70,7 +70,7 @@ async def count_tokens(request: Request) -> Response:
         body = parse_json_object(raw)
         chat = to_openai(body, counting=True)
         validate_chat(chat)
-        tags = tuple(t.strip() for t in request.headers.get("x-hedge-tags", "").split(",") if t.strip())
+        tags = tags_of(request)
         count, kind = await _count(runtime, rec, body, chat, key, tags)
     except ClientDisconnect:
         _finish(runtime, rec, key, started, 499, "client disconnected while sending its request")

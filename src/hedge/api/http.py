@@ -62,16 +62,37 @@ def runtime_of(request: Request) -> Runtime:
     return rt
 
 
+def header(request: Request, name: bytes) -> str | None:
+    """The request's ``name`` header (lower-case; the first, if repeated), None when it has none.
+
+    What ``request.headers.get`` answers, without building Starlette's ``Headers`` and without the
+    ``KeyError`` it raises and catches inside ``Mapping.get`` for each header a request lacks (most
+    of the ``x-hedge-*`` ones, on most requests)."""
+    raw: list[tuple[bytes, bytes]] = request.scope["headers"]
+    for key, value in raw:
+        if key == name:
+            return value.decode("latin-1")
+    return None
+
+
+def tags_of(request: Request) -> tuple[str, ...]:
+    """The request's ``x-hedge-tags``: comma-separated, blanks dropped."""
+    value = header(request, b"x-hedge-tags")
+    if not value:
+        return ()
+    return tuple(t.strip() for t in value.split(",") if t.strip())
+
+
 def presented_key(request: Request) -> str:
     """The bearer token (or ``x-api-key``), or a 401 if there is none."""
-    header = request.headers.get("authorization")
-    if header is not None:
-        scheme, _, token = header.partition(" ")
+    authorization = header(request, b"authorization")
+    if authorization is not None:
+        scheme, _, token = authorization.partition(" ")
         if scheme.lower() != "bearer":
             token = ""
         token = token.strip()
     else:
-        token = request.headers.get("x-api-key", "")
+        token = header(request, b"x-api-key") or ""
     if not token:
         raise AuthError(
             "You didn't provide an API key. Send it as 'Authorization: Bearer YOUR_KEY'.",
@@ -141,7 +162,7 @@ async def read_body(request: Request, limit: int) -> bytes:
     A body that did not arrive within ``server.body_timeout_s`` (``hedge.api.connections``) raises
     the protocol's 408, so the request is recorded as a timeout rather than a client disconnect.
     """
-    declared = request.headers.get("content-length")
+    declared = header(request, b"content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise _too_large(limit)
     chunks: list[bytes] = []

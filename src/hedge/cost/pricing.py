@@ -27,10 +27,10 @@ def charges(usage: Usage | None, price: Price, service_tier: str | None = None) 
     reasoning = min(usage.reasoning_tokens, usage.completion_tokens)
     return Charges(
         input=(usage.prompt_tokens - cached - written) * p.input / _PER,
-        cache_read=cached * (p.input if p.cached_input is None else p.cached_input) / _PER,
-        cache_write=written * (p.input if p.cache_write_input is None else p.cache_write_input) / _PER,
+        cache_read=cached * p.cached_input / _PER,
+        cache_write=written * p.cache_write_input / _PER,
         output=(usage.completion_tokens - reasoning) * p.output / _PER,
-        reasoning=reasoning * (p.output if p.reasoning is None else p.reasoning) / _PER,
+        reasoning=reasoning * p.reasoning / _PER,
         request=p.per_request,
     )
 

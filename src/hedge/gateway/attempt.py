@@ -81,7 +81,7 @@ def fit(
         ignored: list[str] = []
     else:
         ignored = ignorable(body, style)
-        bad = unsupported(body, caps, style, dep.model)
+        bad = unsupported(body, caps, style, dep.model, ignored)
     if ignored:
         body = drop(body, ignored, caps, style)
     if not bad:

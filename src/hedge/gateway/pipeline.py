@@ -95,7 +95,6 @@ class Exchange:
         copy of another request: booked as shadow spend and never split by an experiment;
         ``batch_id`` the batch the request is a line of (booked with it in the ledger)."""
         self.runtime = runtime
-        self._headers = headers
         self.body: dict[str, Any] | None = None
         """The chat (or embeddings) body as served, once :meth:`serve` was called."""
         self.kind = "embeddings" if endpoint == "embeddings" else "chat"
@@ -278,13 +277,13 @@ class Exchange:
         if race is not None:
             rec.provider, rec.model = done.provider, done.model
         await self._pin(session, alias, f"{done.provider}/{done.model}")
-        whole = self._whole_attempt(body, ctx, baseline, options, None)
         escalate = alias.config.escalate
         if escalate is not None and allowed is not None and escalate.to not in allowed:
             escalate = None  # a restricted key is never served by an alias outside its restriction
         if escalate is not None and self.kind == "chat" and not done.native:
             reason = escalation_reason(done.body, body, escalate.when)
             if reason is not None:
+                whole = self._whole_attempt(body, ctx, baseline, options, None)
                 done = await self._escalate(done, reason, escalate.to, whole, ctx, allowed)
         if cache_id is not None and ttl:
             entry = {

@@ -355,12 +355,17 @@ def _active_checks(
 
 
 def unsupported(
-    body: dict[str, Any], caps: Capabilities, style: str = "openai", model: str = ""
+    body: dict[str, Any],
+    caps: Capabilities,
+    style: str = "openai",
+    model: str = "",
+    ignored: list[str] | None = None,
 ) -> list[str]:
     """Names of the parameters in ``body`` that ``caps`` (a ``style`` upstream serving ``model``) cannot
-    honour, in a stable order; the :func:`ignorable` ones are not among them."""
+    honour, in a stable order; the :func:`ignorable` ones (``ignored``, when the caller has them
+    already) are not among them."""
     style = _style_of(style)
-    skip = set(ignorable(body, style))
+    skip = set(ignorable(body, style) if ignored is None else ignored)
     found = [name for name in _by_table(body, style, caps) if name not in skip]
     for name, check in _active_checks(caps):
         if name not in found and name not in skip and check(body, caps):

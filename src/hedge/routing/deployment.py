@@ -28,16 +28,18 @@ class Deployment:
     price_windows: list[tuple[Window, Price]] = field(default_factory=list)
     stats: DeploymentStats = field(default_factory=DeploymentStats)
     alias: str = ""
+    """The alias whose config declared this deployment: what a key's model restriction is checked against."""
     price_missing: bool = False
     """Neither the config nor the catalogue prices this model (``pricing.on_missing: warn``): it is
     booked at 0 and its records are flagged."""
     context_window: int | None = None
     """Tokens the model takes in (the config's ``context_window``, else the catalogue's)."""
-    """The alias whose config declared this deployment: what a key's model restriction is checked against."""
+    id: str = field(init=False)
+    """``provider/model``: what routes, breakers and sessions call it (made once, read a few times a
+    request; ``dataclasses.replace`` makes it again)."""
 
-    @property
-    def id(self) -> str:
-        return f"{self.provider}/{self.model}"
+    def __post_init__(self) -> None:
+        self.id = f"{self.provider}/{self.model}"
 
     @property
     def effective_quality(self) -> float | None:
