@@ -110,6 +110,10 @@ class HedgeApp(Starlette):
     """
 
     fast: dict[tuple[str, str], Callable[[Request], Awaitable[Response]]] = {}
+    runtime: Runtime
+    """Also ``state.runtime``: endpoints read it as a plain attribute (:func:`hedge.api.http.runtime_of`),
+    since ``State`` answers through ``__getattr__`` after a failed lookup, on every request."""
+    experiments: Experiments
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -233,8 +237,8 @@ def create_app(
         exception_handlers={HTTPException: _http_error, Exception: _unexpected},
         lifespan=lifespan,
     )
-    app.state.runtime = rt
-    app.state.experiments = experiments
+    app.state.runtime = app.runtime = rt
+    app.state.experiments = app.experiments = experiments
     app.fast = {
         ("POST", "/v1/chat/completions"): chat_completions,
         ("POST", "/chat/completions"): chat_completions,

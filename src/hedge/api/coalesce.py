@@ -37,16 +37,17 @@ class HeadWriter:
     """The transport a request cycle writes to: it holds the head it is given, then sends it with
     the next write, or on its own at the end of the loop's turn."""
 
-    __slots__ = ("_flush", "_held", "transport")
+    __slots__ = ("_flush", "_held", "_loop", "transport")
 
-    def __init__(self, transport: asyncio.Transport) -> None:
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop | None = None) -> None:
         self.transport = transport
         self._held = b""
         self._flush: asyncio.Handle | None = None
+        self._loop = loop  # else the running one, looked up (a getpid system call) each time
 
     def hold(self, head: bytes) -> None:
         self._held = head
-        self._flush = asyncio.get_running_loop().call_soon(self.flush)
+        self._flush = (self._loop or asyncio.get_running_loop()).call_soon(self.flush)
 
     def write(self, data: bytes) -> None:
         held = self._held

@@ -165,7 +165,7 @@ class GuardedProtocol(HttpToolsProtocol):
             cls._per_client[ip] = count + 1
             self._client_ip = ip
         super().connection_made(transport)
-        self._writer = HeadWriter(transport)
+        self._writer = HeadWriter(transport, self.loop)
         self._deadline = self.loop.time() + cls.header_timeout_s
         cls._open.add(self)
         if cls._sweeper is None:

@@ -37,7 +37,7 @@ REQUEST_ID_LIMIT = 200
 
 
 def experiments_of(request: Request) -> Experiments:
-    found: Experiments = request.app.state.experiments
+    found: Experiments = request.scope["app"].experiments  # a HedgeApp's
     return found
 
 

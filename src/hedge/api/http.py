@@ -58,7 +58,7 @@ def new_request_id() -> str:
 
 
 def runtime_of(request: Request) -> Runtime:
-    rt: Runtime = request.app.state.runtime
+    rt: Runtime = request.scope["app"].runtime  # a HedgeApp's
     return rt
 
 
