@@ -8,6 +8,9 @@ each started as one burst (every connection opens at the same instant):
   (``--pace-ms`` per chunk). Reported: chunks/s, time to first token (from the burst's start) and
   what the gateway adds to it, the gap between chunks (p50/p99) and what the gateway adds to its p99,
   the gateway's CPU per chunk, peak RSS, and memory per open stream.
+  The burst is repeated ``--rounds`` times, direct and Hedge in turn each round, and the report
+  gives each round's added TTFT and their median: on two shared cores one burst's figure moves by
+  tens of milliseconds from run to run, as much as what is being measured.
 * ``slow``: N concurrent whole requests to an upstream taking seconds per answer, each connection
   asking again as soon as it has its answer, for a fixed time. Reported: answers/s, latency and what
   the gateway adds, CPU per request, peak RSS, memory per open connection.
@@ -23,6 +26,7 @@ import datetime as dt
 import json
 import os
 import shutil
+import statistics
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -99,6 +103,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--words", type=int, default=100, help="content chunks per streamed answer")
     p.add_argument("--pace-ms", type=float, default=30.0, help="the mock's pause between chunks")
     p.add_argument("--slow-s", type=float, default=3.0, help="slow: seconds per answer")
+    p.add_argument("--rounds", type=int, default=5, help="streams: interleaved bursts per target (median)")
     p.add_argument("--only", default="", help="run only scenarios whose key contains this text")
     p.add_argument("--name", default="llm", help="write results/NAME.json/.md")
     return p.parse_args(argv)
@@ -153,6 +158,37 @@ def _plus(run: dict[str, Any], direct: dict[str, Any] | None, field: str, q: str
     return "-" if a is None or b is None else f"{a - b:+.1f}"
 
 
+def added_ttft_by_round(runs: list[dict[str, Any]]) -> dict[str, list[float]]:
+    """Each gateway's added TTFT p50 (vs direct in the same round), round by round."""
+    out: dict[str, list[float]] = {}
+    for rnd in sorted({r.get("round", 1) for r in runs}):
+        here = [r for r in runs if r.get("round", 1) == rnd]
+        direct = next((r for r in here if r["target"] == "direct"), None)
+        base = _p(direct["ttft_ms"], "p50") if direct else None
+        for r in here:
+            mine = _p(r["ttft_ms"], "p50")
+            if r["target"] != "direct" and base is not None and mine is not None:
+                out.setdefault(r["target"], []).append(mine - base)
+    return out
+
+
+def _rounds_table(runs: list[dict[str, Any]]) -> list[str]:
+    added = {t: v for t, v in added_ttft_by_round(runs).items() if len(v) > 1}
+    if not added:
+        return []
+    n = max(len(v) for v in added.values())
+    lines = [
+        f"Added TTFT p50 (ms) in {n} interleaved bursts (each round: direct, then each gateway):",
+        "",
+        "| target | " + " | ".join(f"round {i + 1}" for i in range(n)) + " | median |",
+        "| --- | " + " | ".join("---" for _ in range(n)) + " | --- |",
+    ]
+    for target, values in added.items():
+        cells = [f"{v:+.1f}" for v in values] + ["-"] * (n - len(values))
+        lines.append(f"| {target} | " + " | ".join(cells) + f" | **{statistics.median(values):+.1f}** |")
+    return [*lines, ""]
+
+
 def markdown(data: dict[str, Any]) -> str:
     lines = [f"# LLM-shaped load ({data['generated_at']})", ""]
     m = data["machine"]
@@ -163,7 +199,8 @@ def markdown(data: dict[str, Any]) -> str:
         "",
     ]
     for sc in data["scenarios"]:
-        runs = [r for r in data["runs"] if r["scenario"] == sc["key"]]
+        every = [r for r in data["runs"] if r["scenario"] == sc["key"]]
+        runs = [r for r in every if r.get("round", 1) == 1]
         direct = next((r for r in runs if r["target"] == "direct"), None)
         lines += [f"## {Scenario(**sc).label}", ""]
         if sc["shape"] == "streams":
@@ -199,6 +236,8 @@ def markdown(data: dict[str, Any]) -> str:
         if errs:
             lines += ["", f"Errors: {json.dumps(errs)}"]
         lines.append("")
+        if sc["shape"] == "streams":
+            lines += _rounds_table(every)
     lines += [
         "TTFT counts from the burst's start (every connection opens at once), so it includes the time "
         "each target takes to accept and set up the whole burst. Gaps are measured between content "
@@ -211,6 +250,26 @@ def markdown(data: dict[str, Any]) -> str:
     ]
     lines += [f"- {n}" for n in data["notes"]]
     return "\n".join(lines) + "\n"
+
+
+def _run(
+    sc: Scenario, target: str, proc: targets.Proc, mock: targets.Proc, rnd: int, notes: list[str]
+) -> dict[str, Any] | None:
+    """One measured burst, or None (with a note) when it failed: one broken run must not lose the others."""
+    with console.status(f"{sc.label} -> {target} (round {rnd})"):
+        try:
+            rec = measure(sc, target, proc, mock)
+        except Exception as exc:
+            notes.append(f"{sc.key} -> {target} (round {rnd}) failed: {exc}"[:300])
+            return None
+    rec["round"] = rnd
+    console.print(
+        f"{sc.key} -> {target} (round {rnd}): ok {rec['ok']}, errors {rec['error_count']}, "
+        f"{rec['chunks_per_s']:,.0f} chunks/s, {rec['achieved_rps']:,.1f} answers/s"
+    )
+    if not proc.alive():
+        notes.append(f"{target} exited during {sc.key}: {proc.log_tail()}")
+    return rec
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -247,24 +306,18 @@ def main(argv: list[str] | None = None) -> int:
                 notes.append(f"LiteLLM did not start: {exc}".replace("\n", " "))
         for sc in plan:
             mock = mocks[sc.shape]
-            for target, proc in [("direct", mock), *gateways.items()]:
-                with console.status(f"{sc.label} -> {target}"):
-                    try:
-                        rec = measure(sc, target, proc, mock)
-                    except Exception as exc:  # one broken run must not lose the others
-                        notes.append(f"{sc.key} -> {target} failed: {exc}"[:300])
-                        continue
-                runs.append(rec)
-                console.print(
-                    f"{sc.key} -> {target}: ok {rec['ok']}, errors {rec['error_count']}, "
-                    f"{rec['chunks_per_s']:,.0f} chunks/s, {rec['achieved_rps']:,.1f} answers/s"
-                )
-                if not proc.alive():
-                    notes.append(f"{target} exited during {sc.key}: {proc.log_tail()}")
-            # The same burst onto a Hedge that keeps as many connections to the upstream warm (started
-            # for this scenario only: its pool is refilled whenever the mock closes idle connections).
-            warm_target = f"hedge warm={sc.n}"
-            with console.status(f"{sc.label} -> {warm_target}"):
+            rounds = max(1, args.rounds) if sc.shape == "streams" else 1
+            for rnd in range(1, rounds + 1):
+                # LiteLLM only in the first round: its burst takes many seconds and is far off anyway.
+                here = gateways if rnd == 1 else {"hedge": hedge}
+                for target, proc in [("direct", mock), *here.items()]:
+                    rec = _run(sc, target, proc, mock, rnd, notes)
+                    if rec is not None:
+                        runs.append(rec)
+                # The same burst onto a Hedge that keeps as many connections to the upstream warm
+                # (started for this burst only: its pool is refilled whenever the mock closes idle
+                # connections, and its open connections must not weigh on the other targets' bursts).
+                warm_target = f"hedge warm={sc.n}"
                 try:
                     warm = targets.start_hedge(
                         {sc.shape: mock},
@@ -276,9 +329,9 @@ def main(argv: list[str] | None = None) -> int:
                     notes.append(f"{warm_target} did not start: {exc}".replace("\n", " "))
                     continue
                 try:
-                    runs.append(measure(sc, warm_target, warm, mock))
-                except Exception as exc:
-                    notes.append(f"{sc.key} -> {warm_target} failed: {exc}"[:300])
+                    rec = _run(sc, warm_target, warm, mock, rnd, notes)
+                    if rec is not None:
+                        runs.append(rec)
                 finally:
                     targets.stop_all([warm])
     finally:
