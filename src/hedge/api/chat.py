@@ -20,6 +20,7 @@ from hedge.api.experiments import follow_up
 from hedge.api.http import (
     JSON,
     authenticate,
+    encoded,
     error_response,
     header,
     new_request_id,
@@ -122,14 +123,13 @@ def render(rec: RequestRecord, result: Result) -> Response:
 
 
 class WholeJSON(Response):
-    """A whole JSON answer: Starlette's ``Response`` with its headers made in one step, since the
-    names are :func:`hedge_headers`' own lower-case ones and neither content-length nor
-    content-type is among them."""
+    """A whole JSON answer: Starlette's ``Response`` with its headers made in one step, since
+    neither content-length nor content-type is among :func:`hedge_headers`."""
 
     media_type = JSON
 
     def init_headers(self, headers: Mapping[str, str] | None = None) -> None:
-        raw = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in (headers or {}).items()]
+        raw = encoded(headers or {})
         raw.append((b"content-length", b"%d" % len(self.body)))
         raw.append((b"content-type", b"application/json"))
         self.raw_headers = raw

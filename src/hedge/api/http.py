@@ -7,7 +7,7 @@ import hmac
 import logging
 import os
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import orjson
@@ -73,6 +73,12 @@ def header(request: Request, name: bytes) -> str | None:
         if key == name:
             return value.decode("latin-1")
     return None
+
+
+def encoded(headers: Mapping[str, str]) -> list[tuple[bytes, bytes]]:
+    """Response headers as ASGI wants them: names lower-cased, both sides latin-1 (as Starlette's
+    ``Response.init_headers`` makes them, without its checks for headers Hedge never sets itself)."""
+    return [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
 
 
 def tags_of(request: Request) -> tuple[str, ...]:

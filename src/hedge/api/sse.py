@@ -17,6 +17,7 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from hedge.api.connections import DEPARTURE, Departure
+from hedge.api.http import encoded
 from hedge.gateway.stream import Stream
 
 T = TypeVar("T")
@@ -51,7 +52,11 @@ class SSEResponse(Response):
     def __init__(self, stream: Stream, headers: dict[str, str], dialect: Dialect | None = None) -> None:
         self.status_code = 200
         self.background = None
-        self.init_headers({**SSE_HEADERS, **headers})
+        # What Starlette's init_headers makes of these (no body: no content-length), in one step.
+        raw = encoded({**SSE_HEADERS, **headers})
+        if not any(name == b"content-type" for name, _ in raw):
+            raw.append((b"content-type", b"text/event-stream; charset=utf-8"))
+        self.raw_headers = raw
         self.stream = stream
         self.dialect = dialect or OpenAIDialect()
         self.watch: Callable[[list[bytes]], None] | None = None

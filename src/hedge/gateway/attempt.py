@@ -10,6 +10,7 @@ strategies read) are bracketed here, and only here, by :class:`InFlight`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -213,8 +214,9 @@ async def _first_events(
     reply: Reply, translator: StreamTranslator, dep: Deployment, content: Callable[[bytes], bool]
 ) -> list[bytes]:
     held: list[bytes] = []
-    try:
-        async with asyncio.timeout(dep.timeouts.first_token):
+    first_token = dep.timeouts.first_token
+    try:  # without a first-token timeout, no asyncio.timeout(None) to set up per stream
+        async with asyncio.timeout(first_token) if first_token is not None else contextlib.nullcontext():
             while data := await reply.piece():
                 events = translator.feed(data)
                 held.extend(events)
