@@ -222,13 +222,16 @@ class OpenAIStream(SSETranslator):
             if payload == b"[DONE]":
                 self.finished = self.ended = True
                 continue
-            if ev.event == b"error" or payload.startswith(b'{"error"'):
+            # Slices compared rather than startswith(): bytes.startswith and find parse their
+            # arguments the slow old way (hundreds of instructions), and this runs for every chunk.
+            if ev.event == b"error" or payload[:8] == b'{"error"':
                 raise self._stream_error(payload)
             at = payload.find(b'"usage"')
-            if at < 0 or (self._want_usage and payload.startswith(b'"usage":null', at)):
+            if at < 0 or (self._want_usage and payload[at : at + 12] == b'"usage":null'):
                 out.append(ev.raw if ev.event is None else b"data: " + payload + b"\n\n")
                 continue
-            if payload.find(b'"usage"', at + 1) < 0 and payload.startswith(b',"usage":null', at - 1):
+            forced = at > 0 and payload[at - 1 : at + 12] == b',"usage":null'
+            if forced and payload.find(b'"usage"', at + 1) < 0:
                 # The usage we forced, as null on an ordinary chunk: cut it out without a JSON round trip.
                 out.append(b"data: " + payload[: at - 1] + payload[at + 12 :] + b"\n\n")
                 continue
