@@ -151,7 +151,7 @@ class HeldHeadCycle(RequestResponseCycle):
             elif name == b"connection" and b"close" in [t.lower().strip() for t in value.split(b",")]:
                 self.keep_alive = False
                 has_connection_close = True
-            content.append(b"%b: %b\r\n" % (name, value))
+            content += (name, b": ", value, b"\r\n")  # one join below, no formatting per header
         if not self.keep_alive and not has_connection_close:
             content.append(b"connection: close\r\n")
         if self.chunked_encoding is None and self.scope["method"] != "HEAD" and status not in (204, 304):
