@@ -384,3 +384,45 @@ async def test_sqlite_writes_are_all_or_nothing(tmp_path: Path) -> None:
     )
     assert await db.fetch("SELECT request_id FROM hedge_bodies") == []
     await db.close()
+
+
+class SlowDB(FakeDB):
+    """A database whose writes take a few turns of the event loop, as a real one's do."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sizes: list[int] = []
+
+    async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        batch = [tuple(r) for r in rows]
+        self.sizes.append(len(batch))
+        for _ in range(3):
+            await asyncio.sleep(0)
+        await super().executemany(sql, batch)
+
+
+async def test_under_steady_load_the_background_writer_writes_full_batches(tmp_path: Path) -> None:
+    """Rows that keep coming are written flush_batch or more at a time, not as whatever arrived
+    during the previous write; an explicit flush still writes everything."""
+    db = SlowDB()
+    writer: BatchWriter[tuple[str, int]] = BatchWriter(
+        db,
+        "INSERT",
+        lambda item: item,
+        what="ledger",
+        flush_interval_s=60,
+        flush_batch=50,
+        state_dir=tmp_path,
+    )
+    writer.start()
+    try:
+        for i in range(1000):
+            writer.add((f"r{i}", i))
+            await asyncio.sleep(0)
+        await _until("the full batches to be written", lambda: writer.pending < 50)
+        background = list(db.sizes)
+        assert background and min(background) >= 50, background
+        await writer.flush()
+        assert len(db.rows) == 1000 and writer.pending == 0
+    finally:
+        await writer.close()
