@@ -183,7 +183,8 @@ def _cycle(cls: type[Any], method: str, keep_alive: bool, sink: Sink) -> Any:
 
     from hedge.api.coalesce import HeadWriter
 
-    transport = HeadWriter(sink) if cls is not RequestResponseCycle else sink  # type: ignore[arg-type]
+    held = HeadWriter(sink, asyncio.get_running_loop())  # type: ignore[arg-type]
+    transport = held if cls is not RequestResponseCycle else sink
     scope = {"type": "http", "method": method, "http_version": "1.1", "path": "/", "query_string": b""}
     return cls(
         scope,

@@ -39,15 +39,15 @@ class HeadWriter:
 
     __slots__ = ("_flush", "_held", "_loop", "transport")
 
-    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop | None = None) -> None:
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
         self.transport = transport
         self._held = b""
         self._flush: asyncio.Handle | None = None
-        self._loop = loop  # else the running one, looked up (a getpid system call) each time
+        self._loop = loop  # the connection's: asking for the running one is a getpid system call
 
     def hold(self, head: bytes) -> None:
         self._held = head
-        self._flush = (self._loop or asyncio.get_running_loop()).call_soon(self.flush)
+        self._flush = self._loop.call_soon(self.flush)
 
     def write(self, data: bytes) -> None:
         held = self._held
