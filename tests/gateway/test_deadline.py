@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,7 +12,8 @@ import pytest
 from conftest import MASTER_KEY, Gateway, Mock, start_gateway
 
 GENEROUS = 10.0
-"""Far above every deadline below: only proves the gateway did not wait out the per-attempt timeouts."""
+"""The client's own read timeout: far above every deadline below and far below the per-attempt read
+timeout (30 s), so a gateway that waited the attempts out fails the test with a ReadTimeout."""
 
 
 def _config(cheap: Mock, premium: Mock) -> dict[str, Any]:
@@ -41,16 +41,14 @@ def gw(cheap: Mock, premium: Mock, logs: Path) -> Iterator[Gateway]:
     gateway.stop()
 
 
-def _chat(gw: Gateway, headers: dict[str, str] | None = None, **extra: Any) -> tuple[httpx.Response, float]:
+def _chat(gw: Gateway, headers: dict[str, str] | None = None, **extra: Any) -> httpx.Response:
     body = {"model": "chat", "messages": [{"role": "user", "content": "hi"}], **extra}
-    began = time.monotonic()
-    resp = httpx.post(
+    return httpx.post(
         f"{gw.base_url}/chat/completions",
         json=body,
         headers={"authorization": f"Bearer {MASTER_KEY}", **(headers or {})},
-        timeout=120,
+        timeout=GENEROUS,
     )
-    return resp, time.monotonic() - began
 
 
 @pytest.fixture
@@ -63,35 +61,33 @@ def hanging(cheap: Mock, premium: Mock) -> None:
 @pytest.mark.parametrize("stream", [False, True])
 @pytest.mark.usefixtures("hanging")
 def test_hanging_upstreams_end_in_504_at_the_deadline(gw: Gateway, stream: bool) -> None:
-    resp, took = _chat(gw, stream=stream)
+    resp = _chat(gw, stream=stream)  # a wait for the per-attempt read timeout (30 s) raises here
     assert resp.status_code == 504, resp.text
     assert resp.json()["error"]["code"] == "request_timeout"
-    assert took < GENEROUS, f"took {took:.1f} s: the per-attempt read timeout (30 s) was waited out"
     assert "a/m1" in resp.headers["x-hedge-route"]
 
 
 @pytest.mark.usefixtures("hanging")
 def test_the_header_lowers_the_deadline(gw: Gateway) -> None:
-    resp, _ = _chat(gw, headers={"x-hedge-timeout-ms": "200"})
+    resp = _chat(gw, headers={"x-hedge-timeout-ms": "200"})
     assert resp.status_code == 504
     assert "0.2 s" in resp.json()["error"]["message"]
 
 
 @pytest.mark.usefixtures("hanging")
 def test_the_header_cannot_raise_the_deadline(gw: Gateway) -> None:
-    resp, took = _chat(gw, headers={"x-hedge-timeout-ms": "600000"})
+    resp = _chat(gw, headers={"x-hedge-timeout-ms": "600000"})
     assert resp.status_code == 504
     assert "1.5 s" in resp.json()["error"]["message"]
-    assert took < GENEROUS
 
 
 @pytest.mark.parametrize("value", ["soon", "-5", "0", "inf", "nan"])
 def test_a_malformed_timeout_header_is_a_400(gw: Gateway, value: str) -> None:
-    resp, _ = _chat(gw, headers={"x-hedge-timeout-ms": value})
+    resp = _chat(gw, headers={"x-hedge-timeout-ms": value})
     assert resp.status_code == 400
     assert resp.json()["error"]["param"] == "x-hedge-timeout-ms"
 
 
 def test_a_healthy_request_is_unaffected(gw: Gateway) -> None:
-    resp, _ = _chat(gw, headers={"x-hedge-timeout-ms": "5000"})
+    resp = _chat(gw, headers={"x-hedge-timeout-ms": "5000"})
     assert resp.status_code == 200, resp.text

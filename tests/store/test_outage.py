@@ -235,9 +235,7 @@ def test_while_postgres_is_down_keys_get_a_prompt_503_and_what_is_served_is_book
     assert answered[0].status_code == 200
 
     proxy.set_mode(outage)
-    started = time.monotonic()
-    refused = _chat(gw, secret)  # the client's own timeout (HANG_BOUND_S) would raise on a hang
-    assert time.monotonic() - started < HANG_BOUND_S
+    refused = _chat(gw, secret)  # the client's own timeout (HANG_BOUND_S) raises on a hang
     assert refused.status_code == 503, refused.text
     error = _openai_error(refused)
     assert error["code"] == "limits_unavailable" and error["type"] == "service_unavailable"
