@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from hedge.api.connections import Departure
+from hedge.api.cycle import Departure
 from hedge.api.sse import ClientGone, unless_client_leaves
 
 Message = dict[str, Any]

@@ -15,7 +15,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from hedge.access.keys import VirtualKey
-from hedge.api.connections import DEPARTURE
+from hedge.api.cycle import DEPARTURE
 from hedge.api.experiments import follow_up
 from hedge.api.http import (
     JSON,

@@ -1,8 +1,9 @@
 """Connection limits in the HTTP protocol, so slow or greedy clients cannot hold connections for ever.
 
-uvicorn has no header read timeout: a client that connects and sends half a request keeps its
+Without a header read timeout, a client that connects and sends half a request keeps its
 connection (and a file descriptor) as long as it likes, and a few hundred such clients exhaust a
-worker. :class:`GuardedProtocol`, uvicorn's httptools protocol with three additions, closes that:
+worker. :class:`GuardedProtocol`, Hedge's server protocol (``hedge.api.server``) with three
+additions, closes that:
 
 - **header timeout**: a connection must finish its request headers within ``header_timeout_s`` of
   connecting (on a keep-alive connection, of the first byte of its next request), or it is answered
@@ -15,12 +16,9 @@ worker. :class:`GuardedProtocol`, uvicorn's httptools protocol with three additi
   address, a new connection's request is answered 429 ``too_many_connections`` and the connection
   closed; the refusals are logged at most once a minute per address.
 
-Idle keep-alive connections stay bounded by uvicorn's own ``timeout_keep_alive``, and neither timeout
-runs while a response is being sent, so long streams are never cut.
-
-The request path pays a few attribute sets: a deadline is a float on the connection, and one timer
-per server sweeps the open connections several times per timeout, instead of a timer being armed and
-cancelled for every request.
+Idle keep-alive connections stay bounded by uvicorn's ``timeout_keep_alive``, and neither timeout
+runs while a response is being sent, so long streams are never cut. The request path pays a few
+attribute sets: deadlines are floats on the connection, swept by one timer per server.
 
 Settings and counts are class attributes, so each server needs a class of its own:
 :func:`guarded_protocol` makes one (``uvicorn.run(..., http=cls)``, ``serve_in_loop``). ``hedge serve
@@ -34,14 +32,11 @@ import asyncio
 import http
 import logging
 import os
-from collections import deque
-from collections.abc import Callable
-from typing import Any, ClassVar, cast
+from typing import Any, ClassVar
 
 import orjson
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
-from hedge.api.coalesce import HeadWriter, HeldHeadCycle
+from hedge.api.server import ServerProtocol
 from hedge.config import CONFIG_ENV, ServerConfig, load_config
 from hedge.errors import HedgeError
 from hedge.providers.anthropic_inbound import error_body
@@ -50,31 +45,6 @@ log = logging.getLogger("hedge")
 
 BODY_TIMEOUT = "hedge.body_timeout"
 """Scope key: the :class:`RequestTimeout` of a request whose body did not arrive in time."""
-
-DEPARTURE = "hedge.departure"
-"""Scope key: the request's :class:`Departure`, which the protocol fires if the client leaves."""
-
-
-class Departure:
-    """Tells a request, at no cost per request, that its client's connection was lost before the
-    response was complete.
-
-    Without it, noticing means a task per request blocked in ``receive()`` for the disconnect
-    message (``hedge.api.sse.unless_client_leaves`` falls back to that under another server).
-    """
-
-    __slots__ = ("left", "on_leave")
-
-    def __init__(self) -> None:
-        self.left = False
-        self.on_leave: Callable[[], None] | None = None
-
-    def leave(self) -> None:
-        self.left = True
-        callback, self.on_leave = self.on_leave, None
-        if callback is not None:
-            callback()
-
 
 WORKER_PROTOCOL = f"{__name__}:WorkerProtocol"
 """What ``hedge serve --workers N`` gives uvicorn as ``http``: importable by name in every worker."""
@@ -109,8 +79,8 @@ def _error_bytes(err: HedgeError, anthropic: bool) -> bytes:
     return err.to_bytes()
 
 
-class GuardedProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol plus header and body timeouts and a per-address connection cap."""
+class GuardedProtocol(ServerProtocol):
+    """Hedge's server protocol plus header and body timeouts and a per-address connection cap."""
 
     header_timeout_s: ClassVar[float] = _default("header_timeout_s")
     body_timeout_s: ClassVar[float] = _default("body_timeout_s")
@@ -118,30 +88,14 @@ class GuardedProtocol(HttpToolsProtocol):
 
     # One server's state; every subclass gets its own (``__init_subclass__``).
     _per_client: ClassVar[dict[str, int]] = {}
-    _open: ClassVar[set[GuardedProtocol]] = set()
     _logged: ClassVar[dict[tuple[str, str], tuple[float, int]]] = {}
-    _sweeper: ClassVar[asyncio.TimerHandle | None] = None
-    # Request starts per turn of the event loop (see _start_asgi_task).
-    starts_per_turn: ClassVar[int] = 32
-    _starts: ClassVar[int] = 0
-    _deferred: ClassVar[deque[tuple[GuardedProtocol, RequestResponseCycle, Any]]] = deque()
-    _turn: ClassVar[asyncio.Handle | None] = None
 
-    # Per connection: when the current phase must be over (0: no deadline), and which phase it is.
-    _deadline: float = 0.0
-    _in_body: bool = False
     _client_ip: str | None = None
-    _writer: HeadWriter
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         cls._per_client = {}
-        cls._open = set()
         cls._logged = {}
-        cls._sweeper = None
-        cls._starts = 0
-        cls._deferred = deque()
-        cls._turn = None
 
     @classmethod
     def configure(
@@ -160,132 +114,39 @@ class GuardedProtocol(HttpToolsProtocol):
         if ip is not None:
             count = cls._per_client.get(ip, 0)
             if count >= cls.max_connections_per_client:
-                self._refuse(transport, ip)
+                self._refuse_connection(transport, ip)
                 return
             cls._per_client[ip] = count + 1
             self._client_ip = ip
         super().connection_made(transport)
-        self._writer = HeadWriter(transport, self.loop)
-        self._deadline = self.loop.time() + cls.header_timeout_s
-        cls._open.add(self)
-        if cls._sweeper is None:
-            cls._sweep_later(self.loop)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._release()
-        cycle = self.cycle
-        super().connection_lost(exc)
-        if cycle is not None and not cycle.response_complete:
-            departure = cycle.scope.get(DEPARTURE)
-            if isinstance(departure, Departure):
-                departure.leave()
-
-    def handle_websocket_upgrade(self) -> None:
-        self._release()  # the WebSocket protocol takes the connection over; it is no longer ours to count
-        super().handle_websocket_upgrade()
-
-    def _release(self) -> None:
-        cls = type(self)
-        cls._open.discard(self)
         ip, self._client_ip = self._client_ip, None
         if ip is not None:
+            cls = type(self)
             left = cls._per_client.get(ip, 1) - 1
             if left > 0:
                 cls._per_client[ip] = left
             else:
                 cls._per_client.pop(ip, None)
-
-    # -- the request path: a deadline per phase ----------------------------------------------------
-    # (Base calls by name rather than super(): it is measurably cheaper, and this runs per request.)
-
-    def on_message_begin(self) -> None:
-        HttpToolsProtocol.on_message_begin(self)
-        if not self._deadline:  # the first request keeps the deadline counted from connecting
-            self._deadline = self.loop.time() + self.header_timeout_s
-
-    def on_headers_complete(self) -> None:
-        before = self.cycle
-        HttpToolsProtocol.on_headers_complete(self)
-        cycle = self.cycle
-        if cycle is not before:  # a new request (not an upgrade): its head leaves with its body
-            cycle.__class__ = HeldHeadCycle
-            cycle.transport = cast("asyncio.Transport", self._writer)
-        self.scope[DEPARTURE] = Departure()  # type: ignore[literal-required]
-        self._in_body = True
-        self._deadline = self.loop.time() + self.body_timeout_s
-
-    def on_message_complete(self) -> None:
-        HttpToolsProtocol.on_message_complete(self)
-        self._in_body = False
-        self._deadline = 0.0
-
-    # -- request starts, spread over loop turns ----------------------------------------------------
-
-    def _start_asgi_task(self, cycle: RequestResponseCycle, app: Any) -> None:
-        """Start at most ``starts_per_turn`` (32) requests per turn of the event loop; queue the rest.
-
-        Requests that arrive together are otherwise all set up in one turn before the loop polls
-        again: in a burst of hundreds, none reaches its upstream until all are set up (a new
-        upstream connection completes only at the next poll), and streams already running wait
-        that long for their next chunk. Started a few per turn, the first requests of a burst go
-        out while the rest are set up, and running streams are relayed in between.
-        """
-        cls = type(self)
-        if cls._turn is None:
-            cls._turn = self.loop.call_soon(cls._next_turn, self.loop)
-        if cls._starts < cls.starts_per_turn and not cls._deferred:
-            cls._starts += 1
-            HttpToolsProtocol._start_asgi_task(self, cycle, app)
-        else:
-            cls._deferred.append((self, cycle, app))
-
-    @classmethod
-    def _next_turn(cls, loop: asyncio.AbstractEventLoop) -> None:
-        cls._turn = None
-        cls._starts = 0
-        deferred = cls._deferred
-        while deferred and cls._starts < cls.starts_per_turn:
-            protocol, cycle, app = deferred.popleft()
-            if cycle.disconnected:
-                continue  # its client left while it waited: nothing to answer
-            cls._starts += 1
-            HttpToolsProtocol._start_asgi_task(protocol, cycle, app)
-        if deferred or cls._starts:
-            cls._turn = loop.call_soon(cls._next_turn, loop)
+        if getattr(self, "transport", None) is not None:  # not a refused connection
+            super().connection_lost(exc)
 
     # -- enforcement, off the request path ---------------------------------------------------------
 
-    @classmethod
-    def _sweep_later(cls, loop: asyncio.AbstractEventLoop) -> None:
-        every = min(1.0, max(0.05, min(cls.header_timeout_s, cls.body_timeout_s) / 8))
-        cls._sweeper = loop.call_later(every, cls._sweep, loop)
-
-    @classmethod
-    def _sweep(cls, loop: asyncio.AbstractEventLoop) -> None:
-        if not cls._open:
-            cls._sweeper = None  # the next connection starts it again
-            return
-        now = loop.time()
-        for conn in [c for c in cls._open if 0.0 < c._deadline <= now]:
-            try:
-                conn._expire(now)
-            except Exception:  # one odd connection must not stop the sweeps
-                log.exception("could not enforce a connection timeout")
-                conn.transport.close()
-        cls._sweep_later(loop)
-
-    def _expire(self, now: float) -> None:
+    def head_timed_out(self, now: float) -> None:
         cycle = self.cycle
-        if not self._in_body:
-            if cycle is not None and not cycle.response_complete:
-                # A pipelined request behind a response still being sent: wait for the response.
-                self._deadline = now + self.header_timeout_s
-                return
-            self._note("header timeout", now)
-            err = RequestTimeout(f"The request headers were not received within {self.header_timeout_s:g} s.")
-            self._answer_and_close(err, anthropic=False)
+        if cycle is not None and not cycle.response_complete:
+            # A pipelined request behind a response still being sent: wait for the response.
+            self._deadline = now + self.header_timeout_s
             return
-        if self.flow.read_paused or self.pipeline:
+        self._note("header timeout", now)
+        err = RequestTimeout(f"The request headers were not received within {self.header_timeout_s:g} s.")
+        self._answer_and_close(err, anthropic=False)
+
+    def body_timed_out(self, now: float) -> None:
+        cycle = self.cycle
+        if self.read_paused or self.pipeline:
             # The gateway stopped reading (back-pressure, or the request waits behind another one):
             # the delay is not the client's, so its time starts again.
             self._deadline = now + self.body_timeout_s
@@ -299,12 +160,11 @@ class GuardedProtocol(HttpToolsProtocol):
             return
         self._note("body timeout", now)
         err = RequestTimeout(f"The request body was not received within {self.body_timeout_s:g} s.")
-        scope: dict[str, Any] = cycle.scope  # type: ignore[assignment]
+        scope = self.scope or {}
         scope[BODY_TIMEOUT] = err
         # The endpoint's receive() now sees a disconnect (read_body raises ``err``) and its send() is a
         # no-op, so nothing it writes can follow the answer written here.
-        cycle.disconnected = True
-        cycle.message_event.set()
+        cycle.disconnect()
         path = str(scope.get("path") or "")
         self._answer_and_close(err, anthropic=path == "/v1/messages" or path.startswith("/v1/messages/"))
 
@@ -315,7 +175,7 @@ class GuardedProtocol(HttpToolsProtocol):
 
     # -- refusals ------------------------------------------------------------------------------------
 
-    def _refuse(self, transport: asyncio.Transport, ip: str) -> None:
+    def _refuse_connection(self, transport: asyncio.Transport, ip: str) -> None:
         cls = type(self)
         self._note("refused", self.loop.time(), ip)
         err = HedgeError(

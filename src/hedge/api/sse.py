@@ -16,7 +16,7 @@ from typing import Protocol, TypeVar
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from hedge.api.connections import DEPARTURE, Departure
+from hedge.api.cycle import DEPARTURE, Departure
 from hedge.api.http import encoded
 from hedge.gateway.stream import Stream
 
@@ -100,7 +100,7 @@ async def unless_client_leaves(receive: Receive, work: Awaitable[T], departure: 
     """Run ``work`` while watching the client; if it disconnects, cancel ``work`` (and with it the
     upstream call) and raise :class:`ClientGone`.
 
-    ``departure``: the request's :class:`~hedge.api.connections.Departure` (its scope's
+    ``departure``: the request's :class:`~hedge.api.cycle.Departure` (its scope's
     ``DEPARTURE``), which Hedge's server protocol fires when the connection is lost; then nothing
     per request watches. Without one (another server, an in-process ASGI client) a watcher task
     reads ``receive``: call it only once the request body was read, so that ``receive`` sees

@@ -17,8 +17,8 @@ import pytest
 from uvicorn.protocols.http.httptools_impl import RequestResponseCycle
 
 from conftest import answer_lifespan
-from hedge.api.coalesce import HeldHeadCycle
 from hedge.api.connections import guarded_protocol
+from hedge.api.cycle import NAME_FORBIDDEN, VALUE_FORBIDDEN, Cycle
 from hedge.cli.net import free_port, serve_in_loop
 
 BOUND = 15.0
@@ -178,22 +178,37 @@ BAD: list[tuple[str, list[tuple[bytes, bytes]]]] = [
 ]
 
 
+class StubProtocol:
+    """What a :class:`Cycle` reads of its connection."""
+
+    def __init__(self, sink: Sink) -> None:
+        self.transport = sink
+        self.loop = asyncio.get_running_loop()
+        self.server_state = type("State", (), {"default_headers": [DATE]})()
+        self.write_paused = False
+        self.completed = 0
+
+    def on_response_complete(self, cycle: Cycle) -> None:
+        self.completed += 1
+
+
+DATE = (b"date", b"Thu, 03 Dec 2026 10:55:24 GMT")
+
+
 def _cycle(cls: type[Any], method: str, keep_alive: bool, sink: Sink) -> Any:
     from uvicorn.protocols.http.flow_control import FlowControl
 
-    from hedge.api.coalesce import HeadWriter
-
-    held = HeadWriter(sink, asyncio.get_running_loop())  # type: ignore[arg-type]
-    transport = held if cls is not RequestResponseCycle else sink
+    if cls is Cycle:
+        return Cycle(StubProtocol(sink), method, keep_alive, False)  # type: ignore[arg-type]
     scope = {"type": "http", "method": method, "http_version": "1.1", "path": "/", "query_string": b""}
     return cls(
         scope,
-        transport,
+        sink,
         FlowControl(sink),  # type: ignore[arg-type]
         logging.getLogger("t"),
         logging.getLogger("t"),
         False,
-        [(b"date", b"Thu, 03 Dec 2026 10:55:24 GMT")],
+        [DATE],
         asyncio.Event(),
         False,
         keep_alive,
@@ -220,7 +235,7 @@ async def _run(cls: type[Any], method: str, status: int, headers: Any, bodies: A
 async def test_the_head_and_body_bytes_are_uvicorns(
     name: str, method: str, status: int, headers: Any, bodies: Any, keep_alive: bool
 ) -> None:
-    ours = await _run(HeldHeadCycle, method, status, headers, bodies, keep_alive)
+    ours = await _run(Cycle, method, status, headers, bodies, keep_alive)
     theirs = await _run(RequestResponseCycle, method, status, headers, bodies, keep_alive)
     assert ours == theirs
     assert ours[0].startswith(b"HTTP/1.1 ")
@@ -230,7 +245,7 @@ async def test_the_head_and_body_bytes_are_uvicorns(
 async def test_a_forbidden_byte_in_any_header_is_refused(name: str, headers: Any) -> None:
     fine = [(b"content-type", b"application/json"), (b"x-hedge-provider", b"p")]
     for placed in ([*headers, *fine], [*fine, *headers]):
-        data, _closed, _state, outcome = await _run(HeldHeadCycle, "GET", 200, placed, [(b"", False)], True)
+        data, _closed, _state, outcome = await _run(Cycle, "GET", 200, placed, [(b"", False)], True)
         assert outcome is not None and outcome.startswith("Invalid HTTP header")
         assert data == b"", "nothing of a refused head is written"
 
@@ -240,6 +255,14 @@ async def test_a_forbidden_byte_in_any_header_is_refused(name: str, headers: Any
     [([(b"hello!", False)], "longer"), ([(b"hell", False)], "shorter")],
 )
 async def test_a_body_that_breaks_its_content_length_is_an_error(bodies: Any, error: str) -> None:
-    ours = await _run(HeldHeadCycle, "GET", 200, [CL], bodies, True)
+    ours = await _run(Cycle, "GET", 200, [CL], bodies, True)
     theirs = await _run(RequestResponseCycle, "GET", 200, [CL], bodies, True)
     assert ours[3] == theirs[3] and error in ours[3]
+
+
+def test_the_forbidden_bytes_are_the_ones_uvicorns_expressions_refuse() -> None:
+    from uvicorn.protocols.http.httptools_impl import HEADER_RE, HEADER_VALUE_RE
+
+    every = [bytes([b]) for b in range(256)]
+    assert set(NAME_FORBIDDEN) == {b[0] for b in every if HEADER_RE.search(b)}
+    assert set(VALUE_FORBIDDEN) == {b[0] for b in every if HEADER_VALUE_RE.search(b)}
