@@ -1,17 +1,30 @@
-"""Request ids: ``req_`` and 24 hex digits, never repeated, not even by a forked worker."""
+"""Request ids: ``req_`` and 24 hex digits, in time order (the ledger's primary key takes them at
+its right edge), never repeated, not even by a forked worker."""
 
 from __future__ import annotations
 
 import os
 import re
+import time
 
-from hedge.api.http import new_request_id
+from hedge.record import new_request_id
 
 
 def test_ids_are_well_formed_and_unique_across_refills() -> None:
     ids = [new_request_id() for _ in range(3000)]  # several refills of the pool
     assert all(re.fullmatch(r"req_[0-9a-f]{24}", i) for i in ids)
     assert len(set(ids)) == len(ids)
+
+
+def test_ids_sort_by_the_millisecond_they_were_made_in() -> None:
+    before = time.time()
+    first = new_request_id()
+    while time.time() < before + 0.002:  # into a later millisecond
+        pass
+    second = new_request_id()
+    assert first < second
+    made = int(first[4:16], 16) / 1000
+    assert before - 0.001 <= made <= time.time()
 
 
 def test_a_forked_child_does_not_repeat_its_parents_ids() -> None:

@@ -49,7 +49,7 @@ from hedge.api.dashboard import (
 )
 from hedge.api.experiments import experiment_detail, feedback, list_experiments
 from hedge.api.files import create_file, delete_file, file_content, get_file, list_files
-from hedge.api.http import error_response, new_request_id
+from hedge.api.http import error_response
 from hedge.api.messages import anthropic_error, messages
 from hedge.api.metrics import metrics_endpoint
 from hedge.api.models import get_model, health, list_models
@@ -66,6 +66,7 @@ from hedge.config import CONFIG_ENV, Config, load_config
 from hedge.errors import HedgeError
 from hedge.experiments.service import Experiments
 from hedge.gateway.runtime import Runtime
+from hedge.record import new_request_id
 from hedge.store.bodies import BodyLog
 
 log = logging.getLogger("hedge")

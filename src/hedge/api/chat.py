@@ -23,7 +23,6 @@ from hedge.api.http import (
     encoded,
     error_response,
     header,
-    new_request_id,
     read_body,
     runtime_of,
     tags_of,
@@ -36,7 +35,7 @@ from hedge.gateway.attempt import Native
 from hedge.gateway.pipeline import Completion, Exchange
 from hedge.gateway.runtime import Runtime
 from hedge.gateway.stream import Stream
-from hedge.record import RequestRecord, render_route
+from hedge.record import RequestRecord, new_request_id, render_route
 
 Result = Completion | Stream | HedgeError | None
 """What the pipeline made of a request; ``None``: the client left before an answer was ready."""

@@ -39,7 +39,7 @@ from starlette.responses import Response
 from hedge.access.gate import refuse_model
 from hedge.access.keys import VirtualKey
 from hedge.api.chat import hedge_headers
-from hedge.api.http import JSON, authenticate, new_request_id, read_body, runtime_of, tags_of
+from hedge.api.http import JSON, authenticate, read_body, runtime_of, tags_of
 from hedge.api.messages import anthropic_error
 from hedge.api.validation import parse_json_object, validate_chat
 from hedge.errors import HedgeError, UpstreamError
@@ -47,7 +47,7 @@ from hedge.gateway.runtime import Runtime
 from hedge.providers.anthropic import AnthropicAdapter
 from hedge.providers.anthropic_inbound import to_openai
 from hedge.providers.token_estimate import estimate_input_tokens
-from hedge.record import Outcome, RequestRecord, RouteStep
+from hedge.record import Outcome, RequestRecord, RouteStep, new_request_id
 from hedge.resilience.breaker import State
 from hedge.routing.deployment import Deployment
 

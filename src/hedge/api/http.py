@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 import hmac
 import logging
-import os
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
@@ -24,37 +23,6 @@ from hedge.store.db import is_store_error, warn_store_unavailable
 JSON = "application/json"
 log = logging.getLogger("hedge")
 Endpoint = Callable[[Request], Awaitable[Response]]
-
-
-class _RandomIds:
-    """Request ids from the OS's random source, read a few kilobytes at a time: one ``urandom``
-    system call per 512 requests rather than one each. A forked child starts with an empty pool,
-    so workers never hand out the same ids."""
-
-    SIZE = 12
-    BATCH = 512
-
-    def __init__(self) -> None:
-        self._pool = b""
-        self._at = 0
-        os.register_at_fork(after_in_child=self._forget)
-
-    def _forget(self) -> None:
-        self._pool, self._at = b"", 0
-
-    def next(self) -> str:
-        if self._at >= len(self._pool):
-            self._pool, self._at = os.urandom(self.SIZE * self.BATCH), 0
-        at = self._at
-        self._at = at + self.SIZE
-        return self._pool[at : at + self.SIZE].hex()
-
-
-_ids = _RandomIds()
-
-
-def new_request_id() -> str:
-    return "req_" + _ids.next()
 
 
 def runtime_of(request: Request) -> Runtime:

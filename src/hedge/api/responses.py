@@ -33,7 +33,6 @@ from hedge.api.http import (
     authenticate,
     error_response,
     json_response,
-    new_request_id,
     runtime_of,
     store_endpoint,
 )
@@ -43,6 +42,7 @@ from hedge.gateway.runtime import Runtime
 from hedge.gateway.stream import Stream
 from hedge.providers.openai_responses import Passthrough, ResponsesStream, error_event, under_our_id
 from hedge.providers.responses_inbound import ResponsesEvents, to_chat, to_response
+from hedge.record import new_request_id
 from hedge.store.db import is_store_error, warn_store_unavailable
 from hedge.store.responses import ResponseStore
 

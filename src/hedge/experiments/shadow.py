@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import random
 import time
 from collections.abc import Callable, Iterable
@@ -33,7 +32,7 @@ from hedge.experiments.grading import check_spec, grade_pair
 from hedge.gateway.pipeline import Completion, Exchange
 from hedge.gateway.runtime import Runtime
 from hedge.gateway.stream import Stream
-from hedge.record import RequestRecord
+from hedge.record import RequestRecord, new_request_id
 from hedge.store.experiments import ExperimentStore, PairLog
 from hedge.wire.sse import chunks
 
@@ -238,7 +237,7 @@ class Shadows:
             log.exception("shadow copy of %s to %s failed", primary.record.request_id, shadow.to)
 
     async def _pair(self, primary: Primary, shadow: ShadowConfig, primary_text: str, now: float) -> None:
-        exchange = Exchange(self.runtime, "chat", "req_" + os.urandom(12).hex(), {}, shadow=True)
+        exchange = Exchange(self.runtime, "chat", new_request_id(), {}, shadow=True)
         text, error = "", None
         try:
             answer = await exchange.serve(self._body(primary, shadow), None, ("shadow",))
