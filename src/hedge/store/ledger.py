@@ -147,8 +147,8 @@ def _upgraded(row: Row) -> Row:
 
 
 def _rollup_order(row: Row) -> tuple[Any, ...]:
-    """Rows sorted by their rollup row (hour, alias, provider, model, failed), so the trigger takes
-    those rows' locks in the same order in every replica's batch (fewer lock waits, no deadlock on
+    """Rows sorted by their rollup row (hour, alias, provider, model, failed), so PostgreSQL's trigger
+    takes those rows' locks in the same order in every replica's batch (fewer lock waits, no deadlock on
     them; one on the per-key rollup is retried through the spool like any store failure)."""
     ts = row[1] if isinstance(row[1], int | float) else 0.0
     status = row[8] if isinstance(row[8], int) else 0
@@ -291,7 +291,10 @@ class Ledger(BatchWriter[RequestRecord]):
 
     async def _write(self, rows: list[Row]) -> int:
         # Spool files outlive upgrades: rows an older version spooled are replayed with this INSERT.
-        return await super()._write(sorted((_upgraded(row) for row in rows), key=_rollup_order))
+        rows = [_upgraded(row) for row in rows]
+        if self.db.dialect == "postgresql":  # replicas' batches take the rollup rows' locks in order
+            rows.sort(key=_rollup_order)  # (SQLite has one writer at a time: nothing to order)
+        return await super()._write(rows)
 
     def _group(self, by: str, t: str) -> tuple[str, str]:
         """The group expression and any join for ``by`` over the ledger (``t`` = ``r``) or the rollup
