@@ -437,8 +437,8 @@ class StateConfig(_Strict):
     shutdown_timeout_s: float = Field(5.0, gt=0)
     """Longest wait for the database at shutdown; records it has not taken by then are spooled."""
     responses_retention_days: float = Field(30.0, gt=0)
-    """How long stored Responses API responses (``/v1/responses``) stay readable; ``hedge responses prune``
-    deletes older ones."""
+    """How long stored Responses API responses (``/v1/responses``) stay readable; a serving gateway
+    deletes older ones hourly (``hedge responses prune`` on demand)."""
 
     @field_validator("database_url")
     @classmethod

@@ -594,3 +594,44 @@ def test_prune_command(style_mocks: dict[str, Mock], logs: Path, tmp_path: Path)
             sdk.responses.retrieve(kept.id)
     finally:
         gateway.stop()
+
+
+def test_a_serving_gateway_prunes_expired_responses(style_mocks: dict[str, Mock], logs: Path) -> None:
+    """A response past ``state.responses_retention_days`` is deleted without ``hedge responses
+    prune``: the gateway prunes at start and hourly; one within the retention stays readable."""
+    import asyncio
+    import sqlite3
+    import time
+
+    from hedge.store.db import connect
+    from hedge.store.responses import DAY_S, ResponseStore
+    from hedge.store.schema import MIGRATIONS
+
+    state = logs / "responses-pruned"
+    state.mkdir()
+    db_path = state / "hedge.db"
+
+    async def seed() -> None:
+        db = await connect(f"sqlite:///{db_path}")
+        await db.migrate(MIGRATIONS)
+        store = ResponseStore(db)
+        for rid, age in (("resp_expired", 31 * DAY_S), ("resp_kept", DAY_S)):
+            body = {"id": rid, "object": "response", "created_at": int(time.time() - age), "output": []}
+            await store.save(body, [], [], None)
+        await db.close()
+
+    asyncio.run(seed())
+    gateway = start_gateway(gateway_config(style_mocks, state={"dir": str(state)}), logs)
+    try:
+        deadline = time.monotonic() + 20  # a bound on waiting, not a measurement
+        while True:
+            with sqlite3.connect(db_path) as conn:
+                ids = {row[0] for row in conn.execute("SELECT id FROM hedge_responses")}
+            if "resp_expired" not in ids or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        assert ids == {"resp_kept"}
+        kept = openai.OpenAI(base_url=gateway.base_url, api_key=MASTER_KEY, max_retries=0, timeout=20)
+        assert kept.responses.retrieve("resp_kept").id == "resp_kept"
+    finally:
+        gateway.stop()

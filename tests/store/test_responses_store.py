@@ -61,3 +61,13 @@ async def test_retention_and_prune(db: Database) -> None:
     assert await store.prune(now=NOW) == 0
     assert await ResponseStore(db, retention_days=60).get("resp_old", None, now=NOW) is None, "gone for good"
     assert await store.get("resp_new", None, now=NOW) is not None
+
+
+async def test_prune_deletes_a_backlog_in_batches(db: Database) -> None:
+    store = ResponseStore(db, retention_days=30)
+    for i in range(7):
+        await store.save(response(f"resp_old_{i}", NOW - 40 * DAY_S), [], [], None)
+    await store.save(response("resp_new", NOW - DAY_S), [], [], None)
+    assert await store.prune(now=NOW, batch=3) == 7  # batches of 3, 3 and 1
+    assert await store.prune(now=NOW, batch=3) == 0
+    assert await store.get("resp_new", None, now=NOW) is not None

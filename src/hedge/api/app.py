@@ -68,6 +68,7 @@ from hedge.experiments.service import Experiments
 from hedge.gateway.runtime import Runtime
 from hedge.record import new_request_id
 from hedge.store.bodies import BodyLog
+from hedge.store.responses import Pruner, ResponseStore
 
 log = logging.getLogger("hedge")
 
@@ -166,6 +167,9 @@ def create_app(
         app.state.batch_worker = worker
         rt.metrics.add_collector(BatchCollector(lambda: worker.totals))
         worker.start()
+        pruner = Pruner(ResponseStore(rt.db, config.state.responses_retention_days))
+        app.state.response_pruner = pruner
+        pruner.start()
         if serving:
             heap.settle()
         try:
@@ -173,6 +177,7 @@ def create_app(
         finally:
             await experiments.close()  # running shadow copies finish (or are cut) before the ledger closes
             await worker.close()
+            await pruner.close()
             if body_log is not None:
                 await body_log.close()
             await rt.close()

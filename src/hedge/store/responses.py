@@ -9,20 +9,28 @@ by response, and deleting an earlier response does not break a later one).
 A response belongs to the key that created it: ``owner`` is the virtual key's id, or the empty
 string for the master key, and every read and delete is scoped by it, so one key can neither see
 nor guess its way into another's responses. Responses older than ``state.responses_retention_days``
-are not returned, and ``hedge responses prune`` deletes them.
+are not returned; a serving gateway deletes them hourly (:class:`Pruner`), and ``hedge responses
+prune`` does so on demand.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import time
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
-from hedge.store.db import Database
+from hedge.store.db import Database, is_store_error
+
+log = logging.getLogger("hedge")
 
 DAY_S = 86400.0
+PRUNE_BATCH = 500
+"""Stored responses deleted per statement when pruning."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,13 +103,66 @@ class ResponseStore:
         )
         return True
 
-    async def prune(self, now: float | None = None) -> int:
-        """Delete every response older than the retention period; how many there were."""
+    async def prune(self, now: float | None = None, batch: int = PRUNE_BATCH) -> int:
+        """Delete every response older than the retention period; how many there were.
+
+        ``batch`` at a time, each its own statement: a backlog of millions (a first prune, or one
+        after a long outage) never holds SQLite's write lock, which the ledger's writer waits on,
+        for longer than one batch's delete."""
         oldest = self._oldest(now)
-        rows = await self.db.fetch(
-            "SELECT COUNT(*) AS n FROM hedge_responses WHERE created_at < ?", (oldest,)
-        )
-        count = int(rows[0]["n"])
-        if count:
-            await self.db.execute("DELETE FROM hedge_responses WHERE created_at < ?", (oldest,))
-        return count
+        total = 0
+        while True:
+            gone = await self.db.write_returning(
+                "DELETE FROM hedge_responses WHERE id IN "
+                "(SELECT id FROM hedge_responses WHERE created_at < ? LIMIT ?) RETURNING id",
+                (oldest, batch),
+            )
+            total += len(gone)
+            if len(gone) < batch:
+                return total
+
+
+PRUNE_EVERY_S = 3600.0
+"""How often a serving gateway deletes the stored responses past their retention."""
+
+
+class Pruner:
+    """Deletes expired stored responses in the background: once at start, then every hour.
+
+    Expired responses are never returned (:meth:`ResponseStore.get` reads within the retention), so
+    this only keeps the table from growing without bound. Every replica runs one: a delete of rows
+    another replica already deleted finds nothing, and each batch is small (:data:`PRUNE_BATCH`).
+    A database that is down is tried again at the next round."""
+
+    def __init__(self, store: ResponseStore, every_s: float = PRUNE_EVERY_S) -> None:
+        self.store = store
+        self.every_s = every_s
+        self._task: asyncio.Task[None] | None = None
+        self.pruned = 0
+        """Responses this process has deleted."""
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run())
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                count = await self.store.prune()
+            except Exception as exc:
+                if not is_store_error(exc):
+                    log.exception("pruning stored responses failed")
+                else:
+                    log.warning("stored responses not pruned: state store unavailable (%s)", exc)
+            else:
+                self.pruned += count
+                if count:
+                    log.info("pruned %d stored responses past their retention", count)
+            await asyncio.sleep(self.every_s)
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
