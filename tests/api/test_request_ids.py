@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import os
 import re
-import time
+import types
 
+import pytest
+
+from hedge import record
 from hedge.record import new_request_id
 
 
@@ -16,15 +19,15 @@ def test_ids_are_well_formed_and_unique_across_refills() -> None:
     assert len(set(ids)) == len(ids)
 
 
-def test_ids_sort_by_the_millisecond_they_were_made_in() -> None:
-    before = time.time()
+def test_ids_sort_by_the_millisecond_they_were_made_in(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = [1_800_000_000.0014]
+    monkeypatch.setattr(record, "time", types.SimpleNamespace(time=lambda: clock[0]))
     first = new_request_id()
-    while time.time() < before + 0.002:  # into a later millisecond
-        pass
+    clock[0] += 0.002  # a later millisecond
     second = new_request_id()
     assert first < second
-    made = int(first[4:16], 16) / 1000
-    assert before - 0.001 <= made <= time.time()
+    assert first[4:16] == f"{1_800_000_000_001:012x}", "the first 12 hex digits are the millisecond"
+    assert second[4:16] == f"{1_800_000_000_003:012x}"
 
 
 def test_a_forked_child_does_not_repeat_its_parents_ids() -> None:
