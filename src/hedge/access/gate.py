@@ -16,7 +16,6 @@ that serves the request instead (a cheaper model), and only ``hard_budget_usd`` 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
 import time
@@ -33,6 +32,7 @@ from hedge.errors import AuthError, HedgeError, PermissionDenied
 from hedge.record import RequestRecord
 from hedge.store.counters import Counters, window_start
 from hedge.store.ledger import Ledger
+from hedge.tasks import stop
 
 MINUTE = 60
 BOOKING_TRIES = 4
@@ -440,11 +440,8 @@ class Gate:
         return raised
 
     async def drain(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await stop(self._task)
+        self._task = None
         if self._pending:
             await asyncio.gather(*self._pending, return_exceptions=True)
 

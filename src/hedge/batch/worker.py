@@ -47,6 +47,7 @@ from hedge.routing.context import RouteContext
 from hedge.routing.deployment import Deployment
 from hedge.routing.strategies import expected_cost
 from hedge.store.db import is_store_error, warn_store_unavailable
+from hedge.tasks import stop
 
 log = logging.getLogger("hedge.batch")
 
@@ -119,10 +120,7 @@ class BatchWorker:
 
     async def close(self) -> None:
         """Stop: lines in flight are cancelled and given back, for this or another replica to run."""
-        if self._loop is not None:
-            self._loop.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._loop
+        await stop(self._loop)
         for task in list(self._lines):
             task.cancel()
         if self._lines:

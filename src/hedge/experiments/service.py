@@ -31,6 +31,7 @@ from hedge.experiments.stats import Sample, difference, lower_bound, mean_interv
 from hedge.gateway.hooks import Arm
 from hedge.gateway.runtime import Runtime
 from hedge.store.experiments import ArmAggregate, ExperimentStore, PairAggregate
+from hedge.tasks import stop
 
 log = logging.getLogger("hedge.experiments")
 REFRESH_S = 5.0
@@ -98,10 +99,7 @@ class Experiments:
         self._task = asyncio.ensure_future(self._loop())
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await stop(self._task)
         await self.shadows.close(self.runtime.config.state.shutdown_timeout_s)
 
     async def _loop(self) -> None:

@@ -17,7 +17,6 @@ server runs it in a loop.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -29,6 +28,7 @@ from hedge.errors import UpstreamError
 from hedge.resilience.failover import Failover, judge
 from hedge.routing.deployment import Deployment
 from hedge.store.leases import Leases
+from hedge.tasks import stop
 from hedge.transport import Transport
 
 log = logging.getLogger("hedge.health")
@@ -162,8 +162,5 @@ class Prober:
                 log.warning("health probe round failed", exc_info=True)
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await stop(self._task)
+        self._task = None

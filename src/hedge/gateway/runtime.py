@@ -12,7 +12,6 @@ does both, for faces that run without a server's lifespan (a batch worker,
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from pathlib import Path
 
@@ -47,6 +46,7 @@ from hedge.store.leases import CounterLeases, DatabaseLeases, Leases
 from hedge.store.ledger import Ledger
 from hedge.store.schema import MIGRATIONS
 from hedge.store.signatures import SharedSignatures, shared_memories
+from hedge.tasks import stop
 from hedge.transport import Transport
 
 log = logging.getLogger("hedge")
@@ -191,10 +191,7 @@ class Runtime:
     async def close(self) -> None:
         await self.loop_watch.close()
         await self.prober.close()
-        if self._quality_task is not None:
-            self._quality_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._quality_task
+        await stop(self._quality_task)
         await self.gate.drain()
         await self.alerts.drain()
         await self.quotas.drain()

@@ -24,6 +24,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from hedge.tasks import stop
+
 Observe = Callable[[float], None]
 
 
@@ -50,10 +52,7 @@ class LoopWatch:
         with contextlib.suppress(ValueError):
             gc.callbacks.remove(self._gc)
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await stop(task)
 
     async def _sample(self) -> None:
         clock = time.perf_counter

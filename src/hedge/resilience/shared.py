@@ -18,7 +18,6 @@ anyway, see :meth:`Breaker.adopt`.)
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
 import time
@@ -29,6 +28,7 @@ import orjson
 from hedge.resilience.breaker import FUTURE_SLACK_S, Breaker
 from hedge.resilience.failover import Failover
 from hedge.store.redis import connect_redis
+from hedge.tasks import stop
 
 log = logging.getLogger("hedge.breaker")
 
@@ -114,10 +114,7 @@ class SharedBreakers:
             await asyncio.sleep(self._interval)
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await stop(self._task)
         if self._pending:
             await asyncio.gather(*self._pending, return_exceptions=True)
         await self._redis.aclose()

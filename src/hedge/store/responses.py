@@ -16,7 +16,6 @@ prune`` does so on demand.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from typing import Any
 import orjson
 
 from hedge.store.db import Database, is_store_error
+from hedge.tasks import stop
 
 log = logging.getLogger("hedge")
 
@@ -161,8 +161,5 @@ class Pruner:
             await asyncio.sleep(self.every_s)
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await stop(self._task)
+        self._task = None

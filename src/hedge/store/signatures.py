@@ -14,13 +14,13 @@ fallback, and a warning is logged once.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from typing import Any
 
 from hedge.providers.signatures import SIGNATURES, THINKING, Signatures
 from hedge.store.redis import connect_redis
+from hedge.tasks import stop
 
 log = logging.getLogger("hedge")
 
@@ -114,10 +114,7 @@ class SharedSignatures:
             self._warn(exc)
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await stop(self._task)
         await self.flush()
         self._memory.publish(None)
         await self._redis.aclose()
