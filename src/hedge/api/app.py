@@ -168,7 +168,6 @@ def create_app(
         rt.metrics.add_collector(BatchCollector(lambda: worker.totals))
         worker.start()
         pruner = Pruner(ResponseStore(rt.db, config.state.responses_retention_days))
-        app.state.response_pruner = pruner
         pruner.start()
         if serving:
             heap.settle()

@@ -138,8 +138,6 @@ class Pruner:
         self.store = store
         self.every_s = every_s
         self._task: asyncio.Task[None] | None = None
-        self.pruned = 0
-        """Responses this process has deleted."""
 
     def start(self) -> None:
         if self._task is None:
@@ -150,12 +148,11 @@ class Pruner:
             try:
                 count = await self.store.prune()
             except Exception as exc:
-                if not is_store_error(exc):
-                    log.exception("pruning stored responses failed")
-                else:
+                if is_store_error(exc):
                     log.warning("stored responses not pruned: state store unavailable (%s)", exc)
+                else:
+                    log.exception("pruning stored responses failed")
             else:
-                self.pruned += count
                 if count:
                     log.info("pruned %d stored responses past their retention", count)
             await asyncio.sleep(self.every_s)
