@@ -29,14 +29,13 @@ each worker imports and configures from the config file in ``HEDGE_CONFIG``, as 
 from __future__ import annotations
 
 import asyncio
-import http
 import logging
 import os
 from typing import Any, ClassVar
 
 import orjson
 
-from hedge.api.server import ServerProtocol
+from hedge.api.server import ServerProtocol, closing_response
 from hedge.config import CONFIG_ENV, ServerConfig, load_config
 from hedge.errors import HedgeError
 from hedge.providers.anthropic_inbound import error_body
@@ -63,14 +62,6 @@ class RequestTimeout(HedgeError):
 
 def _default(name: str) -> Any:
     return ServerConfig.model_fields[name].default
-
-
-def _http_response(status: int, body: bytes, extra: tuple[tuple[bytes, bytes], ...] = ()) -> bytes:
-    """A whole ``connection: close`` response, for answers the protocol writes without the app."""
-    head = [f"HTTP/1.1 {status} {http.HTTPStatus(status).phrase}".encode()]
-    head += [name + b": " + value for name, value in extra]
-    head += [b"content-type: application/json", b"content-length: %d" % len(body), b"connection: close"]
-    return b"\r\n".join(head) + b"\r\n\r\n" + body
 
 
 def _error_bytes(err: HedgeError, anthropic: bool) -> bytes:
@@ -170,7 +161,7 @@ class GuardedProtocol(ServerProtocol):
 
     def _answer_and_close(self, err: RequestTimeout, anthropic: bool) -> None:
         self._deadline = 0.0
-        self.transport.write(_http_response(err.status, _error_bytes(err, anthropic)))
+        self.transport.write(closing_response(err.status, _error_bytes(err, anthropic)))
         self.transport.close()
 
     # -- refusals ------------------------------------------------------------------------------------
@@ -234,7 +225,7 @@ class _Refusal(asyncio.Protocol):
             return
         err, self.err = self.err, None
         body = _error_bytes(err, anthropic=data.startswith(b"POST /v1/messages"))
-        self.transport.write(_http_response(err.status, body, ((b"retry-after", b"1"),)))
+        self.transport.write(closing_response(err.status, body, ((b"retry-after", b"1"),)))
         if self.transport.can_write_eof():
             self.transport.write_eof()
         else:

@@ -51,13 +51,19 @@ HEAD, BODY, BUSY, IDLE = 0, 1, 2, 3
 _METHODS = {m.encode(): m for m in ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")}
 
 
+def closing_response(status: int, body: bytes, extra: tuple[tuple[bytes, bytes], ...] = ()) -> bytes:
+    """A whole JSON ``connection: close`` response, for answers written without the app."""
+    head = [STATUS_LINE[status], *(name + b": " + value + b"\r\n" for name, value in extra)]
+    head.append(b"content-type: application/json\r\ncontent-length: %d\r\n" % len(body))
+    return b"".join(head) + b"connection: close\r\n\r\n" + body
+
+
 def http_error(status: int, message: str, code: str) -> bytes:
-    """A whole ``connection: close`` response in OpenAI's error shape, written without the app."""
+    """A :func:`closing_response` in OpenAI's error shape."""
     body = orjson.dumps(
         {"error": {"message": message, "type": "invalid_request_error", "param": None, "code": code}}
     )
-    head = STATUS_LINE[status] + b"content-type: application/json\r\ncontent-length: %d\r\n" % len(body)
-    return head + b"connection: close\r\n\r\n" + body
+    return closing_response(status, body)
 
 
 class ServerProtocol(asyncio.Protocol):
